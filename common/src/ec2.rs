@@ -1,0 +1,340 @@
+//! The AWS side: every EC2 API call the tools make, in one place.
+//!
+//! Production code path only: aws-config's standard chain (profiles, SSO, env, IMDS, and the
+//! `AWS_ENDPOINT_URL` override the local cloud uses), the standard retry policy, paginators.
+//! Instances are looked up with one DescribeInstances per round for the whole set (filtering
+//! by instance id, so an id that is not visible yet — EC2 is eventually consistent right after
+//! RunInstances — is simply absent instead of failing the call).
+
+use crate::error::{Code, Error, Result};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{Filter, Instance, InstanceType, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::Client;
+use std::collections::BTreeMap;
+
+pub const TAG_CASE: &str = "ec2-tools:case";
+pub const TAG_OWNER: &str = "ec2-tools:owner";
+pub const TAG_INDEX: &str = "ec2-tools:index";
+/// Index of the instance with AmiLaunchIndex 0 in its launch: the index survives even if the
+/// tools die before tagging each instance.
+pub const TAG_INDEX_BASE: &str = "ec2-tools:index-base";
+pub const TAG_LAUNCH: &str = "ec2-tools:launch";
+pub const TAG_ROLE: &str = "ec2-tools:role";
+
+/// Instances in these states still cost money or will again.
+pub const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
+
+/// What the tools need to know of an instance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub state: String,
+    pub az: Option<String>,
+    pub instance_type: Option<String>,
+    pub ami: Option<String>,
+    pub public_dns: Option<String>,
+    pub public_ip: Option<String>,
+    pub private_ip: Option<String>,
+    pub private_dns: Option<String>,
+    pub launch_index: Option<i32>,
+    pub launched_at: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl From<&Instance> for InstanceInfo {
+    fn from(i: &Instance) -> InstanceInfo {
+        let s = |o: Option<&str>| o.filter(|s| !s.is_empty()).map(str::to_owned);
+        InstanceInfo {
+            id: i.instance_id().unwrap_or_default().to_owned(),
+            state: i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_else(|| "unknown".into()),
+            az: s(i.placement().and_then(|p| p.availability_zone())),
+            instance_type: i.instance_type().map(|t| t.as_str().to_owned()),
+            ami: s(i.image_id()),
+            public_dns: s(i.public_dns_name()),
+            public_ip: s(i.public_ip_address()),
+            private_ip: s(i.private_ip_address()),
+            private_dns: s(i.private_dns_name()),
+            launch_index: i.ami_launch_index(),
+            launched_at: i
+                .launch_time()
+                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+            tags: i
+                .tags()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_owned(),
+                        t.value().unwrap_or_default().to_owned(),
+                    ))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One RunInstances request.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    pub ami: String,
+    pub instance_type: String,
+    pub count: u32,
+    pub key_name: Option<String>,
+    pub subnet: Option<String>,
+    pub security_groups: Vec<String>,
+    pub client_token: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// A connected EC2 client and the region it talks to.
+#[derive(Clone, Debug)]
+pub struct Ec2 {
+    client: Client,
+    pub region: String,
+}
+
+/// Build the client from the standard chain; fail early, in words, when there is no region or
+/// no credentials (rather than at the first call, as an opaque dispatch error).
+pub async fn connect(region: Option<&str>) -> Result<Ec2> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_owned()));
+    }
+    let sdk = loader.load().await;
+    let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+        Error::input("no AWS region configured: set --region, AWS_REGION or a profile's region")
+    })?;
+    let provider = sdk.credentials_provider().ok_or_else(|| {
+        Error::input("no AWS credentials provider: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    })?;
+    if let Err(e) = provider.provide_credentials().await {
+        return Err(Error::input(format!(
+            "no usable AWS credentials (set AWS_PROFILE, run `aws sso login`, or set \
+             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): {}",
+            DisplayErrorContext(&e)
+        )));
+    }
+    Ok(Ec2 {
+        client: Client::new(&sdk),
+        region,
+    })
+}
+
+/// An SDK error as one line, with the exit code it stands for: AWS rejecting our parameters
+/// (an unknown AMI, a bad subnet) is configuration (2); anything else is infrastructure (3).
+fn aws_error<E>(action: &str, err: SdkError<E>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let code = err.code().map(str::to_owned);
+    let msg = match (&code, err.message()) {
+        (Some(c), Some(m)) => format!("{action}: {c}: {m}"),
+        _ => format!("{action}: {}", DisplayErrorContext(&err)),
+    };
+    let input = code.as_deref().is_some_and(|c| {
+        c.starts_with("Invalid") || c.starts_with("Missing") || c.starts_with("Unsupported")
+    });
+    Error {
+        code: if input { Code::Usage } else { Code::Infra },
+        message: msg,
+    }
+}
+
+fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
+    err.code()
+}
+
+/// Instance ids named in an AWS error message (`The instance IDs 'i-1, i-2' do not exist`).
+pub fn ids_in_message(msg: &str) -> Vec<String> {
+    msg.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| crate::descriptor::is_instance_id(w))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag::builder().key(k).value(v).build()
+}
+
+impl Ec2 {
+    /// RunInstances with MinCount = MaxCount = count (all or nothing), tagged at launch.
+    /// Returns the instances ordered by AmiLaunchIndex.
+    pub async fn run_instances(&self, spec: &LaunchSpec) -> Result<Vec<InstanceInfo>> {
+        let tags = spec.tags.iter().map(|(k, v)| tag(k, v)).collect();
+        let out = self
+            .client
+            .run_instances()
+            .image_id(&spec.ami)
+            .instance_type(InstanceType::from(spec.instance_type.as_str()))
+            .min_count(spec.count as i32)
+            .max_count(spec.count as i32)
+            .set_key_name(spec.key_name.clone())
+            .set_subnet_id(spec.subnet.clone())
+            .set_security_group_ids(
+                (!spec.security_groups.is_empty()).then(|| spec.security_groups.clone()),
+            )
+            .client_token(&spec.client_token)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(tags))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("RunInstances", e))?;
+        let mut v: Vec<InstanceInfo> = out.instances().iter().map(InstanceInfo::from).collect();
+        v.sort_by_key(|i| i.launch_index.unwrap_or(i32::MAX));
+        Ok(v)
+    }
+
+    /// Set tags on one instance.
+    pub async fn create_tags(&self, id: &str, tags: &[(String, String)]) -> Result<()> {
+        self.client
+            .create_tags()
+            .resources(id)
+            .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+            .send()
+            .await
+            .map_err(|e| aws_error("CreateTags", e).context(id))?;
+        Ok(())
+    }
+
+    /// Describe a set of instances in as few calls as possible (200 ids per filter; paginated).
+    /// Ids AWS does not (yet) know are absent from the answer.
+    pub async fn describe(&self, ids: &[String]) -> Result<Vec<InstanceInfo>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(200) {
+            let filter = Filter::builder()
+                .name("instance-id")
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            out.extend(self.describe_filtered(vec![filter]).await?);
+        }
+        Ok(out)
+    }
+
+    /// Instances carrying the case (and owner) tags, in the given states.
+    pub async fn describe_case(
+        &self,
+        case: &str,
+        owner: Option<&str>,
+        states: &[&str],
+    ) -> Result<Vec<InstanceInfo>> {
+        let mut filters = vec![
+            Filter::builder()
+                .name(format!("tag:{TAG_CASE}"))
+                .values(case)
+                .build(),
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(states.iter().map(|s| s.to_string()).collect()))
+                .build(),
+        ];
+        if let Some(o) = owner {
+            filters.push(
+                Filter::builder()
+                    .name(format!("tag:{TAG_OWNER}"))
+                    .values(o)
+                    .build(),
+            );
+        }
+        self.describe_filtered(filters).await
+    }
+
+    async fn describe_filtered(&self, filters: Vec<Filter>) -> Result<Vec<InstanceInfo>> {
+        let mut pages = self
+            .client
+            .describe_instances()
+            .set_filters(Some(filters))
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DescribeInstances", e))?;
+            for r in page.reservations() {
+                out.extend(r.instances().iter().map(InstanceInfo::from));
+            }
+        }
+        Ok(out)
+    }
+
+    /// TerminateInstances in batches. Returns each accepted id with its new state, and the ids
+    /// AWS does not know at all (an unknown id fails a whole AWS call: they are taken out and
+    /// the rest sent again).
+    pub async fn terminate(&self, ids: &[String]) -> Result<Terminated> {
+        let mut result = Terminated::default();
+        for chunk in ids.chunks(500) {
+            let mut batch: Vec<String> = chunk.to_vec();
+            while !batch.is_empty() {
+                match self
+                    .client
+                    .terminate_instances()
+                    .set_instance_ids(Some(batch.clone()))
+                    .send()
+                    .await
+                {
+                    Ok(out) => {
+                        for t in out.terminating_instances() {
+                            let id = t.instance_id().unwrap_or_default().to_owned();
+                            let state = t
+                                .current_state()
+                                .and_then(|s| s.name())
+                                .map(|n| n.as_str().to_owned())
+                                .unwrap_or_default();
+                            result.accepted.push((id, state));
+                        }
+                        break;
+                    }
+                    Err(e)
+                        if error_code(&e).is_some_and(|c| c.starts_with("InvalidInstanceID")) =>
+                    {
+                        let unknown = ids_in_message(e.message().unwrap_or_default());
+                        let before = batch.len();
+                        batch.retain(|id| !unknown.contains(id));
+                        if batch.len() == before {
+                            return Err(aws_error("TerminateInstances", e));
+                        }
+                        result
+                            .unknown
+                            .extend(unknown.into_iter().filter(|u| chunk.contains(u)));
+                    }
+                    Err(e) => return Err(aws_error("TerminateInstances", e)),
+                }
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// What TerminateInstances said.
+#[derive(Debug, Default)]
+pub struct Terminated {
+    /// (id, current state): `shutting-down` or `terminated`.
+    pub accepted: Vec<(String, String)>,
+    /// Ids AWS does not know (long gone).
+    pub unknown: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_found_in_aws_not_found_messages() {
+        assert_eq!(
+            ids_in_message("The instance IDs 'i-0123abcd, i-0123456789abcdef0' do not exist"),
+            vec!["i-0123abcd", "i-0123456789abcdef0"]
+        );
+        assert_eq!(
+            ids_in_message("The instance ID 'i-0123abcd' does not exist"),
+            vec!["i-0123abcd"]
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Typed errors that carry their exit code.
+//!
+//! Every tool promises the same exit codes (README "Exit codes"), so the code is decided where
+//! the failure is understood — a bad descriptor is bad input (2), an unreachable EC2 endpoint
+//! is infrastructure (3) — and `main` only maps it. Messages are one line and name the thing:
+//! `i-0abc: descriptor is not valid JSON: …`; the tool name is added by [`crate::tool`].
+
+use std::fmt;
+
+/// What the process exit code says about a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Code {
+    /// Everything succeeded.
+    Ok,
+    /// Some instance or host failed; the others still ran.
+    Partial,
+    /// Usage, configuration or bad input.
+    Usage,
+    /// AWS or SSH infrastructure failure, or a timeout.
+    Infra,
+    /// Interrupted by SIGINT/SIGTERM.
+    Interrupted,
+}
+
+impl Code {
+    pub fn as_u8(self) -> u8 {
+        match self {
+            Code::Ok => 0,
+            Code::Partial => 1,
+            Code::Usage => 2,
+            Code::Infra => 3,
+            Code::Interrupted => 130,
+        }
+    }
+
+    /// The code of a run made of several outcomes: the most severe wins
+    /// (interrupted > infrastructure > usage > partial > ok).
+    pub fn merge(self, other: Code) -> Code {
+        self.max(other)
+    }
+}
+
+/// An error that ends a tool, with the exit code it stands for.
+#[derive(Debug)]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Usage, configuration or bad input (exit 2).
+    pub fn input(message: impl Into<String>) -> Error {
+        Error {
+            code: Code::Usage,
+            message: message.into(),
+        }
+    }
+
+    /// AWS/SSH infrastructure failure or timeout (exit 3).
+    pub fn infra(message: impl Into<String>) -> Error {
+        Error {
+            code: Code::Infra,
+            message: message.into(),
+        }
+    }
+
+    /// Some instances failed, reported already (exit 1).
+    pub fn partial(message: impl Into<String>) -> Error {
+        Error {
+            code: Code::Partial,
+            message: message.into(),
+        }
+    }
+
+    /// Interrupted by a signal (exit 130).
+    pub fn interrupted() -> Error {
+        Error {
+            code: Code::Interrupted,
+            message: "interrupted".into(),
+        }
+    }
+
+    /// Prefix the message with what was being worked on: `i-0abc: <message>`.
+    pub fn context(mut self, what: impl fmt::Display) -> Error {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Attach context to any error, turning it into an [`Error`] of a given code.
+pub trait ResultExt<T> {
+    fn input_err(self, what: impl fmt::Display) -> Result<T>;
+    fn infra_err(self, what: impl fmt::Display) -> Result<T>;
+}
+
+impl<T, E: fmt::Display> ResultExt<T> for std::result::Result<T, E> {
+    fn input_err(self, what: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| Error::input(format!("{what}: {e}")))
+    }
+    fn infra_err(self, what: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| Error::infra(format!("{what}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        let codes: Vec<u8> = [
+            Code::Ok,
+            Code::Partial,
+            Code::Usage,
+            Code::Infra,
+            Code::Interrupted,
+        ]
+        .iter()
+        .map(|c| c.as_u8())
+        .collect();
+        assert_eq!(codes, vec![0, 1, 2, 3, 130]);
+    }
+
+    #[test]
+    fn merge_keeps_the_most_severe() {
+        assert_eq!(Code::Ok.merge(Code::Partial), Code::Partial);
+        assert_eq!(Code::Partial.merge(Code::Infra), Code::Infra);
+        assert_eq!(Code::Interrupted.merge(Code::Infra), Code::Interrupted);
+        assert_eq!(Code::Usage.merge(Code::Ok), Code::Usage);
+    }
+
+    #[test]
+    fn context_prefixes_the_message() {
+        let e = Error::input("descriptor is not valid JSON: eof").context("i-0abc");
+        assert_eq!(e.to_string(), "i-0abc: descriptor is not valid JSON: eof");
+        assert_eq!(e.code, Code::Usage);
+    }
+}

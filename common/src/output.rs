@@ -1,0 +1,129 @@
+//! Output that many threads write at once without ever mixing half-lines.
+//!
+//! Each host's output is buffered per stream and written whole lines at a time, prefixed
+//! `<address>: ` (pdsh style), under the stdout/stderr lock (as fd does). stdout carries data
+//! only; diagnostics and progress go to stderr, progress bars only when it is a terminal.
+
+use std::io::{IsTerminal, Write};
+
+/// Which local stream a [`LinePrefixer`] writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    Stdout,
+    Stderr,
+}
+
+/// Turns a byte stream into whole prefixed lines on stdout or stderr.
+pub struct LinePrefixer {
+    prefix: Vec<u8>,
+    dest: Dest,
+    pending: Vec<u8>,
+}
+
+impl LinePrefixer {
+    pub fn new(prefix: &str, dest: Dest) -> LinePrefixer {
+        LinePrefixer {
+            prefix: format!("{prefix}: ").into_bytes(),
+            dest,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Take a chunk; write every line it completes in one locked write.
+    pub fn push(&mut self, chunk: &[u8]) {
+        let Some(last_nl) = chunk.iter().rposition(|&b| b == b'\n') else {
+            self.pending.extend_from_slice(chunk);
+            return;
+        };
+        let mut out = Vec::with_capacity(self.pending.len() + last_nl + 1 + 64);
+        let complete = std::mem::take(&mut self.pending)
+            .into_iter()
+            .chain(chunk[..=last_nl].iter().copied())
+            .collect::<Vec<u8>>();
+        for line in complete.split_inclusive(|&b| b == b'\n') {
+            out.extend_from_slice(&self.prefix);
+            out.extend_from_slice(line);
+        }
+        self.pending.extend_from_slice(&chunk[last_nl + 1..]);
+        write_locked(self.dest, &out);
+    }
+
+    /// Write an unterminated last line, with a newline.
+    pub fn finish(&mut self) {
+        if !self.pending.is_empty() {
+            let mut out = self.prefix.clone();
+            out.append(&mut self.pending);
+            out.push(b'\n');
+            write_locked(self.dest, &out);
+        }
+    }
+}
+
+impl Drop for LinePrefixer {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// One write of whole lines under the stream's lock.
+pub fn write_locked(dest: Dest, bytes: &[u8]) {
+    match dest {
+        Dest::Stdout => {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(bytes);
+            let _ = o.flush();
+        }
+        Dest::Stderr => {
+            let _ = std::io::stderr().lock().write_all(bytes);
+        }
+    }
+}
+
+/// A diagnostic line on stderr: `<tool>: <message>`.
+pub fn note(tool: &str, msg: impl std::fmt::Display) {
+    write_locked(Dest::Stderr, format!("{tool}: {msg}\n").as_bytes());
+}
+
+/// A data line on stdout.
+pub fn data(line: impl std::fmt::Display) {
+    write_locked(Dest::Stdout, format!("{line}\n").as_bytes());
+}
+
+/// A progress bar on stderr when it is a terminal (and NO_COLOR is honoured); hidden otherwise.
+pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let plain = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let template = if plain {
+        "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})"
+    } else {
+        "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} {msg} ({elapsed})"
+    };
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_prefix(what.to_owned());
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_lines_are_held_until_complete() {
+        let mut p = LinePrefixer::new("h", Dest::Stderr);
+        p.push(b"abc");
+        assert_eq!(p.pending, b"abc");
+        p.push(b"def\ngh");
+        assert_eq!(p.pending, b"gh");
+        p.finish();
+        assert!(p.pending.is_empty());
+    }
+}

@@ -1,0 +1,173 @@
+//! Which instances a tool acts on: every descriptor, or those picked by `--from`, `--select`
+//! and `--role` (an intersection). Explicit selectors that match nothing are an error — a
+//! script that silently does nothing is worse than one that stops.
+
+use crate::descriptor::{is_instance_id, Descriptor, Store};
+use crate::error::{Error, Result, ResultExt};
+use clap::Args;
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct SelectArgs {
+    /// Only the instances listed in FILE ('-' for stdin): the first field of each line is an
+    /// instance id, so `ec2-create 3 | ec2-exec-remote --from - uptime` works
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Only these indexes: 1,3-5
+    #[arg(long = "select", value_name = "INDEXES", value_parser = parse_indexes)]
+    pub select: Option<BTreeSet<u32>>,
+    /// Only instances of this role
+    #[arg(long, value_name = "NAME")]
+    pub role: Option<String>,
+}
+
+impl SelectArgs {
+    pub fn is_explicit(&self) -> bool {
+        self.from.is_some() || self.select.is_some() || self.role.is_some()
+    }
+}
+
+/// `1,3-5` → {1,3,4,5}.
+pub fn parse_indexes(s: &str) -> std::result::Result<BTreeSet<u32>, String> {
+    let mut out = BTreeSet::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("{part:?} is not an index or range (like 1,3-5)");
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (
+                a.trim().parse::<u32>().map_err(|_| bad())?,
+                b.trim().parse::<u32>().map_err(|_| bad())?,
+            ),
+            None => {
+                let n = part.parse::<u32>().map_err(|_| bad())?;
+                (n, n)
+            }
+        };
+        if lo == 0 || hi < lo || hi - lo > 100_000 {
+            return Err(bad());
+        }
+        out.extend(lo..=hi);
+    }
+    if out.is_empty() {
+        return Err("no index given".into());
+    }
+    Ok(out)
+}
+
+/// Instance ids from `--from` text: first field of each non-blank, non-comment line.
+pub fn parse_id_list(text: &str, source: &str) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let Some(first) = line.split_whitespace().next() else {
+            continue;
+        };
+        if first.starts_with('#') {
+            continue;
+        }
+        if !is_instance_id(first) {
+            return Err(Error::input(format!(
+                "{source}: line {}: {first:?} is not an instance id",
+                n + 1
+            )));
+        }
+        if !ids.iter().any(|i| i == first) {
+            ids.push(first.to_owned());
+        }
+    }
+    Ok(ids)
+}
+
+fn read_from(path: &PathBuf) -> Result<(String, String)> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .input_err("--from -: stdin")?;
+        Ok((s, "--from -".into()))
+    } else {
+        let s = std::fs::read_to_string(path).input_err(format!("--from {}", path.display()))?;
+        Ok((s, format!("--from {}", path.display())))
+    }
+}
+
+/// The selected descriptors, by index. With no selector: all of them (possibly none).
+pub fn select(store: &Store, args: &SelectArgs) -> Result<Vec<Descriptor>> {
+    // Read the list before looking at the directory: in `ec2-create 3 | ec2-exec-remote
+    // --from -` the descriptors are complete only once the producer has closed the pipe.
+    let listed = match &args.from {
+        Some(path) => {
+            let (text, source) = read_from(path)?;
+            Some((parse_id_list(&text, &source)?, source))
+        }
+        None => None,
+    };
+    let mut all = store.load_all()?;
+    if let Some((ids, source)) = listed {
+        for id in &ids {
+            if !all.iter().any(|d| &d.id == id) {
+                return Err(Error::input(format!(
+                    "{id}: no descriptor in {} ({source})",
+                    store.dir().display()
+                )));
+            }
+        }
+        all.retain(|d| ids.contains(&d.id));
+    }
+    if let Some(set) = &args.select {
+        all.retain(|d| set.contains(&d.index));
+    }
+    if let Some(role) = &args.role {
+        all.retain(|d| d.role() == Some(role.as_str()));
+    }
+    if args.is_explicit() && all.is_empty() {
+        return Err(Error::input(format!(
+            "the selection matches no instance in {}",
+            store.dir().display()
+        )));
+    }
+    Ok(all)
+}
+
+/// Like [`select`], but no instance at all is an error too (for tools that run commands).
+pub fn select_some(store: &Store, args: &SelectArgs) -> Result<Vec<Descriptor>> {
+    let v = select(store, args)?;
+    if v.is_empty() {
+        return Err(Error::input(format!(
+            "no instance descriptors in {} (run ec2-create there first)",
+            store.dir().display()
+        )));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_lists_and_ranges_parse() {
+        assert_eq!(
+            parse_indexes("1,3-5")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![1, 3, 4, 5]
+        );
+        assert!(parse_indexes("0").is_err());
+        assert!(parse_indexes("5-3").is_err());
+        assert!(parse_indexes("x").is_err());
+    }
+
+    #[test]
+    fn id_lists_take_the_first_field_and_skip_blanks_and_comments() {
+        let ids = parse_id_list(
+            "i-0123abcd 127.0.0.4\n\n# c\ni-0123abce\ni-0123abcd\n",
+            "--from -",
+        )
+        .unwrap();
+        assert_eq!(ids, vec!["i-0123abcd", "i-0123abce"]);
+        let e = parse_id_list("127.0.0.4: up\n", "--from -").unwrap_err();
+        assert!(e.message.contains("line 1"), "{e}");
+    }
+}

@@ -1,0 +1,501 @@
+//! SSH: connect, authenticate, run a command, for every tool that talks to instances.
+//!
+//! libssh2 (the ssh2 crate) has sharp edges this module keeps in one place: it has no timeout
+//! unless one is set; stdout and stderr must be read together or a command that fills one
+//! stream's 2 MiB window deadlocks; `exit_status()` is only valid after `wait_close()`. Every
+//! connection first checks the address against `EC2_TOOLS_SSH_ALLOW`, and verifies the host
+//! key recorded at the first login (trust on first use). A session is used by one thread.
+
+use crate::config::{SshConfig, DEFAULT_SSH_PORT, DEFAULT_SSH_USER};
+use crate::descriptor::Descriptor;
+use ssh2::{ExtendedData, HashType, MethodType, Session};
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Where and as whom to log in.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The address as the user knows it (DNS name or IP): output prefixes and messages use it.
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Expected host-key fingerprint (`SHA256:…`), when one was recorded.
+    pub host_key: Option<String>,
+}
+
+impl Target {
+    /// The target for a descriptor: flags/env first, then what the descriptor recorded.
+    pub fn for_descriptor(d: &Descriptor, cfg: &SshConfig) -> Result<Target, SshError> {
+        let address = d.address_for(cfg.address).ok_or_else(|| {
+            SshError::new(
+                Kind::Config,
+                format!(
+                    "no address to connect to (state {})",
+                    d.state.as_deref().unwrap_or("unknown")
+                ),
+            )
+        })?;
+        Ok(Target {
+            address,
+            port: cfg.port.or(d.ssh.port).unwrap_or(DEFAULT_SSH_PORT),
+            user: cfg
+                .user
+                .clone()
+                .or_else(|| d.ssh.user.clone())
+                .unwrap_or_else(|| DEFAULT_SSH_USER.into()),
+            host_key: d.ssh.host_key.clone(),
+        })
+    }
+}
+
+/// Why an SSH operation failed; decides retries and exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The address is outside EC2_TOOLS_SSH_ALLOW: never connected.
+    Policy,
+    /// Nothing usable to connect to (no address, no key).
+    Config,
+    /// TCP connect refused, unreachable or timed out.
+    Connect,
+    /// The SSH handshake failed (e.g. sshd dropped us under MaxStartups): worth a retry.
+    Handshake,
+    /// Login refused.
+    Auth,
+    /// The host key differs from the one recorded.
+    HostKey,
+    /// The command ran past its deadline.
+    Timeout,
+    /// The session broke while running.
+    Session,
+    Interrupted,
+}
+
+#[derive(Debug, Clone)]
+pub struct SshError {
+    pub kind: Kind,
+    pub message: String,
+}
+
+impl SshError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> SshError {
+        SshError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for SshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn wrap(kind: Kind, what: &str) -> impl Fn(ssh2::Error) -> SshError + '_ {
+    move |e| SshError::new(kind, format!("{what}: {}", e.message()))
+}
+
+/// Which remote stream a chunk of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: i32,
+    /// Set when the command was killed by a signal (`code` is then 128 + n where known).
+    pub signal: Option<String>,
+}
+
+/// An authenticated SSH session to one host.
+pub struct Conn {
+    sess: Session,
+    fd: RawFd,
+    pub host_key: Option<String>,
+    pub target: Target,
+}
+
+const KEX: &str = "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,\
+diffie-hellman-group14-sha256,diffie-hellman-group16-sha512";
+const HOSTKEYS: &str = "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256,ssh-rsa";
+const CIPHERS: &str = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr";
+
+/// Resolve the target's address and keep only addresses the allow list admits.
+pub fn resolve(t: &Target, cfg: &SshConfig) -> Result<Vec<SocketAddr>, SshError> {
+    let addrs: Vec<SocketAddr> = (t.address.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| SshError::new(Kind::Connect, format!("cannot resolve {}: {e}", t.address)))?
+        .collect();
+    let allowed: Vec<SocketAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|a| cfg.allows(a.ip()))
+        .collect();
+    if allowed.is_empty() {
+        return Err(SshError::new(
+            Kind::Policy,
+            format!(
+                "{} is outside EC2_TOOLS_SSH_ALLOW ({}): refusing to connect",
+                t.address,
+                cfg.allow_list()
+            ),
+        ));
+    }
+    Ok(allowed)
+}
+
+/// Connect and log in, retrying a dropped handshake (a busy sshd throttling new connections
+/// under MaxStartups closes them before the banner) with jittered backoff.
+pub fn connect(t: &Target, cfg: &SshConfig) -> Result<Conn, SshError> {
+    let mut attempt = 0u32;
+    loop {
+        match connect_once(t, cfg) {
+            Err(e) if e.kind == Kind::Handshake && attempt < 4 => {
+                attempt += 1;
+                std::thread::sleep(jitter(Duration::from_millis(100 << attempt)));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A duration between 50% and 150% of `base`.
+pub fn jitter(base: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let frac = 0.5 + f64::from(nanos % 1000) / 1000.0;
+    base.mul_f64(frac)
+}
+
+fn connect_once(t: &Target, cfg: &SshConfig) -> Result<Conn, SshError> {
+    let addrs = resolve(t, cfg)?;
+    let timeout = cfg.connect_timeout.max(Duration::from_millis(100));
+    let mut last = None;
+    let mut tcp = None;
+    for a in &addrs {
+        match TcpStream::connect_timeout(a, timeout) {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let tcp = tcp.ok_or_else(|| {
+        let e = last.map(|e| e.to_string()).unwrap_or_default();
+        SshError::new(
+            Kind::Connect,
+            format!("connect to {}:{}: {e}", t.address, t.port),
+        )
+    })?;
+    let _ = tcp.set_nodelay(true);
+    let fd = tcp.as_raw_fd();
+    let mut sess = Session::new().map_err(wrap(Kind::Session, "ssh session"))?;
+    sess.set_timeout(timeout.as_millis().min(u32::MAX as u128) as u32);
+    for (m, prefs) in [
+        (MethodType::Kex, KEX),
+        (MethodType::HostKey, HOSTKEYS),
+        (MethodType::CryptCs, CIPHERS),
+        (MethodType::CryptSc, CIPHERS),
+    ] {
+        let _ = sess.method_pref(m, prefs);
+    }
+    sess.set_tcp_stream(tcp);
+    sess.handshake()
+        .map_err(wrap(Kind::Handshake, "ssh handshake"))?;
+
+    let host_key = sess.host_key_hash(HashType::Sha256).map(fingerprint);
+    if let (Some(want), Some(got)) = (&t.host_key, &host_key) {
+        if want != got {
+            return Err(SshError::new(
+                Kind::HostKey,
+                format!(
+                    "host key changed (recorded {want}, offered {got}): refusing to log in; \
+                     if the instance was rebuilt, remove ssh.host_key from its descriptor"
+                ),
+            ));
+        }
+    }
+    authenticate(&sess, &t.user, cfg.identity.as_ref())?;
+    sess.set_keepalive(true, 15);
+    Ok(Conn {
+        sess,
+        fd,
+        host_key,
+        target: t.clone(),
+    })
+}
+
+/// `SHA256:` + unpadded base64, as OpenSSH prints fingerprints.
+pub fn fingerprint(hash: &[u8]) -> String {
+    use base64::Engine;
+    format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)
+    )
+}
+
+fn default_identities() -> Vec<PathBuf> {
+    let Some(home) = std::env::var_os("HOME") else {
+        return vec![];
+    };
+    let ssh = PathBuf::from(home).join(".ssh");
+    ["id_ed25519", "id_rsa"]
+        .iter()
+        .map(|n| ssh.join(n))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+fn authenticate(sess: &Session, user: &str, identity: Option<&PathBuf>) -> Result<(), SshError> {
+    if let Some(key) = identity {
+        return sess
+            .userauth_pubkey_file(user, None, key, None)
+            .map_err(|e| {
+                SshError::new(
+                    Kind::Auth,
+                    format!(
+                        "login as {user} with {} refused: {}",
+                        key.display(),
+                        e.message()
+                    ),
+                )
+            });
+    }
+    let mut tried = Vec::new();
+    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        if let Ok(mut agent) = sess.agent() {
+            if agent.connect().is_ok() && agent.list_identities().is_ok() {
+                for id in agent.identities().unwrap_or_default() {
+                    if agent.userauth(user, &id).is_ok() {
+                        return Ok(());
+                    }
+                }
+                tried.push("ssh-agent".to_string());
+            }
+        }
+    }
+    for key in default_identities() {
+        if sess.userauth_pubkey_file(user, None, &key, None).is_ok() {
+            return Ok(());
+        }
+        tried.push(key.display().to_string());
+    }
+    Err(SshError::new(
+        Kind::Auth,
+        if tried.is_empty() {
+            format!("no key to log in as {user}: give --identity / EC2_TOOLS_SSH_KEY or start ssh-agent")
+        } else {
+            format!("login as {user} refused (tried {})", tried.join(", "))
+        },
+    ))
+}
+
+impl Conn {
+    /// Run `cmd` through the remote user's shell, feeding `stdin` (then EOF) and handing every
+    /// chunk of stdout and stderr to `sink` as it arrives. Both streams are drained together
+    /// (no window deadlock); the socket is polled, never spun on. `deadline` bounds the whole
+    /// command; `stop` is polled to abandon it (interruption).
+    pub fn exec(
+        &self,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+        deadline: Option<Instant>,
+        stop: &dyn Fn() -> bool,
+        sink: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<ExitInfo, SshError> {
+        let mut ch = self
+            .sess
+            .channel_session()
+            .map_err(wrap(Kind::Session, "open channel"))?;
+        ch.handle_extended_data(ExtendedData::Normal)
+            .map_err(wrap(Kind::Session, "channel"))?;
+        ch.exec(cmd).map_err(wrap(Kind::Session, "exec"))?;
+        if let Some(data) = stdin {
+            ch.write_all(data)
+                .map_err(|e| SshError::new(Kind::Session, format!("send stdin: {e}")))?;
+        }
+        ch.send_eof().map_err(wrap(Kind::Session, "send eof"))?;
+
+        self.sess.set_blocking(false);
+        let result = self.pump(&mut ch, deadline, stop, sink);
+        self.sess.set_blocking(true);
+        result?;
+        ch.wait_close()
+            .map_err(wrap(Kind::Session, "close channel"))?;
+        let code = ch
+            .exit_status()
+            .map_err(wrap(Kind::Session, "exit status"))?;
+        let signal = ch.exit_signal().ok().and_then(|s| s.exit_signal);
+        let code = match (&signal, code) {
+            (Some(sig), 0) => 128 + signal_number(sig),
+            _ => code,
+        };
+        Ok(ExitInfo { code, signal })
+    }
+
+    fn pump(
+        &self,
+        ch: &mut ssh2::Channel,
+        deadline: Option<Instant>,
+        stop: &dyn Fn() -> bool,
+        sink: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<(), SshError> {
+        let mut buf = vec![0u8; 32 * 1024];
+        let (mut out_done, mut err_done) = (false, false);
+        let mut next_keepalive = Instant::now() + Duration::from_secs(15);
+        while !(out_done && err_done) {
+            let mut progressed = false;
+            for (stream, done) in [
+                (Stream::Stdout, &mut out_done),
+                (Stream::Stderr, &mut err_done),
+            ] {
+                if *done {
+                    continue;
+                }
+                let r = match stream {
+                    Stream::Stdout => ch.stream(0).read(&mut buf),
+                    Stream::Stderr => ch.stderr().read(&mut buf),
+                };
+                match r {
+                    Ok(0) => *done = true,
+                    Ok(n) => {
+                        sink(stream, &buf[..n]);
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(SshError::new(Kind::Session, format!("read: {e}"))),
+                }
+            }
+            if progressed {
+                continue;
+            }
+            if stop() {
+                return Err(SshError::new(Kind::Interrupted, "interrupted"));
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(SshError::new(Kind::Timeout, "command timed out"));
+            }
+            if now >= next_keepalive {
+                let secs = self.sess.keepalive_send().unwrap_or(15);
+                next_keepalive = now + Duration::from_secs(u64::from(secs.max(1)));
+            }
+            let mut wait =
+                Duration::from_millis(500).min(next_keepalive.saturating_duration_since(now));
+            if let Some(d) = deadline {
+                wait = wait.min(d.saturating_duration_since(now));
+            }
+            self.wait_socket(wait);
+        }
+        Ok(())
+    }
+
+    /// Sleep until the socket is ready in the direction libssh2 is blocked on, or `wait`.
+    fn wait_socket(&self, wait: Duration) {
+        let dirs = self.sess.block_directions();
+        let mut events = 0;
+        if matches!(
+            dirs,
+            ssh2::BlockDirections::Inbound
+                | ssh2::BlockDirections::Both
+                | ssh2::BlockDirections::None
+        ) {
+            events |= libc::POLLIN;
+        }
+        if matches!(
+            dirs,
+            ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+        ) {
+            events |= libc::POLLOUT;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events,
+            revents: 0,
+        };
+        let ms = wait.as_millis().clamp(1, 1000) as libc::c_int;
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe {
+            libc::poll(&mut pfd, 1, ms);
+        }
+    }
+
+    /// Run a command and collect its output (for short probes and helper commands).
+    pub fn run_capture(
+        &self,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<(ExitInfo, Vec<u8>, Vec<u8>), SshError> {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let info = self.exec(cmd, stdin, None, &|| false, &mut |s, b| match s {
+            Stream::Stdout => out.extend_from_slice(b),
+            Stream::Stderr => err.extend_from_slice(b),
+        })?;
+        Ok((info, out, err))
+    }
+}
+
+fn signal_number(sig: &str) -> i32 {
+    match sig.trim_start_matches("SIG") {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "KILL" => 9,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        _ => 127,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(allow: &str) -> SshConfig {
+        SshConfig {
+            user: None,
+            identity: None,
+            port: None,
+            address: None,
+            allow: Some(crate::config::parse_cidrs(allow).unwrap()),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn addresses_outside_the_allow_list_are_refused_before_any_connection() {
+        let t = Target {
+            address: "54.1.2.3".into(),
+            port: 22,
+            user: "u".into(),
+            host_key: None,
+        };
+        let e = resolve(&t, &cfg("127.0.0.0/8")).unwrap_err();
+        assert_eq!(e.kind, Kind::Policy);
+        assert!(e.message.contains("outside EC2_TOOLS_SSH_ALLOW"), "{e}");
+        let t = Target {
+            address: "127.0.0.9".into(),
+            ..t
+        };
+        assert_eq!(resolve(&t, &cfg("127.0.0.0/8")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn fingerprints_look_like_openssh_ones() {
+        assert_eq!(
+            fingerprint(&[0u8; 32]),
+            "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        );
+    }
+}
