@@ -149,16 +149,24 @@ pub struct RemoteJob {
     pub timeout: Option<Duration>,
 }
 
-/// The fixed script that starts a background job: the user's command arrives on stdin (never
-/// pasted into a shell line), runs detached in its own session with stdin from /dev/null, its
-/// output in a log file, its pid and exit code recorded beside it. Prints the log's path.
+/// The fixed script that starts a background job. Its stdin carries the job file name on the
+/// first line and the user's command after it (nothing is pasted into a shell line). The
+/// command runs detached in its own session, stdin from /dev/null, output in `<name>.log`, its
+/// pid and exit code recorded in `<name>.pid` and `<name>.exit`. Prints the log's path.
 const BG_SCRIPT: &str = r#"set -e
-d="$HOME/.ec2-tools/jobs"; mkdir -p "$d"; j="$d/$EC2_TOOLS_JOB"
+IFS= read -r n
+case "$n" in ''|*[!A-Za-z0-9._-]*) echo "bad job name" >&2; exit 2 ;; esac
+d="$HOME/.ec2-tools/jobs"; mkdir -p "$d"; j="$d/$n"
 cat > "$j.cmd"
 if command -v setsid >/dev/null 2>&1; then s=setsid; else s=nohup; fi
 $s sh -c '"${SHELL:-/bin/sh}" "$1.cmd"; echo $? > "$1.exit"' sh "$j" </dev/null >"$j.log" 2>&1 &
 echo "$!" > "$j.pid"
 echo "$j.log""#;
+
+/// The name of one host's files of a background job: `<job>-<instance-id>`.
+pub fn job_file_name(job_id: &str, instance_id: &str) -> String {
+    format!("{job_id}-{instance_id}")
+}
 
 /// Run a command on every host over SSH.
 pub fn run_remote(
@@ -169,7 +177,6 @@ pub fn run_remote(
 ) -> Result<Code> {
     let targets = resolve_targets(cfg, hosts)?;
     let job_id = new_job_id();
-    let bg_script = format!("EC2_TOOLS_JOB={job_id}; {BG_SCRIPT}");
     let started_all = Instant::now();
     let results = fan_out(&targets, job.fanout, |(d, target)| {
         let started = Instant::now();
@@ -181,7 +188,8 @@ pub fn run_remote(
         let status = match ssh::connect(target, cfg) {
             Err(e) => Status::Failed(e),
             Ok(conn) if job.background => {
-                match conn.run_capture(&bg_script, Some(job.command.as_bytes())) {
+                let input = format!("{}\n{}", job_file_name(&job_id, &d.id), job.command);
+                match conn.run_capture(BG_SCRIPT, Some(input.as_bytes())) {
                     Ok((info, out, _)) if info.code == 0 => {
                         let log = String::from_utf8_lossy(&out).trim().to_owned();
                         output::data(format!("{} {} {}", d.id, address, log));
@@ -226,7 +234,7 @@ pub fn run_remote(
         output::note(
             tool_name,
             format!(
-                "job {job_id} started on {ok}/{} hosts in {:.1}s (logs: ~/.ec2-tools/jobs/{job_id}.log)",
+                "job {job_id} started on {ok}/{} hosts in {:.1}s (logs: ~/.ec2-tools/jobs/{job_id}-<instance-id>.log)",
                 outcomes.len(),
                 started_all.elapsed().as_secs_f64()
             ),
@@ -334,11 +342,8 @@ pub fn run_local(
         std::fs::create_dir_all(&log_dir)
             .map_err(|e| Error::infra(format!("{}: {e}", log_dir.display())))?;
     }
-    let width = if job.background {
-        hosts.len()
-    } else {
-        job.parallel
-    };
+    // Starting a detached command takes microseconds: one at a time keeps the index order.
+    let width = if job.background { 1 } else { job.parallel };
     let results = fan_out(hosts, width, |d| {
         let started = Instant::now();
         let env = local_env(d, cfg);

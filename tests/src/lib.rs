@@ -1,1 +1,316 @@
+//! The end-to-end harness: brings up the local cloud (moto_server + a real sshd, through
+//! `scripts/localcloud`) once per test binary, and gives each test its own test-case directory
+//! in which it runs the real workspace binaries.
+//!
+//! If the cloud cannot start, every test fails with the reason (never skips). The cloud stops
+//! itself when the test process exits (`localcloud start --watch <pid>`), even after a panic.
 
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Where the workspace binaries are: beside the test executable's `deps/` directory.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(
+        dir.join("ec2-create").is_file(),
+        "workspace binaries not built in {} (run `cargo build --workspace` first; `make test` does)",
+        dir.display()
+    );
+    dir
+}
+
+pub struct Cloud {
+    pub env: BTreeMap<String, String>,
+    _state: tempfile::TempDir,
+}
+
+static CLOUD: OnceLock<Result<Cloud, String>> = OnceLock::new();
+
+/// The shared local cloud of this test process (started on first use).
+pub fn cloud() -> &'static Cloud {
+    match CLOUD.get_or_init(start_cloud) {
+        Ok(c) => c,
+        Err(e) => panic!("the local cloud did not start: {e}"),
+    }
+}
+
+fn start_cloud() -> Result<Cloud, String> {
+    let state = tempfile::Builder::new()
+        .prefix("ec2-tools-cloud-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let out = Command::new(repo_root().join("scripts/localcloud"))
+        .args(["start", "--state"])
+        .arg(state.path())
+        .args(["--watch", &std::process::id().to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("scripts/localcloud: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scripts/localcloud start exited {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let mut env = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            env.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    for k in [
+        "AWS_ENDPOINT_URL",
+        "EC2_TOOLS_SSH_PORT",
+        "EC2_TOOLS_SSH_KEY",
+        "EC2_TOOLS_SUBNET_ID",
+    ] {
+        if !env.contains_key(k) {
+            return Err(format!("localcloud printed no {k}"));
+        }
+    }
+    // The network rule: whatever a test does, no tool connects outside loopback.
+    assert_eq!(env["EC2_TOOLS_SSH_ALLOW"], "127.0.0.0/8");
+    Ok(Cloud { env, _state: state })
+}
+
+/// One test case: a fresh directory with a unique case name, and the cloud's environment.
+pub struct Case {
+    pub dir: tempfile::TempDir,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Case {
+    pub fn new() -> Case {
+        let cloud = cloud();
+        let dir = tempfile::Builder::new().prefix("tc-").tempdir().unwrap();
+        Case {
+            dir,
+            env: cloud.env.clone(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn name(&self) -> String {
+        self.dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// A command for a workspace tool, run in the test-case directory with the cloud's env
+    /// (and nothing from the developer's own AWS or SSH setup).
+    pub fn cmd(&self, tool: &str) -> Command {
+        let mut c = Command::new(bin_dir().join(tool));
+        c.current_dir(self.path()).env_clear();
+        for k in ["PATH", "HOME", "USER", "LANG", "TMPDIR"] {
+            if let Ok(v) = std::env::var(k) {
+                c.env(k, v);
+            }
+        }
+        c.env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-creds");
+        c.envs(&self.env).stdin(Stdio::null());
+        c
+    }
+
+    /// Run a tool to completion.
+    pub fn run(&self, tool: &str, args: &[&str]) -> Run {
+        let started = Instant::now();
+        let out = self.cmd(tool).args(args).output().unwrap();
+        Run::new(out, started.elapsed())
+    }
+
+    /// Run a tool without some of the cloud's variables (so descriptors decide).
+    pub fn run_without(&self, tool: &str, args: &[&str], unset: &[&str]) -> Run {
+        let started = Instant::now();
+        let mut c = self.cmd(tool);
+        for k in unset {
+            c.env_remove(k);
+        }
+        let out = c.args(args).output().unwrap();
+        Run::new(out, started.elapsed())
+    }
+
+    /// Run a shell script in the test-case directory with the workspace binaries on PATH.
+    pub fn shell(&self, script: &str) -> Run {
+        let started = Instant::now();
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut c = self.cmd("ec2-create");
+        c.env("PATH", path);
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(script)
+            .current_dir(self.path())
+            .env_clear()
+            .stdin(Stdio::null());
+        for (k, v) in c.get_envs() {
+            if let Some(v) = v {
+                sh.env(k, v);
+            }
+        }
+        let out = sh.output().unwrap();
+        Run::new(out, started.elapsed())
+    }
+
+    /// `ec2-create N`, asserting success; returns the (id, address) lines.
+    pub fn create(&self, n: u32) -> Vec<(String, String)> {
+        let r = self.run("ec2-create", &[&n.to_string(), "--timeout", "60"]);
+        r.assert_code(0);
+        let lines: Vec<(String, String)> = r
+            .stdout
+            .lines()
+            .map(|l| {
+                let (a, b) = l.split_once(' ').unwrap();
+                (a.to_owned(), b.to_owned())
+            })
+            .collect();
+        assert_eq!(lines.len(), n as usize, "{r}");
+        lines
+    }
+
+    /// The descriptor files in the directory, parsed, by file name.
+    pub fn descriptors(&self) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        for e in std::fs::read_dir(self.path()).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("i-") {
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                out.insert(name, serde_json::from_str(&text).unwrap_or(Value::Null));
+            }
+        }
+        out
+    }
+
+    /// Rewrite one descriptor key by hand (as a user might).
+    pub fn edit(&self, id: &str, f: impl FnOnce(&mut Value)) {
+        let p = self.path().join(id);
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&p, format!("{v}\n")).unwrap();
+    }
+
+    /// What the emulator says of this case's instances (asked with boto3, independently).
+    pub fn emulator_instances(&self) -> Vec<Value> {
+        let out = self.python(&["instances", &self.name()]);
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    pub fn python(&self, args: &[&str]) -> String {
+        let out = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(repo_root().join("tests/helpers/ec2q.py"))
+            .args(args)
+            .envs(&self.env)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ec2q.py {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Instances of this case the emulator still runs (not shutting-down/terminated).
+    pub fn live_instances(&self) -> Vec<String> {
+        self.emulator_instances()
+            .iter()
+            .filter(|i| {
+                ["pending", "running", "stopping", "stopped"]
+                    .contains(&i["state"].as_str().unwrap())
+            })
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+impl Default for Case {
+    fn default() -> Self {
+        Case::new()
+    }
+}
+
+impl Drop for Case {
+    /// Never leave a test's instances running, whatever the test did.
+    fn drop(&mut self) {
+        if self.path().exists() && !self.descriptors().is_empty() {
+            let _ = self
+                .cmd("ec2-killall")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A finished tool run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn new(out: Output, elapsed: Duration) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed,
+        }
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "unexpected exit code\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {} after {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Wait until `f` holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
