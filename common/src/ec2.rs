@@ -9,7 +9,11 @@
 use crate::error::{Code, Error, Result};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{Filter, Instance, InstanceType, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{
+    Filter, Instance, InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType,
+    IpPermission, IpRange, Ipv6Range, MarketType, ResourceType, ShutdownBehavior, SpotInstanceType,
+    SpotMarketOptions, Tag, TagSpecification,
+};
 use aws_sdk_ec2::Client;
 use std::collections::BTreeMap;
 
@@ -21,6 +25,9 @@ pub const TAG_INDEX: &str = "ec2-tools:index";
 pub const TAG_INDEX_BASE: &str = "ec2-tools:index-base";
 pub const TAG_LAUNCH: &str = "ec2-tools:launch";
 pub const TAG_ROLE: &str = "ec2-tools:role";
+/// RFC 3339 time after which the instance may be swept (`ec2-killall --expired`).
+pub const TAG_EXPIRES: &str = "ec2-tools:expires";
+pub const TAG_MARKET: &str = "ec2-tools:market";
 
 /// Instances in these states still cost money or will again.
 pub const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
@@ -88,6 +95,13 @@ pub struct LaunchSpec {
     pub security_groups: Vec<String>,
     pub client_token: String,
     pub tags: Vec<(String, String)>,
+    /// Launch at least this many (spot fallback asks for 1..=count); default: count.
+    pub min_count: Option<u32>,
+    pub spot: bool,
+    /// A script run at first boot (the TTL shutdown).
+    pub user_data: Option<String>,
+    /// A shutdown from inside the instance terminates it.
+    pub terminate_on_shutdown: bool,
 }
 
 /// A connected EC2 client and the region it talks to.
@@ -134,6 +148,13 @@ where
     let code = err.code().map(str::to_owned);
     let msg = match (&code, err.message()) {
         (Some(c), Some(m)) => format!("{action}: {c}: {m}"),
+        _ if matches!(
+            err,
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+        ) =>
+        {
+            format!("{action}: cannot reach the EC2 API: {}", root_cause(&err))
+        }
         _ => format!("{action}: {}", DisplayErrorContext(&err)),
     };
     let input = code.as_deref().is_some_and(|c| {
@@ -143,6 +164,15 @@ where
         code: if input { Code::Usage } else { Code::Infra },
         message: msg,
     }
+}
+
+/// The innermost error's message (`Connection refused (os error 111)`).
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = err;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    e.to_string()
 }
 
 fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
@@ -171,8 +201,27 @@ impl Ec2 {
             .run_instances()
             .image_id(&spec.ami)
             .instance_type(InstanceType::from(spec.instance_type.as_str()))
-            .min_count(spec.count as i32)
+            .min_count(spec.min_count.unwrap_or(spec.count) as i32)
             .max_count(spec.count as i32)
+            .set_user_data(spec.user_data.as_ref().map(|u| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(u)
+            }))
+            .set_instance_initiated_shutdown_behavior(
+                spec.terminate_on_shutdown
+                    .then_some(ShutdownBehavior::Terminate),
+            )
+            .set_instance_market_options(spec.spot.then(|| {
+                InstanceMarketOptionsRequest::builder()
+                    .market_type(MarketType::Spot)
+                    .spot_options(
+                        SpotMarketOptions::builder()
+                            .spot_instance_type(SpotInstanceType::OneTime)
+                            .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
+                            .build(),
+                    )
+                    .build()
+            }))
             .set_key_name(spec.key_name.clone())
             .set_subnet_id(spec.subnet.clone())
             .set_security_group_ids(
@@ -311,6 +360,277 @@ impl Ec2 {
         }
         Ok(result)
     }
+}
+
+impl Ec2 {
+    /// StartInstances; returns (id, new state).
+    pub async fn start(&self, ids: &[String]) -> Result<Vec<(String, String)>> {
+        let out = self
+            .client
+            .start_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| aws_error("StartInstances", e))?;
+        Ok(out
+            .starting_instances()
+            .iter()
+            .map(|c| {
+                (
+                    c.instance_id().unwrap_or_default().to_owned(),
+                    state_name(c.current_state()),
+                )
+            })
+            .collect())
+    }
+
+    /// StopInstances; returns (id, new state).
+    pub async fn stop(&self, ids: &[String]) -> Result<Vec<(String, String)>> {
+        let out = self
+            .client
+            .stop_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| aws_error("StopInstances", e))?;
+        Ok(out
+            .stopping_instances()
+            .iter()
+            .map(|c| {
+                (
+                    c.instance_id().unwrap_or_default().to_owned(),
+                    state_name(c.current_state()),
+                )
+            })
+            .collect())
+    }
+
+    pub async fn reboot(&self, ids: &[String]) -> Result<()> {
+        self.client
+            .reboot_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| aws_error("RebootInstances", e))?;
+        Ok(())
+    }
+
+    /// Register the public half of a key pair (the private key never leaves this machine).
+    pub async fn import_key_pair(
+        &self,
+        name: &str,
+        public_key: &str,
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        self.client
+            .import_key_pair()
+            .key_name(name)
+            .public_key_material(aws_smithy_types::Blob::new(public_key.as_bytes()))
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::KeyPair)
+                    .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("ImportKeyPair", e).context(name))?;
+        Ok(())
+    }
+
+    pub async fn key_pair_exists(&self, name: &str) -> Result<bool> {
+        match self
+            .client
+            .describe_key_pairs()
+            .key_names(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(!out.key_pairs().is_empty()),
+            Err(e) if error_code(&e) == Some("InvalidKeyPair.NotFound") => Ok(false),
+            Err(e) => Err(aws_error("DescribeKeyPairs", e)),
+        }
+    }
+
+    pub async fn delete_key_pair(&self, name: &str) -> Result<()> {
+        match self.client.delete_key_pair().key_name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e) == Some("InvalidKeyPair.NotFound") => Ok(()),
+            Err(e) => Err(aws_error("DeleteKeyPair", e).context(name)),
+        }
+    }
+
+    /// The VPC of a subnet (or the default VPC) and its IPv4 CIDR.
+    pub async fn vpc_of(&self, subnet: Option<&str>) -> Result<(String, Option<String>)> {
+        let vpc_id = match subnet {
+            Some(s) => {
+                let out = self
+                    .client
+                    .describe_subnets()
+                    .subnet_ids(s)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("DescribeSubnets", e))?;
+                out.subnets()
+                    .first()
+                    .and_then(|s| s.vpc_id())
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::input(format!("subnet {s}: not found")))?
+            }
+            None => {
+                let out = self
+                    .client
+                    .describe_vpcs()
+                    .filters(Filter::builder().name("isDefault").values("true").build())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("DescribeVpcs", e))?;
+                out.vpcs()
+                    .first()
+                    .and_then(|v| v.vpc_id())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        Error::input(
+                            "this region has no default VPC: give --subnet / EC2_TOOLS_SUBNET_ID",
+                        )
+                    })?
+            }
+        };
+        let out = self
+            .client
+            .describe_vpcs()
+            .vpc_ids(&vpc_id)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeVpcs", e))?;
+        let cidr = out
+            .vpcs()
+            .first()
+            .and_then(|v| v.cidr_block())
+            .map(str::to_owned);
+        Ok((vpc_id, cidr))
+    }
+
+    /// A security group opening TCP 22 to `cidr` only; returns its id.
+    pub async fn create_ssh_group(
+        &self,
+        name: &str,
+        vpc: &str,
+        cidr: &ipnet::IpNet,
+        tags: &[(String, String)],
+    ) -> Result<String> {
+        let out = self
+            .client
+            .create_security_group()
+            .group_name(name)
+            .description("ec2-tools: SSH to a load-test case")
+            .vpc_id(vpc)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::SecurityGroup)
+                    .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("CreateSecurityGroup", e).context(name))?;
+        let id = out.group_id().unwrap_or_default().to_owned();
+        let perm = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(22)
+            .to_port(22);
+        let perm = match cidr {
+            ipnet::IpNet::V4(_) => perm.ip_ranges(
+                IpRange::builder()
+                    .cidr_ip(cidr.to_string())
+                    .description("ec2-tools ssh")
+                    .build(),
+            ),
+            ipnet::IpNet::V6(_) => perm.ipv6_ranges(
+                Ipv6Range::builder()
+                    .cidr_ipv6(cidr.to_string())
+                    .description("ec2-tools ssh")
+                    .build(),
+            ),
+        };
+        self.client
+            .authorize_security_group_ingress()
+            .group_id(&id)
+            .ip_permissions(perm.build())
+            .send()
+            .await
+            .map_err(|e| aws_error("AuthorizeSecurityGroupIngress", e).context(&id))?;
+        Ok(id)
+    }
+
+    /// The id of a security group by name in a VPC, if it exists.
+    pub async fn find_group(&self, name: &str, vpc: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(Filter::builder().name("group-name").values(name).build())
+            .filters(Filter::builder().name("vpc-id").values(vpc).build())
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeSecurityGroups", e))?;
+        Ok(out
+            .security_groups()
+            .first()
+            .and_then(|g| g.group_id())
+            .map(str::to_owned))
+    }
+
+    /// Delete a security group, retrying while AWS still sees it in use (instances take a
+    /// while to release their network interfaces after termination). Gone already is fine.
+    pub async fn delete_group(&self, id: &str, patience: std::time::Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = std::time::Duration::from_secs(2);
+        loop {
+            match self
+                .client
+                .delete_security_group()
+                .group_id(id)
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if error_code(&e) == Some("InvalidGroup.NotFound") => return Ok(()),
+                Err(e)
+                    if error_code(&e) == Some("DependencyViolation")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(15));
+                }
+                Err(e) => return Err(aws_error("DeleteSecurityGroup", e).context(id)),
+            }
+        }
+    }
+
+    /// Live instances of this owner carrying an expiry tag, in the whole region.
+    pub async fn describe_expiring(&self, owner: &str) -> Result<Vec<InstanceInfo>> {
+        let filters = vec![
+            Filter::builder()
+                .name(format!("tag:{TAG_OWNER}"))
+                .values(owner)
+                .build(),
+            Filter::builder()
+                .name("tag-key")
+                .values(TAG_EXPIRES)
+                .build(),
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(LIVE_STATES.iter().map(|s| s.to_string()).collect()))
+                .build(),
+        ];
+        self.describe_filtered(filters).await
+    }
+}
+
+fn state_name(s: Option<&aws_sdk_ec2::types::InstanceState>) -> String {
+    s.and_then(|s| s.name())
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 /// What TerminateInstances said.

@@ -2,8 +2,8 @@
 //!
 //! All behaviour lives here; each binary in `tools/` only parses its command line and calls
 //! one `run` function. Data flows one way: configuration ([`config`]) → selection of
-//! descriptors ([`descriptor`], [`select`]) → AWS ([`ec2`]) or SSH ([`ssh`]) work in parallel
-//! ([`exec`]) → output ([`output`]) and an exit code ([`error`]).
+//! descriptors ([`descriptor`], [`select`]) → AWS ([`ec2`], [`fleet`], [`wait`]) or SSH
+//! ([`ssh`]) work in parallel ([`exec`]) → output ([`output`]) and an exit code ([`error`]).
 
 pub mod config;
 pub mod create;
@@ -11,11 +11,15 @@ pub mod descriptor;
 pub mod ec2;
 pub mod error;
 pub mod exec;
+pub mod fleet;
 pub mod killall;
+pub mod lifecycle;
 pub mod output;
 pub mod select;
 pub mod ssh;
+pub mod status;
 pub mod tool;
+pub mod wait;
 
 pub use error::{Code, Error, Result};
 

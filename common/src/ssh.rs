@@ -6,7 +6,7 @@
 //! connection first checks the address against `EC2_TOOLS_SSH_ALLOW`, and verifies the host
 //! key recorded at the first login (trust on first use). A session is used by one thread.
 
-use crate::config::{SshConfig, DEFAULT_SSH_PORT, DEFAULT_SSH_USER};
+use crate::config::SshConfig;
 use crate::descriptor::Descriptor;
 use ssh2::{ExtendedData, HashType, MethodType, Session};
 use std::fmt;
@@ -41,12 +41,12 @@ impl Target {
         })?;
         Ok(Target {
             address,
-            port: cfg.port.or(d.ssh.port).unwrap_or(DEFAULT_SSH_PORT),
+            port: cfg.port.or(d.ssh.port).unwrap_or(cfg.fallback_port),
             user: cfg
                 .user
                 .clone()
                 .or_else(|| d.ssh.user.clone())
-                .unwrap_or_else(|| DEFAULT_SSH_USER.into()),
+                .unwrap_or_else(|| cfg.fallback_user.clone()),
             host_key: d.ssh.host_key.clone(),
         })
     }
@@ -468,6 +468,9 @@ mod tests {
             identity: None,
             port: None,
             address: None,
+            fallback_user: "u".into(),
+            fallback_port: 22,
+            fallback_address: crate::config::AddressMode::Auto,
             allow: Some(crate::config::parse_cidrs(allow).unwrap()),
             connect_timeout: Duration::from_secs(1),
         }

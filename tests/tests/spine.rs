@@ -504,7 +504,11 @@ fn unreachable_ec2_endpoint_is_exit_3() {
         .unwrap();
     let r = e2e::Run::new(out, Duration::ZERO);
     r.assert_code(3);
-    assert!(r.stderr.starts_with("ec2-create: RunInstances"), "{r}");
+    assert!(
+        r.stderr.starts_with("ec2-create: ") && r.stderr.contains("cannot reach the EC2 API"),
+        "{r}"
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{r}");
     assert!(c.descriptors().is_empty());
 }
 

@@ -1,7 +1,8 @@
-//! ec2-create N: launch N instances, wait until each accepts SSH, write their descriptors.
+//! ec2-create N: make the case hold N instances that accept SSH; write their descriptors.
 use clap::Parser;
 use common::config::{
-    self, AwsArgs, CaseArgs, Config, DirArgs, LaunchArgs, LaunchConfig, SshArgs, SshConfig,
+    self, AwsArgs, CaseArgs, Config, DirArgs, LaunchArgs, LaunchConfig, Resolver, SshArgs,
+    SshConfig,
 };
 use std::time::Duration;
 
@@ -9,19 +10,26 @@ use std::time::Duration;
 #[command(
     name = "ec2-create",
     version,
-    about = "Launch N instances, wait until each accepts an SSH login, \
-write one descriptor per instance into the test-case directory; prints `<instance-id> <address>` lines"
+    about = "Make the test case hold N running instances (of a role) that \
+accept SSH logins: reuse, start, adopt, launch only the missing; write one descriptor per instance; \
+print `<instance-id> <address>` lines"
 )]
 struct Cli {
-    /// How many instances to launch (a positive integer)
+    /// How many instances (a positive integer): the minimum the case must hold
     #[arg(value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     count: u32,
+    /// Terminate instances (of the role) above this many, highest index first
+    #[arg(long, value_name = "M")]
+    max: Option<u32>,
+    /// Launch N more regardless of what the case holds
+    #[arg(long, conflicts_with = "max")]
+    add: bool,
+    /// Role of these instances (e.g. master, slave): tagged and recorded; N counts this role
+    #[arg(long, value_name = "NAME")]
+    role: Option<String>,
     /// Give up waiting after this long (exit 3; descriptors are kept)
     #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = config::parse_duration)]
     timeout: Duration,
-    /// Tag the instances with this role (e.g. master, slave)
-    #[arg(long, value_name = "NAME")]
-    role: Option<String>,
     #[command(flatten)]
     dir: DirArgs,
     #[command(flatten)]
@@ -37,14 +45,18 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     common::tool::main("ec2-create", |args| {
         let cli: Cli = common::tool::parse(args)?;
-        let cfg = Config::resolve(&cli.dir, &cli.case, &cli.aws)?;
-        let launch = LaunchConfig::resolve(&cli.launch)?;
-        let ssh = SshConfig::resolve(&cli.ssh)?;
+        let r = Resolver::new(&cli.dir)?;
+        let cfg = Config::resolve(&r, &cli.case, &cli.aws)?;
+        let launch = LaunchConfig::resolve(&r, &cli.launch)?;
+        let ssh = SshConfig::resolve(&r, &cli.ssh)?;
         let opts = common::create::CreateOptions {
             count: cli.count,
+            max: cli.max,
+            add: cli.add,
             timeout: cli.timeout,
             role: cli.role,
             poll: Duration::from_secs(2),
+            on_ready: None,
         };
         common::create::run(&cfg, &launch, &ssh, &opts)
     })

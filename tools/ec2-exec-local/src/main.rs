@@ -1,6 +1,6 @@
 //! ec2-exec-local CMD [-bg]: run `sh -c CMD` locally once per described instance.
 use clap::Parser;
-use common::config::{DirArgs, SshArgs, SshConfig};
+use common::config::{DirArgs, Resolver, SshArgs, SshConfig};
 use common::descriptor::Store;
 use common::select::{self, SelectArgs};
 
@@ -33,8 +33,9 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     common::tool::main("ec2-exec-local", |args| {
         let cli: Cli = common::tool::parse(args)?;
-        let dir = common::config::Config::resolve_dir(&cli.dir)?;
-        let ssh = SshConfig::resolve(&cli.ssh)?;
+        let r = Resolver::new(&cli.dir)?;
+        let ssh = SshConfig::resolve(&r, &cli.ssh)?;
+        let dir = r.dir().to_path_buf();
         let store = Store::new(dir);
         let hosts = select::select_some(&store, &cli.select)?;
         let job = common::exec::LocalJob {

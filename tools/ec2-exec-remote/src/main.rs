@@ -1,6 +1,6 @@
 //! ec2-exec-remote CMD [-bg]: run CMD on every described instance over SSH, in parallel.
 use clap::Parser;
-use common::config::{self, DirArgs, SshArgs, SshConfig};
+use common::config::{self, DirArgs, Resolver, SshArgs, SshConfig};
 use common::descriptor::Store;
 use common::select::{self, SelectArgs};
 use std::time::Duration;
@@ -37,8 +37,9 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     common::tool::main("ec2-exec-remote", |args| {
         let cli: Cli = common::tool::parse(args)?;
-        let dir = common::config::Config::resolve_dir(&cli.dir)?;
-        let ssh = SshConfig::resolve(&cli.ssh)?;
+        let r = Resolver::new(&cli.dir)?;
+        let ssh = SshConfig::resolve(&r, &cli.ssh)?;
+        let dir = r.dir().to_path_buf();
         let hosts = select::select_some(&Store::new(dir), &cli.select)?;
         let job = common::exec::RemoteJob {
             command: cli.command.join(" "),

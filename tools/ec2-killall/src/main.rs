@@ -1,19 +1,23 @@
 //! ec2-killall: terminate every described instance, then remove its descriptor.
 use clap::Parser;
-use common::config::{AwsArgs, CaseArgs, Config, DirArgs};
+use common::config::{AwsArgs, CaseArgs, Config, DirArgs, Resolver};
 use common::select::SelectArgs;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "ec2-killall",
     version,
-    about = "Terminate every described instance; a descriptor is \
-removed once AWS accepted the termination. Running it twice is fine"
+    about = "Terminate every described (or selected) instance; a \
+descriptor is removed once AWS accepted the termination; the case's key pair and security group go \
+with the last instance. Running it twice is fine"
 )]
 struct Cli {
     /// Also terminate instances tagged with this case and owner that have no descriptor
     #[arg(long)]
     case_sweep: bool,
+    /// Also terminate this owner's instances past their --ttl, in the whole region
+    #[arg(long)]
+    expired: bool,
     #[command(flatten)]
     select: SelectArgs,
     #[command(flatten)]
@@ -27,9 +31,12 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     common::tool::main("ec2-killall", |args| {
         let cli: Cli = common::tool::parse(args)?;
-        let cfg = Config::resolve(&cli.dir, &cli.case, &cli.aws)?;
+        let r = Resolver::new(&cli.dir)?;
+        let cfg = Config::resolve(&r, &cli.case, &cli.aws)?;
         let opts = common::killall::KillOptions {
             case_sweep: cli.case_sweep,
+            expired: cli.expired,
+            cleanup_patience: None,
         };
         common::killall::run(&cfg, &cli.select, &opts)
     })

@@ -1,0 +1,225 @@
+//! ec2-status: what the case looks like now, from AWS, one line per instance.
+//!
+//! Refreshes the descriptors (state, addresses) with one DescribeInstances, lists instances of
+//! the case that AWS knows but the directory lacks as `untracked` (they cost money and no tool
+//! acts on them until adopted by ec2-create or swept by `ec2-killall --case-sweep`), and with
+//! `--check` tries an SSH login on each running instance. `--show-config` prints the effective
+//! configuration and where each value came from, without contacting AWS.
+
+use crate::config::{Config, Resolver, SshConfig};
+use crate::descriptor::Store;
+use crate::ec2::{self, InstanceInfo, LIVE_STATES};
+use crate::error::{Code, Result};
+use crate::exec::fan_out;
+use crate::output;
+use crate::select::{self, SelectArgs};
+use crate::ssh;
+use serde_json::json;
+
+#[derive(Debug, Clone, Default)]
+pub struct StatusOptions {
+    pub check: bool,
+    pub json: bool,
+}
+
+/// Print the effective configuration: `key value source` (or JSON lines).
+pub fn show_config(r: &Resolver, json: bool) -> Result<Code> {
+    for t in r.trace() {
+        if json {
+            output::data(json!({"key": t.key, "value": t.value, "source": t.source.to_string()}));
+        } else {
+            let v = if t.value.is_empty() {
+                "-"
+            } else {
+                t.value.as_str()
+            };
+            output::data(format!("{:<20} {:<40} {}", t.key, v, t.source));
+        }
+    }
+    if !json {
+        let files = r.files();
+        let files = if files.is_empty() {
+            "none".to_owned()
+        } else {
+            files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        output::note("ec2-status", format!("settings files in force: {files}"));
+    }
+    Ok(Code::Ok)
+}
+
+fn uptime(launched_at: Option<&str>, state: &str) -> Option<u64> {
+    if state != "running" {
+        return None;
+    }
+    let t = humantime::parse_rfc3339_weak(launched_at?).ok()?;
+    std::time::SystemTime::now()
+        .duration_since(t)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+fn human(secs: Option<u64>) -> String {
+    match secs {
+        Some(s) => humantime::format_duration(std::time::Duration::from_secs(s))
+            .to_string()
+            .replace(' ', ""),
+        None => "-".into(),
+    }
+}
+
+struct Row {
+    index: Option<u32>,
+    id: String,
+    role: Option<String>,
+    state: String,
+    address: Option<String>,
+    launched_at: Option<String>,
+    tracked: bool,
+    market: Option<String>,
+    ssh: Option<std::result::Result<(), String>>,
+}
+
+pub fn run(
+    cfg: &Config,
+    ssh_cfg: &SshConfig,
+    sel: &SelectArgs,
+    opts: &StatusOptions,
+) -> Result<Code> {
+    let store = Store::new(&cfg.dir);
+    let mut hosts = select::select(&store, sel)?;
+    let rt = crate::runtime()?;
+    let untracked: Vec<InstanceInfo> = rt.block_on(async {
+        let ec2 = ec2::connect(cfg.region.as_deref()).await?;
+        let ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
+        let infos = if ids.is_empty() {
+            vec![]
+        } else {
+            ec2.describe(&ids).await?
+        };
+        for d in hosts.iter_mut() {
+            match infos.iter().find(|i| i.id == d.id) {
+                Some(info) => {
+                    if d.update_from(info, ssh_cfg.address_mode()) {
+                        store.write(d)?;
+                    }
+                }
+                None => d.state = Some("unknown".into()),
+            }
+        }
+        if sel.is_explicit() {
+            return Ok::<_, crate::Error>(vec![]);
+        }
+        let all = store.load_all()?;
+        let case = ec2.describe_case(&cfg.case, None, LIVE_STATES).await?;
+        Ok(case
+            .into_iter()
+            .filter(|i| !all.iter().any(|d| d.id == i.id))
+            .collect())
+    })?;
+
+    let mut rows: Vec<Row> = hosts
+        .iter()
+        .map(|d| Row {
+            index: Some(d.index),
+            id: d.id.clone(),
+            role: d.role().map(str::to_owned),
+            state: d.state.clone().unwrap_or_else(|| "unknown".into()),
+            address: d.address.clone(),
+            launched_at: d.launched_at.clone(),
+            tracked: true,
+            market: d
+                .extra
+                .get("market")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            ssh: None,
+        })
+        .collect();
+    rows.extend(untracked.iter().map(|i| Row {
+        index: crate::fleet::tag_index(i),
+        id: i.id.clone(),
+        role: i.tags.get(ec2::TAG_ROLE).cloned(),
+        state: i.state.clone(),
+        address: ssh_cfg.address_mode().pick(
+            i.public_dns.as_deref(),
+            i.public_ip.as_deref(),
+            i.private_ip.as_deref(),
+        ),
+        launched_at: i.launched_at.clone(),
+        tracked: false,
+        market: i.tags.get(ec2::TAG_MARKET).cloned(),
+        ssh: None,
+    }));
+
+    if opts.check {
+        let checks = fan_out(&hosts, 32, |d| {
+            if d.state.as_deref() != Some("running") {
+                return Err(format!(
+                    "not running ({})",
+                    d.state.as_deref().unwrap_or("unknown")
+                ));
+            }
+            let t = ssh::Target::for_descriptor(d, ssh_cfg).map_err(|e| e.message)?;
+            let conn = ssh::connect(&t, ssh_cfg).map_err(|e| e.message)?;
+            match conn.run_capture("true", None) {
+                Ok((info, _, _)) if info.code == 0 => Ok(()),
+                Ok((info, _, _)) => Err(format!("`true` exited {}", info.code)),
+                Err(e) => Err(e.message),
+            }
+        });
+        for (row, c) in rows.iter_mut().zip(checks) {
+            row.ssh = c;
+        }
+    }
+
+    let mut code = Code::Ok;
+    for r in &rows {
+        let up = uptime(r.launched_at.as_deref(), &r.state);
+        if matches!(r.ssh, Some(Err(_))) {
+            code = Code::Partial;
+        }
+        if opts.json {
+            let mut v = json!({
+                "index": r.index, "id": r.id, "role": r.role, "state": r.state,
+                "address": r.address, "uptime_s": up, "launched_at": r.launched_at,
+                "tracked": r.tracked, "market": r.market,
+            });
+            if let Some(c) = &r.ssh {
+                v["ssh"] = match c {
+                    Ok(()) => json!("ok"),
+                    Err(e) => json!(e),
+                };
+            }
+            output::data(v);
+        } else {
+            let mut line = format!(
+                "{:<4} {:<20} {:<8} {:<13} {:<16} {:<10}",
+                r.index.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                r.id,
+                r.role.as_deref().unwrap_or("-"),
+                if r.tracked {
+                    r.state.clone()
+                } else {
+                    "untracked".into()
+                },
+                r.address.as_deref().unwrap_or("-"),
+                human(up),
+            );
+            match &r.ssh {
+                Some(Ok(())) => line.push_str(" ssh-ok"),
+                Some(Err(e)) => line.push_str(&format!(" ssh-failed: {e}")),
+                None => {}
+            }
+            if !r.tracked {
+                line.push_str(&format!(" ({} in AWS, no descriptor)", r.state));
+            }
+            output::data(line.trim_end());
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,422 @@
+//! Waiting for instances: to reach a state in AWS, and to accept SSH logins.
+//!
+//! One DescribeInstances per round for the whole set (never per instance); SSH probes run in
+//! parallel on their own threads as soon as an instance is running with an address, each with
+//! jittered backoff. Descriptors are updated as addresses and states appear. A probe can carry
+//! a hook that runs on the fresh connection the moment that instance is ready (provisioning
+//! while the others still boot), and a check that must hold for the instance to count as ready
+//! (after a reboot: a new boot id).
+
+use crate::config::SshConfig;
+use crate::descriptor::{Descriptor, Store};
+use crate::ec2::Ec2;
+use crate::error::{Error, Result};
+use crate::output;
+use crate::ssh::{self, Conn, Kind, SshError, Target};
+use crate::tool;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Runs on a ready instance's connection before it counts as ready; an error fails it.
+pub type ReadyHook =
+    Arc<dyn Fn(&Descriptor, &Conn) -> std::result::Result<(), String> + Send + Sync>;
+
+/// What "ready" means beyond a login that runs `true`.
+#[derive(Clone, Default)]
+pub struct ReadyCheck {
+    /// Boot ids seen before a reboot: ready only once the id differs. After `grace` with SSH
+    /// never down and the id unchanged, the instance is taken as ready with a warning (AWS
+    /// itself hard-reboots an instance that does not reboot cleanly within minutes).
+    pub old_boot_ids: BTreeMap<String, String>,
+    pub grace: Duration,
+    pub hook: Option<ReadyHook>,
+}
+
+/// The result of a wait.
+#[derive(Debug, Default)]
+pub struct Waited {
+    /// Ready, in index order.
+    pub ready: Vec<Descriptor>,
+    /// Not ready: (descriptor, why), in index order.
+    pub failed: Vec<(Descriptor, String)>,
+    pub timed_out: bool,
+    pub interrupted: bool,
+}
+
+enum Probe {
+    Ready {
+        id: String,
+        host_key: Option<String>,
+    },
+    Retrying {
+        id: String,
+        error: String,
+    },
+    Fatal {
+        id: String,
+        error: String,
+    },
+}
+
+const BOOT_ID: &str = "cat /proc/sys/kernel/random/boot_id 2>/dev/null || true";
+
+/// Read an instance's boot id over an open connection (empty when the OS has none).
+pub fn boot_id(conn: &Conn) -> Option<String> {
+    conn.run_capture(BOOT_ID, None)
+        .ok()
+        .map(|(_, out, _)| String::from_utf8_lossy(&out).trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Wait until every instance is `running` and accepts an SSH login (plus `check`), or the
+/// deadline passes. Instances that stop or terminate meanwhile fail at once.
+pub async fn ready(
+    ec2: &Ec2,
+    ssh_cfg: &SshConfig,
+    store: &Store,
+    descs: Vec<Descriptor>,
+    timeout: Duration,
+    poll: Duration,
+    check: ReadyCheck,
+) -> Result<Waited> {
+    let deadline = Instant::now() + timeout;
+    let mode = ssh_cfg.address_mode();
+    let mut descs: BTreeMap<String, Descriptor> =
+        descs.into_iter().map(|d| (d.id.clone(), d)).collect();
+    let mut probing: BTreeSet<String> = BTreeSet::new();
+    let mut last_error: BTreeMap<String, String> = BTreeMap::new();
+    let mut ready: BTreeSet<String> = BTreeSet::new();
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Probe>();
+    let bar = output::progress(descs.len() as u64, "ready");
+    let check = Arc::new(check);
+    let mut timed_out = false;
+
+    loop {
+        if tool::interrupted() {
+            break;
+        }
+        let waiting: Vec<String> = descs
+            .iter()
+            .filter(|(id, d)| {
+                !ready.contains(*id)
+                    && !failed.contains_key(*id)
+                    && d.state.as_deref() != Some("running")
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !waiting.is_empty() {
+            for info in ec2.describe(&waiting).await? {
+                let Some(d) = descs.get_mut(&info.id) else {
+                    continue;
+                };
+                if d.update_from(&info, mode) {
+                    store.write(d)?;
+                }
+                if matches!(
+                    info.state.as_str(),
+                    "shutting-down" | "terminated" | "stopping" | "stopped"
+                ) {
+                    failed.insert(
+                        info.id.clone(),
+                        format!("{} while waiting for it to run", info.state),
+                    );
+                }
+            }
+        }
+        for (id, d) in &descs {
+            if d.state.as_deref() != Some("running")
+                || probing.contains(id)
+                || ready.contains(id)
+                || failed.contains_key(id)
+            {
+                continue;
+            }
+            match Target::for_descriptor(d, ssh_cfg) {
+                Ok(target) => {
+                    probing.insert(id.clone());
+                    spawn_probe(
+                        d.clone(),
+                        target,
+                        ssh_cfg.clone(),
+                        deadline,
+                        stop.clone(),
+                        tx.clone(),
+                        check.clone(),
+                    );
+                }
+                Err(e) => {
+                    last_error.insert(id.clone(), e.message);
+                }
+            }
+        }
+        if ready.len() + failed.len() == descs.len() {
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            timed_out = true;
+            break;
+        }
+        let round_end = tokio::time::Instant::from_std((now + poll).min(deadline));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(round_end) => break,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if tool::interrupted() { break; }
+                }
+                Some(msg) = rx.recv() => match msg {
+                    Probe::Ready { id, host_key } => {
+                        if let Some(d) = descs.get_mut(&id) {
+                            if d.ssh.host_key.is_none() && host_key.is_some() {
+                                d.ssh.host_key = host_key;
+                                store.write(d)?;
+                            }
+                        }
+                        probing.remove(&id);
+                        ready.insert(id);
+                        bar.inc(1);
+                        if ready.len() + failed.len() == descs.len() { break; }
+                    }
+                    Probe::Retrying { id, error } => { last_error.insert(id, error); }
+                    Probe::Fatal { id, error } => {
+                        probing.remove(&id);
+                        failed.insert(id, error);
+                        if ready.len() + failed.len() == descs.len() { break; }
+                    }
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    bar.finish_and_clear();
+
+    let mut all: Vec<Descriptor> = descs.into_values().collect();
+    all.sort_by_key(|d| d.index);
+    let mut out = Waited {
+        timed_out,
+        interrupted: tool::interrupted(),
+        ..Default::default()
+    };
+    for d in all {
+        if ready.contains(&d.id) {
+            out.ready.push(d);
+        } else {
+            let why = failed
+                .get(&d.id)
+                .or_else(|| last_error.get(&d.id))
+                .cloned()
+                .unwrap_or_else(|| format!("state {}", d.state.as_deref().unwrap_or("unknown")));
+            out.failed.push((d, why));
+        }
+    }
+    Ok(out)
+}
+
+impl Waited {
+    /// `i-… (#2) (127.0.0.5): why; …`
+    pub fn failures(&self) -> String {
+        self.failed
+            .iter()
+            .map(|(d, why)| {
+                format!(
+                    "{} ({}): {why}",
+                    d.label(),
+                    d.address.as_deref().unwrap_or("no address")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Print `<id> <address>` for the ready ones, in index order.
+    pub fn print_ready(&self) {
+        for d in &self.ready {
+            output::data(format!("{} {}", d.id, d.address.as_deref().unwrap_or("-")));
+        }
+    }
+
+    /// The error for a wait that did not fully succeed (None when all are ready).
+    pub fn error(&self, what: &str, timeout: Duration) -> Option<Error> {
+        if self.interrupted {
+            return Some(Error::interrupted().context(format!(
+                "{} of {} instances not ready; descriptors kept (ec2-killall terminates them)",
+                self.failed.len(),
+                self.failed.len() + self.ready.len()
+            )));
+        }
+        if self.failed.is_empty() {
+            return None;
+        }
+        let n = self.failed.len();
+        let total = n + self.ready.len();
+        Some(if self.timed_out {
+            Error::infra(format!(
+                "timed out after {} waiting for {n} of {total} instances to {what} (descriptors kept): {}",
+                humantime::format_duration(timeout),
+                self.failures()
+            ))
+        } else if self
+            .failed
+            .iter()
+            .any(|(_, why)| why.contains("EC2_TOOLS_SSH_ALLOW"))
+        {
+            Error::infra(self.failures())
+        } else {
+            Error::partial(format!(
+                "{n} of {total} instances failed to {what} (descriptors kept): {}",
+                self.failures()
+            ))
+        })
+    }
+}
+
+fn spawn_probe(
+    d: Descriptor,
+    target: Target,
+    cfg: SshConfig,
+    deadline: Instant,
+    stop: Arc<AtomicBool>,
+    tx: tokio::sync::mpsc::UnboundedSender<Probe>,
+    check: Arc<ReadyCheck>,
+) {
+    std::thread::spawn(move || {
+        let id = d.id.clone();
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(500);
+        loop {
+            if stop.load(Ordering::Relaxed) || tool::interrupted() || Instant::now() >= deadline {
+                return;
+            }
+            let attempt = ssh::connect(&target, &cfg).and_then(|conn| {
+                let (info, out, err) = conn.run_capture(&format!("true && {BOOT_ID}"), None)?;
+                if info.code != 0 {
+                    return Err(SshError::new(
+                        Kind::Session,
+                        format!(
+                            "login works but `true` exited {}: {}",
+                            info.code,
+                            String::from_utf8_lossy(&err).trim()
+                        ),
+                    ));
+                }
+                if let Some(old) = check.old_boot_ids.get(&id) {
+                    let now = String::from_utf8_lossy(&out).trim().to_owned();
+                    if &now == old {
+                        if started.elapsed() < check.grace {
+                            return Err(SshError::new(
+                                Kind::Session,
+                                "not rebooted yet (same boot id)",
+                            ));
+                        }
+                        output::note(
+                            "ec2-tools",
+                            format!(
+                                "{id}: still the same boot id after {}; taking it as ready",
+                                humantime::format_duration(check.grace)
+                            ),
+                        );
+                    }
+                }
+                Ok(conn)
+            });
+            match attempt {
+                Ok(conn) => {
+                    if let Some(hook) = &check.hook {
+                        if let Err(e) = hook(&d, &conn) {
+                            let _ = tx.send(Probe::Fatal { id, error: e });
+                            return;
+                        }
+                    }
+                    let _ = tx.send(Probe::Ready {
+                        id,
+                        host_key: conn.host_key.clone(),
+                    });
+                    return;
+                }
+                Err(error) if matches!(error.kind, Kind::Policy | Kind::HostKey | Kind::Config) => {
+                    let _ = tx.send(Probe::Fatal {
+                        id,
+                        error: error.message,
+                    });
+                    return;
+                }
+                Err(error) => {
+                    let _ = tx.send(Probe::Retrying {
+                        id: id.clone(),
+                        error: error.message,
+                    });
+                }
+            }
+            std::thread::sleep(ssh::jitter(pause));
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    });
+}
+
+/// Wait until every instance reaches one of `states` in AWS (stop: `stopped`); instances AWS
+/// no longer lists count as `terminated`.
+pub async fn state(
+    ec2: &Ec2,
+    ssh_cfg: &SshConfig,
+    store: &Store,
+    descs: &mut [Descriptor],
+    states: &[&str],
+    timeout: Duration,
+    poll: Duration,
+) -> Result<Vec<String>> {
+    let deadline = Instant::now() + timeout;
+    let mode = ssh_cfg.address_mode();
+    loop {
+        tool::check_interrupted()?;
+        let pending: Vec<String> = descs
+            .iter()
+            .filter(|d| !states.contains(&d.state.as_deref().unwrap_or("")))
+            .map(|d| d.id.clone())
+            .collect();
+        if pending.is_empty() {
+            return Ok(vec![]);
+        }
+        let infos = ec2.describe(&pending).await?;
+        for d in descs.iter_mut().filter(|d| pending.contains(&d.id)) {
+            match infos.iter().find(|i| i.id == d.id) {
+                Some(info) => {
+                    if d.update_from(info, mode) {
+                        store.write(d)?;
+                    }
+                }
+                None if states.contains(&"terminated") => d.state = Some("terminated".into()),
+                None => {}
+            }
+        }
+        let still: Vec<String> = descs
+            .iter()
+            .filter(|d| !states.contains(&d.state.as_deref().unwrap_or("")))
+            .map(|d| {
+                format!(
+                    "{} ({})",
+                    d.label(),
+                    d.state.as_deref().unwrap_or("unknown")
+                )
+            })
+            .collect();
+        if still.is_empty() {
+            return Ok(vec![]);
+        }
+        if Instant::now() >= deadline {
+            return Ok(still);
+        }
+        let wait = poll.min(deadline.saturating_duration_since(Instant::now()));
+        let end = Instant::now() + wait;
+        while Instant::now() < end {
+            tool::check_interrupted()?;
+            tokio::time::sleep(
+                Duration::from_millis(100).min(end.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+    }
+}
