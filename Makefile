@@ -24,6 +24,7 @@ test: setup
 demo: setup build
 	scripts/demo tour
 	scripts/demo tripcom
+	scripts/demo master-slaves
 
 install:
 	for t in $(TOOLS); do $(CARGO) install --locked --path tools/$$t || exit 1; done

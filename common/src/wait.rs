@@ -383,11 +383,8 @@ pub async fn state(
         let infos = ec2.describe(&pending).await?;
         for d in descs.iter_mut().filter(|d| pending.contains(&d.id)) {
             match infos.iter().find(|i| i.id == d.id) {
-                Some(info) => {
-                    if d.update_from(info, mode) {
-                        store.write(d)?;
-                    }
-                }
+                Some(info) if d.update_from(info, mode) => store.write(d)?,
+                Some(_) => {}
                 None if states.contains(&"terminated") => d.state = Some("terminated".into()),
                 None => {}
             }

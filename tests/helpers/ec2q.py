@@ -1,7 +1,10 @@
 """Independent view of the emulator for the end-to-end tests (boto3, not our Rust code).
 
 usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec2-tools:case=CASE
-       ec2q.py run CASE N [OWNER]    -> launch N instances tagged with CASE (as if by a lost run)
+       ec2q.py run CASE N OWNER      -> launch N instances tagged with CASE (as if by a lost run)
+       ec2q.py keypairs CASE         -> names of the case's key pairs
+       ec2q.py groups CASE           -> the case's security groups and their rules
+       ec2q.py instance ID           -> one instance: state, type, key, groups, tags, user data
 """
 import json
 import os
@@ -29,5 +32,28 @@ elif cmd == "run":
                               {"Key": "ec2-tools:case", "Value": case},
                               {"Key": "ec2-tools:owner", "Value": owner}]}])
     print(json.dumps([i["InstanceId"] for i in r["Instances"]]))
+elif cmd == "keypairs":
+    out = [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"] if k["KeyName"].startswith("ec2-tools-" + case + "-")]
+    print(json.dumps(out))
+elif cmd == "groups":
+    out = []
+    for g in ec2.describe_security_groups()["SecurityGroups"]:
+        if g["GroupName"].startswith("ec2-tools-" + case + "-"):
+            rules = [(p.get("FromPort"), p.get("ToPort"), [r["CidrIp"] for r in p.get("IpRanges", [])])
+                     for p in g["IpPermissions"]]
+            out.append({"id": g["GroupId"], "name": g["GroupName"], "rules": rules})
+    print(json.dumps(out))
+elif cmd == "instance":
+    i = ec2.describe_instances(InstanceIds=[case])["Reservations"][0]["Instances"][0]
+    attr = lambda a: ec2.describe_instance_attribute(InstanceId=case, Attribute=a)
+    ud = attr("userData").get("UserData", {}).get("Value")
+    sb = attr("instanceInitiatedShutdownBehavior").get("InstanceInitiatedShutdownBehavior", {}).get("Value")
+    import base64
+    print(json.dumps({"state": i["State"]["Name"], "type": i["InstanceType"], "key": i.get("KeyName"),
+                      "groups": [g["GroupId"] for g in i.get("SecurityGroups", [])],
+                      "lifecycle": i.get("InstanceLifecycle"),
+                      "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])},
+                      "user_data": base64.b64decode(ud).decode() if ud else None,
+                      "shutdown_behavior": sb}))
 else:
     sys.exit("unknown command " + cmd)

@@ -1,0 +1,68 @@
+//! The example test cases in `testcases/` are documentation that must keep working: each one
+//! runs end to end on the local cloud and leaves no instance running.
+
+use e2e::{repo_root, Case};
+
+fn run_testcase(name: &str) -> e2e::Run {
+    let c = Case::new();
+    let script = repo_root().join("testcases").join(name).join("run.sh");
+    let r = c.shell(&format!("'{}' '{}'", script.display(), c.path().display()));
+    r.assert_code(0);
+    let left: Vec<String> = std::fs::read_dir(c.path())
+        .unwrap()
+        .flat_map(|e| std::fs::read_dir(e.unwrap().path()).into_iter().flatten())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("i-"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{name} left descriptors behind: {left:?}\n{r}"
+    );
+    r
+}
+
+#[test]
+fn tripcom_sample_runs_end_to_end() {
+    let r = run_testcase("tripcom");
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.contains("kernel up on"))
+            .count(),
+        2,
+        "{r}"
+    );
+}
+
+#[test]
+fn tour_of_every_tool_runs_end_to_end() {
+    let r = run_testcase("tour");
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.ends_with("request 2 ok"))
+            .count(),
+        3,
+        "{r}"
+    );
+    assert!(r.stdout.contains("exited 1 as documented"), "{r}");
+}
+
+#[test]
+fn master_slaves_tells_every_slave_the_master_address() {
+    let r = run_testcase("master-slaves");
+    let reports: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains("slave reporting to master at 127.0."))
+        .collect();
+    assert_eq!(reports.len(), 3, "{r}");
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.ends_with("master ready"))
+            .count(),
+        1,
+        "{r}"
+    );
+}
