@@ -1,15 +1,17 @@
 //! Fan-out: run one thing per instance, many at once, and report per host.
 //!
 //! A fixed pool of worker threads takes hosts in index order; one failing host never stops the
-//! others (its error becomes its result); a signal stops new hosts from starting. The remote
-//! and local runners share the outcome type, the output prefixing and the summary, so
-//! ec2-exec-remote and ec2-exec-local behave alike.
+//! others (its error becomes its result); a signal stops new hosts from starting, and the
+//! remote process groups already started are killed. The remote and local runners share the
+//! outcome type, the output modes and the summary ([`crate::results`]), so ec2-exec-remote and
+//! ec2-exec-local behave alike.
 
 use crate::config::SshConfig;
 use crate::descriptor::{Descriptor, Store};
 use crate::error::{Code, Error, Result};
 use crate::output::{self, Dest, LinePrefixer};
-use crate::ssh::{self, Kind, SshError, Stream, Target};
+use crate::results::{Collector, Outcome, ResultOpts, Status};
+use crate::ssh::{self, Conn, Kind, SshError, Target};
 use crate::tool;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -17,7 +19,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Run `f` on every item with at most `width` at once, in order of the items. Items not
 /// started because of an interruption come back as `None`.
@@ -45,84 +47,9 @@ pub fn fan_out<T: Sync, R: Send>(
     results.into_inner().unwrap()
 }
 
-/// How one host's run ended.
-#[derive(Debug, Clone)]
-pub enum Status {
-    /// The command ran and exited with this code.
-    Exited(i32),
-    /// It could not be run, or did not finish.
-    Failed(SshError),
-    /// Not started: interrupted first.
-    NotStarted,
-}
-
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub id: String,
-    pub index: u32,
-    pub address: String,
-    pub status: Status,
-    pub duration: Duration,
-}
-
-impl Outcome {
-    pub fn ok(&self) -> bool {
-        matches!(self.status, Status::Exited(0))
-    }
-}
-
-/// The exit code of a fan-out, and the summary on stderr when anything failed:
-/// `failed 2/5: 127.0.0.5 (i-…): exit 2; 127.0.0.6 (i-…): connect …`.
-pub fn report(tool_name: &str, outcomes: &[Outcome]) -> Code {
-    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
-    if failed.is_empty() {
-        return if tool::interrupted() {
-            Code::Interrupted
-        } else {
-            Code::Ok
-        };
-    }
-    let detail: Vec<String> = failed
-        .iter()
-        .map(|o| {
-            let why = match &o.status {
-                Status::Exited(c) => format!("exit {c}"),
-                Status::Failed(e) => e.message.clone(),
-                Status::NotStarted => "not started (interrupted)".into(),
-            };
-            format!("{} ({}): {why}", o.address, o.id)
-        })
-        .collect();
-    output::note(
-        tool_name,
-        format!(
-            "ok {}/{}, failed {}: {}",
-            outcomes.len() - failed.len(),
-            outcomes.len(),
-            failed.len(),
-            detail.join("; ")
-        ),
-    );
-    if tool::interrupted() {
-        Code::Interrupted
-    } else {
-        Code::Partial
-    }
-}
-
-fn outcome_for(d: &Descriptor, address: String, status: Status, started: Instant) -> Outcome {
-    Outcome {
-        id: d.id.clone(),
-        index: d.index,
-        address,
-        status,
-        duration: started.elapsed(),
-    }
-}
-
 /// A job id for `-bg` runs: sortable by time, unique enough across runs.
 pub fn new_job_id() -> String {
-    let now = std::time::SystemTime::now();
+    let now = SystemTime::now();
     let stamp: String = humantime::format_rfc3339_seconds(now)
         .to_string()
         .chars()
@@ -144,110 +71,20 @@ pub fn new_job_id() -> String {
 #[derive(Debug, Clone)]
 pub struct RemoteJob {
     pub command: String,
-    pub background: bool,
     pub fanout: usize,
+    /// Bounds the whole command on each host; the remote process group is killed after it.
     pub timeout: Option<Duration>,
-}
-
-/// The fixed script that starts a background job. Its stdin carries the job file name on the
-/// first line and the user's command after it (nothing is pasted into a shell line). The
-/// command runs detached in its own session, stdin from /dev/null, output in `<name>.log`, its
-/// pid and exit code recorded in `<name>.pid` and `<name>.exit`. Prints the log's path.
-const BG_SCRIPT: &str = r#"set -e
-IFS= read -r n
-case "$n" in ''|*[!A-Za-z0-9._-]*) echo "bad job name" >&2; exit 2 ;; esac
-d="$HOME/.ec2-tools/jobs"; mkdir -p "$d"; j="$d/$n"
-cat > "$j.cmd"
-if command -v setsid >/dev/null 2>&1; then s=setsid; else s=nohup; fi
-$s sh -c '"${SHELL:-/bin/sh}" "$1.cmd"; echo $? > "$1.exit"' sh "$j" </dev/null >"$j.log" 2>&1 &
-echo "$!" > "$j.pid"
-echo "$j.log""#;
-
-/// The name of one host's files of a background job: `<job>-<instance-id>`.
-pub fn job_file_name(job_id: &str, instance_id: &str) -> String {
-    format!("{job_id}-{instance_id}")
-}
-
-/// Run a command on every host over SSH.
-pub fn run_remote(
-    tool_name: &str,
-    cfg: &SshConfig,
-    hosts: &[Descriptor],
-    job: &RemoteJob,
-) -> Result<Code> {
-    let targets = resolve_targets(cfg, hosts)?;
-    let job_id = new_job_id();
-    let started_all = Instant::now();
-    let results = fan_out(&targets, job.fanout, |(d, target)| {
-        let started = Instant::now();
-        let target = match target {
-            Ok(t) => t,
-            Err(e) => return outcome_for(d, d.id.clone(), Status::Failed(e.clone()), started),
-        };
-        let address = target.address.clone();
-        let status = match ssh::connect(target, cfg) {
-            Err(e) => Status::Failed(e),
-            Ok(conn) if job.background => {
-                let input = format!("{}\n{}", job_file_name(&job_id, &d.id), job.command);
-                match conn.run_capture(BG_SCRIPT, Some(input.as_bytes())) {
-                    Ok((info, out, _)) if info.code == 0 => {
-                        let log = String::from_utf8_lossy(&out).trim().to_owned();
-                        output::data(format!("{} {} {}", d.id, address, log));
-                        Status::Exited(0)
-                    }
-                    Ok((info, _, err_bytes)) => Status::Failed(SshError::new(
-                        Kind::Session,
-                        format!(
-                            "could not start the job (exit {}): {}",
-                            info.code,
-                            String::from_utf8_lossy(&err_bytes).trim()
-                        ),
-                    )),
-                    Err(e) => Status::Failed(e),
-                }
-            }
-            Ok(conn) => {
-                let mut out = LinePrefixer::new(&address, Dest::Stdout);
-                let mut err = LinePrefixer::new(&address, Dest::Stderr);
-                let deadline = job.timeout.map(|t| Instant::now() + t);
-                let r = conn.exec(
-                    &job.command,
-                    None,
-                    deadline,
-                    &tool::interrupted,
-                    &mut |s, b| match s {
-                        Stream::Stdout => out.push(b),
-                        Stream::Stderr => err.push(b),
-                    },
-                );
-                match r {
-                    Ok(info) => Status::Exited(info.code),
-                    Err(e) => Status::Failed(e),
-                }
-            }
-        };
-        outcome_for(d, address, status, started)
-    });
-    let outcomes = collect(hosts, results);
-    if job.background {
-        let ok = outcomes.iter().filter(|o| o.ok()).count();
-        output::note(
-            tool_name,
-            format!(
-                "job {job_id} started on {ok}/{} hosts in {:.1}s (logs: ~/.ec2-tools/jobs/{job_id}-<instance-id>.log)",
-                outcomes.len(),
-                started_all.elapsed().as_secs_f64()
-            ),
-        );
-    }
-    Ok(report(tool_name, &outcomes))
+    /// Start at this wall-clock instant on every host (`--at`).
+    pub at: Option<SystemTime>,
+    pub max_skew: Duration,
+    pub results: ResultOpts,
 }
 
 type TargetResult = std::result::Result<Target, SshError>;
 
 /// Targets for every host; any address outside the allow list stops everything before a single
 /// connection is made (exit 3), as the allow list promises.
-fn resolve_targets<'a>(
+pub fn resolve_targets<'a>(
     cfg: &SshConfig,
     hosts: &'a [Descriptor],
 ) -> Result<Vec<(&'a Descriptor, TargetResult)>> {
@@ -272,7 +109,99 @@ fn resolve_targets<'a>(
     Ok(v)
 }
 
-fn collect(hosts: &[Descriptor], results: Vec<Option<Outcome>>) -> Vec<Outcome> {
+/// Connect to every host in parallel and run `work` on each connection, sending its output
+/// through the collector; the summary and exit code come from the outcomes.
+pub fn on_each_host<W>(
+    tool_name: &str,
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    width: usize,
+    results: ResultOpts,
+    work: W,
+) -> Result<Code>
+where
+    W: Fn(&Descriptor, &Conn, &mut crate::results::HostSink) -> Status + Sync,
+{
+    let targets = resolve_targets(cfg, hosts)?;
+    let collector = Collector::new(results)?;
+    let outcomes = fan_out(&targets, width, |(d, target)| {
+        let started = Instant::now();
+        let (address, status, sink) = match target {
+            Err(e) => (d.id.clone(), Status::Failed(e.clone()), None),
+            Ok(t) => {
+                let mut sink = collector.host(d, &t.address);
+                let status = match ssh::connect(t, cfg) {
+                    Err(e) => Status::Failed(e),
+                    Ok(conn) => work(d, &conn, &mut sink),
+                };
+                (t.address.clone(), status, Some(sink))
+            }
+        };
+        let o = Outcome::new(d, address, status, started.elapsed());
+        if let Some(sink) = sink {
+            collector.done(sink, &o);
+        }
+        o
+    });
+    let outcomes = collect(hosts, outcomes);
+    collector.finish(tool_name, &outcomes)
+}
+
+/// Run a command on every host over SSH.
+pub fn run_remote(
+    tool_name: &str,
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    job: &RemoteJob,
+) -> Result<Code> {
+    let mut width = job.fanout;
+    let mut starts: BTreeMap<String, f64> = BTreeMap::new();
+    if let Some(at) = job.at {
+        starts = crate::sync::plan(tool_name, cfg, hosts, at, job.max_skew, job.fanout)?;
+        // Every host waits for the same instant: none may queue behind a sleeping one.
+        width = hosts.len();
+    }
+    on_each_host(
+        tool_name,
+        cfg,
+        hosts,
+        width,
+        job.results.clone(),
+        |d, conn, sink| {
+            let command = match starts.get(&d.id) {
+                Some(t) => format!("{}{}", crate::sync::wait_until_prefix(*t), job.command),
+                None => job.command.clone(),
+            };
+            let deadline = job.timeout.map(|t| {
+                Instant::now() + t + starts.get(&d.id).map(|_| until(job.at)).unwrap_or_default()
+            });
+            match conn.run_command(&command, deadline, &tool::interrupted, &mut |s, b| {
+                sink.push(s, b)
+            }) {
+                Ok(info) => Status::Exited(info.code),
+                Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
+                    Kind::Timeout,
+                    format!(
+                        "timed out after {} (remote process group killed)",
+                        humantime::format_duration(job.timeout.unwrap_or_default())
+                    ),
+                )),
+                Err(e) if e.kind == Kind::Interrupted => Status::Failed(SshError::new(
+                    Kind::Interrupted,
+                    "interrupted (remote process group killed)",
+                )),
+                Err(e) => Status::Failed(e),
+            }
+        },
+    )
+}
+
+fn until(at: Option<SystemTime>) -> Duration {
+    at.and_then(|t| t.duration_since(SystemTime::now()).ok())
+        .unwrap_or_default()
+}
+
+pub fn collect(hosts: &[Descriptor], results: Vec<Option<Outcome>>) -> Vec<Outcome> {
     hosts
         .iter()
         .zip(results)
@@ -294,6 +223,7 @@ pub struct LocalJob {
     pub command: String,
     pub background: bool,
     pub parallel: usize,
+    pub results: ResultOpts,
 }
 
 /// The environment a local command sees for one instance. Instance data reaches the command
@@ -342,6 +272,7 @@ pub fn run_local(
         std::fs::create_dir_all(&log_dir)
             .map_err(|e| Error::infra(format!("{}: {e}", log_dir.display())))?;
     }
+    let collector = Collector::new(job.results.clone())?;
     // Starting a detached command takes microseconds: one at a time keeps the index order.
     let width = if job.background { 1 } else { job.parallel };
     let results = fan_out(hosts, width, |d| {
@@ -355,20 +286,26 @@ pub fn run_local(
             .arg(&job.command)
             .envs(&env)
             .current_dir(store.dir());
-        let status = if job.background {
+        let (status, sink) = if job.background {
             let log = log_dir.join(format!("local-{job_id}-{}-{}.log", d.index, d.id));
-            start_detached(&mut cmd, &log).map(|()| {
+            let r = start_detached(&mut cmd, &log).map(|()| {
                 output::data(format!("{} {} {}", d.id, label, log.display()));
                 0
-            })
+            });
+            (r, None)
         } else {
-            run_prefixed(&mut cmd, &label)
+            let mut sink = collector.host(d, &label);
+            (run_local_command(&mut cmd, &mut sink), Some(sink))
         };
         let status = match status {
             Ok(code) => Status::Exited(code),
             Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
         };
-        outcome_for(d, label, status, started)
+        let o = Outcome::new(d, label, status, started.elapsed());
+        if let Some(sink) = sink {
+            collector.done(sink, &o);
+        }
+        o
     });
     let outcomes = collect(hosts, results);
     if job.background {
@@ -380,7 +317,7 @@ pub fn run_local(
             ),
         );
     }
-    Ok(report(tool_name, &outcomes))
+    collector.finish(tool_name, &outcomes)
 }
 
 fn start_detached(cmd: &mut Command, log: &PathBuf) -> std::result::Result<(), String> {
@@ -394,7 +331,10 @@ fn start_detached(cmd: &mut Command, log: &PathBuf) -> std::result::Result<(), S
     cmd.spawn().map(|_| ()).map_err(|e| format!("sh: {e}"))
 }
 
-fn run_prefixed(cmd: &mut Command, label: &str) -> std::result::Result<i32, String> {
+fn run_local_command(
+    cmd: &mut Command,
+    sink: &mut crate::results::HostSink,
+) -> std::result::Result<i32, String> {
     use std::os::unix::process::ExitStatusExt;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -402,15 +342,27 @@ fn run_prefixed(cmd: &mut Command, label: &str) -> std::result::Result<i32, Stri
     let mut child = cmd.spawn().map_err(|e| format!("sh: {e}"))?;
     let mut out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
+    let sink = Mutex::new(sink);
     std::thread::scope(|s| {
-        s.spawn(|| copy_prefixed(&mut err, label, Dest::Stderr));
-        copy_prefixed(&mut out, label, Dest::Stdout);
+        s.spawn(|| copy_into(&mut err, ssh::Stream::Stderr, &sink));
+        copy_into(&mut out, ssh::Stream::Stdout, &sink);
     });
     let st = child.wait().map_err(|e| e.to_string())?;
     Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
 }
 
-fn copy_prefixed(r: &mut impl Read, label: &str, dest: Dest) {
+fn copy_into(r: &mut impl Read, stream: ssh::Stream, sink: &Mutex<&mut crate::results::HostSink>) {
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n) = r.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        sink.lock().unwrap().push(stream, &buf[..n]);
+    }
+}
+
+/// Prefixed copy of a reader, for callers outside a collector.
+pub fn copy_prefixed(r: &mut impl Read, label: &str, dest: Dest) {
     let mut p = LinePrefixer::new(label, dest);
     let mut buf = [0u8; 16 * 1024];
     while let Ok(n) = r.read(&mut buf) {

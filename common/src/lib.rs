@@ -11,13 +11,17 @@ pub mod descriptor;
 pub mod ec2;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod fleet;
+pub mod jobs;
 pub mod killall;
 pub mod lifecycle;
 pub mod output;
+pub mod results;
 pub mod select;
 pub mod ssh;
 pub mod status;
+pub mod sync;
 pub mod tool;
 pub mod wait;
 

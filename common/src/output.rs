@@ -18,19 +18,34 @@ pub struct LinePrefixer {
     prefix: Vec<u8>,
     dest: Dest,
     pending: Vec<u8>,
+    discard: bool,
 }
 
 impl LinePrefixer {
+    /// A prefixer that writes nothing.
+    pub fn discard() -> LinePrefixer {
+        LinePrefixer {
+            prefix: vec![],
+            dest: Dest::Stdout,
+            pending: vec![],
+            discard: true,
+        }
+    }
+
     pub fn new(prefix: &str, dest: Dest) -> LinePrefixer {
         LinePrefixer {
             prefix: format!("{prefix}: ").into_bytes(),
             dest,
             pending: Vec::new(),
+            discard: false,
         }
     }
 
     /// Take a chunk; write every line it completes in one locked write.
     pub fn push(&mut self, chunk: &[u8]) {
+        if self.discard {
+            return;
+        }
         let Some(last_nl) = chunk.iter().rposition(|&b| b == b'\n') else {
             self.pending.extend_from_slice(chunk);
             return;

@@ -199,6 +199,7 @@ fn connect_once(t: &Target, cfg: &SshConfig) -> Result<Conn, SshError> {
     })?;
     let _ = tcp.set_nodelay(true);
     let fd = tcp.as_raw_fd();
+    detect_dead_peers(fd);
     let mut sess = Session::new().map_err(wrap(Kind::Session, "ssh session"))?;
     sess.set_timeout(timeout.as_millis().min(u32::MAX as u128) as u32);
     for (m, prefs) in [
@@ -233,6 +234,30 @@ fn connect_once(t: &Target, cfg: &SshConfig) -> Result<Conn, SshError> {
         host_key,
         target: t.clone(),
     })
+}
+
+/// A host that vanishes (no RST, no FIN) must not stall its thread for TCP's default ~15
+/// minutes: TCP keepalive probes an idle connection after 15 s (3 probes 5 s apart), and
+/// TCP_USER_TIMEOUT fails a connection whose sent data (our SSH keepalives, every 15 s) stays
+/// unacknowledged for 30 s. Either way the host fails within a minute, alone.
+fn detect_dead_peers(fd: RawFd) {
+    let set = |level: libc::c_int, opt: libc::c_int, val: libc::c_int| {
+        // SAFETY: fd is a live socket; val outlives the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                opt,
+                (&val as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 15);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 5);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+    set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 30_000);
 }
 
 /// `SHA256:` + unpadded base64, as OpenSSH prints fingerprints.
@@ -430,6 +455,76 @@ impl Conn {
         }
     }
 
+    /// Run the user's command through the remote user's shell so that it can be stopped: the
+    /// command text travels on stdin (never pasted into a shell line), the wrapper reports the
+    /// pid of the shell that runs it — a session and process-group leader, as sshd starts it —
+    /// on a marked first stderr line, which is taken out of the output. On timeout or
+    /// interruption the whole remote process group is killed (TERM, then KILL), not just the
+    /// channel closed: a plain SSH client leaves such commands running.
+    pub fn run_command(
+        &self,
+        command: &str,
+        deadline: Option<Instant>,
+        stop: &dyn Fn() -> bool,
+        sink: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<ExitInfo, SshError> {
+        let mut pid: Option<u32> = None;
+        let mut head: Option<Vec<u8>> = Some(Vec::new());
+        let r = self.exec(
+            TRACKED,
+            Some(command.as_bytes()),
+            deadline,
+            stop,
+            &mut |s, b| {
+                if s == Stream::Stderr {
+                    if let Some(h) = head.as_mut() {
+                        h.extend_from_slice(b);
+                        let Some(nl) = h.iter().position(|&c| c == b'\n') else {
+                            return;
+                        };
+                        let h = head.take().unwrap();
+                        let line = String::from_utf8_lossy(&h[..nl]);
+                        match line.strip_prefix(PID_MARK) {
+                            Some(p) => pid = p.trim().parse().ok(),
+                            None => sink(Stream::Stderr, &h[..=nl]),
+                        }
+                        if h.len() > nl + 1 {
+                            sink(Stream::Stderr, &h[nl + 1..]);
+                        }
+                        return;
+                    }
+                }
+                sink(s, b)
+            },
+        );
+        if let Some(h) = head
+            .take()
+            .filter(|h| !h.is_empty() && !h.starts_with(PID_MARK.as_bytes()))
+        {
+            sink(Stream::Stderr, &h);
+        }
+        if let (Err(e), Some(pid)) = (&r, pid) {
+            if matches!(e.kind, Kind::Timeout | Kind::Interrupted) {
+                self.kill_group(pid);
+            }
+        }
+        r
+    }
+
+    /// An SFTP channel on this session.
+    pub fn sftp(&self) -> Result<ssh2::Sftp, ssh2::Error> {
+        self.sess.sftp()
+    }
+
+    /// TERM, then KILL, a remote process group (best effort, on a fresh channel).
+    pub fn kill_group(&self, pgid: u32) {
+        self.sess.set_timeout(5_000);
+        let _ = self.run_capture(
+            &format!("kill -TERM -- -{pgid} 2>/dev/null; sleep 1; kill -KILL -- -{pgid} 2>/dev/null; true"),
+            None,
+        );
+    }
+
     /// Run a command and collect its output (for short probes and helper commands).
     pub fn run_capture(
         &self,
@@ -444,6 +539,12 @@ impl Conn {
         Ok((info, out, err))
     }
 }
+
+const PID_MARK: &str = "\u{1}ec2-tools-pid ";
+
+/// The channel command of [`Conn::run_command`]: POSIX sh whatever the login shell is, no
+/// single quotes inside. `$$` is the login shell's pid, kept by `exec`.
+const TRACKED: &str = "exec /bin/sh -c 'printf \"\\001ec2-tools-pid %s\\n\" \"$$\" >&2; c=$(cat); exec \"${SHELL:-/bin/sh}\" -c \"$c\" </dev/null'";
 
 fn signal_number(sig: &str) -> i32 {
     match sig.trim_start_matches("SIG") {

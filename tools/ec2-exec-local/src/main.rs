@@ -23,6 +23,8 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     parallel: u32,
     #[command(flatten)]
+    output: common::results::OutputArgs,
+    #[command(flatten)]
     select: SelectArgs,
     #[command(flatten)]
     dir: DirArgs,
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
             command: cli.command.join(" "),
             background: cli.bg,
             parallel: cli.parallel as usize,
+            results: cli.output.opts(),
         };
         common::exec::run_local("ec2-exec-local", &ssh, &store, &hosts, &job)
     })

@@ -1,7 +1,9 @@
-//! ec2-exec-remote CMD [-bg]: run CMD on every described instance over SSH, in parallel.
+//! ec2-exec-remote CMD [-bg]: run CMD on every selected instance over SSH, in parallel.
 use clap::Parser;
 use common::config::{self, DirArgs, Resolver, SshArgs, SshConfig};
 use common::descriptor::Store;
+use common::jobs::{self, Action};
+use common::results::OutputArgs;
 use common::select::{self, SelectArgs};
 use std::time::Duration;
 
@@ -10,22 +12,46 @@ use std::time::Duration;
     name = "ec2-exec-remote",
     version,
     about = "Run CMD through the remote user's shell on every \
-described instance, in parallel; output lines are prefixed `<address>: `"
+selected instance, in parallel; output lines are prefixed `<address>: `; a summary goes to stderr"
 )]
 struct Cli {
     /// The command (several words are joined with spaces, as ssh does)
-    #[arg(value_name = "CMD", required = true, num_args = 1.., allow_hyphen_values = false)]
+    #[arg(value_name = "CMD", required_unless_present_any = ["wait", "status", "stop"], num_args = 1..)]
     command: Vec<String>,
     /// Start CMD detached on each host (output to a remote log file) and return at once;
     /// `-bg` is accepted too
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["wait", "status", "stop", "at"])]
     bg: bool,
+    /// The background job's id: names a new job with --bg (default: generated), or the job
+    /// to follow with --wait, --status, --stop
+    #[arg(long, value_name = "ID")]
+    job: Option<String>,
+    /// Wait for job --job on every host; report each host's exit code and log tail
+    #[arg(long, requires = "job", conflicts_with_all = ["status", "stop"])]
+    wait: bool,
+    /// Say whether job --job is running or exited on every host
+    #[arg(long, requires = "job", conflicts_with = "stop")]
+    status: bool,
+    /// Kill job --job's process group on every host
+    #[arg(long, requires = "job")]
+    stop: bool,
+    /// Lines of the job's log shown by --wait
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    tail: u32,
     /// How many hosts at once
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
-    /// Give up on a host whose command runs longer than this
+    /// Give up on a host whose command runs longer than this; its remote process group is killed
     #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
     timeout: Option<Duration>,
+    /// Start CMD on every host at the same wall-clock instant: +30s, HH:MM[:SS] or RFC 3339
+    #[arg(long, value_name = "TIME", value_parser = common::sync::parse_at)]
+    at: Option<std::time::SystemTime>,
+    /// With --at: refuse to run when a host's clock is off by more than this
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = config::parse_duration)]
+    max_skew: Duration,
+    #[command(flatten)]
+    output: OutputArgs,
     #[command(flatten)]
     select: SelectArgs,
     #[command(flatten)]
@@ -35,19 +61,49 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
-    common::tool::main("ec2-exec-remote", |args| {
+    const TOOL: &str = "ec2-exec-remote";
+    common::tool::main(TOOL, |args| {
         let cli: Cli = common::tool::parse(args)?;
         let r = Resolver::new(&cli.dir)?;
         let ssh = SshConfig::resolve(&r, &cli.ssh)?;
-        let dir = r.dir().to_path_buf();
-        let hosts = select::select_some(&Store::new(dir), &cli.select)?;
+        if let Some(j) = &cli.job {
+            jobs::validate_job_name(j)?;
+        }
+        let hosts = select::select_some(&Store::new(r.dir()), &cli.select)?;
+        let fanout = cli.fanout as usize;
+        let action = [
+            (cli.wait, Action::Wait),
+            (cli.status, Action::Status),
+            (cli.stop, Action::Stop),
+        ]
+        .into_iter()
+        .find_map(|(on, a)| on.then_some(a));
+        if let (Some(action), Some(job)) = (action, &cli.job) {
+            return jobs::follow(
+                TOOL,
+                &ssh,
+                &hosts,
+                job,
+                action,
+                cli.tail,
+                cli.timeout,
+                cli.output.opts(),
+            );
+        }
+        let command = cli.command.join(" ");
+        if cli.bg {
+            let job = cli.job.unwrap_or_else(common::exec::new_job_id);
+            return jobs::start(TOOL, &ssh, &hosts, &job, &command, fanout);
+        }
         let job = common::exec::RemoteJob {
-            command: cli.command.join(" "),
-            background: cli.bg,
-            fanout: cli.fanout as usize,
+            command,
+            fanout,
             timeout: cli.timeout,
+            at: cli.at,
+            max_skew: cli.max_skew,
+            results: cli.output.opts(),
         };
-        common::exec::run_remote("ec2-exec-remote", &ssh, &hosts, &job)
+        common::exec::run_remote(TOOL, &ssh, &hosts, &job)
     })
 }
 

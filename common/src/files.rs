@@ -1,0 +1,253 @@
+//! File transfer: `ec2-put` and `ec2-get`, over the same SSH sessions (SFTP through libssh2),
+//! in parallel, on the selected instances.
+//!
+//! Files stream in fixed-size chunks (bounded memory whatever their size); modes are preserved;
+//! directories are copied recursively. ec2-get keeps each instance's copy apart under
+//! `LOCAL_DIR/<index>-<id>/`, so fetching every client's logs after a run (seed 001) is one
+//! command. Remote paths are relative to the remote user's home unless absolute; `~/` works.
+
+use crate::config::SshConfig;
+use crate::descriptor::Descriptor;
+use crate::error::{Code, Error, Result};
+use crate::exec::on_each_host;
+use crate::output;
+use crate::results::{ResultOpts, Status};
+use crate::ssh::{Kind, SshError};
+use ssh2::{OpenFlags, OpenType, Sftp};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+const CHUNK: usize = 256 * 1024;
+
+fn remote_path(p: &str) -> PathBuf {
+    let p = p
+        .strip_prefix("~/")
+        .unwrap_or(if p == "~" { "." } else { p });
+    PathBuf::from(if p.is_empty() { "." } else { p })
+}
+
+fn sftp_err(what: &Path) -> impl Fn(ssh2::Error) -> String + '_ {
+    move |e| format!("{}: {}", what.display(), e.message())
+}
+
+#[derive(Default)]
+struct Tally {
+    files: u64,
+    bytes: u64,
+}
+
+/// Copy local files and directories into REMOTE_DIR (created if missing) on every host.
+pub fn put(
+    tool_name: &str,
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    locals: &[PathBuf],
+    remote_dir: &str,
+    fanout: usize,
+) -> Result<Code> {
+    for l in locals {
+        std::fs::symlink_metadata(l).map_err(|e| Error::input(format!("{}: {e}", l.display())))?;
+    }
+    let dir = remote_path(remote_dir);
+    on_each_host(
+        tool_name,
+        cfg,
+        hosts,
+        fanout,
+        ResultOpts::default(),
+        |d, conn, _| {
+            let r = (|| -> std::result::Result<Tally, String> {
+                let sftp = conn.sftp().map_err(|e| format!("sftp: {}", e.message()))?;
+                mkdir_p(&sftp, &dir)?;
+                let mut t = Tally::default();
+                for l in locals {
+                    let name = l
+                        .file_name()
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|| PathBuf::from("."));
+                    upload(&sftp, l, &dir.join(name), &mut t)?;
+                }
+                Ok(t)
+            })();
+            match r {
+                Ok(t) => {
+                    output::data(format!(
+                        "{} {} {} files {} bytes",
+                        d.id, conn.target.address, t.files, t.bytes
+                    ));
+                    Status::Exited(0)
+                }
+                Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
+            }
+        },
+    )
+}
+
+fn mkdir_p(sftp: &Sftp, dir: &Path) -> std::result::Result<(), String> {
+    let mut cur = PathBuf::new();
+    for c in dir.components() {
+        cur.push(c);
+        if cur.as_os_str() == "/" || cur.as_os_str() == "." {
+            continue;
+        }
+        match sftp.stat(&cur) {
+            Ok(st) if st.is_dir() => {}
+            Ok(_) => return Err(format!("{}: exists and is not a directory", cur.display())),
+            Err(_) => sftp.mkdir(&cur, 0o755).map_err(sftp_err(&cur))?,
+        }
+    }
+    Ok(())
+}
+
+fn upload(
+    sftp: &Sftp,
+    local: &Path,
+    remote: &Path,
+    t: &mut Tally,
+) -> std::result::Result<(), String> {
+    let meta = std::fs::metadata(local).map_err(|e| format!("{}: {e}", local.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.is_dir() {
+        mkdir_p(sftp, remote)?;
+        let mut entries: Vec<_> = std::fs::read_dir(local)
+            .map_err(|e| format!("{}: {e}", local.display()))?
+            .filter_map(|e| e.ok())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            upload(sftp, &e.path(), &remote.join(e.file_name()), t)?;
+        }
+        let _ = sftp.setstat(remote, stat_with_mode(mode));
+        return Ok(());
+    }
+    let mut src = std::fs::File::open(local).map_err(|e| format!("{}: {e}", local.display()))?;
+    let mut dst = sftp
+        .open_mode(
+            remote,
+            OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+            mode as i32,
+            OpenType::File,
+        )
+        .map_err(sftp_err(remote))?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = src
+            .read(&mut buf)
+            .map_err(|e| format!("{}: {e}", local.display()))?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all(&buf[..n])
+            .map_err(|e| format!("{}: {e}", remote.display()))?;
+        t.bytes += n as u64;
+    }
+    drop(dst);
+    sftp.setstat(remote, stat_with_mode(mode))
+        .map_err(sftp_err(remote))?;
+    t.files += 1;
+    Ok(())
+}
+
+fn stat_with_mode(mode: u32) -> ssh2::FileStat {
+    ssh2::FileStat {
+        size: None,
+        uid: None,
+        gid: None,
+        perm: Some(mode),
+        atime: None,
+        mtime: None,
+    }
+}
+
+/// Copy REMOTE_PATH (a file or a directory) from every host into `LOCAL_DIR/<index>-<id>/`.
+pub fn get(
+    tool_name: &str,
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    remote: &str,
+    local_dir: &Path,
+    fanout: usize,
+) -> Result<Code> {
+    std::fs::create_dir_all(local_dir)
+        .map_err(|e| Error::input(format!("{}: {e}", local_dir.display())))?;
+    let src = remote_path(remote);
+    on_each_host(
+        tool_name,
+        cfg,
+        hosts,
+        fanout,
+        ResultOpts::default(),
+        |d, conn, _| {
+            let into = local_dir.join(format!("{}-{}", d.index, d.id));
+            let r = (|| -> std::result::Result<Tally, String> {
+                let sftp = conn.sftp().map_err(|e| format!("sftp: {}", e.message()))?;
+                std::fs::create_dir_all(&into).map_err(|e| format!("{}: {e}", into.display()))?;
+                let name = src
+                    .file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("home"));
+                let mut t = Tally::default();
+                download(&sftp, &src, &into.join(name), &mut t)?;
+                Ok(t)
+            })();
+            match r {
+                Ok(t) => {
+                    output::data(format!(
+                        "{} {} {}",
+                        d.id,
+                        conn.target.address,
+                        into.display()
+                    ));
+                    let _ = t;
+                    Status::Exited(0)
+                }
+                Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
+            }
+        },
+    )
+}
+
+fn download(
+    sftp: &Sftp,
+    remote: &Path,
+    local: &Path,
+    t: &mut Tally,
+) -> std::result::Result<(), String> {
+    let st = sftp.stat(remote).map_err(sftp_err(remote))?;
+    let mode = st.perm.unwrap_or(0o644) & 0o7777;
+    if st.is_dir() {
+        std::fs::create_dir_all(local).map_err(|e| format!("{}: {e}", local.display()))?;
+        let mut entries = sftp.readdir(remote).map_err(sftp_err(remote))?;
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, _) in entries {
+            let Some(name) = path.file_name() else {
+                continue;
+            };
+            if name == "." || name == ".." {
+                continue;
+            }
+            download(sftp, &remote.join(name), &local.join(name), t)?;
+        }
+        let _ = std::fs::set_permissions(local, std::fs::Permissions::from_mode(mode));
+        return Ok(());
+    }
+    let mut src = sftp.open(remote).map_err(sftp_err(remote))?;
+    let mut dst = std::fs::File::create(local).map_err(|e| format!("{}: {e}", local.display()))?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = src
+            .read(&mut buf)
+            .map_err(|e| format!("{}: {e}", remote.display()))?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all(&buf[..n])
+            .map_err(|e| format!("{}: {e}", local.display()))?;
+        t.bytes += n as u64;
+    }
+    std::fs::set_permissions(local, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("{}: {e}", local.display()))?;
+    t.files += 1;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Background jobs: `-bg` starts a command detached on every host under a job id; `--job ID`
+//! with `--wait`, `--status` or `--stop` follows it up later, from any shell.
+//!
+//! On each host the job lives in `~/.ec2-tools/jobs/<job>-<instance-id>.{cmd,log,pid,exit}`: the
+//! pid is the leader of the job's own session (so `--stop` kills the whole process group), the
+//! exit code is written when the command ends. The job file name and the command reach the
+//! host on stdin, never pasted into a shell line.
+
+use crate::config::SshConfig;
+use crate::descriptor::Descriptor;
+use crate::error::{Code, Error, Result};
+use crate::exec::on_each_host;
+use crate::output;
+use crate::results::{ResultOpts, Status};
+use crate::ssh::{Kind, SshError, Stream};
+use crate::tool;
+use std::time::{Duration, Instant};
+
+/// Validate a user-given job name: it becomes part of remote file names.
+pub fn validate_job_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "job name {name:?}: use 1-64 letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+/// The name of one host's files of a job: `<job>-<instance-id>`.
+pub fn job_file_name(job_id: &str, instance_id: &str) -> String {
+    format!("{job_id}-{instance_id}")
+}
+
+/// Reads the job file name (first stdin line) and checks it; sets `$j`.
+const PROLOGUE: &str = r#"IFS= read -r n
+case "$n" in ''|.*|*[!A-Za-z0-9._-]*) echo "bad job name" >&2; exit 97 ;; esac
+d="$HOME/.ec2-tools/jobs"; j="$d/$n"
+"#;
+
+const START: &str = r#"mkdir -p "$d"
+[ ! -e "$j.pid" ] || { echo "job already exists on this host" >&2; exit 96; }
+cat > "$j.cmd"
+if command -v setsid >/dev/null 2>&1; then s=setsid; else s=nohup; fi
+$s sh -c '"${SHELL:-/bin/sh}" "$1.cmd"; echo $? > "$1.exit.tmp"; mv "$1.exit.tmp" "$1.exit"' sh "$j" </dev/null >"$j.log" 2>&1 &
+echo "$!" > "$j.pid"
+echo "$j.log""#;
+
+const STATE: &str = r#"[ -e "$j.pid" ] || { echo unknown; exit 0; }
+if [ -e "$j.exit" ]; then echo "exited $(cat "$j.exit")"
+elif kill -0 "$(cat "$j.pid")" 2>/dev/null; then echo running
+else echo "died"; fi"#;
+
+const WAIT: &str = r#"[ -e "$j.pid" ] || { echo "no job $n on this host" >&2; exit 98; }
+while [ ! -e "$j.exit" ]; do
+  kill -0 "$(cat "$j.pid")" 2>/dev/null || { sleep 1; [ -e "$j.exit" ] || { tail -n "$TAIL" "$j.log"; echo "the job died without an exit code (killed?)" >&2; exit 99; }; }
+  sleep 1
+done
+tail -n "$TAIL" "$j.log"
+exit "$(cat "$j.exit")""#;
+
+const STOP: &str = r#"[ -e "$j.pid" ] || { echo "no job $n on this host" >&2; exit 98; }
+p=$(cat "$j.pid")
+if [ -e "$j.exit" ] || ! kill -0 "$p" 2>/dev/null; then echo "not running"; exit 0; fi
+kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p"
+i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt 10 ]; do sleep 0.5; i=$((i+1)); done
+kill -KILL -- "-$p" 2>/dev/null || true
+echo stopped"#;
+
+fn script(body: &str) -> String {
+    format!(
+        "exec /bin/sh -c '{}'",
+        format!("{PROLOGUE}{body}").replace('\'', "'\\''")
+    )
+}
+
+/// Start `command` detached on every host; prints `<id> <address> <remote-log>` per host and
+/// the job id on stderr.
+pub fn start(
+    tool_name: &str,
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    job_id: &str,
+    command: &str,
+    fanout: usize,
+) -> Result<Code> {
+    let started = Instant::now();
+    let code = on_each_host(
+        tool_name,
+        cfg,
+        hosts,
+        fanout,
+        ResultOpts::default(),
+        |d, conn, _sink| {
+            let input = format!("{}\n{command}", job_file_name(job_id, &d.id));
+            match conn.run_capture(&script(START), Some(input.as_bytes())) {
+                Ok((info, out, _)) if info.code == 0 => {
+                    output::data(format!(
+                        "{} {} {}",
+                        d.id,
+                        conn.target.address,
+                        String::from_utf8_lossy(&out).trim()
+                    ));
+                    Status::Exited(0)
+                }
+                Ok((info, _, err)) => Status::Failed(SshError::new(
+                    Kind::Session,
+                    format!(
+                        "could not start the job (exit {}): {}",
+                        info.code,
+                        String::from_utf8_lossy(&err).trim()
+                    ),
+                )),
+                Err(e) => Status::Failed(e),
+            }
+        },
+    )?;
+    output::note(
+        tool_name,
+        format!(
+            "job {job_id} started in {:.1}s; follow it with --job {job_id} --status|--wait|--stop",
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(code)
+}
+
+/// What to do with an existing job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Status,
+    Wait,
+    Stop,
+}
+
+/// `--status`: `<id> <address> running|exited N|died|unknown`; `--wait`: each host's log tail
+/// (prefixed) and its exit code as the host's result; `--stop`: kill each job's process group.
+pub fn follow(
+    tool_name: &str,
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    job_id: &str,
+    action: Action,
+    tail: u32,
+    timeout: Option<Duration>,
+    results: ResultOpts,
+) -> Result<Code> {
+    // Waiting hosts mostly sleep: all at once, none queued behind another's job.
+    let width = if action == Action::Wait {
+        hosts.len()
+    } else {
+        32
+    };
+    on_each_host(tool_name, cfg, hosts, width, results, |d, conn, sink| {
+        let name = job_file_name(job_id, &d.id);
+        match action {
+            Action::Status | Action::Stop => {
+                let body = if action == Action::Status {
+                    STATE
+                } else {
+                    STOP
+                };
+                match conn.run_capture(&script(body), Some(format!("{name}\n").as_bytes())) {
+                    Ok((info, out, err)) => {
+                        let said = String::from_utf8_lossy(&out).trim().to_owned();
+                        if info.code != 0 {
+                            return Status::Failed(SshError::new(
+                                Kind::Session,
+                                String::from_utf8_lossy(&err).trim().to_owned(),
+                            ));
+                        }
+                        output::data(format!("{} {} {said}", d.id, conn.target.address));
+                        if said == "unknown" {
+                            Status::Failed(SshError::new(
+                                Kind::Session,
+                                format!("no job {job_id} on this host"),
+                            ))
+                        } else {
+                            Status::Exited(0)
+                        }
+                    }
+                    Err(e) => Status::Failed(e),
+                }
+            }
+            Action::Wait => {
+                let deadline = timeout.map(|t| Instant::now() + t);
+                let body = WAIT.replace("\"$TAIL\"", &tail.to_string());
+                let r = conn.exec(
+                    &script(&body),
+                    Some(format!("{name}\n").as_bytes()),
+                    deadline,
+                    &tool::interrupted,
+                    &mut |s: Stream, b: &[u8]| sink.push(s, b),
+                );
+                match r {
+                    Ok(info) if (96..=99).contains(&info.code) => Status::Failed(SshError::new(
+                        Kind::Session,
+                        match info.code {
+                            98 => format!("no job {job_id} on this host"),
+                            99 => "the job died without an exit code".into(),
+                            _ => format!("exit {}", info.code),
+                        },
+                    )),
+                    Ok(info) => Status::Exited(info.code),
+                    Err(e) if e.kind == Kind::Timeout => {
+                        Status::Failed(SshError::new(Kind::Timeout, "still running at --timeout"))
+                    }
+                    Err(e) => Status::Failed(e),
+                }
+            }
+        }
+    })
+}

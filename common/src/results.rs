@@ -1,0 +1,407 @@
+//! What happens to each host's output and result: pdsh-style prefixed lines (default),
+//! `--gather` (each distinct output once with the hosts that produced it, like `dshbak -c` /
+//! `clush -b`), `--json` (one object per host), `--out-dir` (per-host files written as output
+//! arrives, plus summary.json), `--failed-to` (the failed ids, for `--from` reruns), and the
+//! final summary on stderr. Streaming modes use bounded memory whatever the output size;
+//! `--gather` and `--json` without `--out-dir` hold each host's stdout in memory.
+
+use crate::descriptor::Descriptor;
+use crate::error::{Code, Error, Result, ResultExt};
+use crate::output::{self, Dest, LinePrefixer};
+use crate::ssh::{SshError, Stream};
+use crate::tool;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How a host's run ended.
+#[derive(Debug, Clone)]
+pub enum Status {
+    /// The command ran and exited with this code.
+    Exited(i32),
+    /// It could not be run, or did not finish.
+    Failed(SshError),
+    /// Not started: interrupted first.
+    NotStarted,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: String,
+    pub index: u32,
+    pub address: String,
+    pub status: Status,
+    pub duration: Duration,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        matches!(self.status, Status::Exited(0))
+    }
+
+    pub fn why(&self) -> String {
+        match &self.status {
+            Status::Exited(c) => format!("exit {c}"),
+            Status::Failed(e) => e.message.clone(),
+            Status::NotStarted => "not started (interrupted)".into(),
+        }
+    }
+
+    pub fn new(d: &Descriptor, address: String, status: Status, duration: Duration) -> Outcome {
+        Outcome {
+            id: d.id.clone(),
+            index: d.index,
+            address,
+            status,
+            duration,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Prefix,
+    Gather,
+    Json,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ResultOpts {
+    pub mode: Mode,
+    pub out_dir: Option<PathBuf>,
+    pub failed_to: Option<PathBuf>,
+    /// Where remote stdout goes in prefix mode (ec2-create's setup output goes to stderr, so
+    /// that its stdout stays a list of instances).
+    pub stdout_to_stderr: bool,
+}
+
+/// One host's output as it arrives.
+pub struct HostSink {
+    prefix: Option<(LinePrefixer, LinePrefixer)>,
+    files: Option<(std::fs::File, std::fs::File)>,
+    out: Option<Vec<u8>>,
+    err: Option<Vec<u8>>,
+    paths: Option<(PathBuf, PathBuf, PathBuf)>,
+}
+
+impl HostSink {
+    pub fn push(&mut self, s: Stream, b: &[u8]) {
+        if let Some((o, e)) = self.prefix.as_mut() {
+            match s {
+                Stream::Stdout => o.push(b),
+                Stream::Stderr => e.push(b),
+            }
+        }
+        if let Some((o, e)) = self.files.as_mut() {
+            let _ = match s {
+                Stream::Stdout => o.write_all(b),
+                Stream::Stderr => e.write_all(b),
+            };
+        }
+        match s {
+            Stream::Stdout => self.out.as_mut().map(|v| v.extend_from_slice(b)),
+            Stream::Stderr => self.err.as_mut().map(|v| v.extend_from_slice(b)),
+        };
+    }
+}
+
+/// Collects every host's result for one run.
+pub struct Collector {
+    opts: ResultOpts,
+    gathered: Mutex<Vec<(u32, String, Vec<u8>)>>,
+    json_lines: Mutex<Vec<(u32, serde_json::Value)>>,
+}
+
+impl Collector {
+    pub fn new(opts: ResultOpts) -> Result<Collector> {
+        if let Some(d) = &opts.out_dir {
+            std::fs::create_dir_all(d).input_err(format!("--out-dir {}", d.display()))?;
+        }
+        Ok(Collector {
+            opts,
+            gathered: Mutex::new(vec![]),
+            json_lines: Mutex::new(vec![]),
+        })
+    }
+
+    /// A sink for one host's output.
+    pub fn host(&self, d: &Descriptor, address: &str) -> HostSink {
+        let quiet = self.opts.out_dir.is_some() || self.opts.mode == Mode::Json;
+        let prefix = match self.opts.mode {
+            Mode::Prefix if !quiet => {
+                let out = if self.opts.stdout_to_stderr {
+                    Dest::Stderr
+                } else {
+                    Dest::Stdout
+                };
+                Some((
+                    LinePrefixer::new(address, out),
+                    LinePrefixer::new(address, Dest::Stderr),
+                ))
+            }
+            // Gather: stderr still streams, prefixed; stdout is grouped at the end.
+            Mode::Gather if !quiet => Some((
+                LinePrefixer::discard(),
+                LinePrefixer::new(address, Dest::Stderr),
+            )),
+            _ => None,
+        };
+        let (mut files, mut paths) = (None, None);
+        if let Some(dir) = &self.opts.out_dir {
+            let base = dir.join(format!("{}-{}", d.index, d.id));
+            let (po, pe, px) = (
+                base.with_extension("stdout"),
+                base.with_extension("stderr"),
+                base.with_extension("exit"),
+            );
+            if let (Ok(o), Ok(e)) = (std::fs::File::create(&po), std::fs::File::create(&pe)) {
+                files = Some((o, e));
+            }
+            paths = Some((po, pe, px));
+        }
+        let keep_out = self.opts.mode == Mode::Gather
+            || (self.opts.mode == Mode::Json && self.opts.out_dir.is_none());
+        let keep_err = self.opts.mode == Mode::Json && self.opts.out_dir.is_none();
+        HostSink {
+            prefix,
+            files,
+            out: keep_out.then(Vec::new),
+            err: keep_err.then(Vec::new),
+            paths,
+        }
+    }
+
+    /// A host is done: its `.exit` file, JSON object or gathered output.
+    pub fn done(&self, sink: HostSink, o: &Outcome) {
+        let HostSink {
+            prefix,
+            files,
+            out,
+            err,
+            paths,
+        } = sink;
+        drop(prefix); // flushes unterminated last lines
+        drop(files);
+        let (code, error) = match &o.status {
+            Status::Exited(c) => (Some(*c), None),
+            _ => (None, Some(o.why())),
+        };
+        if let Some((_, _, px)) = &paths {
+            let text = match (code, &error) {
+                (Some(c), _) => format!("{c}\n"),
+                (None, Some(e)) => format!("error: {e}\n"),
+                _ => String::new(),
+            };
+            let _ = std::fs::write(px, text);
+        }
+        if self.opts.mode == Mode::Json {
+            let mut v = json!({
+                "id": o.id, "index": o.index, "address": o.address, "exit": code, "error": error,
+                "duration_s": (o.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+            });
+            match &paths {
+                Some((po, pe, _)) => {
+                    v["stdout_path"] = json!(po.display().to_string());
+                    v["stderr_path"] = json!(pe.display().to_string());
+                }
+                None => {
+                    v["stdout"] =
+                        json!(String::from_utf8_lossy(out.as_deref().unwrap_or_default()));
+                    v["stderr"] =
+                        json!(String::from_utf8_lossy(err.as_deref().unwrap_or_default()));
+                }
+            }
+            // Streamed as hosts finish, whole lines.
+            output::data(&v);
+            self.json_lines.lock().unwrap().push((o.index, v));
+        } else if self.opts.mode == Mode::Gather {
+            self.gathered.lock().unwrap().push((
+                o.index,
+                o.address.clone(),
+                out.unwrap_or_default(),
+            ));
+        }
+    }
+
+    /// After all hosts: gathered groups, summary.json, --failed-to, the summary line; the code.
+    pub fn finish(&self, tool_name: &str, outcomes: &[Outcome]) -> Result<Code> {
+        if self.opts.mode == Mode::Gather {
+            let mut groups: BTreeMap<Vec<u8>, Vec<(u32, String)>> = BTreeMap::new();
+            for (index, addr, out) in self.gathered.lock().unwrap().drain(..) {
+                groups.entry(out).or_default().push((index, addr));
+            }
+            let mut groups: Vec<(Vec<u8>, Vec<(u32, String)>)> = groups.into_iter().collect();
+            groups.sort_by_key(|(_, hosts)| hosts.iter().map(|h| h.0).min());
+            for (out, hosts) in groups {
+                let names: Vec<String> = hosts.into_iter().map(|h| h.1).collect();
+                let mut block = format!(
+                    "---------------\n{} ({})\n---------------\n",
+                    fold_hosts(&names),
+                    names.len()
+                )
+                .into_bytes();
+                block.extend_from_slice(&out);
+                if !out.is_empty() && !out.ends_with(b"\n") {
+                    block.push(b'\n');
+                }
+                output::write_locked(Dest::Stdout, &block);
+            }
+        }
+        let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
+        if let Some(dir) = &self.opts.out_dir {
+            let hosts: Vec<serde_json::Value> = outcomes
+                .iter()
+                .map(|o| {
+                    json!({
+                        "id": o.id, "index": o.index, "address": o.address,
+                        "exit": match o.status { Status::Exited(c) => Some(c), _ => None },
+                        "error": (!matches!(o.status, Status::Exited(_))).then(|| o.why()),
+                        "duration_s": (o.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+                    })
+                })
+                .collect();
+            let summary = json!({"ok": outcomes.len() - failed.len(), "failed": failed.len(), "hosts": hosts});
+            let path = dir.join("summary.json");
+            std::fs::write(&path, format!("{summary:#}\n")).infra_err(path.display())?;
+        }
+        if let Some(path) = &self.opts.failed_to {
+            let text: String = failed.iter().map(|o| format!("{}\n", o.id)).collect();
+            std::fs::write(path, text)
+                .map_err(|e| Error::infra(format!("--failed-to {}: {e}", path.display())))?;
+        }
+        Ok(report(tool_name, outcomes))
+    }
+}
+
+/// The summary on stderr, `ok 47/50, failed 3 (i-… 10.0.0.5: exit 2, …)`, and the exit code.
+pub fn report(tool_name: &str, outcomes: &[Outcome]) -> Code {
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
+    let mut line = format!("ok {}/{}", outcomes.len() - failed.len(), outcomes.len());
+    if !failed.is_empty() {
+        let detail: Vec<String> = failed
+            .iter()
+            .map(|o| format!("{} {}: {}", o.id, o.address, o.why()))
+            .collect();
+        line.push_str(&format!(
+            ", failed {} ({})",
+            failed.len(),
+            detail.join(", ")
+        ));
+    }
+    output::note(tool_name, line);
+    if tool::interrupted() {
+        Code::Interrupted
+    } else if failed.is_empty() {
+        Code::Ok
+    } else {
+        Code::Partial
+    }
+}
+
+/// `127.0.0.4, 127.0.0.5, 127.0.0.6, 10.0.0.1` → `127.0.0.[4-6],10.0.0.1` (clush's node sets).
+pub fn fold_hosts(names: &[String]) -> String {
+    let mut by_prefix: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut plain: Vec<&str> = Vec::new();
+    for n in names {
+        let digits = n.len() - n.bytes().rev().take_while(|b| b.is_ascii_digit()).count();
+        let (prefix, num) = n.split_at(digits);
+        match num.parse::<u64>() {
+            Ok(v) if !num.starts_with('0') || num == "0" => {
+                by_prefix.entry(prefix).or_default().push(v)
+            }
+            _ => plain.push(n),
+        }
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for (prefix, mut nums) in by_prefix {
+        nums.sort_unstable();
+        nums.dedup();
+        if nums.len() == 1 {
+            parts.push(format!("{prefix}{}", nums[0]));
+            continue;
+        }
+        let mut ranges: Vec<String> = Vec::new();
+        let mut start = nums[0];
+        let mut prev = nums[0];
+        for &n in &nums[1..] {
+            if n != prev + 1 {
+                ranges.push(if start == prev {
+                    start.to_string()
+                } else {
+                    format!("{start}-{prev}")
+                });
+                start = n;
+            }
+            prev = n;
+        }
+        ranges.push(if start == prev {
+            start.to_string()
+        } else {
+            format!("{start}-{prev}")
+        });
+        parts.push(format!("{prefix}[{}]", ranges.join(",")));
+    }
+    parts.extend(plain.into_iter().map(str::to_owned));
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_lists_fold_into_ranges() {
+        let names: Vec<String> = [
+            "127.0.0.6",
+            "127.0.0.4",
+            "127.0.0.5",
+            "127.0.0.9",
+            "10.0.0.1",
+            "web",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(fold_hosts(&names), "10.0.0.1,127.0.0.[4-6,9],web");
+    }
+}
+
+/// `--gather`, `--json`, `--out-dir`, `--failed-to`: shared by the tools that run commands.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Print each distinct stdout once, with the hosts that produced it (like dshbak -c)
+    #[arg(long, conflicts_with = "json")]
+    pub gather: bool,
+    /// One JSON object per instance on stdout (id, index, address, exit or error, duration,
+    /// stdout/stderr or their paths)
+    #[arg(long)]
+    pub json: bool,
+    /// Write each instance's output to DIR/<index>-<id>.stdout/.stderr/.exit as it arrives,
+    /// plus DIR/summary.json
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Write the ids of failed instances to FILE, one per line (rerun them with --from FILE)
+    #[arg(long, value_name = "FILE")]
+    pub failed_to: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    pub fn opts(&self) -> ResultOpts {
+        ResultOpts {
+            mode: if self.gather {
+                Mode::Gather
+            } else if self.json {
+                Mode::Json
+            } else {
+                Mode::Prefix
+            },
+            out_dir: self.out_dir.clone(),
+            failed_to: self.failed_to.clone(),
+            stdout_to_stderr: false,
+        }
+    }
+}
