@@ -30,8 +30,44 @@ pub struct CreateOptions {
     pub role: Option<String>,
     /// Pause between DescribeInstances rounds.
     pub poll: Duration,
-    /// Runs on each instance the moment it is ready (provisioning while others boot).
-    pub on_ready: Option<wait::ReadyHook>,
+    /// `--setup SCRIPT`: uploaded and run on each instance the moment it is ready, while
+    /// the others still boot.
+    pub setup: Option<Vec<u8>>,
+    /// Succeed when at least this many are ready (and set up).
+    pub min_ready: Option<u32>,
+    /// Terminate the instances that did not get ready (or failed setup).
+    pub drop_failed: bool,
+}
+
+/// Runs the setup script from stdin with its own shebang, in a private temp file.
+const SETUP: &str =
+    "exec /bin/sh -c 'f=$(mktemp \"${TMPDIR:-/tmp}/ec2-tools-setup.XXXXXX\") || exit 97; \
+cat > \"$f\"; chmod 700 \"$f\"; \"$f\" </dev/null; rc=$?; rm -f \"$f\"; exit $rc'";
+
+/// The provision-while-booting hook: seed 001's provider → queue → configurer pipeline, with
+/// the wait loop as provider and each probe thread as a configurer.
+fn setup_hook(script: Vec<u8>) -> wait::ReadyHook {
+    std::sync::Arc::new(move |d: &Descriptor, conn: &crate::ssh::Conn| {
+        let label = d.address.clone().unwrap_or_else(|| d.id.clone());
+        // Setup output goes to stderr: ec2-create's stdout stays a list of instances.
+        let mut out = crate::output::LinePrefixer::new(&label, crate::output::Dest::Stderr);
+        let mut err = crate::output::LinePrefixer::new(&label, crate::output::Dest::Stderr);
+        let r = conn.exec(
+            SETUP,
+            Some(&script),
+            None,
+            &crate::tool::interrupted,
+            &mut |s, b| match s {
+                crate::ssh::Stream::Stdout => out.push(b),
+                crate::ssh::Stream::Stderr => err.push(b),
+            },
+        );
+        match r {
+            Ok(i) if i.code == 0 => Ok(()),
+            Ok(i) => Err(format!("setup exited {}", i.code)),
+            Err(e) => Err(format!("setup: {e}")),
+        }
+    })
 }
 
 /// Reconcile, launch, wait; print `<id> <address>` for every instance of the role.
@@ -64,14 +100,47 @@ pub fn run(
             opts.timeout,
             opts.poll,
             ReadyCheck {
-                hook: opts.on_ready.clone(),
+                hook: opts.setup.clone().map(setup_hook),
                 ..Default::default()
             },
         )
         .await?;
         waited.print_ready();
-        match waited.error("accept SSH", opts.timeout) {
+        let what = if opts.setup.is_some() {
+            "get ready and set up"
+        } else {
+            "accept SSH"
+        };
+        if opts.drop_failed && !waited.failed.is_empty() && !waited.interrupted {
+            let ids: Vec<String> = waited.failed.iter().map(|(d, _)| d.id.clone()).collect();
+            let result = ec2.terminate(&ids).await?;
+            for (id, _) in &result.accepted {
+                store.remove(id)?;
+            }
+            for id in &result.unknown {
+                store.remove(id)?;
+            }
+            output::note(
+                TOOL,
+                format!("--drop-failed: terminated {}", ids.join(", ")),
+            );
+        }
+        let enough = opts
+            .min_ready
+            .is_some_and(|m| waited.ready.len() as u32 >= m);
+        match waited.error(what, opts.timeout) {
             None => Ok(Code::Ok),
+            Some(e) if enough && e.code != Code::Interrupted => {
+                output::note(
+                    TOOL,
+                    format!(
+                        "{e}; continuing with {} ready (--min-ready {})",
+                        waited.ready.len(),
+                        opts.min_ready.unwrap_or(0)
+                    ),
+                );
+                Ok(Code::Ok)
+            }
             Some(e) => Err(e),
         }
     })

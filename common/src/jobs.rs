@@ -68,9 +68,9 @@ exit "$(cat "$j.exit")""#;
 const STOP: &str = r#"[ -e "$j.pid" ] || { echo "no job $n on this host" >&2; exit 98; }
 p=$(cat "$j.pid")
 if [ -e "$j.exit" ] || ! kill -0 "$p" 2>/dev/null; then echo "not running"; exit 0; fi
-kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p"
+kill -TERM "-$p" 2>/dev/null || kill -TERM "$p"
 i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt 10 ]; do sleep 0.5; i=$((i+1)); done
-kill -KILL -- "-$p" 2>/dev/null || true
+kill -KILL "-$p" 2>/dev/null || true
 echo stopped"#;
 
 fn script(body: &str) -> String {
@@ -141,16 +141,24 @@ pub enum Action {
 
 /// `--status`: `<id> <address> running|exited N|died|unknown`; `--wait`: each host's log tail
 /// (prefixed) and its exit code as the host's result; `--stop`: kill each job's process group.
+/// How to follow up an existing job.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    pub job_id: String,
+    pub action: Action,
+    /// Log lines shown by `--wait`.
+    pub tail: u32,
+    pub timeout: Option<Duration>,
+}
+
 pub fn follow(
     tool_name: &str,
     cfg: &SshConfig,
     hosts: &[Descriptor],
-    job_id: &str,
-    action: Action,
-    tail: u32,
-    timeout: Option<Duration>,
+    f: &Follow,
     results: ResultOpts,
 ) -> Result<Code> {
+    let (job_id, action, tail, timeout) = (f.job_id.as_str(), f.action, f.tail, f.timeout);
     // Waiting hosts mostly sleep: all at once, none queued behind another's job.
     let width = if action == Action::Wait {
         hosts.len()

@@ -234,7 +234,7 @@ impl Collector {
             for (index, addr, out) in self.gathered.lock().unwrap().drain(..) {
                 groups.entry(out).or_default().push((index, addr));
             }
-            let mut groups: Vec<(Vec<u8>, Vec<(u32, String)>)> = groups.into_iter().collect();
+            let mut groups: Vec<_> = groups.into_iter().collect();
             groups.sort_by_key(|(_, hosts)| hosts.iter().map(|h| h.0).min());
             for (out, hosts) in groups {
                 let names: Vec<String> = hosts.into_iter().map(|h| h.1).collect();

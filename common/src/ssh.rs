@@ -338,6 +338,21 @@ impl Conn {
         stop: &dyn Fn() -> bool,
         sink: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<ExitInfo, SshError> {
+        self.exec_abortable(cmd, stdin, deadline, stop, sink, &|| {})
+    }
+
+    /// [`Conn::exec`], calling `abort` when the command is abandoned (deadline, stop) while
+    /// its channel is still open — closing a channel whose command still runs would wait for
+    /// that command, so `abort` is where it gets killed.
+    fn exec_abortable(
+        &self,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+        deadline: Option<Instant>,
+        stop: &dyn Fn() -> bool,
+        sink: &mut dyn FnMut(Stream, &[u8]),
+        abort: &dyn Fn(),
+    ) -> Result<ExitInfo, SshError> {
         let mut ch = self
             .sess
             .channel_session()
@@ -354,7 +369,12 @@ impl Conn {
         self.sess.set_blocking(false);
         let result = self.pump(&mut ch, deadline, stop, sink);
         self.sess.set_blocking(true);
-        result?;
+        if let Err(e) = result {
+            abort();
+            // Do not wait long for a channel whose command may still run.
+            self.sess.set_timeout(2_000);
+            return Err(e);
+        }
         ch.wait_close()
             .map_err(wrap(Kind::Session, "close channel"))?;
         let code = ch
@@ -468,9 +488,14 @@ impl Conn {
         stop: &dyn Fn() -> bool,
         sink: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<ExitInfo, SshError> {
-        let mut pid: Option<u32> = None;
+        let pid: std::cell::Cell<Option<u32>> = std::cell::Cell::new(None);
         let mut head: Option<Vec<u8>> = Some(Vec::new());
-        let r = self.exec(
+        let kill = || {
+            if let Some(p) = pid.get() {
+                self.kill_group(p);
+            }
+        };
+        let r = self.exec_abortable(
             TRACKED,
             Some(command.as_bytes()),
             deadline,
@@ -485,7 +510,7 @@ impl Conn {
                         let h = head.take().unwrap();
                         let line = String::from_utf8_lossy(&h[..nl]);
                         match line.strip_prefix(PID_MARK) {
-                            Some(p) => pid = p.trim().parse().ok(),
+                            Some(p) => pid.set(p.trim().parse().ok()),
                             None => sink(Stream::Stderr, &h[..=nl]),
                         }
                         if h.len() > nl + 1 {
@@ -496,17 +521,13 @@ impl Conn {
                 }
                 sink(s, b)
             },
+            &kill,
         );
         if let Some(h) = head
             .take()
             .filter(|h| !h.is_empty() && !h.starts_with(PID_MARK.as_bytes()))
         {
             sink(Stream::Stderr, &h);
-        }
-        if let (Err(e), Some(pid)) = (&r, pid) {
-            if matches!(e.kind, Kind::Timeout | Kind::Interrupted) {
-                self.kill_group(pid);
-            }
         }
         r
     }
@@ -520,7 +541,9 @@ impl Conn {
     pub fn kill_group(&self, pgid: u32) {
         self.sess.set_timeout(5_000);
         let _ = self.run_capture(
-            &format!("kill -TERM -- -{pgid} 2>/dev/null; sleep 1; kill -KILL -- -{pgid} 2>/dev/null; true"),
+            &format!(
+                "kill -TERM -{pgid} 2>/dev/null; sleep 1; kill -KILL -{pgid} 2>/dev/null; true"
+            ),
             None,
         );
     }

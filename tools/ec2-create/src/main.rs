@@ -27,6 +27,16 @@ struct Cli {
     /// Role of these instances (e.g. master, slave): tagged and recorded; N counts this role
     #[arg(long, value_name = "NAME")]
     role: Option<String>,
+    /// Upload SCRIPT and run it on each instance as soon as that one is ready (while others
+    /// still boot); its output goes to stderr, prefixed; a failing script fails the instance
+    #[arg(long, value_name = "SCRIPT")]
+    setup: Option<std::path::PathBuf>,
+    /// Succeed when at least M instances are ready (and set up); the rest are reported
+    #[arg(long, value_name = "M")]
+    min_ready: Option<u32>,
+    /// Terminate the instances that did not get ready or failed their setup
+    #[arg(long)]
+    drop_failed: bool,
     /// Give up waiting after this long (exit 3; descriptors are kept)
     #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = config::parse_duration)]
     timeout: Duration,
@@ -49,15 +59,23 @@ fn main() -> std::process::ExitCode {
         let cfg = Config::resolve(&r, &cli.case, &cli.aws)?;
         let launch = LaunchConfig::resolve(&r, &cli.launch)?;
         let ssh = SshConfig::resolve(&r, &cli.ssh)?;
-        let opts = common::create::CreateOptions {
-            count: cli.count,
-            max: cli.max,
-            add: cli.add,
-            timeout: cli.timeout,
-            role: cli.role,
-            poll: Duration::from_secs(2),
-            on_ready: None,
-        };
+        let opts =
+            common::create::CreateOptions {
+                count: cli.count,
+                max: cli.max,
+                add: cli.add,
+                timeout: cli.timeout,
+                role: cli.role,
+                poll: Duration::from_secs(2),
+                setup: match &cli.setup {
+                    Some(p) => Some(std::fs::read(p).map_err(|e| {
+                        common::Error::input(format!("--setup {}: {e}", p.display()))
+                    })?),
+                    None => None,
+                },
+                min_ready: cli.min_ready,
+                drop_failed: cli.drop_failed,
+            };
         common::create::run(&cfg, &launch, &ssh, &opts)
     })
 }

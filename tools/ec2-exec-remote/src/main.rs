@@ -79,16 +79,13 @@ fn main() -> std::process::ExitCode {
         .into_iter()
         .find_map(|(on, a)| on.then_some(a));
         if let (Some(action), Some(job)) = (action, &cli.job) {
-            return jobs::follow(
-                TOOL,
-                &ssh,
-                &hosts,
-                job,
+            let f = jobs::Follow {
+                job_id: job.clone(),
                 action,
-                cli.tail,
-                cli.timeout,
-                cli.output.opts(),
-            );
+                tail: cli.tail,
+                timeout: cli.timeout,
+            };
+            return jobs::follow(TOOL, &ssh, &hosts, &f, cli.output.opts());
         }
         let command = cli.command.join(" ");
         if cli.bg {
