@@ -26,6 +26,13 @@ demo: setup build
 	scripts/demo tripcom
 	scripts/demo master-slaves
 
+# Side-by-side benchmark against pdsh and parallel-ssh (installed via apt-get when missing);
+# results in target/bench/report.md, copied into BENCHMARKS.md by hand with commentary.
+bench: setup release
+	@command -v pdsh >/dev/null && command -v parallel-ssh >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pdsh pssh)
+	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
+
 install:
 	for t in $(TOOLS); do $(CARGO) install --locked --path tools/$$t || exit 1; done
 

@@ -78,6 +78,10 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "on|fallback|off", env = "EC2_TOOLS_SPOT", num_args = 0..=1,
           default_missing_value = "on", require_equals = true)]
     pub spot: Option<String>,
+    /// `off`: skip the per-instance `Name=<case>.<index>` tags (one CreateTags call per
+    /// instance); the index stays derivable from the launch tags [default: on]
+    #[arg(long, value_name = "on|off", env = "EC2_TOOLS_NAME_TAGS")]
+    pub name_tags: Option<String>,
 }
 
 /// Which of an instance's addresses the tools connect to.
@@ -339,6 +343,7 @@ pub struct LaunchConfig {
     pub ssh_cidr: Option<IpNet>,
     pub ttl: Option<Duration>,
     pub spot: SpotMode,
+    pub name_tags: bool,
 }
 
 impl LaunchConfig {
@@ -440,6 +445,16 @@ impl LaunchConfig {
                 |m| format!("{m:?}").to_lowercase(),
             )?
             .unwrap_or(SpotMode::Off);
+        let on_off = |s: &str| match s {
+            "on" | "true" | "yes" | "1" => Ok(true),
+            "off" | "false" | "no" | "0" => Ok(false),
+            _ => Err(format!("{s:?}: expected on or off")),
+        };
+        let name_tags = r
+            .pick("name_tags", Some("EC2_TOOLS_NAME_TAGS"), args.name_tags.as_deref(), on_off, Some(true), |b| {
+                if *b { "on" } else { "off" }.to_owned()
+            })?
+            .unwrap_or(true);
         Ok(LaunchConfig {
             ami,
             instance_type,
@@ -449,6 +464,7 @@ impl LaunchConfig {
             ssh_cidr,
             ttl,
             spot,
+            name_tags,
         })
     }
 }
@@ -538,7 +554,7 @@ pub const FILE_KEYS: &[&str] = &[
     "ssh_port",
     "address",
     "connect_timeout",
-    "ssh_allow",
+    "ssh_allow", "name_tags",
 ];
 
 /// Where a setting's value came from.

@@ -94,7 +94,14 @@ fn mkdir_p(sftp: &Sftp, dir: &Path) -> std::result::Result<(), String> {
         match sftp.stat(&cur) {
             Ok(st) if st.is_dir() => {}
             Ok(_) => return Err(format!("{}: exists and is not a directory", cur.display())),
-            Err(_) => sftp.mkdir(&cur, 0o755).map_err(sftp_err(&cur))?,
+            // Someone else (another session to the same host) may create it meanwhile.
+            Err(_) => {
+                if let Err(e) = sftp.mkdir(&cur, 0o755) {
+                    if !sftp.stat(&cur).is_ok_and(|st| st.is_dir()) {
+                        return Err(sftp_err(&cur)(e));
+                    }
+                }
+            }
         }
     }
     Ok(())

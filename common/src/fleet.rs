@@ -353,7 +353,9 @@ pub async fn launch(
             ),
         );
     }
-    name_instances(ec2, cfg, &written).await;
+    if launch.name_tags {
+        name_instances(ec2, cfg, &written).await;
+    }
     Ok(written)
 }
 

@@ -496,8 +496,8 @@ impl Conn {
             }
         };
         let r = self.exec_abortable(
-            TRACKED,
-            Some(command.as_bytes()),
+            &tracked(command),
+            None,
             deadline,
             stop,
             &mut |s, b| {
@@ -565,9 +565,17 @@ impl Conn {
 
 const PID_MARK: &str = "\u{1}ec2-tools-pid ";
 
-/// The channel command of [`Conn::run_command`]: POSIX sh whatever the login shell is, no
-/// single quotes inside. `$$` is the login shell's pid, kept by `exec`.
-const TRACKED: &str = "exec /bin/sh -c 'printf \"\\001ec2-tools-pid %s\\n\" \"$$\" >&2; c=$(cat); exec \"${SHELL:-/bin/sh}\" -c \"$c\" </dev/null'";
+/// The channel command of [`Conn::run_command`]: the login shell reports its pid (sshd made
+/// it a session and process-group leader) and evaluates the command, quoted as one POSIX
+/// single-quoted word — no extra process, so the remote cost is what `ssh host CMD` costs.
+fn tracked(command: &str) -> String {
+    format!("printf '\\001ec2-tools-pid %s\\n' \"$$\" >&2; eval {}", sh_quote(command))
+}
+
+/// `it's` → `'it'\''s'`: one word for any POSIX shell, whatever the text holds.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
 
 fn signal_number(sig: &str) -> i32 {
     match sig.trim_start_matches("SIG") {
@@ -616,6 +624,17 @@ mod tests {
             ..t
         };
         assert_eq!(resolve(&t, &cfg("127.0.0.0/8")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn quoting_makes_one_shell_word_of_anything() {
+        assert_eq!(sh_quote("echo 'a' \"$b\""), "'echo '\\''a'\\'' \"$b\"'");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", sh_quote("it's $HOME `x` \\n")))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's $HOME `x` \\n");
     }
 
     #[test]
