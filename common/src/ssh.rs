@@ -397,6 +397,7 @@ impl Conn {
     ) -> Result<(), SshError> {
         let mut buf = vec![0u8; 32 * 1024];
         let (mut out_done, mut err_done) = (false, false);
+        let mut eof_spins = 0;
         let mut next_keepalive = Instant::now() + Duration::from_secs(15);
         while !(out_done && err_done) {
             let mut progressed = false;
@@ -422,6 +423,13 @@ impl Conn {
                 }
             }
             if progressed {
+                continue;
+            }
+            // libssh2 may have taken the channel's EOF off the socket during this round and
+            // still answered "would block": go round again instead of waiting on a socket
+            // that has nothing more to say.
+            if ch.eof() && eof_spins < 8 {
+                eof_spins += 1;
                 continue;
             }
             if stop() {
@@ -560,6 +568,15 @@ impl Conn {
             Stream::Stderr => err.extend_from_slice(b),
         })?;
         Ok((info, out, err))
+    }
+}
+
+impl Drop for Conn {
+    /// Say goodbye properly: an SSH_MSG_DISCONNECT lets sshd end the session on its normal
+    /// path instead of discovering a dead socket.
+    fn drop(&mut self) {
+        self.sess.set_timeout(1_000);
+        let _ = self.sess.disconnect(Some(ssh2::DisconnectCode::ByApplication), "done", None);
     }
 }
 
