@@ -192,9 +192,10 @@ def main():
             with open(hosts, "w") as f:
                 f.write("\n".join(addrs[:n]) + "\n")
             pdsh_base = ["-p", port, "-i", key] + ssh_opts
+            ours = [os.path.join(BIN, "ec2-exec-remote"), "--dir", fleet, "--select", f"1-{n}"]
             tools = {
-                "ec2-exec-remote": ([os.path.join(BIN, "ec2-exec-remote"), "--dir", fleet, "--select", f"1-{n}",
-                                     "--fanout", "64", "true"], {}),
+                "ec2-exec-remote (fan-out 64)": (ours + ["--fanout", "64", "true"], {}),
+                "ec2-exec-remote (default, fan-out 32)": (ours + ["true"], {}),
                 "pdsh (curve25519)": (["pdsh", "-R", "ssh", "-f", "64", "-l", user, "-w", "^" + hosts, "true"],
                                       {"PDSH_SSH_ARGS_APPEND": " ".join(pdsh_base + curve)}),
                 "pdsh (default)": (["pdsh", "-R", "ssh", "-f", "64", "-l", user, "-w", "^" + hosts, "true"],
@@ -223,7 +224,7 @@ def main():
     report.append("Machine and versions: " + "; ".join(f"{k} {val}" for k, val in v.items()) + "\n")
     report.append(f"Runs per cell: {args.runs} (interleaved); figures are medians; floor = (sshd CPU + client CPU) / {CORES} cores.\n")
     for n in sizes:
-        report.append(f"\n#### `true` on {n} hosts (fan-out 64)\n")
+        report.append(f"\n#### `true` on {n} hosts (pdsh -f 64, parallel-ssh -p 64)\n")
         report.append("| tool | wall s | client CPU s | sshd CPU s | floor s | wall / floor | wall / pdsh(c25519) | client CPU / pdsh(c25519) |")
         report.append("|---|---|---|---|---|---|---|---|")
         ref = results[n]["pdsh (curve25519)"]
@@ -237,8 +238,8 @@ def main():
             report.append(f"- {t}: " + ", ".join(f"({a:.3f}, {b:.3f}, {c:.3f})" for a, b, c in rs))
     if len(sizes) > 1:
         a, b = sizes[0], sizes[-1]
-        report.append(f"\n#### Per-host cost, {a} → {b} hosts (ec2-exec-remote)\n")
-        ra, rb = results[a]["ec2-exec-remote"], results[b]["ec2-exec-remote"]
+        report.append(f"\n#### Per-host cost, {a} → {b} hosts (ec2-exec-remote, fan-out 64)\n")
+        ra, rb = results[a]["ec2-exec-remote (fan-out 64)"], results[b]["ec2-exec-remote (fan-out 64)"]
         for i, what in ((0, "wall"), (1, "client CPU"), (2, "sshd CPU")):
             pa, pb = median([x[i] for x in ra]) / a * 1000, median([x[i] for x in rb]) / b * 1000
             report.append(f"- {what}: {pa:.2f} ms/host → {pb:.2f} ms/host (×{pb / pa:.2f})")

@@ -451,9 +451,14 @@ impl LaunchConfig {
             _ => Err(format!("{s:?}: expected on or off")),
         };
         let name_tags = r
-            .pick("name_tags", Some("EC2_TOOLS_NAME_TAGS"), args.name_tags.as_deref(), on_off, Some(true), |b| {
-                if *b { "on" } else { "off" }.to_owned()
-            })?
+            .pick(
+                "name_tags",
+                Some("EC2_TOOLS_NAME_TAGS"),
+                args.name_tags.as_deref(),
+                on_off,
+                Some(true),
+                |b| if *b { "on" } else { "off" }.to_owned(),
+            )?
             .unwrap_or(true);
         Ok(LaunchConfig {
             ami,
@@ -554,7 +559,8 @@ pub const FILE_KEYS: &[&str] = &[
     "ssh_port",
     "address",
     "connect_timeout",
-    "ssh_allow", "name_tags",
+    "ssh_allow",
+    "name_tags",
 ];
 
 /// Where a setting's value came from.

@@ -576,7 +576,9 @@ impl Drop for Conn {
     /// path instead of discovering a dead socket.
     fn drop(&mut self) {
         self.sess.set_timeout(1_000);
-        let _ = self.sess.disconnect(Some(ssh2::DisconnectCode::ByApplication), "done", None);
+        let _ = self
+            .sess
+            .disconnect(Some(ssh2::DisconnectCode::ByApplication), "done", None);
     }
 }
 
@@ -586,7 +588,10 @@ const PID_MARK: &str = "\u{1}ec2-tools-pid ";
 /// it a session and process-group leader) and evaluates the command, quoted as one POSIX
 /// single-quoted word — no extra process, so the remote cost is what `ssh host CMD` costs.
 fn tracked(command: &str) -> String {
-    format!("printf '\\001ec2-tools-pid %s\\n' \"$$\" >&2; eval {}", sh_quote(command))
+    format!(
+        "printf '\\001ec2-tools-pid %s\\n' \"$$\" >&2; eval {}",
+        sh_quote(command)
+    )
 }
 
 /// `it's` → `'it'\''s'`: one word for any POSIX shell, whatever the text holds.

@@ -47,11 +47,19 @@ pub fn cloud() -> &'static Cloud {
 }
 
 fn start_cloud() -> Result<Cloud, String> {
+    start_cloud_with(&[])
+}
+
+/// A local cloud of its own, with extra environment for `scripts/localcloud` (e.g.
+/// LOCALCLOUD_MAX_STARTUPS); stopped when dropped (and, like the shared one, when this test
+/// process exits).
+pub fn start_cloud_with(extra: &[(&str, &str)]) -> Result<Cloud, String> {
     let state = tempfile::Builder::new()
         .prefix("ec2-tools-cloud-")
         .tempdir()
         .map_err(|e| e.to_string())?;
     let out = Command::new(repo_root().join("scripts/localcloud"))
+        .envs(extra.iter().copied())
         .args(["start", "--state"])
         .arg(state.path())
         .args(["--watch", &std::process::id().to_string()])
@@ -92,9 +100,22 @@ pub struct Case {
     pub env: BTreeMap<String, String>,
 }
 
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/localcloud"))
+            .args(["stop", "--state"])
+            .arg(self._state.path())
+            .status();
+    }
+}
+
 impl Case {
     pub fn new() -> Case {
-        let cloud = cloud();
+        Case::in_cloud(cloud())
+    }
+
+    /// A test case in a given cloud.
+    pub fn in_cloud(cloud: &Cloud) -> Case {
         let dir = tempfile::Builder::new().prefix("tc-").tempdir().unwrap();
         Case {
             dir,
