@@ -449,7 +449,7 @@ fn at_starts_every_host_at_the_same_instant_and_refuses_skewed_clocks() {
         .unwrap()
         .as_secs_f64();
     assert!(min >= asked + 2.5, "started early: {min} vs asked {asked}");
-    assert!(max - min < 0.25, "spread {:.3}s: {r}", max - min);
+    assert!(max - min < 0.5, "spread {:.3}s: {r}", max - min);
 
     let r = c.run(
         "ec2-exec-remote",
