@@ -1,6 +1,8 @@
 # ec2-tools — see README.md. `make demo` and `make test` do all set-up on a fresh machine.
 CARGO ?= cargo
-TOOLS := ec2-create ec2-exec-remote ec2-exec-local ec2-killall
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+TOOLS := $(notdir $(wildcard tools/*))
 
 .PHONY: all build release test demo install bench lint fmt setup clean
 
@@ -19,7 +21,9 @@ release:
 test: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --workspace
-	$(CARGO) test --workspace -- --test-threads 4
+	mkdir -p target
+	$(CARGO) test --workspace -- --test-threads 4 2>&1 | tee target/test.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test.log
 
 demo: setup build
 	scripts/demo tour
@@ -35,6 +39,9 @@ bench: setup release
 
 install:
 	for t in $(TOOLS); do $(CARGO) install --locked --path tools/$$t || exit 1; done
+
+fmt:
+	$(CARGO) fmt --all
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -112,14 +112,9 @@ pub fn run(
             "accept SSH"
         };
         if opts.drop_failed && !waited.failed.is_empty() && !waited.interrupted {
-            let ids: Vec<String> = waited.failed.iter().map(|(d, _)| d.id.clone()).collect();
-            let result = ec2.terminate(&ids).await?;
-            for (id, _) in &result.accepted {
-                store.remove(id)?;
-            }
-            for id in &result.unknown {
-                store.remove(id)?;
-            }
+            let failed: Vec<Descriptor> = waited.failed.iter().map(|(d, _)| d.clone()).collect();
+            fleet::terminate_and_forget(&ec2, &store, &failed).await?;
+            let ids: Vec<String> = failed.iter().map(|d| d.id.clone()).collect();
             output::note(
                 TOOL,
                 format!("--drop-failed: terminated {}", ids.join(", ")),
@@ -177,14 +172,8 @@ async fn reconcile(
     if let Some(max) = opts.max {
         if members.len() as u32 > max {
             let extras: Vec<Descriptor> = members.split_off(max as usize);
+            fleet::terminate_and_forget(ec2, store, &extras).await?;
             let ids: Vec<String> = extras.iter().map(|d| d.id.clone()).collect();
-            let result = ec2.terminate(&ids).await?;
-            for (id, _) in &result.accepted {
-                store.remove(id)?;
-            }
-            for id in &result.unknown {
-                store.remove(id)?;
-            }
             output::note(
                 TOOL,
                 format!(

@@ -9,7 +9,7 @@
 use crate::config::SshConfig;
 use crate::descriptor::{Descriptor, Store};
 use crate::error::{Code, Error, Result};
-use crate::output::{self, Dest, LinePrefixer};
+use crate::output;
 use crate::results::{Collector, Outcome, ResultOpts, Status};
 use crate::ssh::{self, Conn, Kind, SshError, Target};
 use crate::tool;
@@ -358,18 +358,6 @@ fn copy_into(r: &mut impl Read, stream: ssh::Stream, sink: &Mutex<&mut crate::re
             break;
         }
         sink.lock().unwrap().push(stream, &buf[..n]);
-    }
-}
-
-/// Prefixed copy of a reader, for callers outside a collector.
-pub fn copy_prefixed(r: &mut impl Read, label: &str, dest: Dest) {
-    let mut p = LinePrefixer::new(label, dest);
-    let mut buf = [0u8; 16 * 1024];
-    while let Ok(n) = r.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        p.push(&buf[..n]);
     }
 }
 

@@ -535,3 +535,23 @@ pub async fn refresh(
     }
     Ok(alive)
 }
+
+/// Terminate and remove the descriptors AWS accepted; anything not accepted is an error and
+/// keeps its descriptor.
+pub async fn terminate_and_forget(ec2: &Ec2, store: &Store, hosts: &[Descriptor]) -> Result<()> {
+    let ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
+    let result = ec2.terminate(&ids).await?;
+    let mut gone: Vec<&String> = result.accepted.iter().map(|(id, _)| id).collect();
+    gone.extend(result.unknown.iter());
+    for id in &gone {
+        store.remove(id)?;
+    }
+    let left: Vec<&String> = ids.iter().filter(|i| !gone.contains(i)).collect();
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::infra(format!(
+            "AWS did not accept terminating {left:?} (descriptors kept)"
+        )))
+    }
+}

@@ -73,33 +73,31 @@ pub fn stop(
     let store = &store;
     rt.block_on(async {
         let ec2 = &ec2::connect(cfg.region.as_deref()).await?;
+        ec2.stop(&ids(&hosts)).await?;
+        let late = wait::state(
+            ec2,
+            ssh_cfg,
+            store,
+            &mut hosts,
+            &["stopped"],
+            opts.timeout,
+            opts.poll,
+        )
+        .await?;
+        for d in hosts
+            .iter()
+            .filter(|d| d.state.as_deref() == Some("stopped"))
         {
-            ec2.stop(&ids(&hosts)).await?;
-            let late = wait::state(
-                ec2,
-                ssh_cfg,
-                store,
-                &mut hosts,
-                &["stopped"],
-                opts.timeout,
-                opts.poll,
-            )
-            .await?;
-            for d in hosts
-                .iter()
-                .filter(|d| d.state.as_deref() == Some("stopped"))
-            {
-                output::data(format!("{} stopped", d.id));
-            }
-            if late.is_empty() {
-                Ok(Code::Ok)
-            } else {
-                Err(Error::infra(format!(
-                    "timed out after {} waiting for instances to stop: {}",
-                    humantime::format_duration(opts.timeout),
-                    late.join(", ")
-                )))
-            }
+            output::data(format!("{} stopped", d.id));
+        }
+        if late.is_empty() {
+            Ok(Code::Ok)
+        } else {
+            Err(Error::infra(format!(
+                "timed out after {} waiting for instances to stop: {}",
+                humantime::format_duration(opts.timeout),
+                late.join(", ")
+            )))
         }
     })
 }
@@ -119,22 +117,20 @@ pub fn start(
     let store = &store;
     rt.block_on(async {
         let ec2 = &ec2::connect(cfg.region.as_deref()).await?;
-        {
-            ec2.start(&ids(&hosts)).await?;
-            for d in &mut hosts {
-                d.state = Some("pending".into());
-            }
-            finish_ready(
-                ec2,
-                ssh_cfg,
-                store,
-                hosts,
-                opts,
-                ReadyCheck::default(),
-                "start",
-            )
-            .await
+        ec2.start(&ids(&hosts)).await?;
+        for d in &mut hosts {
+            d.state = Some("pending".into());
         }
+        finish_ready(
+            ec2,
+            ssh_cfg,
+            store,
+            hosts,
+            opts,
+            ReadyCheck::default(),
+            "start",
+        )
+        .await
     })
 }
 
@@ -153,34 +149,32 @@ pub fn reboot(
     let store = &store;
     rt.block_on(async {
         let ec2 = &ec2::connect(cfg.region.as_deref()).await?;
-        {
-            // Boot ids before the reboot, read in parallel (instances that cannot be reached
-            // now are simply waited for).
-            let before = fan_out(&hosts, 32, |d| {
-                let t = ssh::Target::for_descriptor(d, ssh_cfg).ok()?;
-                let conn = ssh::connect(&t, ssh_cfg).ok()?;
-                wait::boot_id(&conn).map(|b| (d.id.clone(), b))
-            });
-            let old_boot_ids: BTreeMap<String, String> =
-                before.into_iter().flatten().flatten().collect();
-            ec2.reboot(&ids(&hosts)).await?;
-            output::note("ec2-reboot", format!("rebooting {} instances", hosts.len()));
-            let check = ReadyCheck {
-                old_boot_ids,
-                grace: opts.reboot_grace,
-                hook: None,
-            };
-            finish_ready(
-                ec2,
-                ssh_cfg,
-                store,
-                hosts,
-                opts,
-                check,
-                "come back after the reboot",
-            )
-            .await
-        }
+        // Boot ids before the reboot, read in parallel (instances that cannot be reached
+        // now are simply waited for).
+        let before = fan_out(&hosts, 32, |d| {
+            let t = ssh::Target::for_descriptor(d, ssh_cfg).ok()?;
+            let conn = ssh::connect(&t, ssh_cfg).ok()?;
+            wait::boot_id(&conn).map(|b| (d.id.clone(), b))
+        });
+        let old_boot_ids: BTreeMap<String, String> =
+            before.into_iter().flatten().flatten().collect();
+        ec2.reboot(&ids(&hosts)).await?;
+        output::note("ec2-reboot", format!("rebooting {} instances", hosts.len()));
+        let check = ReadyCheck {
+            old_boot_ids,
+            grace: opts.reboot_grace,
+            hook: None,
+        };
+        finish_ready(
+            ec2,
+            ssh_cfg,
+            store,
+            hosts,
+            opts,
+            check,
+            "come back after the reboot",
+        )
+        .await
     })
 }
 
@@ -230,129 +224,107 @@ pub fn revert(
     let store = &store;
     rt.block_on(async {
         let ec2 = &ec2::connect(cfg.region.as_deref()).await?;
-        {
-            // Fresh from the configured AMI; without one, from the AMI the instances run.
-            let mut launch = launch.clone();
-            if launch.ami.is_none() {
-                launch.ami = hosts.iter().find_map(|d| d.ami.clone());
-            }
-            let launch = &launch;
-            let mut state = CaseState::load(store)?;
-            state.save(store)?;
-            let access = fleet::ensure_access(ec2, cfg, launch, ssh_cfg, store, &mut state).await?;
-            let mut replacements = Vec::new();
-            if opts.sequential {
-                for old in &hosts {
-                    let new = fleet::launch(
-                        ec2,
-                        cfg,
-                        launch,
-                        ssh_cfg,
-                        store,
-                        &mut state,
-                        &access,
-                        old.index,
-                        1,
-                        old.role(),
-                    )
-                    .await?;
-                    let waited = wait::ready(
-                        ec2,
-                        ssh_cfg,
-                        store,
-                        new,
-                        opts.timeout,
-                        opts.poll,
-                        ReadyCheck::default(),
-                    )
-                    .await?;
-                    if let Some(e) = waited.error("accept SSH", opts.timeout) {
-                        return Err(e.context(format!("replacing {} (kept)", old.label())));
-                    }
-                    terminate_and_forget(ec2, store, std::slice::from_ref(old)).await?;
-                    output::note(
-                        "ec2-revert",
-                        format!("{} replaced by {}", old.label(), waited.ready[0].id),
-                    );
-                    replacements.extend(waited.ready);
-                }
-            } else {
-                terminate_and_forget(ec2, store, &hosts).await?;
-                for (first, count) in runs(hosts.iter().map(|d| d.index).collect()) {
-                    // Roles are kept per index run; a run mixing roles is split by role.
-                    let mut by_role: BTreeMap<Option<String>, Vec<u32>> = BTreeMap::new();
-                    for d in hosts
-                        .iter()
-                        .filter(|d| d.index >= first && d.index < first + count)
-                    {
-                        by_role
-                            .entry(d.role().map(str::to_owned))
-                            .or_default()
-                            .push(d.index);
-                    }
-                    for (role, idx) in by_role {
-                        for (f, c) in runs(idx) {
-                            replacements.extend(
-                                fleet::launch(
-                                    ec2,
-                                    cfg,
-                                    launch,
-                                    ssh_cfg,
-                                    store,
-                                    &mut state,
-                                    &access,
-                                    f,
-                                    c,
-                                    role.as_deref(),
-                                )
-                                .await?,
-                            );
-                        }
-                    }
-                }
-                replacements.sort_by_key(|d| d.index);
+        // Fresh from the configured AMI; without one, from the AMI the instances run.
+        let mut launch = launch.clone();
+        if launch.ami.is_none() {
+            launch.ami = hosts.iter().find_map(|d| d.ami.clone());
+        }
+        let launch = &launch;
+        let mut state = CaseState::load(store)?;
+        state.save(store)?;
+        let access = fleet::ensure_access(ec2, cfg, launch, ssh_cfg, store, &mut state).await?;
+        let mut replacements = Vec::new();
+        if opts.sequential {
+            for old in &hosts {
+                let new = fleet::launch(
+                    ec2,
+                    cfg,
+                    launch,
+                    ssh_cfg,
+                    store,
+                    &mut state,
+                    &access,
+                    old.index,
+                    1,
+                    old.role(),
+                )
+                .await?;
                 let waited = wait::ready(
                     ec2,
                     ssh_cfg,
                     store,
-                    replacements,
+                    new,
                     opts.timeout,
                     opts.poll,
                     ReadyCheck::default(),
                 )
                 .await?;
-                waited.print_ready();
-                return match waited.error("accept SSH", opts.timeout) {
-                    None => Ok(Code::Ok),
-                    Some(e) => Err(e),
-                };
+                if let Some(e) = waited.error("accept SSH", opts.timeout) {
+                    return Err(e.context(format!("replacing {} (kept)", old.label())));
+                }
+                fleet::terminate_and_forget(ec2, store, std::slice::from_ref(old)).await?;
+                output::note(
+                    "ec2-revert",
+                    format!("{} replaced by {}", old.label(), waited.ready[0].id),
+                );
+                replacements.extend(waited.ready);
             }
-            for d in &replacements {
-                output::data(format!("{} {}", d.id, d.address.as_deref().unwrap_or("-")));
+        } else {
+            fleet::terminate_and_forget(ec2, store, &hosts).await?;
+            for (first, count) in runs(hosts.iter().map(|d| d.index).collect()) {
+                // Roles are kept per index run; a run mixing roles is split by role.
+                let mut by_role: BTreeMap<Option<String>, Vec<u32>> = BTreeMap::new();
+                for d in hosts
+                    .iter()
+                    .filter(|d| d.index >= first && d.index < first + count)
+                {
+                    by_role
+                        .entry(d.role().map(str::to_owned))
+                        .or_default()
+                        .push(d.index);
+                }
+                for (role, idx) in by_role {
+                    for (f, c) in runs(idx) {
+                        replacements.extend(
+                            fleet::launch(
+                                ec2,
+                                cfg,
+                                launch,
+                                ssh_cfg,
+                                store,
+                                &mut state,
+                                &access,
+                                f,
+                                c,
+                                role.as_deref(),
+                            )
+                            .await?,
+                        );
+                    }
+                }
             }
-            Ok(Code::Ok)
+            replacements.sort_by_key(|d| d.index);
+            let waited = wait::ready(
+                ec2,
+                ssh_cfg,
+                store,
+                replacements,
+                opts.timeout,
+                opts.poll,
+                ReadyCheck::default(),
+            )
+            .await?;
+            waited.print_ready();
+            return match waited.error("accept SSH", opts.timeout) {
+                None => Ok(Code::Ok),
+                Some(e) => Err(e),
+            };
         }
+        for d in &replacements {
+            output::data(format!("{} {}", d.id, d.address.as_deref().unwrap_or("-")));
+        }
+        Ok(Code::Ok)
     })
-}
-
-/// Terminate and remove the descriptors AWS accepted; anything not accepted is an error and
-/// keeps its descriptor.
-async fn terminate_and_forget(ec2: &Ec2, store: &Store, hosts: &[Descriptor]) -> Result<()> {
-    let ids = ids(hosts);
-    let result = ec2.terminate(&ids).await?;
-    let mut gone: Vec<&String> = result.accepted.iter().map(|(id, _)| id).collect();
-    gone.extend(result.unknown.iter());
-    for id in &gone {
-        store.remove(id)?;
-    }
-    let left: Vec<&String> = ids.iter().filter(|i| !gone.contains(i)).collect();
-    if left.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::infra(format!(
-            "AWS did not accept terminating {left:?} (descriptors kept)"
-        )))
-    }
 }
 
 #[cfg(test)]
