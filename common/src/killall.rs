@@ -32,11 +32,14 @@ pub fn run(cfg: &Config, sel: &SelectArgs, opts: &KillOptions) -> Result<Code> {
     let store = Store::new(&cfg.dir);
     let _lock = store.lock()?;
     let hosts = select::select(&store, sel)?;
+    // A key pair or security group the tools made for the case may still exist in AWS.
     let state_file = store
         .dir()
         .join(crate::descriptor::STATE_DIR)
         .join("case.json");
-    let has_resources = state_file.is_file();
+    let has_resources = state_file.is_file()
+        && CaseState::load(&store)
+            .is_ok_and(|s| s.key_name.is_some() || s.security_group.is_some());
     if hosts.is_empty() && !opts.case_sweep && !opts.expired && !has_resources {
         output::note(
             TOOL,

@@ -157,9 +157,11 @@ pub fn connect(t: &Target, cfg: &SshConfig) -> Result<Conn, SshError> {
     let mut attempt = 0u32;
     loop {
         match connect_once(t, cfg) {
-            Err(e) if e.kind == Kind::Handshake && attempt < 4 => {
+            // 0.2, 0.4, 0.8, 1.6, 3.2, 3.2, 3.2 s (±50%): about 12 s before giving up, enough
+            // for a throttling sshd to work through a burst of hundreds of connections.
+            Err(e) if e.kind == Kind::Handshake && attempt < 7 => {
                 attempt += 1;
-                std::thread::sleep(jitter(Duration::from_millis(100 << attempt)));
+                std::thread::sleep(jitter(Duration::from_millis(100 << attempt.min(5))));
             }
             other => return other,
         }
@@ -419,7 +421,12 @@ impl Conn {
                         progressed = true;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(SshError::new(Kind::Session, format!("read: {e}"))),
+                    Err(e) => {
+                        return Err(SshError::new(
+                            Kind::Session,
+                            format!("connection lost: {e}"),
+                        ))
+                    }
                 }
             }
             if progressed {
