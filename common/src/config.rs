@@ -302,6 +302,31 @@ impl SshConfig {
     }
 }
 
+/// The flags of every tool that acts on selected instances of a case over AWS and SSH.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FleetArgs {
+    #[command(flatten)]
+    pub select: crate::select::SelectArgs,
+    #[command(flatten)]
+    pub dir: DirArgs,
+    #[command(flatten)]
+    pub case: CaseArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+impl FleetArgs {
+    /// The settings layers, the case and the SSH settings.
+    pub fn resolve(&self) -> Result<(Resolver, Config, SshConfig)> {
+        let r = Resolver::new(&self.dir)?;
+        let cfg = Config::resolve(&r, &self.case, &self.aws)?;
+        let ssh = SshConfig::resolve(&r, &self.ssh)?;
+        Ok((r, cfg, ssh))
+    }
+}
+
 /// Spot or on-demand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpotMode {

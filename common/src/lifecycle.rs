@@ -38,23 +38,19 @@ fn ids(v: &[Descriptor]) -> Vec<String> {
     v.iter().map(|d| d.id.clone()).collect()
 }
 
-/// Shared frame: the directory lock held, a non-empty selection, a runtime.
-struct Selected {
-    store: Store,
-    _lock: crate::descriptor::DirLock,
-    hosts: Vec<Descriptor>,
-    rt: tokio::runtime::Runtime,
-}
-
-fn selected(cfg: &Config, sel: &SelectArgs) -> Result<Selected> {
+/// The frame every stage shares: the directory lock held, a non-empty selection, one EC2
+/// client, then `stage` on them.
+fn on_selection(
+    cfg: &Config,
+    sel: &SelectArgs,
+    stage: impl AsyncFnOnce(&Ec2, &Store, Vec<Descriptor>) -> Result<Code>,
+) -> Result<Code> {
     let store = Store::new(&cfg.dir);
-    let lock = store.lock()?;
+    let _lock = store.lock()?;
     let hosts = select::select_some(&store, sel)?;
-    Ok(Selected {
-        store,
-        _lock: lock,
-        hosts,
-        rt: crate::runtime()?,
+    crate::runtime()?.block_on(async {
+        let ec2 = ec2::connect(cfg.region.as_deref()).await?;
+        stage(&ec2, &store, hosts).await
     })
 }
 
@@ -64,15 +60,7 @@ pub fn stop(
     sel: &SelectArgs,
     opts: &LifeOptions,
 ) -> Result<Code> {
-    let Selected {
-        store,
-        _lock,
-        mut hosts,
-        rt,
-    } = selected(cfg, sel)?;
-    let store = &store;
-    rt.block_on(async {
-        let ec2 = &ec2::connect(cfg.region.as_deref()).await?;
+    on_selection(cfg, sel, async |ec2, store, mut hosts| {
         ec2.stop(&ids(&hosts)).await?;
         let late = wait::state(
             ec2,
@@ -108,15 +96,7 @@ pub fn start(
     sel: &SelectArgs,
     opts: &LifeOptions,
 ) -> Result<Code> {
-    let Selected {
-        store,
-        _lock,
-        mut hosts,
-        rt,
-    } = selected(cfg, sel)?;
-    let store = &store;
-    rt.block_on(async {
-        let ec2 = &ec2::connect(cfg.region.as_deref()).await?;
+    on_selection(cfg, sel, async |ec2, store, mut hosts| {
         ec2.start(&ids(&hosts)).await?;
         for d in &mut hosts {
             d.state = Some("pending".into());
@@ -140,17 +120,9 @@ pub fn reboot(
     sel: &SelectArgs,
     opts: &LifeOptions,
 ) -> Result<Code> {
-    let Selected {
-        store,
-        _lock,
-        hosts,
-        rt,
-    } = selected(cfg, sel)?;
-    let store = &store;
-    rt.block_on(async {
-        let ec2 = &ec2::connect(cfg.region.as_deref()).await?;
-        // Boot ids before the reboot, read in parallel (instances that cannot be reached
-        // now are simply waited for).
+    on_selection(cfg, sel, async |ec2, store, hosts| {
+        // Boot ids before the reboot, read in parallel (instances that cannot be reached now
+        // are simply waited for).
         let before = fan_out(&hosts, 32, |d| {
             let t = ssh::Target::for_descriptor(d, ssh_cfg).ok()?;
             let conn = ssh::connect(&t, ssh_cfg).ok()?;
@@ -215,15 +187,7 @@ pub fn revert(
     sel: &SelectArgs,
     opts: &LifeOptions,
 ) -> Result<Code> {
-    let Selected {
-        store,
-        _lock,
-        hosts,
-        rt,
-    } = selected(cfg, sel)?;
-    let store = &store;
-    rt.block_on(async {
-        let ec2 = &ec2::connect(cfg.region.as_deref()).await?;
+    on_selection(cfg, sel, async |ec2, store, hosts| {
         // Fresh from the configured AMI; without one, from the AMI the instances run.
         let mut launch = launch.clone();
         if launch.ami.is_none() {

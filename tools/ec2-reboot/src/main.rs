@@ -1,7 +1,6 @@
 //! ec2-reboot: reboot the selected instances of the case and wait for them.
 use clap::Parser;
-use common::config::{self, AwsArgs, CaseArgs, Config, DirArgs, Resolver, SshArgs, SshConfig};
-use common::select::SelectArgs;
+use common::config::{self, FleetArgs};
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -18,30 +17,20 @@ struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "240s", value_parser = config::parse_duration)]
     reboot_grace: Duration,
     #[command(flatten)]
-    select: SelectArgs,
-    #[command(flatten)]
-    dir: DirArgs,
-    #[command(flatten)]
-    case: CaseArgs,
-    #[command(flatten)]
-    aws: AwsArgs,
-    #[command(flatten)]
-    ssh: SshArgs,
+    fleet: FleetArgs,
 }
 
 fn main() -> std::process::ExitCode {
     common::tool::main("ec2-reboot", |args| {
         let cli: Cli = common::tool::parse(args)?;
-        let r = Resolver::new(&cli.dir)?;
-        let cfg = Config::resolve(&r, &cli.case, &cli.aws)?;
-        let ssh = SshConfig::resolve(&r, &cli.ssh)?;
+        let (_, cfg, ssh) = cli.fleet.resolve()?;
         let opts = common::lifecycle::LifeOptions {
             timeout: cli.timeout,
             poll: Duration::from_secs(2),
             reboot_grace: cli.reboot_grace,
             sequential: false,
         };
-        common::lifecycle::reboot(&cfg, &ssh, &cli.select, &opts)
+        common::lifecycle::reboot(&cfg, &ssh, &cli.fleet.select, &opts)
     })
 }
 

@@ -1,10 +1,6 @@
 //! ec2-revert: replace the selected instances with fresh ones from the AMI.
 use clap::Parser;
-use common::config::{
-    self, AwsArgs, CaseArgs, Config, DirArgs, LaunchArgs, LaunchConfig, Resolver, SshArgs,
-    SshConfig,
-};
-use common::select::SelectArgs;
+use common::config::{self, FleetArgs, LaunchArgs, LaunchConfig};
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -23,33 +19,23 @@ struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = config::parse_duration)]
     timeout: Duration,
     #[command(flatten)]
-    select: SelectArgs,
-    #[command(flatten)]
-    dir: DirArgs,
-    #[command(flatten)]
-    case: CaseArgs,
-    #[command(flatten)]
-    aws: AwsArgs,
+    fleet: FleetArgs,
     #[command(flatten)]
     launch: LaunchArgs,
-    #[command(flatten)]
-    ssh: SshArgs,
 }
 
 fn main() -> std::process::ExitCode {
     common::tool::main("ec2-revert", |args| {
         let cli: Cli = common::tool::parse(args)?;
-        let r = Resolver::new(&cli.dir)?;
-        let cfg = Config::resolve(&r, &cli.case, &cli.aws)?;
+        let (r, cfg, ssh) = cli.fleet.resolve()?;
         let launch = LaunchConfig::resolve(&r, &cli.launch)?;
-        let ssh = SshConfig::resolve(&r, &cli.ssh)?;
         let opts = common::lifecycle::LifeOptions {
             timeout: cli.timeout,
             poll: Duration::from_secs(2),
             reboot_grace: Duration::ZERO,
             sequential: cli.sequential,
         };
-        common::lifecycle::revert(&cfg, &launch, &ssh, &cli.select, &opts)
+        common::lifecycle::revert(&cfg, &launch, &ssh, &cli.fleet.select, &opts)
     })
 }
 

@@ -1,9 +1,6 @@
 //! ec2-status: one line per instance of the case, refreshed from AWS.
 use clap::Parser;
-use common::config::{
-    AwsArgs, CaseArgs, Config, DirArgs, LaunchArgs, LaunchConfig, Resolver, SshArgs, SshConfig,
-};
-use common::select::SelectArgs;
+use common::config::{FleetArgs, LaunchArgs, LaunchConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,26 +20,16 @@ struct Cli {
     #[arg(long)]
     show_config: bool,
     #[command(flatten)]
-    select: SelectArgs,
-    #[command(flatten)]
-    dir: DirArgs,
-    #[command(flatten)]
-    case: CaseArgs,
-    #[command(flatten)]
-    aws: AwsArgs,
+    fleet: FleetArgs,
     #[command(flatten)]
     launch: LaunchArgs,
-    #[command(flatten)]
-    ssh: SshArgs,
 }
 
 fn main() -> std::process::ExitCode {
     common::tool::main("ec2-status", |args| {
         let cli: Cli = common::tool::parse(args)?;
-        let r = Resolver::new(&cli.dir)?;
-        let cfg = Config::resolve(&r, &cli.case, &cli.aws)?;
+        let (r, cfg, ssh) = cli.fleet.resolve()?;
         LaunchConfig::resolve(&r, &cli.launch)?;
-        let ssh = SshConfig::resolve(&r, &cli.ssh)?;
         if cli.show_config {
             return common::status::show_config(&r, cli.json);
         }
@@ -50,7 +37,7 @@ fn main() -> std::process::ExitCode {
             check: cli.check,
             json: cli.json,
         };
-        common::status::run(&cfg, &ssh, &cli.select, &opts)
+        common::status::run(&cfg, &ssh, &cli.fleet.select, &opts)
     })
 }
 
