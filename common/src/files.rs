@@ -137,23 +137,34 @@ fn upload(
             OpenType::File,
         )
         .map_err(sftp_err(remote))?;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = src
-            .read(&mut buf)
-            .map_err(|e| format!("{}: {e}", local.display()))?;
-        if n == 0 {
-            break;
-        }
-        dst.write_all(&buf[..n])
-            .map_err(|e| format!("{}: {e}", remote.display()))?;
-        t.bytes += n as u64;
-    }
+    copy_chunks(&mut src, local, &mut dst, remote, t)?;
     drop(dst);
     sftp.setstat(remote, stat_with_mode(mode))
         .map_err(sftp_err(remote))?;
     t.files += 1;
     Ok(())
+}
+
+/// Stream `src` into `dst` in fixed chunks: bounded memory whatever the file's size.
+fn copy_chunks(
+    src: &mut impl Read,
+    src_name: &Path,
+    dst: &mut impl Write,
+    dst_name: &Path,
+    t: &mut Tally,
+) -> std::result::Result<(), String> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = src
+            .read(&mut buf)
+            .map_err(|e| format!("{}: {e}", src_name.display()))?;
+        if n == 0 {
+            return Ok(());
+        }
+        dst.write_all(&buf[..n])
+            .map_err(|e| format!("{}: {e}", dst_name.display()))?;
+        t.bytes += n as u64;
+    }
 }
 
 fn stat_with_mode(mode: u32) -> ssh2::FileStat {
@@ -199,15 +210,14 @@ pub fn get(
                 Ok(t)
             })();
             match r {
-                Ok(t) => {
+                Ok(_) => {
                     output::data(format!(
                         "{} {} {}",
                         d.id,
                         conn.target.address,
                         into.display()
                     ));
-                    let _ = t;
-                    Status::Exited(0)
+                        Status::Exited(0)
                 }
                 Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
             }
@@ -241,18 +251,7 @@ fn download(
     }
     let mut src = sftp.open(remote).map_err(sftp_err(remote))?;
     let mut dst = std::fs::File::create(local).map_err(|e| format!("{}: {e}", local.display()))?;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = src
-            .read(&mut buf)
-            .map_err(|e| format!("{}: {e}", remote.display()))?;
-        if n == 0 {
-            break;
-        }
-        dst.write_all(&buf[..n])
-            .map_err(|e| format!("{}: {e}", local.display()))?;
-        t.bytes += n as u64;
-    }
+    copy_chunks(&mut src, remote, &mut dst, local, t)?;
     std::fs::set_permissions(local, std::fs::Permissions::from_mode(mode))
         .map_err(|e| format!("{}: {e}", local.display()))?;
     t.files += 1;
