@@ -217,7 +217,7 @@ pub fn get(
                         conn.target.address,
                         into.display()
                     ));
-                        Status::Exited(0)
+                    Status::Exited(0)
                 }
                 Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
             }

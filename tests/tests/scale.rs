@@ -460,3 +460,32 @@ fn at_starts_every_host_at_the_same_instant_and_refuses_skewed_clocks() {
     c.run("ec2-exec-remote", &["--at", "nonsense", "true"])
         .assert_code(2);
 }
+
+#[test]
+fn exec_local_shares_the_output_modes() {
+    let c = Case::new();
+    let hosts = c.create(3);
+    let r = c.run("ec2-exec-local", &["--gather", "echo same"]);
+    r.assert_code(0);
+    assert!(r.stdout.contains("(3)\n---------------\nsame\n"), "{r}");
+    let failed = c.path().join("failed-local.txt");
+    let r = c.run(
+        "ec2-exec-local",
+        &[
+            "--json",
+            "--failed-to",
+            failed.to_str().unwrap(),
+            "echo \"#$CURRENT_AMI_INDEX\"; [ $CURRENT_AMI_INDEX != 2 ]",
+        ],
+    );
+    r.assert_code(1);
+    let objs = json_lines(&r.stdout);
+    assert_eq!(objs.len(), 3);
+    let second = objs.iter().find(|o| o["index"] == 2).unwrap();
+    assert_eq!(second["exit"], 1);
+    assert_eq!(second["stdout"], "#2\n");
+    assert_eq!(
+        std::fs::read_to_string(&failed).unwrap(),
+        format!("{}\n", hosts[1].0)
+    );
+}
