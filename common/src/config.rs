@@ -302,28 +302,60 @@ impl SshConfig {
     }
 }
 
-/// The flags of every tool that acts on selected instances of a case over AWS and SSH.
+/// The flags of every tool that works on selected instances over SSH: which instances, where
+/// they are described, how to log in.
 #[derive(Args, Debug, Clone, Default)]
-pub struct FleetArgs {
+pub struct HostArgs {
     #[command(flatten)]
     pub select: crate::select::SelectArgs,
     #[command(flatten)]
     pub dir: DirArgs,
     #[command(flatten)]
-    pub case: CaseArgs,
-    #[command(flatten)]
-    pub aws: AwsArgs,
-    #[command(flatten)]
     pub ssh: SshArgs,
 }
 
+/// What [`HostArgs`] resolve to.
+pub struct Hosts {
+    pub ssh: SshConfig,
+    pub store: crate::descriptor::Store,
+    /// The selection: never empty.
+    pub hosts: Vec<crate::descriptor::Descriptor>,
+}
+
+impl HostArgs {
+    /// The SSH settings and the selected descriptors.
+    pub fn resolve(&self) -> Result<Hosts> {
+        let resolver = Resolver::new(&self.dir)?;
+        let ssh = SshConfig::resolve(&resolver, &self.ssh)?;
+        let store = crate::descriptor::Store::new(resolver.dir());
+        let hosts = crate::select::select_some(&store, &self.select)?;
+        Ok(Hosts { ssh, store, hosts })
+    }
+}
+
+/// The flags of every tool that acts on selected instances of a case over AWS and SSH.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FleetArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+    #[command(flatten)]
+    pub case: CaseArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
 impl FleetArgs {
-    /// The settings layers, the case and the SSH settings.
+    /// The settings layers, the case and the SSH settings. The selection itself is made later,
+    /// under the directory's lock.
     pub fn resolve(&self) -> Result<(Resolver, Config, SshConfig)> {
-        let r = Resolver::new(&self.dir)?;
+        let r = Resolver::new(&self.hosts.dir)?;
         let cfg = Config::resolve(&r, &self.case, &self.aws)?;
-        let ssh = SshConfig::resolve(&r, &self.ssh)?;
+        let ssh = SshConfig::resolve(&r, &self.hosts.ssh)?;
         Ok((r, cfg, ssh))
+    }
+
+    pub fn select(&self) -> &crate::select::SelectArgs {
+        &self.hosts.select
     }
 }
 

@@ -1,8 +1,6 @@
 //! ec2-exec-local CMD [-bg]: run `sh -c CMD` locally once per described instance.
 use clap::Parser;
-use common::config::{DirArgs, Resolver, SshArgs, SshConfig};
-use common::descriptor::Store;
-use common::select::{self, SelectArgs};
+use common::config::HostArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,28 +23,20 @@ struct Cli {
     #[command(flatten)]
     output: common::results::OutputArgs,
     #[command(flatten)]
-    select: SelectArgs,
-    #[command(flatten)]
-    dir: DirArgs,
-    #[command(flatten)]
-    ssh: SshArgs,
+    hosts: HostArgs,
 }
 
 fn main() -> std::process::ExitCode {
     common::tool::main("ec2-exec-local", |args| {
         let cli: Cli = common::tool::parse(args)?;
-        let r = Resolver::new(&cli.dir)?;
-        let ssh = SshConfig::resolve(&r, &cli.ssh)?;
-        let dir = r.dir().to_path_buf();
-        let store = Store::new(dir);
-        let hosts = select::select_some(&store, &cli.select)?;
+        let h = cli.hosts.resolve()?;
         let job = common::exec::LocalJob {
             command: cli.command.join(" "),
             background: cli.bg,
             parallel: cli.parallel as usize,
             results: cli.output.opts(),
         };
-        common::exec::run_local("ec2-exec-local", &ssh, &store, &hosts, &job)
+        common::exec::run_local("ec2-exec-local", &h.ssh, &h.store, &h.hosts, &job)
     })
 }
 

@@ -1,10 +1,8 @@
 //! ec2-exec-remote CMD [-bg]: run CMD on every selected instance over SSH, in parallel.
 use clap::Parser;
-use common::config::{self, DirArgs, Resolver, SshArgs, SshConfig};
-use common::descriptor::Store;
+use common::config::{self, HostArgs};
 use common::jobs::{self, Action};
 use common::results::OutputArgs;
-use common::select::{self, SelectArgs};
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -53,23 +51,17 @@ struct Cli {
     #[command(flatten)]
     output: OutputArgs,
     #[command(flatten)]
-    select: SelectArgs,
-    #[command(flatten)]
-    dir: DirArgs,
-    #[command(flatten)]
-    ssh: SshArgs,
+    hosts: HostArgs,
 }
 
 fn main() -> std::process::ExitCode {
     const TOOL: &str = "ec2-exec-remote";
     common::tool::main(TOOL, |args| {
         let cli: Cli = common::tool::parse(args)?;
-        let r = Resolver::new(&cli.dir)?;
-        let ssh = SshConfig::resolve(&r, &cli.ssh)?;
         if let Some(j) = &cli.job {
             jobs::validate_job_name(j)?;
         }
-        let hosts = select::select_some(&Store::new(r.dir()), &cli.select)?;
+        let common::config::Hosts { ssh, hosts, .. } = cli.hosts.resolve()?;
         let fanout = cli.fanout as usize;
         let action = [
             (cli.wait, Action::Wait),

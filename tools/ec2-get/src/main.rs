@@ -1,8 +1,6 @@
 //! ec2-get REMOTE_PATH LOCAL_DIR: fetch a file or directory from every selected instance.
 use clap::Parser;
-use common::config::{DirArgs, Resolver, SshArgs, SshConfig};
-use common::descriptor::Store;
-use common::select::{self, SelectArgs};
+use common::config::HostArgs;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -24,23 +22,17 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
     #[command(flatten)]
-    select: SelectArgs,
-    #[command(flatten)]
-    dir: DirArgs,
-    #[command(flatten)]
-    ssh: SshArgs,
+    hosts: HostArgs,
 }
 
 fn main() -> std::process::ExitCode {
     common::tool::main("ec2-get", |args| {
         let cli: Cli = common::tool::parse(args)?;
-        let r = Resolver::new(&cli.dir)?;
-        let ssh = SshConfig::resolve(&r, &cli.ssh)?;
-        let hosts = select::select_some(&Store::new(r.dir()), &cli.select)?;
+        let h = cli.hosts.resolve()?;
         common::files::get(
             "ec2-get",
-            &ssh,
-            &hosts,
+            &h.ssh,
+            &h.hosts,
             &cli.remote,
             &cli.local,
             cli.fanout as usize,

@@ -1,8 +1,6 @@
 //! ec2-put LOCAL... REMOTE_DIR: copy files to every selected instance, in parallel.
 use clap::Parser;
-use common::config::{DirArgs, Resolver, SshArgs, SshConfig};
-use common::descriptor::Store;
-use common::select::{self, SelectArgs};
+use common::config::HostArgs;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -21,19 +19,13 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
     #[command(flatten)]
-    select: SelectArgs,
-    #[command(flatten)]
-    dir: DirArgs,
-    #[command(flatten)]
-    ssh: SshArgs,
+    hosts: HostArgs,
 }
 
 fn main() -> std::process::ExitCode {
     common::tool::main("ec2-put", |args| {
         let mut cli: Cli = common::tool::parse(args)?;
-        let r = Resolver::new(&cli.dir)?;
-        let ssh = SshConfig::resolve(&r, &cli.ssh)?;
-        let hosts = select::select_some(&Store::new(r.dir()), &cli.select)?;
+        let h = cli.hosts.resolve()?;
         let remote = cli
             .paths
             .pop()
@@ -42,8 +34,8 @@ fn main() -> std::process::ExitCode {
             .into_owned();
         common::files::put(
             "ec2-put",
-            &ssh,
-            &hosts,
+            &h.ssh,
+            &h.hosts,
             &cli.paths,
             &remote,
             cli.fanout as usize,

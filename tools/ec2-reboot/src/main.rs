@@ -30,7 +30,7 @@ fn main() -> std::process::ExitCode {
             reboot_grace: cli.reboot_grace,
             sequential: false,
         };
-        common::lifecycle::reboot(&cfg, &ssh, &cli.fleet.select, &opts)
+        common::lifecycle::reboot(&cfg, &ssh, cli.fleet.select(), &opts)
     })
 }
 

@@ -35,7 +35,7 @@ fn main() -> std::process::ExitCode {
             reboot_grace: Duration::ZERO,
             sequential: cli.sequential,
         };
-        common::lifecycle::revert(&cfg, &launch, &ssh, &cli.fleet.select, &opts)
+        common::lifecycle::revert(&cfg, &launch, &ssh, cli.fleet.select(), &opts)
     })
 }
 

@@ -37,7 +37,7 @@ fn main() -> std::process::ExitCode {
             check: cli.check,
             json: cli.json,
         };
-        common::status::run(&cfg, &ssh, &cli.fleet.select, &opts)
+        common::status::run(&cfg, &ssh, cli.fleet.select(), &opts)
     })
 }
 

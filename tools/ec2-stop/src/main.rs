@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
             reboot_grace: Duration::ZERO,
             sequential: false,
         };
-        common::lifecycle::stop(&cfg, &ssh, &cli.fleet.select, &opts)
+        common::lifecycle::stop(&cfg, &ssh, cli.fleet.select(), &opts)
     })
 }
 
