@@ -1,29 +1,26 @@
 //! ec2-tools: small Unix tools to run load tests on a temporary fleet of EC2 instances.
 //!
-//! All behaviour lives here; each binary in `tools/` only parses its command line and calls
-//! one `run` function. Data flows one way: configuration ([`config`]) → selection of
-//! descriptors ([`descriptor`], [`select`]) → AWS ([`ec2`], [`fleet`], [`wait`]) or SSH
-//! ([`ssh`]) work in parallel ([`exec`]) → output ([`output`]) and an exit code ([`error`]).
+//! All behaviour lives here; each binary in `tools/` is one line, [`bin!`]. Data flows one way:
+//! cli → settings → config → case (descriptors, selection) → aws / remote work → results →
+//! output and exit code.
+//!
+//! The layers, from the bottom: [`error`], [`output`], [`settings`] (flag > env > files >
+//! default, with sources), [`tool`] (process concerns) · [`config`] (plain resolved data) ·
+//! [`case`] (the test case on disk) · [`remote`] (SSH, fan-out, per-host results) · [`aws`]
+//! (EC2 calls, the fleet, waiting — it probes SSH through `remote`) · [`cli`] (the flags,
+//! resolved into config and a selection) · [`cmd`] (one module per tool). A module imports only
+//! from layers below it: no cycles, nothing reaches back up.
 
+pub mod aws;
+pub mod case;
+pub mod cli;
+pub mod cmd;
 pub mod config;
-pub mod create;
-pub mod descriptor;
-pub mod ec2;
 pub mod error;
-pub mod exec;
-pub mod files;
-pub mod fleet;
-pub mod jobs;
-pub mod killall;
-pub mod lifecycle;
 pub mod output;
-pub mod results;
-pub mod select;
-pub mod ssh;
-pub mod status;
-pub mod sync;
+pub mod remote;
+pub mod settings;
 pub mod tool;
-pub mod wait;
 
 pub use error::{Code, Error, Result};
 

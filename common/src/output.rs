@@ -3,8 +3,23 @@
 //! Each host's output is buffered per stream and written whole lines at a time, prefixed
 //! `<address>: ` (pdsh style), under the stdout/stderr lock (as fd does). stdout carries data
 //! only; diagnostics and progress go to stderr, progress bars only when it is a terminal.
+//! Diagnostics carry the running tool's name, which comes from the binary (set once by
+//! tool.rs), never from a literal here.
 
 use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
+
+static PROGRAM: OnceLock<String> = OnceLock::new();
+
+/// Name the running tool (its binary's name) for every diagnostic line. The first call wins.
+pub fn set_program(name: &str) {
+    let _ = PROGRAM.set(name.to_owned());
+}
+
+/// The running tool's name.
+pub fn program() -> &'static str {
+    PROGRAM.get().map(String::as_str).unwrap_or("ec2-tools")
+}
 
 /// Which local stream a [`LinePrefixer`] writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +110,8 @@ pub fn write_locked(dest: Dest, bytes: &[u8]) {
 }
 
 /// A diagnostic line on stderr: `<tool>: <message>`.
-pub fn note(tool: &str, msg: impl std::fmt::Display) {
-    write_locked(Dest::Stderr, format!("{tool}: {msg}\n").as_bytes());
+pub fn note(msg: impl std::fmt::Display) {
+    write_locked(Dest::Stderr, format!("{}: {msg}\n", program()).as_bytes());
 }
 
 /// A data line on stdout.

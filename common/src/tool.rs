@@ -3,9 +3,11 @@
 //! SIGPIPE is restored so `ec2-create 3 | head -1` ends quietly; SIGINT/SIGTERM set a flag the
 //! long-running loops poll (a second one ends the process at once); TripCom's `-bg` spelling is
 //! accepted anywhere on the line; errors are printed as one line `ec2-<tool>: <message>` and
-//! mapped to the documented exit code. Nothing else calls `process::exit`.
+//! mapped to the documented exit code. Nothing else calls `process::exit`. The tool's name is
+//! its binary's (`CARGO_BIN_NAME`, through [`bin!`](crate::bin)).
 
 use crate::error::{Code, Error};
+use crate::output;
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
@@ -63,12 +65,29 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
         .collect()
 }
 
-/// Run a tool: `body` gets the normalized arguments and returns the exit code of a run that got
-/// to the end (0 or 1), or an error that ends it.
-pub fn main(name: &str, body: impl FnOnce(Vec<OsString>) -> crate::Result<Code>) -> ExitCode {
+/// A tool: its command line and what it does with it.
+pub trait Tool {
+    type Cli: clap::Parser;
+    fn run(cli: Self::Cli) -> crate::Result<Code>;
+}
+
+/// The whole `main` of a tool binary: `common::bin!(common::cmd::create::Create);` names the
+/// tool after the binary.
+#[macro_export]
+macro_rules! bin {
+    ($tool:ty) => {
+        fn main() -> std::process::ExitCode {
+            $crate::tool::main::<$tool>(env!("CARGO_BIN_NAME"))
+        }
+    };
+}
+
+/// Run tool `T` as the binary `name`: parse, run, map the result to the exit code.
+pub fn main<T: Tool>(name: &'static str) -> ExitCode {
+    output::set_program(name);
     install_signal_handlers();
     let args = normalize_args(std::env::args_os());
-    let code = match body(args) {
+    let code = match parse::<T::Cli>(name, args).and_then(T::run) {
         Ok(code) => code,
         Err(err) => {
             if !err.message.is_empty() {
@@ -87,20 +106,32 @@ pub fn main(name: &str, body: impl FnOnce(Vec<OsString>) -> crate::Result<Code>)
     ExitCode::from(code.as_u8())
 }
 
+/// The clap command of a CLI as binary `name` would show it: its name, and the settings table
+/// under `--help`.
+pub fn command<C: clap::CommandFactory>(name: &'static str) -> clap::Command {
+    C::command()
+        .name(name)
+        .bin_name(name)
+        .after_long_help(crate::settings::help_table())
+}
+
 /// Parse a clap CLI, mapping clap's own exits (help, version, usage errors) to ours.
-pub fn parse<C: clap::Parser>(args: Vec<OsString>) -> crate::Result<C> {
-    C::try_parse_from(args).map_err(|e| {
-        let code = if e.use_stderr() {
-            Code::Usage
-        } else {
-            Code::Ok
-        };
-        let _ = e.print();
-        Error {
-            code,
-            message: String::new(),
-        }
-    })
+pub fn parse<C: clap::Parser>(name: &'static str, args: Vec<OsString>) -> crate::Result<C> {
+    command::<C>(name)
+        .try_get_matches_from(args)
+        .and_then(|m| C::from_arg_matches(&m))
+        .map_err(|e| {
+            let code = if e.use_stderr() {
+                Code::Usage
+            } else {
+                Code::Ok
+            };
+            let _ = e.print();
+            Error {
+                code,
+                message: String::new(),
+            }
+        })
 }
 
 #[cfg(test)]

@@ -219,6 +219,11 @@ fn revert_keeps_index_role_and_name_in_batch_and_sequential_modes() {
     let before = index_of(&c);
     let r = c.run("ec2-revert", &["--select", "2-3"]);
     r.assert_code(0);
+    // Regression: ec2-revert announced its launches as ec2-create.
+    assert!(
+        r.stderr.contains("ec2-revert: launched") && !r.stderr.contains("ec2-create"),
+        "{r}"
+    );
     let after = index_of(&c);
     assert_eq!(after.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(
@@ -461,5 +466,71 @@ fn config_file_sits_below_env_and_flags_and_rejects_unknown_keys() {
     );
     std::fs::write(dir.join("ec2-tools.json"), "{}").unwrap();
     run(&["ec2-killall"], &[]).assert_code(0);
+    assert!(c.live_instances().is_empty());
+}
+
+#[test]
+fn region_from_aws_region_beats_the_settings_file_and_show_config_reports_without_checking() {
+    let c = Case::new();
+    std::fs::write(
+        c.path().join("ec2-tools.json"),
+        r#"{"region": "eu-west-1", "ssh_key": "keys/missing_key"}"#,
+    )
+    .unwrap();
+    let r = c.run_without("ec2-status", &["--show-config"], &["EC2_TOOLS_SSH_KEY"]);
+    r.assert_code(0);
+    let line = |key: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key}: {r}"))
+            .to_owned()
+    };
+    let region = c.env["AWS_REGION"].clone();
+    assert_ne!(region, "eu-west-1");
+    assert!(
+        line("region").contains(&region) && line("region").ends_with("env AWS_REGION"),
+        "{r}"
+    );
+    assert!(
+        line("ssh_key").contains("keys/missing_key") && line("ssh_key").contains(" file "),
+        "{r}"
+    );
+    // A tool that logs in does check it: exit 2, naming the file, before anything is launched.
+    let r = c.run_without("ec2-create", &["1"], &["EC2_TOOLS_SSH_KEY"]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("keys/missing_key: not found"), "{r}");
+    assert!(c.live_instances().is_empty());
+
+    // The instance goes where AWS_REGION says, not where the file says.
+    std::fs::write(
+        c.path().join("ec2-tools.json"),
+        r#"{"region": "eu-west-1"}"#,
+    )
+    .unwrap();
+    let hosts = c.create(1);
+    assert_eq!(c.descriptors()[&hosts[0].0]["region"], region.as_str());
+    assert_eq!(c.live_instances(), vec![hosts[0].0.clone()]);
+}
+
+#[test]
+fn a_wrong_subnet_is_exit_2_before_any_key_pair_or_group_is_made() {
+    let c = Case::new();
+    let out = c
+        .cmd("ec2-create")
+        .arg("1")
+        .env("EC2_TOOLS_SUBNET_ID", "subnet-0123456789abcdef0")
+        .output()
+        .unwrap();
+    let r = e2e::Run::new(out, Duration::ZERO);
+    r.assert_code(2);
+    assert!(r.stderr.contains("subnet-0123456789abcdef0"), "{r}");
+    let keypairs: Vec<String> = serde_json::from_str(&c.python(&["keypairs", &c.name()])).unwrap();
+    assert!(
+        keypairs.is_empty(),
+        "key pair imported before the check: {r}"
+    );
+    let groups: Vec<Value> = serde_json::from_str(&c.python(&["groups", &c.name()])).unwrap();
+    assert!(groups.is_empty(), "{r}");
     assert!(c.live_instances().is_empty());
 }

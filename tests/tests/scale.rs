@@ -403,6 +403,11 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
         r.stderr.contains("setup exited 5") && r.stderr.contains("--drop-failed: terminated"),
         "{r}"
     );
+    // Regression: the summary said "descriptors kept" of the instance it had just terminated.
+    assert!(
+        !r.stderr.contains("descriptors kept") && r.stderr.contains("terminated by --drop-failed"),
+        "{r}"
+    );
     assert_eq!(d.descriptors().len(), 2);
     assert_eq!(d.live_instances().len(), 2);
     d.run(

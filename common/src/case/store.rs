@@ -1,15 +1,17 @@
-//! The instance-descriptor store: the whole state of a test case.
+//! The test case on disk: the descriptor files, the tools' own state beside them, and the
+//! directory lock.
 //!
 //! One file per instance in the test-case directory, named exactly by its instance id, holding
 //! one JSON object and a newline. Files are written atomically (temp file + rename), so a crash
 //! never leaves half a descriptor. Deleting a file by hand takes that instance out of later
 //! tools' scope. A file whose name looks like an instance id but does not hold a valid
-//! descriptor is bad input: reported by name, never ignored, never deleted. Keys this version
-//! does not know are kept when a descriptor is rewritten.
+//! descriptor is bad input: reported by name, never ignored, never deleted. Beside them,
+//! `.ec2-tools/` holds the lock, the case key and [`CaseState`]. What does not belong here:
+//! which instances a tool acts on (select.rs), anything that talks to AWS or hosts.
 
-use crate::config::AddressMode;
-use crate::ec2::InstanceInfo;
+use super::descriptor::{is_instance_id, parse, Descriptor};
 use crate::error::{Error, Result, ResultExt};
+use crate::output;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
@@ -17,90 +19,13 @@ use std::path::{Path, PathBuf};
 
 /// Files and state the tools keep beside the descriptors (locks, keys, logs).
 pub const STATE_DIR: &str = ".ec2-tools";
+/// The private half of the key pair made for a case, in the state directory.
+pub const CASE_KEY_FILE: &str = "case_key";
+const CASE_STATE_FILE: &str = "case.json";
 
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
-pub struct SshInfo {
-    pub user: Option<String>,
-    pub port: Option<u16>,
-    /// SHA-256 of the host key seen at the first login (trust on first use), base64.
-    #[serde(default)]
-    pub host_key: Option<String>,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct Descriptor {
-    pub id: String,
-    /// 1-based, stable within the case.
-    pub index: u32,
-    pub case: String,
-    pub region: Option<String>,
-    pub az: Option<String>,
-    #[serde(rename = "type")]
-    pub instance_type: Option<String>,
-    pub ami: Option<String>,
-    pub state: Option<String>,
-    pub public_dns: Option<String>,
-    pub public_ip: Option<String>,
-    pub private_ip: Option<String>,
-    pub private_dns: Option<String>,
-    /// The address the tools connect to.
-    pub address: Option<String>,
-    pub ssh: SshInfo,
-    pub launched_at: Option<String>,
-    /// Keys written by other versions or by hand: kept as they are.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Descriptor {
-    /// The address under an explicit mode, or the recorded one.
-    pub fn address_for(&self, mode: Option<AddressMode>) -> Option<String> {
-        match mode {
-            Some(m) => m.pick(
-                self.public_dns.as_deref(),
-                self.public_ip.as_deref(),
-                self.private_ip.as_deref(),
-            ),
-            None => self.address.clone().filter(|a| !a.is_empty()),
-        }
-    }
-
-    /// Take what AWS says of the instance; true when anything changed.
-    pub fn update_from(&mut self, info: &InstanceInfo, mode: AddressMode) -> bool {
-        let before = self.clone();
-        self.state = Some(info.state.clone());
-        self.az = info.az.clone().or(self.az.take());
-        self.instance_type = info.instance_type.clone().or(self.instance_type.take());
-        self.ami = info.ami.clone().or(self.ami.take());
-        self.public_dns = info.public_dns.clone();
-        self.public_ip = info.public_ip.clone();
-        self.private_ip = info.private_ip.clone().or(self.private_ip.take());
-        self.private_dns = info.private_dns.clone().or(self.private_dns.take());
-        self.launched_at = info.launched_at.clone().or(self.launched_at.take());
-        self.address = mode.pick(
-            self.public_dns.as_deref(),
-            self.public_ip.as_deref(),
-            self.private_ip.as_deref(),
-        );
-        *self != before
-    }
-
-    /// The role recorded at launch (`ec2-create --role`), if any.
-    pub fn role(&self) -> Option<&str> {
-        self.extra.get("role").and_then(|v| v.as_str())
-    }
-
-    /// `i-0abc (#3)`, for messages.
-    pub fn label(&self) -> String {
-        format!("{} (#{})", self.id, self.index)
-    }
-}
-
-/// `i-` and 8 or 17 hex digits: the names the store owns.
-pub fn is_instance_id(name: &str) -> bool {
-    name.strip_prefix("i-").is_some_and(|hex| {
-        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+/// Where the case key of the test-case directory `dir` is (whether or not it exists).
+pub fn case_key_path(dir: &Path) -> PathBuf {
+    dir.join(STATE_DIR).join(CASE_KEY_FILE)
 }
 
 /// The descriptors of one test-case directory.
@@ -201,10 +126,10 @@ impl Store {
         match file.try_lock_exclusive() {
             Ok(true) => {}
             Ok(false) => {
-                eprintln!(
+                output::note(format!(
                     "waiting for another ec2 tool working in {} ...",
                     self.dir.display()
-                );
+                ));
                 file.lock_exclusive().infra_err(path.display())?;
             }
             Err(e) => return Err(Error::infra(format!("{}: {e}", path.display()))),
@@ -218,26 +143,81 @@ pub struct DirLock {
     _file: fs::File,
 }
 
-fn parse(id: &str, text: &str) -> Result<Descriptor> {
-    let d: Descriptor = serde_json::from_str(text)
-        .map_err(|e| Error::input(format!("{id}: descriptor is not valid JSON: {e}")))?;
-    if d.id != id {
-        return Err(Error::input(format!(
-            "{id}: descriptor names another instance ({}); the file name is the instance id",
-            d.id
-        )));
+/// Per-directory bookkeeping: a random nonce, the launch round (with the nonce it makes each
+/// launch's ClientToken: the same when a crashed launch is retried, new for each new launch),
+/// and what the tools created in AWS for the case.
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct CaseState {
+    pub nonce: String,
+    pub round: u64,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    #[serde(default)]
+    pub security_group: Option<String>,
+}
+
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+impl CaseState {
+    fn path(store: &Store) -> Result<PathBuf> {
+        Ok(store.state_dir()?.join(CASE_STATE_FILE))
     }
-    if d.index == 0 {
-        return Err(Error::input(format!(
-            "{id}: descriptor index must be 1 or more"
-        )));
+
+    /// True when the case's state file records a key pair or security group the tools made:
+    /// they may still exist in AWS.
+    pub fn has_resources(store: &Store) -> bool {
+        store.dir().join(STATE_DIR).join(CASE_STATE_FILE).is_file()
+            && CaseState::load(store)
+                .is_ok_and(|s| s.key_name.is_some() || s.security_group.is_some())
     }
-    Ok(d)
+
+    pub fn load(store: &Store) -> Result<CaseState> {
+        let path = Self::path(store)?;
+        match std::fs::read_to_string(&path) {
+            Ok(s) => serde_json::from_str(&s).input_err(path.display()),
+            Err(_) => Ok(CaseState {
+                nonce: random_hex(),
+                round: 1,
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub fn save(&self, store: &Store) -> Result<()> {
+        let path = Self::path(store)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_string_pretty(self).expect("serializes"),
+        )
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .infra_err(path.display())
+    }
+
+    /// `ec2-tools-<case>-<first 8 of nonce>`: the name of the case's key pair and group.
+    pub fn resource_name(&self, case: &str) -> String {
+        format!(
+            "ec2-tools-{case}-{}",
+            &self.nonce[..8.min(self.nonce.len())]
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::descriptor::{InstanceState, SshInfo};
 
     fn sample(id: &str, index: u32) -> Descriptor {
         Descriptor {
@@ -248,7 +228,7 @@ mod tests {
             az: None,
             instance_type: Some("t3.micro".into()),
             ami: Some("ami-1".into()),
-            state: Some("pending".into()),
+            state: Some(InstanceState::Pending),
             public_dns: None,
             public_ip: None,
             private_ip: Some("127.0.0.4".into()),
@@ -262,15 +242,6 @@ mod tests {
             launched_at: None,
             extra: Default::default(),
         }
-    }
-
-    #[test]
-    fn instance_id_names_are_recognised() {
-        assert!(is_instance_id("i-0123abcd"));
-        assert!(is_instance_id("i-0123456789abcdef0"));
-        assert!(!is_instance_id("i-xyz"));
-        assert!(!is_instance_id("README.md"));
-        assert!(!is_instance_id(".i-0123abcd.tmp.5"));
     }
 
     #[test]

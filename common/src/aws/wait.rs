@@ -5,14 +5,15 @@
 //! jittered backoff. Descriptors are updated as addresses and states appear. A probe can carry
 //! a hook that runs on the fresh connection the moment that instance is ready (provisioning
 //! while the others still boot), and a check that must hold for the instance to count as ready
-//! (after a reboot: a new boot id).
+//! (after a reboot: a new boot id). What does not belong here: what to do with instances that
+//! did not get ready (the tools decide), SSH itself (remote/).
 
+use super::fleet::Fleet;
+use crate::case::descriptor::{Descriptor, InstanceState};
 use crate::config::SshConfig;
-use crate::descriptor::{Descriptor, Store};
-use crate::ec2::Ec2;
 use crate::error::{Error, Result};
 use crate::output;
-use crate::ssh::{self, Conn, Kind, SshError, Target};
+use crate::remote::ssh::{self, Conn, Kind, SshError, Target};
 use crate::tool;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,17 +71,34 @@ pub fn boot_id(conn: &Conn) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// How long to wait, and how often to ask AWS.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    pub timeout: Duration,
+    /// Pause between DescribeInstances rounds.
+    pub poll: Duration,
+}
+
+impl Patience {
+    /// `timeout`, asking AWS every 2 s.
+    pub fn new(timeout: Duration) -> Patience {
+        Patience {
+            timeout,
+            poll: Duration::from_secs(2),
+        }
+    }
+}
+
 /// Wait until every instance is `running` and accepts an SSH login (plus `check`), or the
 /// deadline passes. Instances that stop or terminate meanwhile fail at once.
 pub async fn ready(
-    ec2: &Ec2,
-    ssh_cfg: &SshConfig,
-    store: &Store,
+    fleet: &Fleet,
     descs: Vec<Descriptor>,
-    timeout: Duration,
-    poll: Duration,
+    patience: Patience,
     check: ReadyCheck,
 ) -> Result<Waited> {
+    let (ec2, ssh_cfg, store) = (&fleet.ec2, &fleet.ssh, &fleet.store);
+    let Patience { timeout, poll } = patience;
     let deadline = Instant::now() + timeout;
     let mode = ssh_cfg.address_mode();
     let mut descs: BTreeMap<String, Descriptor> =
@@ -104,7 +122,7 @@ pub async fn ready(
             .filter(|(id, d)| {
                 !ready.contains(*id)
                     && !failed.contains_key(*id)
-                    && d.state.as_deref() != Some("running")
+                    && d.state() != InstanceState::Running
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -113,12 +131,15 @@ pub async fn ready(
                 let Some(d) = descs.get_mut(&info.id) else {
                     continue;
                 };
-                if d.update_from(&info, mode) {
+                if info.update(d, mode) {
                     store.write(d)?;
                 }
                 if matches!(
-                    info.state.as_str(),
-                    "shutting-down" | "terminated" | "stopping" | "stopped"
+                    info.state,
+                    InstanceState::ShuttingDown
+                        | InstanceState::Terminated
+                        | InstanceState::Stopping
+                        | InstanceState::Stopped
                 ) {
                     failed.insert(
                         info.id.clone(),
@@ -128,7 +149,7 @@ pub async fn ready(
             }
         }
         for (id, d) in &descs {
-            if d.state.as_deref() != Some("running")
+            if d.state() != InstanceState::Running
                 || probing.contains(id)
                 || ready.contains(id)
                 || failed.contains_key(id)
@@ -209,7 +230,7 @@ pub async fn ready(
                 .get(&d.id)
                 .or_else(|| last_error.get(&d.id))
                 .cloned()
-                .unwrap_or_else(|| format!("state {}", d.state.as_deref().unwrap_or("unknown")));
+                .unwrap_or_else(|| format!("state {}", d.state()));
             out.failed.push((d, why));
         }
     }
@@ -239,8 +260,10 @@ impl Waited {
         }
     }
 
-    /// The error for a wait that did not fully succeed (None when all are ready).
-    pub fn error(&self, what: &str, timeout: Duration) -> Option<Error> {
+    /// The error for a wait that did not fully succeed (None when all are ready). `fate` says
+    /// what became of the instances that did not get ready: "descriptors kept", or that they
+    /// were terminated.
+    pub fn error(&self, what: &str, timeout: Duration, fate: &str) -> Option<Error> {
         if self.interrupted {
             return Some(Error::interrupted().context(format!(
                 "{} of {} instances not ready; descriptors kept (ec2-killall terminates them)",
@@ -255,7 +278,7 @@ impl Waited {
         let total = n + self.ready.len();
         Some(if self.timed_out {
             Error::infra(format!(
-                "timed out after {} waiting for {n} of {total} instances to {what} (descriptors kept): {}",
+                "timed out after {} waiting for {n} of {total} instances to {what} ({fate}): {}",
                 humantime::format_duration(timeout),
                 self.failures()
             ))
@@ -267,7 +290,7 @@ impl Waited {
             Error::infra(self.failures())
         } else {
             Error::partial(format!(
-                "{n} of {total} instances failed to {what} (descriptors kept): {}",
+                "{n} of {total} instances failed to {what} ({fate}): {}",
                 self.failures()
             ))
         })
@@ -312,13 +335,10 @@ fn spawn_probe(
                                 "not rebooted yet (same boot id)",
                             ));
                         }
-                        output::note(
-                            "ec2-tools",
-                            format!(
-                                "{id}: still the same boot id after {}; taking it as ready",
-                                humantime::format_duration(check.grace)
-                            ),
-                        );
+                        output::note(format!(
+                            "{id}: still the same boot id after {}; taking it as ready",
+                            humantime::format_duration(check.grace)
+                        ));
                     }
                 }
                 Ok(conn)
@@ -358,23 +378,22 @@ fn spawn_probe(
 }
 
 /// Wait until every instance reaches one of `states` in AWS (stop: `stopped`); instances AWS
-/// no longer lists count as `terminated`.
+/// no longer lists count as `terminated`. Returns the laggards, described.
 pub async fn state(
-    ec2: &Ec2,
-    ssh_cfg: &SshConfig,
-    store: &Store,
+    fleet: &Fleet,
     descs: &mut [Descriptor],
-    states: &[&str],
-    timeout: Duration,
-    poll: Duration,
+    states: &[InstanceState],
+    patience: Patience,
 ) -> Result<Vec<String>> {
+    let (ec2, ssh_cfg, store) = (&fleet.ec2, &fleet.ssh, &fleet.store);
+    let Patience { timeout, poll } = patience;
     let deadline = Instant::now() + timeout;
     let mode = ssh_cfg.address_mode();
     loop {
         tool::check_interrupted()?;
         let pending: Vec<String> = descs
             .iter()
-            .filter(|d| !states.contains(&d.state.as_deref().unwrap_or("")))
+            .filter(|d| !states.contains(&d.state()))
             .map(|d| d.id.clone())
             .collect();
         if pending.is_empty() {
@@ -383,22 +402,18 @@ pub async fn state(
         let infos = ec2.describe(&pending).await?;
         for d in descs.iter_mut().filter(|d| pending.contains(&d.id)) {
             match infos.iter().find(|i| i.id == d.id) {
-                Some(info) if d.update_from(info, mode) => store.write(d)?,
+                Some(info) if info.update(d, mode) => store.write(d)?,
                 Some(_) => {}
-                None if states.contains(&"terminated") => d.state = Some("terminated".into()),
+                None if states.contains(&InstanceState::Terminated) => {
+                    d.state = Some(InstanceState::Terminated)
+                }
                 None => {}
             }
         }
         let still: Vec<String> = descs
             .iter()
-            .filter(|d| !states.contains(&d.state.as_deref().unwrap_or("")))
-            .map(|d| {
-                format!(
-                    "{} ({})",
-                    d.label(),
-                    d.state.as_deref().unwrap_or("unknown")
-                )
-            })
+            .filter(|d| !states.contains(&d.state()))
+            .map(|d| format!("{} ({})", d.label(), d.state()))
             .collect();
         if still.is_empty() {
             return Ok(vec![]);

@@ -6,12 +6,12 @@
 //! instant each host waits for is corrected by its own offset, so even skewed clocks start
 //! together (to within the measurement's round-trip).
 
+use crate::case::descriptor::Descriptor;
 use crate::config::{parse_duration, SshConfig};
-use crate::descriptor::Descriptor;
 use crate::error::{Error, Result};
-use crate::exec::{fan_out, resolve_targets};
 use crate::output;
-use crate::ssh;
+use crate::remote::fanout::{fan_out, resolve_targets};
+use crate::remote::ssh;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -77,7 +77,6 @@ fn epoch(t: SystemTime) -> f64 {
 /// Measure every host's clock; refuse if one is off by more than `max_skew`; return the
 /// instant (on each host's own clock) at which it must start.
 pub fn plan(
-    tool_name: &str,
     cfg: &SshConfig,
     hosts: &[Descriptor],
     at: SystemTime,
@@ -123,14 +122,11 @@ pub fn plan(
         .max_by(|a, b| a.2.abs().total_cmp(&b.2.abs()))
         .cloned();
     if let Some((id, addr, off)) = &worst {
-        output::note(
-            tool_name,
-            format!(
-                "clock offsets from this machine: {} hosts, worst {addr} ({id}) {off:+.3}s; starting all at {}",
-                offsets.len(),
-                humantime::format_rfc3339_millis(at)
-            ),
-        );
+        output::note(format!(
+            "clock offsets from this machine: {} hosts, worst {addr} ({id}) {off:+.3}s; starting all at {}",
+            offsets.len(),
+            humantime::format_rfc3339_millis(at)
+        ));
         if off.abs() > max_skew.as_secs_f64() {
             let bad: Vec<String> = offsets
                 .iter()

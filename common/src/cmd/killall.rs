@@ -8,69 +8,88 @@
 //! them. When the last instance of the case is gone, the key pair and security group the
 //! tools made for it are deleted too (retrying while AWS still reports the group in use).
 
-use crate::config::{Config, CASE_KEY_FILE};
-use crate::descriptor::Store;
-use crate::ec2::{self, Ec2, LIVE_STATES};
+use crate::aws::ec2::{self, owner, Ec2, TAG_CASE, TAG_EXPIRES, TAG_LAUNCH};
+use crate::case::descriptor::InstanceState;
+use crate::case::select::select;
+use crate::case::store::{case_key_path, CaseState, Store};
+use crate::cli::{resolve_case, AwsArgs, CaseArgs, DirArgs, SelectArgs};
+use crate::config::Config;
 use crate::error::{Code, Result};
-use crate::fleet::CaseState;
 use crate::output;
-use crate::select::{self, SelectArgs};
+use crate::tool::Tool;
+use clap::Parser;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-const TOOL: &str = "ec2-killall";
-
-#[derive(Debug, Clone, Default)]
-pub struct KillOptions {
-    pub case_sweep: bool,
-    pub expired: bool,
-    /// How long to keep retrying the security group's deletion.
-    pub cleanup_patience: Option<Duration>,
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Terminate every described (or selected) instance; a \
+descriptor is removed once AWS accepted the termination; the case's key pair and security group go \
+with the last instance. Running it twice is fine"
+)]
+pub struct Cli {
+    /// Also terminate instances tagged with this case and owner that have no descriptor
+    #[arg(long)]
+    case_sweep: bool,
+    /// Also terminate this owner's instances past their --ttl, in the whole region
+    #[arg(long)]
+    expired: bool,
+    #[command(flatten)]
+    select: SelectArgs,
+    #[command(flatten)]
+    dir: DirArgs,
+    #[command(flatten)]
+    case: CaseArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
-pub fn run(cfg: &Config, sel: &SelectArgs, opts: &KillOptions) -> Result<Code> {
+/// How long to keep retrying the security group's deletion.
+const CLEANUP_PATIENCE: Duration = Duration::from_secs(300);
+
+/// The `ec2-killall` tool.
+pub struct Killall;
+
+impl Tool for Killall {
+    type Cli = Cli;
+
+    fn run(cli: Cli) -> Result<Code> {
+        let s = cli.dir.settings()?;
+        let cfg = resolve_case(&s, &cli.case, &cli.aws)?;
+        kill(&cfg, &cli)
+    }
+}
+
+fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
     let store = Store::new(&cfg.dir);
     let _lock = store.lock()?;
-    let hosts = select::select(&store, sel)?;
+    let hosts = select(&store, &opts.select.resolve())?;
     // A key pair or security group the tools made for the case may still exist in AWS.
-    let state_file = store
-        .dir()
-        .join(crate::descriptor::STATE_DIR)
-        .join("case.json");
-    let has_resources = state_file.is_file()
-        && CaseState::load(&store)
-            .is_ok_and(|s| s.key_name.is_some() || s.security_group.is_some());
+    let has_resources = CaseState::has_resources(&store);
     if hosts.is_empty() && !opts.case_sweep && !opts.expired && !has_resources {
-        output::note(
-            TOOL,
-            format!(
-                "no instance descriptors in {}: nothing to terminate",
-                store.dir().display()
-            ),
-        );
+        output::note(format!(
+            "no instance descriptors in {}: nothing to terminate",
+            store.dir().display()
+        ));
         return Ok(Code::Ok);
     }
     let rt = crate::runtime()?;
     rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         let mut ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
-        let owner = crate::config::owner();
+        let owner = owner();
         if opts.case_sweep {
             let known: BTreeSet<String> = store.load_all()?.into_iter().map(|d| d.id).collect();
             for i in ec2
-                .describe_case(&cfg.case, Some(&owner), LIVE_STATES)
+                .describe_case(&cfg.case, Some(&owner), &InstanceState::LIVE)
                 .await?
             {
                 if !known.contains(&i.id) && !ids.contains(&i.id) {
-                    output::note(
-                        TOOL,
-                        format!(
-                            "{}: tagged {}={} but not described here: terminating",
-                            i.id,
-                            ec2::TAG_CASE,
-                            cfg.case
-                        ),
-                    );
+                    output::note(format!(
+                        "{}: tagged {}={} but not described here: terminating",
+                        i.id, TAG_CASE, cfg.case
+                    ));
                     ids.push(i.id);
                 }
             }
@@ -80,19 +99,16 @@ pub fn run(cfg: &Config, sel: &SelectArgs, opts: &KillOptions) -> Result<Code> {
             for i in ec2.describe_expiring(&owner).await? {
                 let expired = i
                     .tags
-                    .get(ec2::TAG_EXPIRES)
+                    .get(TAG_EXPIRES)
                     .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
                     .is_some_and(|t| t <= now);
                 if expired && !ids.contains(&i.id) {
-                    output::note(
-                        TOOL,
-                        format!(
-                            "{}: expired at {} (case {}): terminating",
-                            i.id,
-                            i.tags[ec2::TAG_EXPIRES],
-                            i.tags.get(ec2::TAG_CASE).map(String::as_str).unwrap_or("?")
-                        ),
-                    );
+                    output::note(format!(
+                        "{}: expired at {} (case {}): terminating",
+                        i.id,
+                        i.tags[TAG_EXPIRES],
+                        i.tags.get(TAG_CASE).map(String::as_str).unwrap_or("?")
+                    ));
                     ids.push(i.id);
                 }
             }
@@ -102,7 +118,7 @@ pub fn run(cfg: &Config, sel: &SelectArgs, opts: &KillOptions) -> Result<Code> {
             let result = ec2.terminate(&ids).await?;
             let mut done = BTreeSet::new();
             for (id, state) in &result.accepted {
-                if matches!(state.as_str(), "shutting-down" | "terminated") {
+                if state.is_gone() {
                     store.remove(id)?;
                     output::data(format!("{id} {state}"));
                     done.insert(id.clone());
@@ -110,43 +126,30 @@ pub fn run(cfg: &Config, sel: &SelectArgs, opts: &KillOptions) -> Result<Code> {
             }
             for id in &result.unknown {
                 store.remove(id)?;
-                output::note(
-                    TOOL,
-                    format!("{id}: AWS no longer knows this instance; descriptor removed"),
-                );
+                output::note(format!(
+                    "{id}: AWS no longer knows this instance; descriptor removed"
+                ));
                 done.insert(id.clone());
             }
             let failed: Vec<&String> = ids.iter().filter(|id| !done.contains(*id)).collect();
             if !failed.is_empty() {
-                output::note(
-                    TOOL,
-                    format!(
-                        "{} of {} instances not confirmed terminated (descriptors kept): {}",
-                        failed.len(),
-                        ids.len(),
-                        failed
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
+                output::note(format!(
+                    "{} of {} instances not confirmed terminated (descriptors kept): {}",
+                    failed.len(),
+                    ids.len(),
+                    failed
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
                 code = Code::Partial;
             }
         } else if !has_resources {
-            output::note(
-                TOOL,
-                format!("no instances of case {} to terminate", cfg.case),
-            );
+            output::note(format!("no instances of case {} to terminate", cfg.case));
         }
         if code == Code::Ok && has_resources && store.load_all()?.is_empty() {
-            cleanup(
-                &ec2,
-                cfg,
-                &store,
-                opts.cleanup_patience.unwrap_or(Duration::from_secs(300)),
-            )
-            .await?;
+            cleanup(&ec2, cfg, &store, CLEANUP_PATIENCE).await?;
         }
         Ok(code)
     })
@@ -159,42 +162,36 @@ async fn cleanup(ec2: &Ec2, cfg: &Config, store: &Store, patience: Duration) -> 
         return Ok(());
     }
     let alive = ec2
-        .describe_case(&cfg.case, Some(&crate::config::owner()), LIVE_STATES)
+        .describe_case(&cfg.case, Some(&owner()), &InstanceState::LIVE)
         .await?;
     let ours: Vec<&str> = alive
         .iter()
         .filter(|i| {
             i.tags
-                .get(ec2::TAG_LAUNCH)
+                .get(TAG_LAUNCH)
                 .is_some_and(|t| t.contains(&state.nonce))
         })
         .map(|i| i.id.as_str())
         .collect();
     if !ours.is_empty() {
-        output::note(
-            TOOL,
-            format!(
-                "keeping the case's key pair and security group: still used by {}",
-                ours.join(", ")
-            ),
-        );
+        output::note(format!(
+            "keeping the case's key pair and security group: still used by {}",
+            ours.join(", ")
+        ));
         return Ok(());
     }
     if let Some(sg) = state.security_group.clone() {
         ec2.delete_group(&sg, patience).await?;
-        output::note(TOOL, format!("deleted security group {sg}"));
+        output::note(format!("deleted security group {sg}"));
         state.security_group = None;
         state.save(store)?;
     }
     if let Some(key) = state.key_name.clone() {
         ec2.delete_key_pair(&key).await?;
-        let dir = store.state_dir()?;
-        let _ = std::fs::remove_file(dir.join(CASE_KEY_FILE));
-        let _ = std::fs::remove_file(dir.join(CASE_KEY_FILE).with_extension("pub"));
-        output::note(
-            TOOL,
-            format!("deleted key pair {key} and its local private key"),
-        );
+        let key_file = case_key_path(store.dir());
+        let _ = std::fs::remove_file(&key_file);
+        let _ = std::fs::remove_file(key_file.with_extension("pub"));
+        output::note(format!("deleted key pair {key} and its local private key"));
         state.key_name = None;
         state.save(store)?;
     }

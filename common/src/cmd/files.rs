@@ -6,19 +6,91 @@
 //! `LOCAL_DIR/<index>-<id>/`, so fetching every client's logs after a run (seed 001) is one
 //! command. Remote paths are relative to the remote user's home unless absolute; `~/` works.
 
-use crate::config::SshConfig;
-use crate::descriptor::Descriptor;
+use crate::case::descriptor::Descriptor;
+use crate::cli::HostArgs;
+use crate::config::{OutputConfig, SshConfig};
 use crate::error::{Code, Error, Result};
-use crate::exec::on_each_host;
 use crate::output;
-use crate::results::{ResultOpts, Status};
-use crate::ssh::{Kind, SshError};
+use crate::remote::fanout::on_each_host;
+use crate::remote::results::Status;
+use crate::remote::ssh::{Kind, SshError};
+use crate::tool::Tool;
+use clap::Parser;
 use ssh2::{OpenFlags, OpenType, Sftp};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 const CHUNK: usize = 256 * 1024;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Copy local files and directories into REMOTE_DIR (created if \
+missing; relative to the remote home) on every selected instance, in parallel over SFTP; modes are kept; \
+prints `<id> <address> <n> files <bytes> bytes` per instance"
+)]
+pub struct PutCli {
+    /// Local files or directories, then the remote directory
+    #[arg(value_name = "LOCAL... REMOTE_DIR", required = true, num_args = 2..)]
+    paths: Vec<PathBuf>,
+    /// How many hosts at once
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    fanout: u32,
+    #[command(flatten)]
+    hosts: HostArgs,
+}
+
+/// The `ec2-put` tool.
+pub struct Put;
+
+impl Tool for Put {
+    type Cli = PutCli;
+
+    fn run(mut cli: PutCli) -> Result<Code> {
+        let (ssh, _, hosts) = super::selected_hosts(&cli.hosts)?;
+        let remote = cli
+            .paths
+            .pop()
+            .expect("two or more paths")
+            .to_string_lossy()
+            .into_owned();
+        put(&ssh, &hosts, &cli.paths, &remote, cli.fanout as usize)
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Copy REMOTE_PATH (a file or directory, relative to the remote \
+home) from every selected instance into LOCAL_DIR/<index>-<id>/, in parallel over SFTP; modes are kept; \
+prints `<id> <address> <local-dir>` per instance"
+)]
+pub struct GetCli {
+    /// Remote file or directory
+    #[arg(value_name = "REMOTE_PATH")]
+    remote: String,
+    /// Local directory (one subdirectory per instance)
+    #[arg(value_name = "LOCAL_DIR")]
+    local: PathBuf,
+    /// How many hosts at once
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    fanout: u32,
+    #[command(flatten)]
+    hosts: HostArgs,
+}
+
+/// The `ec2-get` tool.
+pub struct Get;
+
+impl Tool for Get {
+    type Cli = GetCli;
+
+    fn run(cli: GetCli) -> Result<Code> {
+        let (ssh, _, hosts) = super::selected_hosts(&cli.hosts)?;
+        get(&ssh, &hosts, &cli.remote, &cli.local, cli.fanout as usize)
+    }
+}
 
 fn remote_path(p: &str) -> PathBuf {
     let p = p
@@ -38,8 +110,7 @@ struct Tally {
 }
 
 /// Copy local files and directories into REMOTE_DIR (created if missing) on every host.
-pub fn put(
-    tool_name: &str,
+fn put(
     cfg: &SshConfig,
     hosts: &[Descriptor],
     locals: &[PathBuf],
@@ -50,38 +121,31 @@ pub fn put(
         std::fs::symlink_metadata(l).map_err(|e| Error::input(format!("{}: {e}", l.display())))?;
     }
     let dir = remote_path(remote_dir);
-    on_each_host(
-        tool_name,
-        cfg,
-        hosts,
-        fanout,
-        ResultOpts::default(),
-        |d, conn, _| {
-            let r = (|| -> std::result::Result<Tally, String> {
-                let sftp = conn.sftp().map_err(|e| format!("sftp: {}", e.message()))?;
-                mkdir_p(&sftp, &dir)?;
-                let mut t = Tally::default();
-                for l in locals {
-                    let name = l
-                        .file_name()
-                        .map(PathBuf::from)
-                        .unwrap_or_else(|| PathBuf::from("."));
-                    upload(&sftp, l, &dir.join(name), &mut t)?;
-                }
-                Ok(t)
-            })();
-            match r {
-                Ok(t) => {
-                    output::data(format!(
-                        "{} {} {} files {} bytes",
-                        d.id, conn.target.address, t.files, t.bytes
-                    ));
-                    Status::Exited(0)
-                }
-                Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
+    on_each_host(cfg, hosts, fanout, OutputConfig::default(), |d, conn, _| {
+        let r = (|| -> std::result::Result<Tally, String> {
+            let sftp = conn.sftp().map_err(|e| format!("sftp: {}", e.message()))?;
+            mkdir_p(&sftp, &dir)?;
+            let mut t = Tally::default();
+            for l in locals {
+                let name = l
+                    .file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("."));
+                upload(&sftp, l, &dir.join(name), &mut t)?;
             }
-        },
-    )
+            Ok(t)
+        })();
+        match r {
+            Ok(t) => {
+                output::data(format!(
+                    "{} {} {} files {} bytes",
+                    d.id, conn.target.address, t.files, t.bytes
+                ));
+                Status::Exited(0)
+            }
+            Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
+        }
+    })
 }
 
 fn mkdir_p(sftp: &Sftp, dir: &Path) -> std::result::Result<(), String> {
@@ -179,8 +243,7 @@ fn stat_with_mode(mode: u32) -> ssh2::FileStat {
 }
 
 /// Copy REMOTE_PATH (a file or a directory) from every host into `LOCAL_DIR/<index>-<id>/`.
-pub fn get(
-    tool_name: &str,
+fn get(
     cfg: &SshConfig,
     hosts: &[Descriptor],
     remote: &str,
@@ -190,39 +253,32 @@ pub fn get(
     std::fs::create_dir_all(local_dir)
         .map_err(|e| Error::input(format!("{}: {e}", local_dir.display())))?;
     let src = remote_path(remote);
-    on_each_host(
-        tool_name,
-        cfg,
-        hosts,
-        fanout,
-        ResultOpts::default(),
-        |d, conn, _| {
-            let into = local_dir.join(format!("{}-{}", d.index, d.id));
-            let r = (|| -> std::result::Result<Tally, String> {
-                let sftp = conn.sftp().map_err(|e| format!("sftp: {}", e.message()))?;
-                std::fs::create_dir_all(&into).map_err(|e| format!("{}: {e}", into.display()))?;
-                let name = src
-                    .file_name()
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("home"));
-                let mut t = Tally::default();
-                download(&sftp, &src, &into.join(name), &mut t)?;
-                Ok(t)
-            })();
-            match r {
-                Ok(_) => {
-                    output::data(format!(
-                        "{} {} {}",
-                        d.id,
-                        conn.target.address,
-                        into.display()
-                    ));
-                    Status::Exited(0)
-                }
-                Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
+    on_each_host(cfg, hosts, fanout, OutputConfig::default(), |d, conn, _| {
+        let into = local_dir.join(format!("{}-{}", d.index, d.id));
+        let r = (|| -> std::result::Result<Tally, String> {
+            let sftp = conn.sftp().map_err(|e| format!("sftp: {}", e.message()))?;
+            std::fs::create_dir_all(&into).map_err(|e| format!("{}: {e}", into.display()))?;
+            let name = src
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("home"));
+            let mut t = Tally::default();
+            download(&sftp, &src, &into.join(name), &mut t)?;
+            Ok(t)
+        })();
+        match r {
+            Ok(_) => {
+                output::data(format!(
+                    "{} {} {}",
+                    d.id,
+                    conn.target.address,
+                    into.display()
+                ));
+                Status::Exited(0)
             }
-        },
-    )
+            Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
+        }
+    })
 }
 
 fn download(

@@ -4,26 +4,66 @@
 //! the case that AWS knows but the directory lacks as `untracked` (they cost money and no tool
 //! acts on them until adopted by ec2-create or swept by `ec2-killall --case-sweep`), and with
 //! `--check` tries an SSH login on each running instance. `--show-config` prints the effective
-//! configuration and where each value came from, without contacting AWS.
+//! configuration and where each value came from, without contacting AWS (it reports settings,
+//! it does not check them: a missing key file is shown, not refused).
 
-use crate::config::{Config, Resolver, SshConfig};
-use crate::descriptor::Store;
-use crate::ec2::{self, InstanceInfo, LIVE_STATES};
+use crate::aws::ec2::{self, InstanceInfo, TAG_MARKET, TAG_ROLE};
+use crate::aws::fleet::tag_index;
+use crate::case::descriptor::InstanceState;
+use crate::case::select::{select, Selection};
+use crate::case::store::Store;
+use crate::cli::{FleetArgs, LaunchArgs};
+use crate::config::{Config, SshConfig};
 use crate::error::{Code, Result};
-use crate::exec::fan_out;
 use crate::output;
-use crate::select::{self, SelectArgs};
-use crate::ssh;
+use crate::remote::fanout::fan_out;
+use crate::remote::ssh;
+use crate::settings::Settings;
+use crate::tool::Tool;
+use clap::Parser;
 use serde_json::json;
 
-#[derive(Debug, Clone, Default)]
-pub struct StatusOptions {
-    pub check: bool,
-    pub json: bool,
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "One line per instance: index, id, role, state, address, \
+uptime (refreshed from AWS; instances of the case without a descriptor are listed as untracked)"
+)]
+pub struct Cli {
+    /// Also try an SSH login on each instance now (exit 1 if any fails)
+    #[arg(long)]
+    check: bool,
+    /// One JSON object per line
+    #[arg(long)]
+    json: bool,
+    /// Print the effective configuration and where each value came from (no AWS call)
+    #[arg(long)]
+    show_config: bool,
+    #[command(flatten)]
+    fleet: FleetArgs,
+    #[command(flatten)]
+    launch: LaunchArgs,
+}
+
+/// The `ec2-status` tool.
+pub struct Status;
+
+impl Tool for Status {
+    type Cli = Cli;
+
+    fn run(cli: Cli) -> Result<Code> {
+        let f = cli.fleet.resolve()?;
+        cli.launch.resolve(&f.settings)?;
+        if cli.show_config {
+            return show_config(&f.settings, cli.json);
+        }
+        ssh::check_identity(&f.ssh)?;
+        status(&f.cfg, &f.ssh, &f.selection, &cli)
+    }
 }
 
 /// Print the effective configuration: `key value source` (or JSON lines).
-pub fn show_config(r: &Resolver, json: bool) -> Result<Code> {
+fn show_config(r: &Settings, json: bool) -> Result<Code> {
     for t in r.trace() {
         if json {
             output::data(json!({"key": t.key, "value": t.value, "source": t.source.to_string()}));
@@ -47,13 +87,13 @@ pub fn show_config(r: &Resolver, json: bool) -> Result<Code> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        output::note("ec2-status", format!("settings files in force: {files}"));
+        output::note(format!("settings files in force: {files}"));
     }
     Ok(Code::Ok)
 }
 
-fn uptime(launched_at: Option<&str>, state: &str) -> Option<u64> {
-    if state != "running" {
+fn uptime(launched_at: Option<&str>, state: InstanceState) -> Option<u64> {
+    if state != InstanceState::Running {
         return None;
     }
     let t = humantime::parse_rfc3339_weak(launched_at?).ok()?;
@@ -76,7 +116,7 @@ struct Row {
     index: Option<u32>,
     id: String,
     role: Option<String>,
-    state: String,
+    state: InstanceState,
     address: Option<String>,
     launched_at: Option<String>,
     tracked: bool,
@@ -84,14 +124,9 @@ struct Row {
     ssh: Option<std::result::Result<(), String>>,
 }
 
-pub fn run(
-    cfg: &Config,
-    ssh_cfg: &SshConfig,
-    sel: &SelectArgs,
-    opts: &StatusOptions,
-) -> Result<Code> {
+fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Result<Code> {
     let store = Store::new(&cfg.dir);
-    let mut hosts = select::select(&store, sel)?;
+    let mut hosts = select(&store, sel)?;
     let rt = crate::runtime()?;
     let untracked: Vec<InstanceInfo> = rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
@@ -104,18 +139,20 @@ pub fn run(
         for d in hosts.iter_mut() {
             match infos.iter().find(|i| i.id == d.id) {
                 Some(info) => {
-                    if d.update_from(info, ssh_cfg.address_mode()) {
+                    if info.update(d, ssh_cfg.address_mode()) {
                         store.write(d)?;
                     }
                 }
-                None => d.state = Some("unknown".into()),
+                None => d.state = Some(InstanceState::Unknown),
             }
         }
         if sel.is_explicit() {
             return Ok::<_, crate::Error>(vec![]);
         }
         let all = store.load_all()?;
-        let case = ec2.describe_case(&cfg.case, None, LIVE_STATES).await?;
+        let case = ec2
+            .describe_case(&cfg.case, None, &InstanceState::LIVE)
+            .await?;
         Ok(case
             .into_iter()
             .filter(|i| !all.iter().any(|d| d.id == i.id))
@@ -128,23 +165,19 @@ pub fn run(
             index: Some(d.index),
             id: d.id.clone(),
             role: d.role().map(str::to_owned),
-            state: d.state.clone().unwrap_or_else(|| "unknown".into()),
+            state: d.state(),
             address: d.address.clone(),
             launched_at: d.launched_at.clone(),
             tracked: true,
-            market: d
-                .extra
-                .get("market")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
+            market: d.market().map(str::to_owned),
             ssh: None,
         })
         .collect();
     rows.extend(untracked.iter().map(|i| Row {
-        index: crate::fleet::tag_index(i),
+        index: tag_index(i),
         id: i.id.clone(),
-        role: i.tags.get(ec2::TAG_ROLE).cloned(),
-        state: i.state.clone(),
+        role: i.tags.get(TAG_ROLE).cloned(),
+        state: i.state,
         address: ssh_cfg.address_mode().pick(
             i.public_dns.as_deref(),
             i.public_ip.as_deref(),
@@ -152,17 +185,14 @@ pub fn run(
         ),
         launched_at: i.launched_at.clone(),
         tracked: false,
-        market: i.tags.get(ec2::TAG_MARKET).cloned(),
+        market: i.tags.get(TAG_MARKET).cloned(),
         ssh: None,
     }));
 
     if opts.check {
         let checks = fan_out(&hosts, 32, |d| {
-            if d.state.as_deref() != Some("running") {
-                return Err(format!(
-                    "not running ({})",
-                    d.state.as_deref().unwrap_or("unknown")
-                ));
+            if d.state() != InstanceState::Running {
+                return Err(format!("not running ({})", d.state()));
             }
             let t = ssh::Target::for_descriptor(d, ssh_cfg).map_err(|e| e.message)?;
             let conn = ssh::connect(&t, ssh_cfg).map_err(|e| e.message)?;
@@ -179,7 +209,7 @@ pub fn run(
 
     let mut code = Code::Ok;
     for r in &rows {
-        let up = uptime(r.launched_at.as_deref(), &r.state);
+        let up = uptime(r.launched_at.as_deref(), r.state);
         if matches!(r.ssh, Some(Err(_))) {
             code = Code::Partial;
         }
@@ -203,9 +233,9 @@ pub fn run(
                 r.id,
                 r.role.as_deref().unwrap_or("-"),
                 if r.tracked {
-                    r.state.clone()
+                    r.state.as_str()
                 } else {
-                    "untracked".into()
+                    "untracked"
                 },
                 r.address.as_deref().unwrap_or("-"),
                 human(up),

@@ -6,13 +6,15 @@
 //! by instance id, so an id that is not visible yet — EC2 is eventually consistent right after
 //! RunInstances — is simply absent instead of failing the call).
 
+use crate::case::descriptor::{is_instance_id, Descriptor, InstanceState};
+use crate::config::AddressMode;
 use crate::error::{Code, Error, Result};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
     Filter, Instance, InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType,
-    IpPermission, IpRange, Ipv6Range, MarketType, ResourceType, ShutdownBehavior, SpotInstanceType,
-    SpotMarketOptions, Tag, TagSpecification,
+    MarketType, ResourceType, ShutdownBehavior, SpotInstanceType, SpotMarketOptions, Tag,
+    TagSpecification,
 };
 use aws_sdk_ec2::Client;
 use std::collections::BTreeMap;
@@ -29,14 +31,29 @@ pub const TAG_ROLE: &str = "ec2-tools:role";
 pub const TAG_EXPIRES: &str = "ec2-tools:expires";
 pub const TAG_MARKET: &str = "ec2-tools:market";
 
-/// Instances in these states still cost money or will again.
-pub const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
+/// `user@host` of whoever runs the tools: the `ec2-tools:owner` tag.
+pub fn owner() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("uid{}", unsafe { libc::getuid() }));
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length; gethostname NUL-terminates within it on success.
+    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "localhost".into()
+    };
+    format!("{user}@{host}")
+}
 
 /// What the tools need to know of an instance.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InstanceInfo {
     pub id: String,
-    pub state: String,
+    pub state: InstanceState,
     pub az: Option<String>,
     pub instance_type: Option<String>,
     pub ami: Option<String>,
@@ -54,11 +71,7 @@ impl From<&Instance> for InstanceInfo {
         let s = |o: Option<&str>| o.filter(|s| !s.is_empty()).map(str::to_owned);
         InstanceInfo {
             id: i.instance_id().unwrap_or_default().to_owned(),
-            state: i
-                .state()
-                .and_then(|s| s.name())
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_else(|| "unknown".into()),
+            state: state_of(i.state()),
             az: s(i.placement().and_then(|p| p.availability_zone())),
             instance_type: i.instance_type().map(|t| t.as_str().to_owned()),
             ami: s(i.image_id()),
@@ -81,6 +94,28 @@ impl From<&Instance> for InstanceInfo {
                 })
                 .collect(),
         }
+    }
+}
+
+impl InstanceInfo {
+    /// Take what AWS says of the instance into its descriptor; true when anything changed.
+    pub fn update(&self, d: &mut Descriptor, mode: AddressMode) -> bool {
+        let before = d.clone();
+        d.state = Some(self.state);
+        d.az = self.az.clone().or(d.az.take());
+        d.instance_type = self.instance_type.clone().or(d.instance_type.take());
+        d.ami = self.ami.clone().or(d.ami.take());
+        d.public_dns = self.public_dns.clone();
+        d.public_ip = self.public_ip.clone();
+        d.private_ip = self.private_ip.clone().or(d.private_ip.take());
+        d.private_dns = self.private_dns.clone().or(d.private_dns.take());
+        d.launched_at = self.launched_at.clone().or(d.launched_at.take());
+        d.address = mode.pick(
+            d.public_dns.as_deref(),
+            d.public_ip.as_deref(),
+            d.private_ip.as_deref(),
+        );
+        *d != before
     }
 }
 
@@ -107,7 +142,7 @@ pub struct LaunchSpec {
 /// A connected EC2 client and the region it talks to.
 #[derive(Clone, Debug)]
 pub struct Ec2 {
-    client: Client,
+    pub(crate) client: Client,
     pub region: String,
 }
 
@@ -141,7 +176,7 @@ pub async fn connect(region: Option<&str>) -> Result<Ec2> {
 
 /// An SDK error as one line, with the exit code it stands for: AWS rejecting our parameters
 /// (an unknown AMI, a bad subnet) is configuration (2); anything else is infrastructure (3).
-fn aws_error<E>(action: &str, err: SdkError<E>) -> Error
+pub(crate) fn aws_error<E>(action: &str, err: SdkError<E>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -175,19 +210,19 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     e.to_string()
 }
 
-fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
+pub(crate) fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
     err.code()
 }
 
 /// Instance ids named in an AWS error message (`The instance IDs 'i-1, i-2' do not exist`).
 pub fn ids_in_message(msg: &str) -> Vec<String> {
     msg.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .filter(|w| crate::descriptor::is_instance_id(w))
+        .filter(|w| is_instance_id(w))
         .map(str::to_owned)
         .collect()
 }
 
-fn tag(k: &str, v: &str) -> Tag {
+pub(crate) fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build()
 }
 
@@ -273,7 +308,7 @@ impl Ec2 {
         &self,
         case: &str,
         owner: Option<&str>,
-        states: &[&str],
+        states: &[InstanceState],
     ) -> Result<Vec<InstanceInfo>> {
         let mut filters = vec![
             Filter::builder()
@@ -332,11 +367,7 @@ impl Ec2 {
                     Ok(out) => {
                         for t in out.terminating_instances() {
                             let id = t.instance_id().unwrap_or_default().to_owned();
-                            let state = t
-                                .current_state()
-                                .and_then(|s| s.name())
-                                .map(|n| n.as_str().to_owned())
-                                .unwrap_or_default();
+                            let state = state_of(t.current_state());
                             result.accepted.push((id, state));
                         }
                         break;
@@ -364,7 +395,7 @@ impl Ec2 {
 
 impl Ec2 {
     /// StartInstances; returns (id, new state).
-    pub async fn start(&self, ids: &[String]) -> Result<Vec<(String, String)>> {
+    pub async fn start(&self, ids: &[String]) -> Result<Vec<(String, InstanceState)>> {
         let out = self
             .client
             .start_instances()
@@ -378,14 +409,14 @@ impl Ec2 {
             .map(|c| {
                 (
                     c.instance_id().unwrap_or_default().to_owned(),
-                    state_name(c.current_state()),
+                    state_of(c.current_state()),
                 )
             })
             .collect())
     }
 
     /// StopInstances; returns (id, new state).
-    pub async fn stop(&self, ids: &[String]) -> Result<Vec<(String, String)>> {
+    pub async fn stop(&self, ids: &[String]) -> Result<Vec<(String, InstanceState)>> {
         let out = self
             .client
             .stop_instances()
@@ -399,7 +430,7 @@ impl Ec2 {
             .map(|c| {
                 (
                     c.instance_id().unwrap_or_default().to_owned(),
-                    state_name(c.current_state()),
+                    state_of(c.current_state()),
                 )
             })
             .collect())
@@ -415,198 +446,6 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Register the public half of a key pair (the private key never leaves this machine).
-    pub async fn import_key_pair(
-        &self,
-        name: &str,
-        public_key: &str,
-        tags: &[(String, String)],
-    ) -> Result<()> {
-        self.client
-            .import_key_pair()
-            .key_name(name)
-            .public_key_material(aws_smithy_types::Blob::new(public_key.as_bytes()))
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::KeyPair)
-                    .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| aws_error("ImportKeyPair", e).context(name))?;
-        Ok(())
-    }
-
-    pub async fn key_pair_exists(&self, name: &str) -> Result<bool> {
-        match self
-            .client
-            .describe_key_pairs()
-            .key_names(name)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(!out.key_pairs().is_empty()),
-            Err(e) if error_code(&e) == Some("InvalidKeyPair.NotFound") => Ok(false),
-            Err(e) => Err(aws_error("DescribeKeyPairs", e)),
-        }
-    }
-
-    pub async fn delete_key_pair(&self, name: &str) -> Result<()> {
-        match self.client.delete_key_pair().key_name(name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if error_code(&e) == Some("InvalidKeyPair.NotFound") => Ok(()),
-            Err(e) => Err(aws_error("DeleteKeyPair", e).context(name)),
-        }
-    }
-
-    /// The VPC of a subnet (or the default VPC) and its IPv4 CIDR.
-    pub async fn vpc_of(&self, subnet: Option<&str>) -> Result<(String, Option<String>)> {
-        let vpc_id = match subnet {
-            Some(s) => {
-                let out = self
-                    .client
-                    .describe_subnets()
-                    .subnet_ids(s)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("DescribeSubnets", e))?;
-                out.subnets()
-                    .first()
-                    .and_then(|s| s.vpc_id())
-                    .map(str::to_owned)
-                    .ok_or_else(|| Error::input(format!("subnet {s}: not found")))?
-            }
-            None => {
-                let out = self
-                    .client
-                    .describe_vpcs()
-                    .filters(Filter::builder().name("isDefault").values("true").build())
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("DescribeVpcs", e))?;
-                out.vpcs()
-                    .first()
-                    .and_then(|v| v.vpc_id())
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        Error::input(
-                            "this region has no default VPC: give --subnet / EC2_TOOLS_SUBNET_ID",
-                        )
-                    })?
-            }
-        };
-        let out = self
-            .client
-            .describe_vpcs()
-            .vpc_ids(&vpc_id)
-            .send()
-            .await
-            .map_err(|e| aws_error("DescribeVpcs", e))?;
-        let cidr = out
-            .vpcs()
-            .first()
-            .and_then(|v| v.cidr_block())
-            .map(str::to_owned);
-        Ok((vpc_id, cidr))
-    }
-
-    /// A security group opening TCP 22 to `cidr` only; returns its id.
-    pub async fn create_ssh_group(
-        &self,
-        name: &str,
-        vpc: &str,
-        cidr: &ipnet::IpNet,
-        tags: &[(String, String)],
-    ) -> Result<String> {
-        let out = self
-            .client
-            .create_security_group()
-            .group_name(name)
-            .description("ec2-tools: SSH to a load-test case")
-            .vpc_id(vpc)
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::SecurityGroup)
-                    .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| aws_error("CreateSecurityGroup", e).context(name))?;
-        let id = out.group_id().unwrap_or_default().to_owned();
-        let perm = IpPermission::builder()
-            .ip_protocol("tcp")
-            .from_port(22)
-            .to_port(22);
-        let perm = match cidr {
-            ipnet::IpNet::V4(_) => perm.ip_ranges(
-                IpRange::builder()
-                    .cidr_ip(cidr.to_string())
-                    .description("ec2-tools ssh")
-                    .build(),
-            ),
-            ipnet::IpNet::V6(_) => perm.ipv6_ranges(
-                Ipv6Range::builder()
-                    .cidr_ipv6(cidr.to_string())
-                    .description("ec2-tools ssh")
-                    .build(),
-            ),
-        };
-        self.client
-            .authorize_security_group_ingress()
-            .group_id(&id)
-            .ip_permissions(perm.build())
-            .send()
-            .await
-            .map_err(|e| aws_error("AuthorizeSecurityGroupIngress", e).context(&id))?;
-        Ok(id)
-    }
-
-    /// The id of a security group by name in a VPC, if it exists.
-    pub async fn find_group(&self, name: &str, vpc: &str) -> Result<Option<String>> {
-        let out = self
-            .client
-            .describe_security_groups()
-            .filters(Filter::builder().name("group-name").values(name).build())
-            .filters(Filter::builder().name("vpc-id").values(vpc).build())
-            .send()
-            .await
-            .map_err(|e| aws_error("DescribeSecurityGroups", e))?;
-        Ok(out
-            .security_groups()
-            .first()
-            .and_then(|g| g.group_id())
-            .map(str::to_owned))
-    }
-
-    /// Delete a security group, retrying while AWS still sees it in use (instances take a
-    /// while to release their network interfaces after termination). Gone already is fine.
-    pub async fn delete_group(&self, id: &str, patience: std::time::Duration) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + patience;
-        let mut pause = std::time::Duration::from_secs(2);
-        loop {
-            match self
-                .client
-                .delete_security_group()
-                .group_id(id)
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if error_code(&e) == Some("InvalidGroup.NotFound") => return Ok(()),
-                Err(e)
-                    if error_code(&e) == Some("DependencyViolation")
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_secs(15));
-                }
-                Err(e) => return Err(aws_error("DeleteSecurityGroup", e).context(id)),
-            }
-        }
-    }
-
     /// Live instances of this owner carrying an expiry tag, in the whole region.
     pub async fn describe_expiring(&self, owner: &str) -> Result<Vec<InstanceInfo>> {
         let filters = vec![
@@ -620,24 +459,26 @@ impl Ec2 {
                 .build(),
             Filter::builder()
                 .name("instance-state-name")
-                .set_values(Some(LIVE_STATES.iter().map(|s| s.to_string()).collect()))
+                .set_values(Some(
+                    InstanceState::LIVE.iter().map(|s| s.to_string()).collect(),
+                ))
                 .build(),
         ];
         self.describe_filtered(filters).await
     }
 }
 
-fn state_name(s: Option<&aws_sdk_ec2::types::InstanceState>) -> String {
+fn state_of(s: Option<&aws_sdk_ec2::types::InstanceState>) -> InstanceState {
     s.and_then(|s| s.name())
-        .map(|n| n.as_str().to_owned())
-        .unwrap_or_default()
+        .map(|n| InstanceState::parse(n.as_str()))
+        .unwrap_or(InstanceState::Unknown)
 }
 
 /// What TerminateInstances said.
 #[derive(Debug, Default)]
 pub struct Terminated {
     /// (id, current state): `shutting-down` or `terminated`.
-    pub accepted: Vec<(String, String)>,
+    pub accepted: Vec<(String, InstanceState)>,
     /// Ids AWS does not know (long gone).
     pub unknown: Vec<String>,
 }

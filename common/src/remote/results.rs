@@ -3,12 +3,15 @@
 //! `clush -b`), `--json` (one object per host), `--out-dir` (per-host files written as output
 //! arrives, plus summary.json), `--failed-to` (the failed ids, for `--from` reruns), and the
 //! final summary on stderr. Streaming modes use bounded memory whatever the output size;
-//! `--gather` and `--json` without `--out-dir` hold each host's stdout in memory.
+//! `--gather` and `--json` without `--out-dir` hold each host's stdout in memory. What does
+//! not belong here: running anything (fanout.rs, command.rs).
 
-use crate::descriptor::Descriptor;
+use super::command::Stream;
+use super::ssh::SshError;
+use crate::case::descriptor::Descriptor;
+use crate::config::{OutputConfig, OutputMode as Mode};
 use crate::error::{Code, Error, Result, ResultExt};
 use crate::output::{self, Dest, LinePrefixer};
-use crate::ssh::{SshError, Stream};
 use crate::tool;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -61,24 +64,6 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    #[default]
-    Prefix,
-    Gather,
-    Json,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ResultOpts {
-    pub mode: Mode,
-    pub out_dir: Option<PathBuf>,
-    pub failed_to: Option<PathBuf>,
-    /// Where remote stdout goes in prefix mode (ec2-create's setup output goes to stderr, so
-    /// that its stdout stays a list of instances).
-    pub stdout_to_stderr: bool,
-}
-
 /// One host's output as it arrives.
 pub struct HostSink {
     prefix: Option<(LinePrefixer, LinePrefixer)>,
@@ -111,13 +96,13 @@ impl HostSink {
 
 /// Collects every host's result for one run.
 pub struct Collector {
-    opts: ResultOpts,
+    opts: OutputConfig,
     gathered: Mutex<Vec<(u32, String, Vec<u8>)>>,
     json_lines: Mutex<Vec<(u32, serde_json::Value)>>,
 }
 
 impl Collector {
-    pub fn new(opts: ResultOpts) -> Result<Collector> {
+    pub fn new(opts: OutputConfig) -> Result<Collector> {
         if let Some(d) = &opts.out_dir {
             std::fs::create_dir_all(d).input_err(format!("--out-dir {}", d.display()))?;
         }
@@ -132,17 +117,10 @@ impl Collector {
     pub fn host(&self, d: &Descriptor, address: &str) -> HostSink {
         let quiet = self.opts.out_dir.is_some() || self.opts.mode == Mode::Json;
         let prefix = match self.opts.mode {
-            Mode::Prefix if !quiet => {
-                let out = if self.opts.stdout_to_stderr {
-                    Dest::Stderr
-                } else {
-                    Dest::Stdout
-                };
-                Some((
-                    LinePrefixer::new(address, out),
-                    LinePrefixer::new(address, Dest::Stderr),
-                ))
-            }
+            Mode::Prefix if !quiet => Some((
+                LinePrefixer::new(address, Dest::Stdout),
+                LinePrefixer::new(address, Dest::Stderr),
+            )),
             // Gather: stderr still streams, prefixed; stdout is grouped at the end.
             Mode::Gather if !quiet => Some((
                 LinePrefixer::discard(),
@@ -228,7 +206,7 @@ impl Collector {
     }
 
     /// After all hosts: gathered groups, summary.json, --failed-to, the summary line; the code.
-    pub fn finish(&self, tool_name: &str, outcomes: &[Outcome]) -> Result<Code> {
+    pub fn finish(&self, outcomes: &[Outcome]) -> Result<Code> {
         if self.opts.mode == Mode::Gather {
             let mut groups: BTreeMap<Vec<u8>, Vec<(u32, String)>> = BTreeMap::new();
             for (index, addr, out) in self.gathered.lock().unwrap().drain(..) {
@@ -273,12 +251,12 @@ impl Collector {
             std::fs::write(path, text)
                 .map_err(|e| Error::infra(format!("--failed-to {}: {e}", path.display())))?;
         }
-        Ok(report(tool_name, outcomes))
+        Ok(report(outcomes))
     }
 }
 
 /// The summary on stderr, `ok 47/50, failed 3 (i-… 10.0.0.5: exit 2, …)`, and the exit code.
-pub fn report(tool_name: &str, outcomes: &[Outcome]) -> Code {
+pub fn report(outcomes: &[Outcome]) -> Code {
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
     let mut line = format!("ok {}/{}", outcomes.len() - failed.len(), outcomes.len());
     if !failed.is_empty() {
@@ -292,7 +270,7 @@ pub fn report(tool_name: &str, outcomes: &[Outcome]) -> Code {
             detail.join(", ")
         ));
     }
-    output::note(tool_name, line);
+    output::note(line);
     if tool::interrupted() {
         Code::Interrupted
     } else if failed.is_empty() {
@@ -367,41 +345,5 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         assert_eq!(fold_hosts(&names), "10.0.0.1,127.0.0.[4-6,9],web");
-    }
-}
-
-/// `--gather`, `--json`, `--out-dir`, `--failed-to`: shared by the tools that run commands.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct OutputArgs {
-    /// Print each distinct stdout once, with the hosts that produced it (like dshbak -c)
-    #[arg(long, conflicts_with = "json")]
-    pub gather: bool,
-    /// One JSON object per instance on stdout (id, index, address, exit or error, duration,
-    /// stdout/stderr or their paths)
-    #[arg(long)]
-    pub json: bool,
-    /// Write each instance's output to DIR/<index>-<id>.stdout/.stderr/.exit as it arrives,
-    /// plus DIR/summary.json
-    #[arg(long, value_name = "DIR")]
-    pub out_dir: Option<PathBuf>,
-    /// Write the ids of failed instances to FILE, one per line (rerun them with --from FILE)
-    #[arg(long, value_name = "FILE")]
-    pub failed_to: Option<PathBuf>,
-}
-
-impl OutputArgs {
-    pub fn opts(&self) -> ResultOpts {
-        ResultOpts {
-            mode: if self.gather {
-                Mode::Gather
-            } else if self.json {
-                Mode::Json
-            } else {
-                Mode::Prefix
-            },
-            out_dir: self.out_dir.clone(),
-            failed_to: self.failed_to.clone(),
-            stdout_to_stderr: false,
-        }
     }
 }

@@ -4,17 +4,39 @@
 //! On each host the job lives in `~/.ec2-tools/jobs/<job>-<instance-id>.{cmd,log,pid,exit}`: the
 //! pid is the leader of the job's own session (so `--stop` kills the whole process group), the
 //! exit code is written when the command ends. The job file name and the command reach the
-//! host on stdin, never pasted into a shell line.
+//! host on stdin, never pasted into a shell line. The flags are ec2-exec-remote's
+//! (exec_remote.rs).
 
-use crate::config::SshConfig;
-use crate::descriptor::Descriptor;
+use crate::case::descriptor::Descriptor;
+use crate::config::{OutputConfig, SshConfig};
 use crate::error::{Code, Error, Result};
-use crate::exec::on_each_host;
 use crate::output;
-use crate::results::{ResultOpts, Status};
-use crate::ssh::{Kind, SshError, Stream};
+use crate::remote::command::Stream;
+use crate::remote::fanout::on_each_host;
+use crate::remote::results::Status;
+use crate::remote::ssh::{Kind, SshError};
 use crate::tool;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A job id for `-bg` runs: sortable by time, unique enough across runs.
+pub fn new_job_id() -> String {
+    let now = SystemTime::now();
+    let stamp: String = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    let nanos = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{}-{:04x}",
+        &stamp[..8],
+        &stamp[8..],
+        (nanos ^ std::process::id()) & 0xffff
+    )
+}
 
 /// Validate a user-given job name: it becomes part of remote file names.
 pub fn validate_job_name(name: &str) -> Result<()> {
@@ -83,7 +105,6 @@ fn script(body: &str) -> String {
 /// Start `command` detached on every host; prints `<id> <address> <remote-log>` per host and
 /// the job id on stderr.
 pub fn start(
-    tool_name: &str,
     cfg: &SshConfig,
     hosts: &[Descriptor],
     job_id: &str,
@@ -92,11 +113,10 @@ pub fn start(
 ) -> Result<Code> {
     let started = Instant::now();
     let code = on_each_host(
-        tool_name,
         cfg,
         hosts,
         fanout,
-        ResultOpts::default(),
+        OutputConfig::default(),
         |d, conn, _sink| {
             let input = format!("{}\n{command}", job_file_name(job_id, &d.id));
             match conn.run_capture(&script(START), Some(input.as_bytes())) {
@@ -121,13 +141,10 @@ pub fn start(
             }
         },
     )?;
-    output::note(
-        tool_name,
-        format!(
-            "job {job_id} started in {:.1}s; follow it with --job {job_id} --status|--wait|--stop",
-            started.elapsed().as_secs_f64()
-        ),
-    );
+    output::note(format!(
+        "job {job_id} started in {:.1}s; follow it with --job {job_id} --status|--wait|--stop",
+        started.elapsed().as_secs_f64()
+    ));
     Ok(code)
 }
 
@@ -139,8 +156,6 @@ pub enum Action {
     Stop,
 }
 
-/// `--status`: `<id> <address> running|exited N|died|unknown`; `--wait`: each host's log tail
-/// (prefixed) and its exit code as the host's result; `--stop`: kill each job's process group.
 /// How to follow up an existing job.
 #[derive(Debug, Clone)]
 pub struct Follow {
@@ -151,12 +166,13 @@ pub struct Follow {
     pub timeout: Option<Duration>,
 }
 
+/// `--status`: `<id> <address> running|exited N|died|unknown`; `--wait`: each host's log tail
+/// (prefixed) and its exit code as the host's result; `--stop`: kill each job's process group.
 pub fn follow(
-    tool_name: &str,
     cfg: &SshConfig,
     hosts: &[Descriptor],
     f: &Follow,
-    results: ResultOpts,
+    results: OutputConfig,
 ) -> Result<Code> {
     let (job_id, action, tail, timeout) = (f.job_id.as_str(), f.action, f.tail, f.timeout);
     // Waiting hosts mostly sleep: all at once, none queued behind another's job.
@@ -165,7 +181,7 @@ pub fn follow(
     } else {
         32
     };
-    on_each_host(tool_name, cfg, hosts, width, results, |d, conn, sink| {
+    on_each_host(cfg, hosts, width, results, |d, conn, sink| {
         let name = job_file_name(job_id, &d.id);
         match action {
             Action::Status | Action::Stop => {
@@ -224,4 +240,27 @@ pub fn follow(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_shell_safe() {
+        let id = new_job_id();
+        assert!(
+            id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{id}"
+        );
+    }
+
+    #[test]
+    fn job_names_are_restricted_to_file_name_safe_words() {
+        assert!(validate_job_name("load-1.a_b").is_ok());
+        for bad in ["", ".hidden", "a/b", "a b", "$(x)"] {
+            assert!(validate_job_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(job_file_name("j1", "i-0123abcd"), "j1-i-0123abcd");
+    }
 }

@@ -1,31 +1,29 @@
 //! Which instances a tool acts on: every descriptor, or those picked by `--from`, `--select`
 //! and `--role` (an intersection). Explicit selectors that match nothing are an error — a
-//! script that silently does nothing is worse than one that stops.
+//! script that silently does nothing is worse than one that stops. What does not belong here:
+//! the flags themselves (cli.rs), anything that talks to AWS.
 
-use crate::descriptor::{is_instance_id, Descriptor, Store};
+use super::descriptor::{is_instance_id, Descriptor};
+use super::store::Store;
 use crate::error::{Error, Result, ResultExt};
-use clap::Args;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::PathBuf;
 
-#[derive(Args, Debug, Clone, Default)]
-pub struct SelectArgs {
-    /// Only the instances listed in FILE ('-' for stdin): the first field of each line is an
-    /// instance id, so `ec2-create 3 | ec2-exec-remote --from - uptime` works
-    #[arg(long, value_name = "FILE")]
+/// Which instances a tool acts on (none set: all of them).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `--from FILE` ('-' for stdin): a list whose first field per line is an instance id.
     pub from: Option<PathBuf>,
-    /// Only these indexes: 1,3-5
-    #[arg(long = "select", value_name = "INDEXES", value_parser = parse_indexes)]
-    pub select: Option<BTreeSet<u32>>,
-    /// Only instances of this role
-    #[arg(long, value_name = "NAME")]
+    /// `--select 1,3-5`.
+    pub indexes: Option<BTreeSet<u32>>,
+    /// `--role NAME`.
     pub role: Option<String>,
 }
 
-impl SelectArgs {
+impl Selection {
     pub fn is_explicit(&self) -> bool {
-        self.from.is_some() || self.select.is_some() || self.role.is_some()
+        self.from.is_some() || self.indexes.is_some() || self.role.is_some()
     }
 }
 
@@ -92,7 +90,7 @@ fn read_from(path: &PathBuf) -> Result<(String, String)> {
 }
 
 /// The selected descriptors, by index. With no selector: all of them (possibly none).
-pub fn select(store: &Store, args: &SelectArgs) -> Result<Vec<Descriptor>> {
+pub fn select(store: &Store, args: &Selection) -> Result<Vec<Descriptor>> {
     // Read the list before looking at the directory: in `ec2-create 3 | ec2-exec-remote
     // --from -` the descriptors are complete only once the producer has closed the pipe.
     let listed = match &args.from {
@@ -114,7 +112,7 @@ pub fn select(store: &Store, args: &SelectArgs) -> Result<Vec<Descriptor>> {
         }
         all.retain(|d| ids.contains(&d.id));
     }
-    if let Some(set) = &args.select {
+    if let Some(set) = &args.indexes {
         all.retain(|d| set.contains(&d.index));
     }
     if let Some(role) = &args.role {
@@ -130,7 +128,7 @@ pub fn select(store: &Store, args: &SelectArgs) -> Result<Vec<Descriptor>> {
 }
 
 /// Like [`select`], but no instance at all is an error too (for tools that run commands).
-pub fn select_some(store: &Store, args: &SelectArgs) -> Result<Vec<Descriptor>> {
+pub fn select_some(store: &Store, args: &Selection) -> Result<Vec<Descriptor>> {
     let v = select(store, args)?;
     if v.is_empty() {
         return Err(Error::input(format!(

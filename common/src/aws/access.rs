@@ -1,0 +1,370 @@
+//! What a case needs before its first launch and gives back after its last instance: an EC2
+//! key pair and a security group of its own, and the API calls that make and delete them.
+//!
+//! Use what the configuration names; otherwise make (once per case) an ed25519 key pair whose
+//! private half stays in `.ec2-tools/` (mode 0600) and a security group opening TCP 22 only to
+//! the SSH CIDR — never 0.0.0.0/0 unless asked. Both are named `ec2-tools-<case>-<nonce>` and
+//! remembered in the case state, so ec2-killall deletes exactly those. What does not belong
+//! here: launching, instances.
+
+use super::ec2::{aws_error, error_code, owner, tag, Ec2, TAG_CASE, TAG_OWNER};
+use crate::case::store::{case_key_path, CaseState, Store};
+use crate::config::{AddressMode, LaunchConfig, SshConfig};
+use crate::error::{Error, Result, ResultExt};
+use crate::output;
+use aws_sdk_ec2::types::{
+    Filter, IpPermission, IpRange, Ipv6Range, ResourceType, TagSpecification,
+};
+
+/// The key pair and security groups a launch uses.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub key_name: Option<String>,
+    pub security_groups: Vec<String>,
+}
+
+/// Use what the configuration names; otherwise make (once per case) an ed25519 key pair whose
+/// private half stays in `.ec2-tools/` (mode 0600) and a security group opening TCP 22 only to
+/// the SSH CIDR.
+///
+/// Everything that can be found wrong (no default VPC, an unknown subnet, no way to tell who
+/// should reach SSH) is found before anything is made.
+pub async fn ensure_access(
+    ec2: &Ec2,
+    case: &str,
+    launch: &LaunchConfig,
+    ssh_cfg: &SshConfig,
+    store: &Store,
+    state: &mut CaseState,
+) -> Result<Access> {
+    let name = state.resource_name(case);
+    let tags = vec![
+        (TAG_CASE.to_owned(), case.to_owned()),
+        (TAG_OWNER.to_owned(), owner()),
+    ];
+    // Checks first, reads only: the subnet (or default VPC) and who may reach port 22.
+    let need_group = launch.security_groups.is_empty();
+    let vpc = match (need_group, &launch.subnet) {
+        (false, None) => None,
+        _ => Some(ec2.vpc_of(launch.subnet.as_deref()).await?),
+    };
+    let group = match &vpc {
+        Some((vpc, vpc_cidr)) if need_group => match ec2.find_group(&name, vpc).await? {
+            Some(id) => Some((id, None)),
+            None => Some((
+                vpc.clone(),
+                Some(ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?),
+            )),
+        },
+        _ => None,
+    };
+    let key_name = match &launch.key_name {
+        Some(k) => k.clone(),
+        None => {
+            let public = case_key(store)?;
+            if !ec2.key_pair_exists(&name).await? {
+                ec2.import_key_pair(&name, &public, &tags).await?;
+                output::note(format!(
+                    "imported key pair {name} (private key in {})",
+                    case_key_path(store.dir()).display()
+                ));
+            }
+            state.key_name = Some(name.clone());
+            state.save(store)?;
+            name.clone()
+        }
+    };
+    let security_groups = match group {
+        None => launch.security_groups.clone(),
+        Some((found, None)) => {
+            state.security_group = Some(found.clone());
+            state.save(store)?;
+            vec![found]
+        }
+        Some((vpc, Some(cidr))) => {
+            let id = ec2.create_ssh_group(&name, &vpc, &cidr, &tags).await?;
+            output::note(format!(
+                "created security group {id} ({name}): TCP 22 from {cidr} only"
+            ));
+            state.security_group = Some(id.clone());
+            state.save(store)?;
+            vec![id]
+        }
+    };
+    Ok(Access {
+        key_name: Some(key_name),
+        security_groups,
+    })
+}
+
+/// Who may reach port 22: the configured CIDR; with private addresses the VPC's CIDR; else
+/// the caller's public address. Never 0.0.0.0/0 unless asked for.
+fn ssh_cidr(
+    launch: &LaunchConfig,
+    ssh_cfg: &SshConfig,
+    vpc_cidr: Option<&str>,
+) -> Result<ipnet::IpNet> {
+    if let Some(c) = launch.ssh_cidr {
+        return Ok(c);
+    }
+    if ssh_cfg.address_mode() == AddressMode::PrivateIp {
+        if let Some(c) = vpc_cidr.and_then(|c| c.parse().ok()) {
+            return Ok(c);
+        }
+    }
+    if ssh_cfg.allow.is_none() {
+        if let Some(ip) = public_ip() {
+            return Ok(ipnet::IpNet::from(ip));
+        }
+    }
+    Err(Error::input(
+        "cannot tell who should reach SSH on the case's security group: give --ssh-cidr / \
+         EC2_TOOLS_SSH_CIDR (your public address/32), or --security-group",
+    ))
+}
+
+/// This machine's public IPv4 address as AWS sees it (checkip.amazonaws.com), if reachable.
+fn public_ip() -> Option<std::net::IpAddr> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let addr = ("checkip.amazonaws.com", 80)
+        .to_socket_addrs()
+        .ok()?
+        .next()?;
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: checkip.amazonaws.com\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.rsplit("\r\n\r\n").next()?.trim().parse().ok()
+}
+
+/// The case key's public half (OpenSSH format), generating the pair on first use.
+fn case_key(store: &Store) -> Result<String> {
+    store.state_dir()?;
+    let private = case_key_path(store.dir());
+    let public = private.with_extension("pub");
+    if private.is_file() && public.is_file() {
+        return std::fs::read_to_string(&public).input_err(public.display());
+    }
+    let key =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .map_err(|e| Error::infra(format!("generating an ed25519 key: {e}")))?;
+    let pem = key
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(|e| Error::infra(format!("encoding the case key: {e}")))?;
+    let pubtext = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| Error::infra(format!("encoding the case key: {e}")))?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&private)
+            .infra_err(private.display())?;
+        f.write_all(pem.as_bytes()).infra_err(private.display())?;
+    }
+    std::fs::write(&public, format!("{pubtext}\n")).infra_err(public.display())?;
+    Ok(pubtext)
+}
+
+impl Ec2 {
+    /// Register the public half of a key pair (the private key never leaves this machine).
+    pub async fn import_key_pair(
+        &self,
+        name: &str,
+        public_key: &str,
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        self.client
+            .import_key_pair()
+            .key_name(name)
+            .public_key_material(aws_smithy_types::Blob::new(public_key.as_bytes()))
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::KeyPair)
+                    .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("ImportKeyPair", e).context(name))?;
+        Ok(())
+    }
+
+    pub async fn key_pair_exists(&self, name: &str) -> Result<bool> {
+        match self
+            .client
+            .describe_key_pairs()
+            .key_names(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(!out.key_pairs().is_empty()),
+            Err(e) if error_code(&e) == Some("InvalidKeyPair.NotFound") => Ok(false),
+            Err(e) => Err(aws_error("DescribeKeyPairs", e)),
+        }
+    }
+
+    pub async fn delete_key_pair(&self, name: &str) -> Result<()> {
+        match self.client.delete_key_pair().key_name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e) == Some("InvalidKeyPair.NotFound") => Ok(()),
+            Err(e) => Err(aws_error("DeleteKeyPair", e).context(name)),
+        }
+    }
+
+    /// The VPC of a subnet (or the default VPC) and its IPv4 CIDR.
+    pub async fn vpc_of(&self, subnet: Option<&str>) -> Result<(String, Option<String>)> {
+        let vpc_id = match subnet {
+            Some(s) => {
+                let out = self
+                    .client
+                    .describe_subnets()
+                    .subnet_ids(s)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("DescribeSubnets", e))?;
+                out.subnets()
+                    .first()
+                    .and_then(|s| s.vpc_id())
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::input(format!("subnet {s}: not found")))?
+            }
+            None => {
+                let out = self
+                    .client
+                    .describe_vpcs()
+                    .filters(Filter::builder().name("isDefault").values("true").build())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("DescribeVpcs", e))?;
+                out.vpcs()
+                    .first()
+                    .and_then(|v| v.vpc_id())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        Error::input(
+                            "this region has no default VPC: give --subnet / EC2_TOOLS_SUBNET_ID",
+                        )
+                    })?
+            }
+        };
+        let out = self
+            .client
+            .describe_vpcs()
+            .vpc_ids(&vpc_id)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeVpcs", e))?;
+        let cidr = out
+            .vpcs()
+            .first()
+            .and_then(|v| v.cidr_block())
+            .map(str::to_owned);
+        Ok((vpc_id, cidr))
+    }
+
+    /// A security group opening TCP 22 to `cidr` only; returns its id.
+    pub async fn create_ssh_group(
+        &self,
+        name: &str,
+        vpc: &str,
+        cidr: &ipnet::IpNet,
+        tags: &[(String, String)],
+    ) -> Result<String> {
+        let out = self
+            .client
+            .create_security_group()
+            .group_name(name)
+            .description("ec2-tools: SSH to a load-test case")
+            .vpc_id(vpc)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::SecurityGroup)
+                    .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("CreateSecurityGroup", e).context(name))?;
+        let id = out.group_id().unwrap_or_default().to_owned();
+        let perm = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(22)
+            .to_port(22);
+        let perm = match cidr {
+            ipnet::IpNet::V4(_) => perm.ip_ranges(
+                IpRange::builder()
+                    .cidr_ip(cidr.to_string())
+                    .description("ec2-tools ssh")
+                    .build(),
+            ),
+            ipnet::IpNet::V6(_) => perm.ipv6_ranges(
+                Ipv6Range::builder()
+                    .cidr_ipv6(cidr.to_string())
+                    .description("ec2-tools ssh")
+                    .build(),
+            ),
+        };
+        self.client
+            .authorize_security_group_ingress()
+            .group_id(&id)
+            .ip_permissions(perm.build())
+            .send()
+            .await
+            .map_err(|e| aws_error("AuthorizeSecurityGroupIngress", e).context(&id))?;
+        Ok(id)
+    }
+
+    /// The id of a security group by name in a VPC, if it exists.
+    pub async fn find_group(&self, name: &str, vpc: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(Filter::builder().name("group-name").values(name).build())
+            .filters(Filter::builder().name("vpc-id").values(vpc).build())
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeSecurityGroups", e))?;
+        Ok(out
+            .security_groups()
+            .first()
+            .and_then(|g| g.group_id())
+            .map(str::to_owned))
+    }
+
+    /// Delete a security group, retrying while AWS still sees it in use (instances take a
+    /// while to release their network interfaces after termination). Gone already is fine.
+    pub async fn delete_group(&self, id: &str, patience: std::time::Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = std::time::Duration::from_secs(2);
+        loop {
+            match self
+                .client
+                .delete_security_group()
+                .group_id(id)
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if error_code(&e) == Some("InvalidGroup.NotFound") => return Ok(()),
+                Err(e)
+                    if error_code(&e) == Some("DependencyViolation")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(15));
+                }
+                Err(e) => return Err(aws_error("DeleteSecurityGroup", e).context(id)),
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Everything that talks to the EC2 API: the calls themselves (ec2.rs), the case's key pair
+//! and security group (access.rs), the fleet that launches, adopts, refreshes and terminates
+//! while keeping descriptors true (fleet.rs), and waiting for states and SSH logins (wait.rs).
+//!
+//! Takes descriptors and configuration from above (case/, config.rs) and hands instances to
+//! the remote layer only to probe readiness. What does not belong here: deciding what a tool
+//! should do (cmd/), running commands on hosts (remote/).
+
+pub mod access;
+pub mod ec2;
+pub mod fleet;
+pub mod wait;
+
+pub use fleet::Fleet;
+pub use wait::Patience;

@@ -1,0 +1,203 @@
+//! The instance descriptor: the contract between the tools and the user's scripts.
+//!
+//! One JSON object per instance (the file format is the store's business, store.rs), and the
+//! vocabulary every layer below shares: what an instance id looks like, the instance states.
+//! Keys this version does not know are kept when a descriptor is rewritten. What does not
+//! belong here: files, AWS calls (aws/ turns what AWS says into descriptor updates), SSH.
+
+use crate::config::AddressMode;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// An instance's state, as EC2 names it. Instances in the [live](InstanceState::is_live)
+/// states still cost money or will again.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+    /// Not said, or not known to AWS.
+    #[serde(other)]
+    Unknown,
+}
+
+impl InstanceState {
+    pub const LIVE: [InstanceState; 4] = [
+        InstanceState::Pending,
+        InstanceState::Running,
+        InstanceState::Stopping,
+        InstanceState::Stopped,
+    ];
+
+    pub fn parse(s: &str) -> InstanceState {
+        match s {
+            "pending" => InstanceState::Pending,
+            "running" => InstanceState::Running,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            "stopping" => InstanceState::Stopping,
+            "stopped" => InstanceState::Stopped,
+            _ => InstanceState::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Unknown => "unknown",
+        }
+    }
+
+    /// Still costs money, or will again once started.
+    pub fn is_live(self) -> bool {
+        Self::LIVE.contains(&self)
+    }
+
+    /// On its way out, or gone.
+    pub fn is_gone(self) -> bool {
+        matches!(
+            self,
+            InstanceState::ShuttingDown | InstanceState::Terminated
+        )
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct SshInfo {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    /// SHA-256 of the host key seen at the first login (trust on first use), base64.
+    #[serde(default)]
+    pub host_key: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Descriptor {
+    pub id: String,
+    /// 1-based, stable within the case.
+    pub index: u32,
+    pub case: String,
+    pub region: Option<String>,
+    pub az: Option<String>,
+    #[serde(rename = "type")]
+    pub instance_type: Option<String>,
+    pub ami: Option<String>,
+    pub state: Option<InstanceState>,
+    pub public_dns: Option<String>,
+    pub public_ip: Option<String>,
+    pub private_ip: Option<String>,
+    pub private_dns: Option<String>,
+    /// The address the tools connect to.
+    pub address: Option<String>,
+    pub ssh: SshInfo,
+    pub launched_at: Option<String>,
+    /// Keys written by other versions or by hand: kept as they are.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Descriptor {
+    /// The address under an explicit mode, or the recorded one.
+    pub fn address_for(&self, mode: Option<AddressMode>) -> Option<String> {
+        match mode {
+            Some(m) => m.pick(
+                self.public_dns.as_deref(),
+                self.public_ip.as_deref(),
+                self.private_ip.as_deref(),
+            ),
+            None => self.address.clone().filter(|a| !a.is_empty()),
+        }
+    }
+
+    /// The role recorded at launch (`ec2-create --role`), if any.
+    pub fn role(&self) -> Option<&str> {
+        self.extra.get("role").and_then(|v| v.as_str())
+    }
+
+    /// The recorded state (unknown when none was recorded).
+    pub fn state(&self) -> InstanceState {
+        self.state.unwrap_or(InstanceState::Unknown)
+    }
+
+    /// The market recorded at launch (`spot`, `on-demand`), if any.
+    pub fn market(&self) -> Option<&str> {
+        self.extra.get("market").and_then(|v| v.as_str())
+    }
+
+    /// `i-0abc (#3)`, for messages.
+    pub fn label(&self) -> String {
+        format!("{} (#{})", self.id, self.index)
+    }
+}
+
+/// `i-` and 8 or 17 hex digits: the names the store owns.
+pub fn is_instance_id(name: &str) -> bool {
+    name.strip_prefix("i-").is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// Parse a descriptor file's text; `id` is the file's name.
+pub fn parse(id: &str, text: &str) -> Result<Descriptor> {
+    let d: Descriptor = serde_json::from_str(text)
+        .map_err(|e| Error::input(format!("{id}: descriptor is not valid JSON: {e}")))?;
+    if d.id != id {
+        return Err(Error::input(format!(
+            "{id}: descriptor names another instance ({}); the file name is the instance id",
+            d.id
+        )));
+    }
+    if d.index == 0 {
+        return Err(Error::input(format!(
+            "{id}: descriptor index must be 1 or more"
+        )));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_id_names_are_recognised() {
+        assert!(is_instance_id("i-0123abcd"));
+        assert!(is_instance_id("i-0123456789abcdef0"));
+        assert!(!is_instance_id("i-xyz"));
+        assert!(!is_instance_id("README.md"));
+        assert!(!is_instance_id(".i-0123abcd.tmp.5"));
+    }
+
+    #[test]
+    fn states_read_and_write_as_ec2_names_them() {
+        for s in InstanceState::LIVE
+            .into_iter()
+            .chain([InstanceState::ShuttingDown, InstanceState::Terminated])
+        {
+            assert_eq!(InstanceState::parse(s.as_str()), s);
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<InstanceState>(&json).unwrap(), s);
+        }
+        assert_eq!(
+            serde_json::from_str::<InstanceState>("\"rebooting\"").unwrap(),
+            InstanceState::Unknown
+        );
+        assert!(InstanceState::Stopped.is_live() && !InstanceState::ShuttingDown.is_live());
+    }
+}

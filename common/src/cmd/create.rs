@@ -1,0 +1,530 @@
+//! ec2-create: bring the case to N running instances (of a role) that accept SSH logins.
+//!
+//! `ec2-create N` means "ensure N", so re-running a test-case script never grows the fleet: it
+//! reuses running instances, starts stopped ones, adopts instances tagged with the case whose
+//! descriptors were never written, and launches only the missing (`--add` launches N more
+//! regardless; `--max M` terminates extras above M, highest index first — wolphin's min/max).
+//! What to do is decided by [`plan`], a pure function of what the case holds and what was
+//! asked; [`apply`] only carries it out. Then the wait: every instance `running` and accepting
+//! an SSH login, with `--setup` run on each the moment it is ready.
+
+use crate::aws::ec2::InstanceInfo;
+use crate::aws::fleet::{tag_index, Fleet};
+use crate::aws::wait::{self, Patience, ReadyCheck};
+use crate::case::descriptor::{Descriptor, InstanceState};
+use crate::cli::{resolve_case, AwsArgs, CaseArgs, DirArgs, LaunchArgs, SshArgs};
+use crate::config::{parse_duration, LaunchConfig};
+use crate::error::{Code, Error, Result};
+use crate::output::{self, Dest, LinePrefixer};
+use crate::remote::command::Stream;
+use crate::remote::ssh::{self, Conn};
+use crate::tool::{self, Tool};
+use clap::Parser;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Make the test case hold N running instances (of a role) that \
+accept SSH logins: reuse, start, adopt, launch only the missing; write one descriptor per instance; \
+print `<instance-id> <address>` lines"
+)]
+pub struct Cli {
+    /// How many instances (a positive integer): the minimum the case must hold
+    #[arg(value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    count: u32,
+    /// Terminate instances (of the role) above this many, highest index first
+    #[arg(long, value_name = "M")]
+    max: Option<u32>,
+    /// Launch N more regardless of what the case holds
+    #[arg(long, conflicts_with = "max")]
+    add: bool,
+    /// Role of these instances (e.g. master, slave): tagged and recorded; N counts this role
+    #[arg(long, value_name = "NAME")]
+    role: Option<String>,
+    /// Upload SCRIPT and run it on each instance as soon as that one is ready (while others
+    /// still boot); its output goes to stderr, prefixed; a failing script fails the instance
+    #[arg(long, value_name = "SCRIPT")]
+    setup: Option<PathBuf>,
+    /// Succeed when at least M instances are ready (and set up); the rest are reported
+    #[arg(long, value_name = "M")]
+    min_ready: Option<u32>,
+    /// Terminate the instances that did not get ready or failed their setup
+    #[arg(long)]
+    drop_failed: bool,
+    /// Give up waiting after this long (exit 3; descriptors are kept)
+    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
+    timeout: Duration,
+    #[command(flatten)]
+    dir: DirArgs,
+    #[command(flatten)]
+    case: CaseArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
+    #[command(flatten)]
+    launch: LaunchArgs,
+    #[command(flatten)]
+    ssh: SshArgs,
+}
+
+/// What the user asked of the case.
+#[derive(Debug, Clone, Default)]
+pub struct Want {
+    pub count: u32,
+    pub role: Option<String>,
+    pub add: bool,
+    pub max: Option<u32>,
+}
+
+/// An instance as the plan sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub id: String,
+    /// For an untracked instance: the index its tags give, if any.
+    pub index: Option<u32>,
+    pub role: Option<String>,
+    pub state: InstanceState,
+}
+
+impl Member {
+    fn of(d: &Descriptor) -> Member {
+        Member {
+            id: d.id.clone(),
+            index: Some(d.index),
+            role: d.role().map(str::to_owned),
+            state: d.state(),
+        }
+    }
+}
+
+/// What to do to the case.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Untracked instances of the case to write descriptors for, at these indexes.
+    pub adopt: Vec<(String, u32)>,
+    /// Members above `--max`, to terminate: the highest indexes.
+    pub trim: Vec<String>,
+    /// Stopped (or stopping) members to start.
+    pub start: Vec<String>,
+    /// Launch this many, from this index on.
+    pub launch: Option<(u32, u32)>,
+    /// The members kept, in index order (launches come on top).
+    pub keep: Vec<String>,
+}
+
+/// Decide: adopt every untracked instance (its tagged index when free, else the next one);
+/// of the role's members, trim above `--max` (highest index first), start the stopped ones,
+/// reuse the rest whatever their state (a running instance that does not answer SSH is the
+/// wait's to report, not a reason to launch another); launch what is missing (`--add`: all N)
+/// after the highest index in use.
+pub fn plan(tracked: &[Descriptor], untracked: &[Member], want: &Want) -> Plan {
+    let mut p = Plan::default();
+    let mut all: Vec<(u32, Member)> = tracked.iter().map(|d| (d.index, Member::of(d))).collect();
+    let mut used: BTreeSet<u32> = tracked.iter().map(|d| d.index).collect();
+    let mut untracked = untracked.to_vec();
+    untracked.sort_by_key(|u| (u.index.unwrap_or(u32::MAX), u.id.clone()));
+    for u in untracked {
+        let index = match u.index {
+            Some(i) if !used.contains(&i) => i,
+            _ => used.iter().max().copied().unwrap_or(0) + 1,
+        };
+        used.insert(index);
+        p.adopt.push((u.id.clone(), index));
+        all.push((index, u));
+    }
+    all.sort_by_key(|(i, _)| *i);
+    let mut members: Vec<&(u32, Member)> =
+        all.iter().filter(|(_, m)| m.role == want.role).collect();
+    let missing = if want.add {
+        want.count
+    } else {
+        want.count.saturating_sub(members.len() as u32)
+    };
+    if let Some(max) = want.max {
+        if members.len() as u32 > max {
+            p.trim = members
+                .split_off(max as usize)
+                .iter()
+                .map(|(_, m)| m.id.clone())
+                .collect();
+        }
+    }
+    p.start = members
+        .iter()
+        .filter(|(_, m)| matches!(m.state, InstanceState::Stopped | InstanceState::Stopping))
+        .map(|(_, m)| m.id.clone())
+        .collect();
+    p.keep = members.iter().map(|(_, m)| m.id.clone()).collect();
+    if missing > 0 {
+        p.launch = Some((used.iter().max().copied().unwrap_or(0) + 1, missing));
+    }
+    p
+}
+
+/// Runs the setup script from stdin with its own shebang, in a private temp file.
+const SETUP: &str =
+    "exec /bin/sh -c 'f=$(mktemp \"${TMPDIR:-/tmp}/ec2-tools-setup.XXXXXX\") || exit 97; \
+cat > \"$f\"; chmod 700 \"$f\"; \"$f\" </dev/null; rc=$?; rm -f \"$f\"; exit $rc'";
+
+/// The provision-while-booting hook: seed 001's provider → queue → configurer pipeline, with
+/// the wait loop as provider and each probe thread as a configurer.
+fn setup_hook(script: Vec<u8>) -> wait::ReadyHook {
+    std::sync::Arc::new(move |d: &Descriptor, conn: &Conn| {
+        let label = d.address.clone().unwrap_or_else(|| d.id.clone());
+        // Setup output goes to stderr: ec2-create's stdout stays a list of instances.
+        let mut out = LinePrefixer::new(&label, Dest::Stderr);
+        let mut err = LinePrefixer::new(&label, Dest::Stderr);
+        let r = conn.exec(
+            SETUP,
+            Some(&script),
+            None,
+            &tool::interrupted,
+            &mut |s, b| match s {
+                Stream::Stdout => out.push(b),
+                Stream::Stderr => err.push(b),
+            },
+        );
+        match r {
+            Ok(i) if i.code == 0 => Ok(()),
+            Ok(i) => Err(format!("setup exited {}", i.code)),
+            Err(e) => Err(format!("setup: {e}")),
+        }
+    })
+}
+
+/// The `ec2-create` tool.
+pub struct Create;
+
+impl Tool for Create {
+    type Cli = Cli;
+
+    /// Check, plan, apply, wait; print `<id> <address>` for every instance of the role.
+    fn run(cli: Cli) -> Result<Code> {
+        if let Some(max) = cli.max {
+            if max < cli.count {
+                return Err(Error::input(format!(
+                    "--max {max} is below N = {}",
+                    cli.count
+                )));
+            }
+        }
+        let s = cli.dir.settings()?;
+        let cfg = resolve_case(&s, &cli.case, &cli.aws)?;
+        let launch = cli.launch.resolve(&s)?;
+        let ssh_cfg = cli.ssh.resolve(&s)?;
+        ssh::check_identity(&ssh_cfg)?;
+        let setup = match &cli.setup {
+            Some(p) => Some(
+                std::fs::read(p)
+                    .map_err(|e| Error::input(format!("--setup {}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
+        let want = Want {
+            count: cli.count,
+            role: cli.role.clone(),
+            add: cli.add,
+            max: cli.max,
+        };
+        let store = crate::case::Store::new(&cfg.dir);
+        let _lock = store.lock()?;
+        let existing = store.load_all()?; // a bad descriptor stops us before anything is launched
+        let patience = Patience::new(cli.timeout);
+        crate::runtime()?.block_on(async {
+            let fleet = Fleet::connect(cfg, ssh_cfg).await?;
+            let tracked = fleet.refresh(existing).await?;
+            let untracked = fleet.untracked(&tracked).await?;
+            let views: Vec<Member> = untracked
+                .iter()
+                .map(|i| Member {
+                    id: i.id.clone(),
+                    index: tag_index(i),
+                    role: i.tags.get(crate::aws::ec2::TAG_ROLE).cloned(),
+                    state: i.state,
+                })
+                .collect();
+            let plan = plan(&tracked, &views, &want);
+            let members =
+                apply(&fleet, &launch, &want, &plan, tracked, untracked, patience).await?;
+            let waited = wait::ready(
+                &fleet,
+                members,
+                patience,
+                ReadyCheck {
+                    hook: setup.map(setup_hook),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            waited.print_ready();
+            let what = if cli.setup.is_some() {
+                "get ready and set up"
+            } else {
+                "accept SSH"
+            };
+            let mut fate = "descriptors kept";
+            if cli.drop_failed && !waited.failed.is_empty() && !waited.interrupted {
+                let failed: Vec<Descriptor> =
+                    waited.failed.iter().map(|(d, _)| d.clone()).collect();
+                fleet.terminate(&failed).await?;
+                let ids: Vec<String> = failed.iter().map(|d| d.id.clone()).collect();
+                output::note(format!("--drop-failed: terminated {}", ids.join(", ")));
+                fate = "terminated by --drop-failed";
+            }
+            let enough = cli
+                .min_ready
+                .is_some_and(|m| waited.ready.len() as u32 >= m);
+            match waited.error(what, cli.timeout, fate) {
+                None => Ok(Code::Ok),
+                Some(e) if enough && e.code != Code::Interrupted => {
+                    output::note(format!(
+                        "{e}; continuing with {} ready (--min-ready {})",
+                        waited.ready.len(),
+                        cli.min_ready.unwrap_or(0)
+                    ));
+                    Ok(Code::Ok)
+                }
+                Some(e) => Err(e),
+            }
+        })
+    }
+}
+
+/// Carry out the plan; returns the role's members to wait for, by index.
+async fn apply(
+    fleet: &Fleet,
+    launch: &LaunchConfig,
+    want: &Want,
+    plan: &Plan,
+    tracked: Vec<Descriptor>,
+    untracked: Vec<InstanceInfo>,
+    patience: Patience,
+) -> Result<Vec<Descriptor>> {
+    if plan.launch.is_some() {
+        launch.ami()?; // before anything is changed
+    }
+    let mut by_id: BTreeMap<String, Descriptor> =
+        tracked.into_iter().map(|d| (d.id.clone(), d)).collect();
+    for (id, index) in &plan.adopt {
+        if let Some(info) = untracked.iter().find(|i| &i.id == id) {
+            by_id.insert(id.clone(), fleet.adopt(info, *index)?);
+        }
+    }
+    let take = |ids: &[String], by_id: &BTreeMap<String, Descriptor>| -> Vec<Descriptor> {
+        ids.iter().filter_map(|id| by_id.get(id).cloned()).collect()
+    };
+    if !plan.trim.is_empty() {
+        fleet.terminate(&take(&plan.trim, &by_id)).await?;
+        output::note(format!(
+            "terminated {} instances above --max {}: {}",
+            plan.trim.len(),
+            want.max.unwrap_or(0),
+            plan.trim.join(", ")
+        ));
+    }
+    let mut members = take(&plan.keep, &by_id);
+    if !plan.start.is_empty() {
+        let mut to_start = take(&plan.start, &by_id);
+        if to_start
+            .iter()
+            .any(|d| d.state() == InstanceState::Stopping)
+        {
+            let late =
+                wait::state(fleet, &mut to_start, &[InstanceState::Stopped], patience).await?;
+            if !late.is_empty() {
+                return Err(Error::infra(format!(
+                    "instances still stopping: {}",
+                    late.join(", ")
+                )));
+            }
+        }
+        fleet.ec2.start(&plan.start).await?;
+        output::note(format!(
+            "starting {} stopped instances: {}",
+            plan.start.len(),
+            plan.start.join(", ")
+        ));
+        for m in members.iter_mut().filter(|m| plan.start.contains(&m.id)) {
+            m.state = Some(InstanceState::Pending);
+        }
+    }
+    match plan.launch {
+        Some((first, count)) => {
+            let mut launcher = fleet.launcher(launch).await?;
+            members.extend(
+                fleet
+                    .launch(&mut launcher, first, count, want.role.as_deref())
+                    .await?,
+            );
+        }
+        None if !want.add => output::note(format!(
+            "the case already has {} instances{}: launching none",
+            members.len(),
+            want.role
+                .as_deref()
+                .map(|r| format!(" of role {r}"))
+                .unwrap_or_default()
+        )),
+        None => {}
+    }
+    members.sort_by_key(|d| d.index);
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(index: u32, role: Option<&str>, state: InstanceState) -> Descriptor {
+        let mut d: Descriptor = serde_json::from_value(serde_json::json!({
+            "id": format!("i-{index:08x}"), "index": index, "case": "c", "region": null,
+            "az": null, "type": null, "ami": null, "state": state, "public_dns": null,
+            "public_ip": null, "private_ip": null, "private_dns": null, "address": null,
+            "ssh": {"user": "u", "port": 22}, "launched_at": null,
+        }))
+        .unwrap();
+        if let Some(r) = role {
+            d.extra.insert("role".into(), r.into());
+        }
+        d
+    }
+
+    fn want(count: u32) -> Want {
+        Want {
+            count,
+            ..Default::default()
+        }
+    }
+
+    fn id(index: u32) -> String {
+        format!("i-{index:08x}")
+    }
+
+    use InstanceState::{Running, Stopped, Stopping};
+
+    #[test]
+    fn running_instances_are_reused_and_only_the_missing_launched() {
+        let have = [d(1, None, Running), d(2, None, Running)];
+        let p = plan(&have, &[], &want(3));
+        assert_eq!(p.keep, vec![id(1), id(2)]);
+        assert_eq!(p.launch, Some((3, 1)));
+        assert!(p.adopt.is_empty() && p.trim.is_empty() && p.start.is_empty());
+        assert_eq!(plan(&have, &[], &want(2)).launch, None);
+    }
+
+    #[test]
+    fn stopped_and_stopping_members_are_started_not_replaced() {
+        let have = [
+            d(1, None, Stopped),
+            d(2, None, Running),
+            d(3, None, Stopping),
+        ];
+        let p = plan(&have, &[], &want(3));
+        assert_eq!(p.start, vec![id(1), id(3)]);
+        assert_eq!(p.launch, None);
+    }
+
+    #[test]
+    fn untracked_instances_are_adopted_at_their_tagged_index_or_the_next_free_one() {
+        let have = [d(1, None, Running)];
+        let lost = [
+            Member {
+                id: "i-0000aaaa".into(),
+                index: Some(1), // taken: gets the next free index
+                role: None,
+                state: Running,
+            },
+            Member {
+                id: "i-0000bbbb".into(),
+                index: Some(2),
+                role: None,
+                state: Stopped,
+            },
+        ];
+        let p = plan(&have, &lost, &want(3));
+        assert_eq!(
+            p.adopt,
+            vec![("i-0000aaaa".into(), 2), ("i-0000bbbb".into(), 3)]
+        );
+        // The lost instances count towards N (no duplicate launch); a stopped one is started.
+        assert_eq!(p.launch, None);
+        assert_eq!(p.start, vec!["i-0000bbbb".to_owned()]);
+    }
+
+    #[test]
+    fn max_trims_the_highest_indexes_first() {
+        let have: Vec<Descriptor> = (1..=5).map(|i| d(i, None, Running)).collect();
+        let p = plan(
+            &have,
+            &[],
+            &Want {
+                count: 2,
+                max: Some(3),
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.trim, vec![id(4), id(5)]);
+        assert_eq!(p.keep, vec![id(1), id(2), id(3)]);
+        assert_eq!(p.launch, None);
+    }
+
+    #[test]
+    fn add_launches_n_more_after_the_highest_index_in_use() {
+        let have = [d(1, None, Running), d(7, Some("master"), Running)];
+        let p = plan(
+            &have,
+            &[],
+            &Want {
+                count: 2,
+                add: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.launch, Some((8, 2)));
+    }
+
+    #[test]
+    fn n_counts_only_the_role_asked_for() {
+        let have = [
+            d(1, Some("master"), Running),
+            d(2, Some("slave"), Running),
+            d(3, Some("slave"), Stopped),
+        ];
+        let slaves = plan(
+            &have,
+            &[],
+            &Want {
+                count: 3,
+                role: Some("slave".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(slaves.keep, vec![id(2), id(3)]);
+        assert_eq!(slaves.start, vec![id(3)]);
+        assert_eq!(slaves.launch, Some((4, 1)));
+        let masters = plan(
+            &have,
+            &[],
+            &Want {
+                count: 1,
+                role: Some("master".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!((masters.keep, masters.launch), (vec![id(1)], None));
+        // No role: instances of a role are not counted.
+        assert_eq!(plan(&have, &[], &want(1)).launch, Some((4, 1)));
+    }
+
+    #[test]
+    fn a_running_but_unreachable_instance_is_kept_for_the_wait_to_report() {
+        // No address, or one that refuses SSH: the plan cannot know, and must not launch a
+        // second instance for it (that would grow the fleet on every rerun).
+        let mut lost = d(1, None, Running);
+        lost.address = None;
+        let p = plan(&[lost], &[], &want(1));
+        assert_eq!((p.keep, p.launch), (vec![id(1)], None));
+    }
+}

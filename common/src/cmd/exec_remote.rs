@@ -1,0 +1,168 @@
+//! ec2-exec-remote CMD [-bg]: run CMD on every selected instance over SSH, in parallel.
+//!
+//! The command goes through the remote user's login shell on stdin-fed, tracked channels
+//! (remote/command.rs), so a timeout or Ctrl-C kills the remote process group. `-bg` and
+//! `--job` hand over to background jobs (jobs.rs), `--at` to the synchronized start (sync.rs).
+//! What does not belong here: SSH, fan-out and output machinery (remote/).
+
+use super::jobs::{self, Action};
+use super::sync;
+use crate::case::descriptor::Descriptor;
+use crate::cli::{HostArgs, OutputArgs};
+use crate::config::{parse_duration, OutputConfig, SshConfig};
+use crate::error::{Code, Result};
+use crate::remote::fanout::on_each_host;
+use crate::remote::results::Status;
+use crate::remote::ssh::{Kind, SshError};
+use crate::tool::{self, Tool};
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Run CMD through the remote user's shell on every \
+selected instance, in parallel; output lines are prefixed `<address>: `; a summary goes to stderr"
+)]
+pub struct Cli {
+    /// The command (several words are joined with spaces, as ssh does)
+    #[arg(value_name = "CMD", required_unless_present_any = ["wait", "status", "stop"], num_args = 1..)]
+    command: Vec<String>,
+    /// Start CMD detached on each host (output to a remote log file) and return at once;
+    /// `-bg` is accepted too
+    #[arg(long, conflicts_with_all = ["wait", "status", "stop", "at"])]
+    bg: bool,
+    /// The background job's id: names a new job with --bg (default: generated), or the job
+    /// to follow with --wait, --status, --stop
+    #[arg(long, value_name = "ID")]
+    job: Option<String>,
+    /// Wait for job --job on every host; report each host's exit code and log tail
+    #[arg(long, requires = "job", conflicts_with_all = ["status", "stop"])]
+    wait: bool,
+    /// Say whether job --job is running or exited on every host
+    #[arg(long, requires = "job", conflicts_with = "stop")]
+    status: bool,
+    /// Kill job --job's process group on every host
+    #[arg(long, requires = "job")]
+    stop: bool,
+    /// Lines of the job's log shown by --wait
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    tail: u32,
+    /// How many hosts at once
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    fanout: u32,
+    /// Give up on a host whose command runs longer than this; its remote process group is killed
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Start CMD on every host at the same wall-clock instant: +30s, HH:MM[:SS] or RFC 3339
+    #[arg(long, value_name = "TIME", value_parser = sync::parse_at)]
+    at: Option<SystemTime>,
+    /// With --at: refuse to run when a host's clock is off by more than this
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    max_skew: Duration,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    hosts: HostArgs,
+}
+
+/// The `ec2-exec-remote` tool.
+pub struct ExecRemote;
+
+impl Tool for ExecRemote {
+    type Cli = Cli;
+
+    fn run(cli: Cli) -> Result<Code> {
+        if let Some(j) = &cli.job {
+            jobs::validate_job_name(j)?;
+        }
+        let (ssh, _, hosts) = super::selected_hosts(&cli.hosts)?;
+        let fanout = cli.fanout as usize;
+        let action = [
+            (cli.wait, Action::Wait),
+            (cli.status, Action::Status),
+            (cli.stop, Action::Stop),
+        ]
+        .into_iter()
+        .find_map(|(on, a)| on.then_some(a));
+        if let (Some(action), Some(job)) = (action, &cli.job) {
+            let f = jobs::Follow {
+                job_id: job.clone(),
+                action,
+                tail: cli.tail,
+                timeout: cli.timeout,
+            };
+            return jobs::follow(&ssh, &hosts, &f, cli.output.resolve());
+        }
+        let command = cli.command.join(" ");
+        if cli.bg {
+            let job = cli.job.unwrap_or_else(jobs::new_job_id);
+            return jobs::start(&ssh, &hosts, &job, &command, fanout);
+        }
+        let job = RemoteJob {
+            command,
+            fanout,
+            timeout: cli.timeout,
+            at: cli.at,
+            max_skew: cli.max_skew,
+            results: cli.output.resolve(),
+        };
+        run_remote(&ssh, &hosts, &job)
+    }
+}
+
+/// What ec2-exec-remote was asked to do.
+#[derive(Debug, Clone)]
+pub struct RemoteJob {
+    pub command: String,
+    pub fanout: usize,
+    /// Bounds the whole command on each host; the remote process group is killed after it.
+    pub timeout: Option<Duration>,
+    /// Start at this wall-clock instant on every host (`--at`).
+    pub at: Option<SystemTime>,
+    pub max_skew: Duration,
+    pub results: OutputConfig,
+}
+
+/// Run a command on every host over SSH.
+pub fn run_remote(cfg: &SshConfig, hosts: &[Descriptor], job: &RemoteJob) -> Result<Code> {
+    let mut width = job.fanout;
+    let mut starts: BTreeMap<String, f64> = BTreeMap::new();
+    if let Some(at) = job.at {
+        starts = sync::plan(cfg, hosts, at, job.max_skew, job.fanout)?;
+        // Every host waits for the same instant: none may queue behind a sleeping one.
+        width = hosts.len();
+    }
+    on_each_host(cfg, hosts, width, job.results.clone(), |d, conn, sink| {
+        let command = match starts.get(&d.id) {
+            Some(t) => format!("{}{}", sync::wait_until_prefix(*t), job.command),
+            None => job.command.clone(),
+        };
+        let deadline = job.timeout.map(|t| {
+            Instant::now() + t + starts.get(&d.id).map(|_| until(job.at)).unwrap_or_default()
+        });
+        match conn.run_command(&command, deadline, &tool::interrupted, &mut |s, b| {
+            sink.push(s, b)
+        }) {
+            Ok(info) => Status::Exited(info.code),
+            Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
+                Kind::Timeout,
+                format!(
+                    "timed out after {} (remote process group killed)",
+                    humantime::format_duration(job.timeout.unwrap_or_default())
+                ),
+            )),
+            Err(e) if e.kind == Kind::Interrupted => Status::Failed(SshError::new(
+                Kind::Interrupted,
+                "interrupted (remote process group killed)",
+            )),
+            Err(e) => Status::Failed(e),
+        }
+    })
+}
+
+fn until(at: Option<SystemTime>) -> Duration {
+    at.and_then(|t| t.duration_since(SystemTime::now()).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,56 @@
+//! One module per tool or tool family: each owns its command line (a clap struct) and a
+//! [`Tool`](crate::tool::Tool) whose `run` does the tool's work with the layers below — the
+//! settings and configuration, the case on disk, the fleet in AWS, the hosts over SSH — and
+//! returns the exit code. `tools/<tool>/src/main.rs` names one of these and nothing else.
+//!
+//! What does not belong here: machinery two tools share (it goes down a layer: aws/, remote/,
+//! case/), and process concerns (tool.rs).
+
+pub mod create;
+pub mod exec_local;
+pub mod exec_remote;
+pub mod files;
+pub mod jobs;
+pub mod killall;
+pub mod lifecycle;
+pub mod status;
+pub mod sync;
+
+use crate::case::descriptor::Descriptor;
+use crate::case::select::select_some;
+use crate::case::store::Store;
+use crate::cli::HostArgs;
+use crate::config::SshConfig;
+use crate::error::Result;
+use crate::remote::ssh::check_identity;
+
+/// The SSH settings, the store and the selected descriptors (never none), for the tools that
+/// work on hosts over SSH only. A missing identity file is found here, before any host.
+fn selected_hosts(args: &HostArgs) -> Result<(SshConfig, Store, Vec<Descriptor>)> {
+    let (settings, ssh, selection) = args.resolve()?;
+    check_identity(&ssh)?;
+    let store = Store::new(settings.dir());
+    let hosts = select_some(&store, &selection)?;
+    Ok((ssh, store, hosts))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks on every tool's command line.
+    #[test]
+    fn every_cli_is_well_formed() {
+        super::create::Cli::command().debug_assert();
+        super::exec_local::Cli::command().debug_assert();
+        super::exec_remote::Cli::command().debug_assert();
+        super::files::PutCli::command().debug_assert();
+        super::files::GetCli::command().debug_assert();
+        super::killall::Cli::command().debug_assert();
+        super::lifecycle::StopCli::command().debug_assert();
+        super::lifecycle::StartCli::command().debug_assert();
+        super::lifecycle::RebootCli::command().debug_assert();
+        super::lifecycle::RevertCli::command().debug_assert();
+        super::status::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,149 @@
+//! Fan-out: run one thing per instance, many at once, one result per host.
+//!
+//! A fixed pool of worker threads takes hosts in index order; one failing host never stops the
+//! others (its error becomes its result); a signal stops new hosts from starting, and the
+//! remote process groups already started are killed. Every tool that works on hosts goes
+//! through here, so they share the outcome type, the output modes and the summary
+//! (results.rs). What does not belong here: what is run on each host (cmd/).
+
+use super::results::{Collector, Outcome, Status};
+use super::ssh::{self, Conn, Kind, SshError, Target};
+use crate::case::descriptor::Descriptor;
+use crate::config::{OutputConfig, SshConfig};
+use crate::error::{Code, Error, Result};
+use crate::tool;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Run `f` on every item with at most `width` at once, in order of the items. Items not
+/// started because of an interruption come back as `None`.
+pub fn fan_out<T: Sync, R: Send>(
+    items: &[T],
+    width: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<Option<R>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let width = width.clamp(1, items.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..width {
+            s.spawn(|| loop {
+                if tool::interrupted() {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                results.lock().unwrap()[i] = Some(r);
+            });
+        }
+    });
+    results.into_inner().unwrap()
+}
+
+type TargetResult = std::result::Result<Target, SshError>;
+
+/// Targets for every host; any address outside the allow list stops everything before a single
+/// connection is made (exit 3), as the allow list promises.
+pub fn resolve_targets<'a>(
+    cfg: &SshConfig,
+    hosts: &'a [Descriptor],
+) -> Result<Vec<(&'a Descriptor, TargetResult)>> {
+    let mut v = Vec::with_capacity(hosts.len());
+    let mut refused = Vec::new();
+    for d in hosts {
+        let t = Target::for_descriptor(d, cfg);
+        if let Ok(target) = &t {
+            if cfg.allow.is_some() {
+                if let Err(e) = ssh::resolve(target, cfg) {
+                    if e.kind == Kind::Policy {
+                        refused.push(format!("{}: {}", d.id, e.message));
+                    }
+                }
+            }
+        }
+        v.push((d, t));
+    }
+    if !refused.is_empty() {
+        return Err(Error::infra(refused.join("; ")));
+    }
+    Ok(v)
+}
+
+/// Connect to every host in parallel and run `work` on each connection, sending its output
+/// through the collector; the summary and exit code come from the outcomes.
+pub fn on_each_host<W>(
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    width: usize,
+    results: OutputConfig,
+    work: W,
+) -> Result<Code>
+where
+    W: Fn(&Descriptor, &Conn, &mut super::results::HostSink) -> Status + Sync,
+{
+    let targets = resolve_targets(cfg, hosts)?;
+    let collector = Collector::new(results)?;
+    let outcomes = fan_out(&targets, width, |(d, target)| {
+        let started = Instant::now();
+        let (address, status, sink) = match target {
+            Err(e) => (d.id.clone(), Status::Failed(e.clone()), None),
+            Ok(t) => {
+                let mut sink = collector.host(d, &t.address);
+                let status = match ssh::connect(t, cfg) {
+                    Err(e) => Status::Failed(e),
+                    Ok(conn) => work(d, &conn, &mut sink),
+                };
+                (t.address.clone(), status, Some(sink))
+            }
+        };
+        let o = Outcome::new(d, address, status, started.elapsed());
+        if let Some(sink) = sink {
+            collector.done(sink, &o);
+        }
+        o
+    });
+    let outcomes = collect(hosts, outcomes);
+    collector.finish(&outcomes)
+}
+
+pub fn collect(hosts: &[Descriptor], results: Vec<Option<Outcome>>) -> Vec<Outcome> {
+    hosts
+        .iter()
+        .zip(results)
+        .map(|(d, r)| {
+            r.unwrap_or_else(|| Outcome {
+                id: d.id.clone(),
+                index: d.index,
+                address: d.address.clone().unwrap_or_else(|| d.id.clone()),
+                status: Status::NotStarted,
+                duration: Duration::ZERO,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fan_out_keeps_item_order_and_bounds_concurrency() {
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let items: Vec<u32> = (0..40).collect();
+        let out = fan_out(&items, 4, |i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            running.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(
+            out.into_iter().map(Option::unwrap).collect::<Vec<_>>(),
+            (0..40).map(|i| i * 2).collect::<Vec<_>>()
+        );
+        assert!(peak.load(Ordering::SeqCst) <= 4);
+    }
+}

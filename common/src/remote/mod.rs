@@ -1,0 +1,11 @@
+//! Everything that talks to hosts: SSH sessions (ssh.rs), commands on them (command.rs), the
+//! worker pool that runs one thing per host (fanout.rs), and what becomes of each host's
+//! output and result (results.rs).
+//!
+//! Takes descriptors and SSH settings from above; knows nothing of AWS. What does not belong
+//! here: what a tool runs on its hosts (cmd/).
+
+pub mod command;
+pub mod fanout;
+pub mod results;
+pub mod ssh;
