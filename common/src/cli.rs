@@ -79,6 +79,26 @@ pub fn resolve_case(s: &Settings, case: &CaseArgs, aws: &AwsArgs) -> Result<Conf
     })
 }
 
+/// Where the case lives and what it is called in AWS: `--dir`, `--case`, `--region`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CaseDirArgs {
+    #[command(flatten)]
+    pub dir: DirArgs,
+    #[command(flatten)]
+    pub case: CaseArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+impl CaseDirArgs {
+    /// The settings layers of the directory and the case they name.
+    pub fn resolve(&self) -> Result<(Settings, Config)> {
+        let s = self.dir.settings()?;
+        let cfg = resolve_case(&s, &self.case, &self.aws)?;
+        Ok((s, cfg))
+    }
+}
+
 /// How instances are launched (see the settings table for environment variables and
 /// defaults).
 #[derive(Args, Debug, Clone, Default)]
@@ -401,6 +421,57 @@ mod tests {
         assert_eq!((l.ttl, l.spot), (None, SpotMode::Fallback));
         assert_eq!(l.instance_type, "t3.micro");
         assert!(l.name_tags);
+    }
+
+    /// Every key of the settings table is read by some flag group, from every layer: the
+    /// environment when set, else the file (a key no group asks for would silently do nothing).
+    #[test]
+    fn every_setting_is_resolved_from_env_and_from_file() {
+        let values = [
+            ("region", "AWS_REGION", "us-west-2"),
+            ("case", "EC2_TOOLS_CASE", "c1"),
+            ("ami", "EC2_TOOLS_AMI", "ami-1"),
+            ("instance_type", "EC2_TOOLS_INSTANCE_TYPE", "t3.nano"),
+            ("key_name", "EC2_TOOLS_KEY_NAME", "k"),
+            ("subnet_id", "EC2_TOOLS_SUBNET_ID", "subnet-1"),
+            (
+                "security_group_ids",
+                "EC2_TOOLS_SECURITY_GROUP_IDS",
+                "sg-1,sg-2",
+            ),
+            ("ssh_cidr", "EC2_TOOLS_SSH_CIDR", "10.0.0.0/8"),
+            ("ttl", "EC2_TOOLS_TTL", "90m"),
+            ("spot", "EC2_TOOLS_SPOT", "fallback"),
+            ("name_tags", "EC2_TOOLS_NAME_TAGS", "off"),
+            ("ssh_user", "EC2_TOOLS_SSH_USER", "ec2-user"),
+            ("ssh_key", "EC2_TOOLS_SSH_KEY", "/keys/id"),
+            ("ssh_port", "EC2_TOOLS_SSH_PORT", "2222"),
+            ("address", "EC2_TOOLS_ADDRESS", "private-ip"),
+            ("connect_timeout", "EC2_TOOLS_CONNECT_TIMEOUT", "3s"),
+            ("ssh_allow", "EC2_TOOLS_SSH_ALLOW", "127.0.0.0/8"),
+        ];
+        assert_eq!(values.len(), keys::KEYS.len());
+        let resolve_all = |s: &Settings| {
+            resolve_case(s, &CaseArgs::default(), &AwsArgs::default()).unwrap();
+            LaunchArgs::default().resolve(s).unwrap();
+            SshArgs::default().resolve(s).unwrap();
+            s.trace()
+        };
+        let env: Vec<(&str, &str)> = values.iter().map(|(_, e, v)| (*e, *v)).collect();
+        let (_d, s) = settings(&env, None);
+        let trace = resolve_all(&s);
+        for (key, env, value) in values {
+            let t = trace.iter().find(|t| t.key == key).expect(key);
+            assert_eq!((t.value.as_str(), &t.source), (value, &Source::Env(env)));
+        }
+        let file: serde_json::Map<String, serde_json::Value> = values
+            .iter()
+            .map(|(k, _, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        let (_d, s) = settings(&[], Some(&serde_json::Value::Object(file).to_string()));
+        for t in resolve_all(&s) {
+            assert!(matches!(t.source, Source::File(_)), "{t:?}");
+        }
     }
 
     #[test]

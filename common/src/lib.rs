@@ -11,22 +11,24 @@
 //! resolved into config and a selection) · [`cmd`] (one module per tool). A module imports only
 //! from layers below it: no cycles, nothing reaches back up.
 
-pub mod aws;
-pub mod case;
-pub mod cli;
+pub(crate) mod aws;
+pub(crate) mod case;
+pub(crate) mod cli;
 pub mod cmd;
-pub mod config;
+pub(crate) mod config;
 pub mod error;
-pub mod output;
-pub mod remote;
-pub mod settings;
+pub(crate) mod output;
+pub(crate) mod remote;
+pub(crate) mod settings;
 pub mod tool;
 
 pub use error::{Code, Error, Result};
+// Only the tools (cmd/), their entry (tool.rs) and exit codes are public: nothing outside
+// this crate needs the layers below, so they are crate-private and their dead code is seen.
 
 /// A runtime for the AWS side (network-bound, one thread is plenty; SSH work runs on its own
 /// threads).
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

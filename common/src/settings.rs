@@ -439,7 +439,6 @@ mod tests {
                 let s = Settings::from_parts(&t.dir, |_| None, Some(&t.xdg)).unwrap();
                 let (text, source) = s.raw(key, None).unwrap();
                 assert_eq!(source, expect_file(n), "{}", key.name);
-                // Every sample parses as the key's type would (no layer hides a bad value).
                 assert!(text.ends_with(want), "{}: {text}", key.name);
                 std::fs::remove_file(&files[n].0).unwrap();
             }

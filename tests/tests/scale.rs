@@ -299,6 +299,28 @@ fn background_jobs_can_be_watched_waited_for_and_stopped() {
 }
 
 #[test]
+fn get_never_copies_a_remote_setuid_or_setgid_bit() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Case::new();
+    let hosts = c.create(1);
+    let remote = format!("suid-{}", c.name());
+    c.run(
+        "ec2-exec-remote",
+        &[&format!(
+            "echo x > {remote} && chmod 6755 {remote} && ls -l {remote}"
+        )],
+    )
+    .assert_code(0);
+    let local = c.path().join("fetched");
+    c.run("ec2-get", &[&remote, local.to_str().unwrap()])
+        .assert_code(0);
+    let got = local.join(format!("1-{}", hosts[0].0)).join(&remote);
+    let mode = std::fs::metadata(&got).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o755, "{}", got.display());
+    c.run("ec2-exec-remote", &[&format!("rm -f {remote}")]);
+}
+
+#[test]
 fn put_and_get_copy_files_and_directories_with_their_modes() {
     use std::os::unix::fs::PermissionsExt;
     let c = Case::new();

@@ -10,6 +10,3 @@ pub mod access;
 pub mod ec2;
 pub mod fleet;
 pub mod wait;
-
-pub use fleet::Fleet;
-pub use wait::Patience;

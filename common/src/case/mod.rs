@@ -9,6 +9,4 @@ pub mod descriptor;
 pub mod select;
 pub mod store;
 
-pub use descriptor::{Descriptor, InstanceState};
-pub use select::Selection;
-pub use store::{CaseState, Store};
+pub use store::Store;

@@ -12,7 +12,7 @@ use crate::aws::ec2::InstanceInfo;
 use crate::aws::fleet::{tag_index, Fleet};
 use crate::aws::wait::{self, Patience, ReadyCheck};
 use crate::case::descriptor::{Descriptor, InstanceState};
-use crate::cli::{resolve_case, AwsArgs, CaseArgs, DirArgs, LaunchArgs, SshArgs};
+use crate::cli::{CaseDirArgs, LaunchArgs, SshArgs};
 use crate::config::{parse_duration, LaunchConfig};
 use crate::error::{Code, Error, Result};
 use crate::output::{self, Dest, LinePrefixer};
@@ -58,11 +58,7 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
     timeout: Duration,
     #[command(flatten)]
-    dir: DirArgs,
-    #[command(flatten)]
-    case: CaseArgs,
-    #[command(flatten)]
-    aws: AwsArgs,
+    case: CaseDirArgs,
     #[command(flatten)]
     launch: LaunchArgs,
     #[command(flatten)]
@@ -71,7 +67,7 @@ pub struct Cli {
 
 /// What the user asked of the case.
 #[derive(Debug, Clone, Default)]
-pub struct Want {
+pub(crate) struct Want {
     pub count: u32,
     pub role: Option<String>,
     pub add: bool,
@@ -80,7 +76,7 @@ pub struct Want {
 
 /// An instance as the plan sees it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Member {
+pub(crate) struct Member {
     pub id: String,
     /// For an untracked instance: the index its tags give, if any.
     pub index: Option<u32>,
@@ -101,7 +97,7 @@ impl Member {
 
 /// What to do to the case.
 #[derive(Debug, Default, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Untracked instances of the case to write descriptors for, at these indexes.
     pub adopt: Vec<(String, u32)>,
     /// Members above `--max`, to terminate: the highest indexes.
@@ -119,7 +115,7 @@ pub struct Plan {
 /// reuse the rest whatever their state (a running instance that does not answer SSH is the
 /// wait's to report, not a reason to launch another); launch what is missing (`--add`: all N)
 /// after the highest index in use.
-pub fn plan(tracked: &[Descriptor], untracked: &[Member], want: &Want) -> Plan {
+pub(crate) fn plan(tracked: &[Descriptor], untracked: &[Member], want: &Want) -> Plan {
     let mut p = Plan::default();
     let mut all: Vec<(u32, Member)> = tracked.iter().map(|d| (d.index, Member::of(d))).collect();
     let mut used: BTreeSet<u32> = tracked.iter().map(|d| d.index).collect();
@@ -210,8 +206,7 @@ impl Tool for Create {
                 )));
             }
         }
-        let s = cli.dir.settings()?;
-        let cfg = resolve_case(&s, &cli.case, &cli.aws)?;
+        let (s, cfg) = cli.case.resolve()?;
         let launch = cli.launch.resolve(&s)?;
         let ssh_cfg = cli.ssh.resolve(&s)?;
         ssh::check_identity(&ssh_cfg)?;

@@ -67,7 +67,7 @@ impl Tool for ExecLocal {
 
 /// What ec2-exec-local was asked to do.
 #[derive(Debug, Clone)]
-pub struct LocalJob {
+pub(crate) struct LocalJob {
     pub command: String,
     pub background: bool,
     pub parallel: usize,
@@ -76,7 +76,7 @@ pub struct LocalJob {
 
 /// The environment a local command sees for one instance. Instance data reaches the command
 /// only this way, never pasted into its text.
-pub fn local_env(d: &Descriptor, cfg: &SshConfig) -> BTreeMap<&'static str, String> {
+pub(crate) fn local_env(d: &Descriptor, cfg: &SshConfig) -> BTreeMap<&'static str, String> {
     let s = |o: &Option<String>| o.clone().unwrap_or_default();
     let target = Target::for_descriptor(d, cfg);
     let mut env = BTreeMap::new();
@@ -107,7 +107,7 @@ pub fn local_env(d: &Descriptor, cfg: &SshConfig) -> BTreeMap<&'static str, Stri
 }
 
 /// Run a command locally once per instance, with the instance in the environment.
-pub fn run_local(
+pub(crate) fn run_local(
     cfg: &SshConfig,
     store: &Store,
     hosts: &[Descriptor],

@@ -114,7 +114,7 @@ impl Tool for ExecRemote {
 
 /// What ec2-exec-remote was asked to do.
 #[derive(Debug, Clone)]
-pub struct RemoteJob {
+pub(crate) struct RemoteJob {
     pub command: String,
     pub fanout: usize,
     /// Bounds the whole command on each host; the remote process group is killed after it.
@@ -126,7 +126,7 @@ pub struct RemoteJob {
 }
 
 /// Run a command on every host over SSH.
-pub fn run_remote(cfg: &SshConfig, hosts: &[Descriptor], job: &RemoteJob) -> Result<Code> {
+pub(crate) fn run_remote(cfg: &SshConfig, hosts: &[Descriptor], job: &RemoteJob) -> Result<Code> {
     let mut width = job.fanout;
     let mut starts: BTreeMap<String, f64> = BTreeMap::new();
     if let Some(at) = job.at {

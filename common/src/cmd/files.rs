@@ -178,7 +178,9 @@ fn upload(
     t: &mut Tally,
 ) -> std::result::Result<(), String> {
     let meta = std::fs::metadata(local).map_err(|e| format!("{}: {e}", local.display()))?;
-    let mode = meta.permissions().mode() & 0o7777;
+    // Permission bits only: setuid, setgid and sticky are never carried over (as OpenSSH's
+    // sftp does).
+    let mode = meta.permissions().mode() & 0o777;
     if meta.is_dir() {
         mkdir_p(sftp, remote)?;
         let mut entries: Vec<_> = std::fs::read_dir(local)
@@ -288,7 +290,7 @@ fn download(
     t: &mut Tally,
 ) -> std::result::Result<(), String> {
     let st = sftp.stat(remote).map_err(sftp_err(remote))?;
-    let mode = st.perm.unwrap_or(0o644) & 0o7777;
+    let mode = st.perm.unwrap_or(0o644) & 0o777; // never a remote setuid/setgid/sticky bit
     if st.is_dir() {
         std::fs::create_dir_all(local).map_err(|e| format!("{}: {e}", local.display()))?;
         let mut entries = sftp.readdir(remote).map_err(sftp_err(remote))?;

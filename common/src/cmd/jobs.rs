@@ -19,7 +19,7 @@ use crate::tool;
 use std::time::{Duration, Instant, SystemTime};
 
 /// A job id for `-bg` runs: sortable by time, unique enough across runs.
-pub fn new_job_id() -> String {
+pub(crate) fn new_job_id() -> String {
     let now = SystemTime::now();
     let stamp: String = humantime::format_rfc3339_seconds(now)
         .to_string()
@@ -39,7 +39,7 @@ pub fn new_job_id() -> String {
 }
 
 /// Validate a user-given job name: it becomes part of remote file names.
-pub fn validate_job_name(name: &str) -> Result<()> {
+pub(crate) fn validate_job_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -56,7 +56,7 @@ pub fn validate_job_name(name: &str) -> Result<()> {
 }
 
 /// The name of one host's files of a job: `<job>-<instance-id>`.
-pub fn job_file_name(job_id: &str, instance_id: &str) -> String {
+pub(crate) fn job_file_name(job_id: &str, instance_id: &str) -> String {
     format!("{job_id}-{instance_id}")
 }
 
@@ -104,7 +104,7 @@ fn script(body: &str) -> String {
 
 /// Start `command` detached on every host; prints `<id> <address> <remote-log>` per host and
 /// the job id on stderr.
-pub fn start(
+pub(crate) fn start(
     cfg: &SshConfig,
     hosts: &[Descriptor],
     job_id: &str,
@@ -150,7 +150,7 @@ pub fn start(
 
 /// What to do with an existing job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Status,
     Wait,
     Stop,
@@ -158,7 +158,7 @@ pub enum Action {
 
 /// How to follow up an existing job.
 #[derive(Debug, Clone)]
-pub struct Follow {
+pub(crate) struct Follow {
     pub job_id: String,
     pub action: Action,
     /// Log lines shown by `--wait`.
@@ -168,7 +168,7 @@ pub struct Follow {
 
 /// `--status`: `<id> <address> running|exited N|died|unknown`; `--wait`: each host's log tail
 /// (prefixed) and its exit code as the host's result; `--stop`: kill each job's process group.
-pub fn follow(
+pub(crate) fn follow(
     cfg: &SshConfig,
     hosts: &[Descriptor],
     f: &Follow,

@@ -12,7 +12,7 @@ use crate::aws::ec2::{self, owner, Ec2, TAG_CASE, TAG_EXPIRES, TAG_LAUNCH};
 use crate::case::descriptor::InstanceState;
 use crate::case::select::select;
 use crate::case::store::{case_key_path, CaseState, Store};
-use crate::cli::{resolve_case, AwsArgs, CaseArgs, DirArgs, SelectArgs};
+use crate::cli::{CaseDirArgs, SelectArgs};
 use crate::config::Config;
 use crate::error::{Code, Result};
 use crate::output;
@@ -38,11 +38,7 @@ pub struct Cli {
     #[command(flatten)]
     select: SelectArgs,
     #[command(flatten)]
-    dir: DirArgs,
-    #[command(flatten)]
-    case: CaseArgs,
-    #[command(flatten)]
-    aws: AwsArgs,
+    case: CaseDirArgs,
 }
 
 /// How long to keep retrying the security group's deletion.
@@ -55,8 +51,7 @@ impl Tool for Killall {
     type Cli = Cli;
 
     fn run(cli: Cli) -> Result<Code> {
-        let s = cli.dir.settings()?;
-        let cfg = resolve_case(&s, &cli.case, &cli.aws)?;
+        let (_, cfg) = cli.case.resolve()?;
         kill(&cfg, &cli)
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 /// What every lifecycle stage takes: the selected instances of a case, and how long to wait.
 #[derive(Args, Debug)]
-pub struct StageArgs {
+pub(crate) struct StageArgs {
     /// Give up waiting after this long (exit 3)
     #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
     timeout: Duration,

@@ -10,11 +10,11 @@ pub mod create;
 pub mod exec_local;
 pub mod exec_remote;
 pub mod files;
-pub mod jobs;
+pub(crate) mod jobs;
 pub mod killall;
 pub mod lifecycle;
 pub mod status;
-pub mod sync;
+pub(crate) mod sync;
 
 use crate::case::descriptor::Descriptor;
 use crate::case::select::select_some;

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `+30s`, `HH:MM[:SS]` (local time, the next such time), or RFC 3339.
-pub fn parse_at(s: &str) -> std::result::Result<SystemTime, String> {
+pub(crate) fn parse_at(s: &str) -> std::result::Result<SystemTime, String> {
     let now = SystemTime::now();
     if let Some(rel) = s.strip_prefix('+') {
         return parse_duration(rel).map(|d| now + d);
@@ -76,7 +76,7 @@ fn epoch(t: SystemTime) -> f64 {
 
 /// Measure every host's clock; refuse if one is off by more than `max_skew`; return the
 /// instant (on each host's own clock) at which it must start.
-pub fn plan(
+pub(crate) fn plan(
     cfg: &SshConfig,
     hosts: &[Descriptor],
     at: SystemTime,
@@ -150,7 +150,7 @@ pub fn plan(
 
 /// Shell text that sleeps until the host's clock reads `t` (seconds since the epoch), put in
 /// front of the command (it travels on stdin with it).
-pub fn wait_until_prefix(t: f64) -> String {
+pub(crate) fn wait_until_prefix(t: f64) -> String {
     format!(
         "__ec2_tools_d=$(awk -v t={t:.6} -v n=\"$(date +%s.%N)\" 'BEGIN {{ d = t - n; if (d > 0) printf \"%.6f\", d; else print 0 }}'); \
          [ \"$__ec2_tools_d\" = 0 ] || sleep \"$__ec2_tools_d\"; unset __ec2_tools_d\n"
