@@ -159,6 +159,18 @@ impl Case {
         Run::new(out, started.elapsed())
     }
 
+    /// Run a tool with extra (or overriding) environment variables.
+    pub fn run_with(&self, tool: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let started = Instant::now();
+        let out = self
+            .cmd(tool)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        Run::new(out, started.elapsed())
+    }
+
     /// Run a tool without some of the cloud's variables (so descriptors decide).
     pub fn run_without(&self, tool: &str, args: &[&str], unset: &[&str]) -> Run {
         let started = Instant::now();

@@ -17,6 +17,15 @@ fn index_of(c: &Case) -> BTreeMap<u64, Value> {
         .collect()
 }
 
+/// The `ec2-status --show-config` line of one setting.
+fn setting_line(r: &e2e::Run, key: &str) -> String {
+    r.stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(key))
+        .unwrap_or_else(|| panic!("no {key}: {r}"))
+        .to_owned()
+}
+
 fn instance(c: &Case, id: &str) -> Value {
     serde_json::from_str(&c.python(&["instance", id])).unwrap()
 }
@@ -404,13 +413,7 @@ fn config_file_sits_below_env_and_flags_and_rejects_unknown_keys() {
     };
     let r = run(&["ec2-status", "--show-config"], &[]);
     r.assert_code(0);
-    let line = |key: &str| {
-        r.stdout
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(key))
-            .unwrap_or_else(|| panic!("no {key}: {r}"))
-            .to_owned()
-    };
+    let line = |key: &str| setting_line(&r, key);
     assert!(
         line("instance_type").contains("t3.small")
             && line("instance_type").contains(&format!(
@@ -479,13 +482,7 @@ fn region_from_aws_region_beats_the_settings_file_and_show_config_reports_withou
     .unwrap();
     let r = c.run_without("ec2-status", &["--show-config"], &["EC2_TOOLS_SSH_KEY"]);
     r.assert_code(0);
-    let line = |key: &str| {
-        r.stdout
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(key))
-            .unwrap_or_else(|| panic!("no {key}: {r}"))
-            .to_owned()
-    };
+    let line = |key: &str| setting_line(&r, key);
     let region = c.env["AWS_REGION"].clone();
     assert_ne!(region, "eu-west-1");
     assert!(
@@ -516,13 +513,11 @@ fn region_from_aws_region_beats_the_settings_file_and_show_config_reports_withou
 #[test]
 fn a_wrong_subnet_is_exit_2_before_any_key_pair_or_group_is_made() {
     let c = Case::new();
-    let out = c
-        .cmd("ec2-create")
-        .arg("1")
-        .env("EC2_TOOLS_SUBNET_ID", "subnet-0123456789abcdef0")
-        .output()
-        .unwrap();
-    let r = e2e::Run::new(out, Duration::ZERO);
+    let r = c.run_with(
+        "ec2-create",
+        &["1"],
+        &[("EC2_TOOLS_SUBNET_ID", "subnet-0123456789abcdef0")],
+    );
     r.assert_code(2);
     assert!(r.stderr.contains("subnet-0123456789abcdef0"), "{r}");
     let keypairs: Vec<String> = serde_json::from_str(&c.python(&["keypairs", &c.name()])).unwrap();
