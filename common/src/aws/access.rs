@@ -23,6 +23,13 @@ pub struct Access {
     pub security_groups: Vec<String>,
 }
 
+/// The case's security group: the configuration's, one made earlier, or one to make.
+enum Group {
+    Given,
+    Found(String),
+    Make { vpc: String, cidr: ipnet::IpNet },
+}
+
 /// Use what the configuration names; otherwise make (once per case) an ed25519 key pair whose
 /// private half stays in `.ec2-tools/` (mode 0600) and a security group opening TCP 22 only to
 /// the SSH CIDR.
@@ -50,13 +57,13 @@ pub async fn ensure_access(
     };
     let group = match &vpc {
         Some((vpc, vpc_cidr)) if need_group => match ec2.find_group(&name, vpc).await? {
-            Some(id) => Some((id, None)),
-            None => Some((
-                vpc.clone(),
-                Some(ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?),
-            )),
+            Some(id) => Group::Found(id),
+            None => Group::Make {
+                vpc: vpc.clone(),
+                cidr: ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?,
+            },
         },
-        _ => None,
+        _ => Group::Given,
     };
     let key_name = match &launch.key_name {
         Some(k) => k.clone(),
@@ -75,13 +82,13 @@ pub async fn ensure_access(
         }
     };
     let security_groups = match group {
-        None => launch.security_groups.clone(),
-        Some((found, None)) => {
+        Group::Given => launch.security_groups.clone(),
+        Group::Found(found) => {
             state.security_group = Some(found.clone());
             state.save(store)?;
             vec![found]
         }
-        Some((vpc, Some(cidr))) => {
+        Group::Make { vpc, cidr } => {
             let id = ec2.create_ssh_group(&name, &vpc, &cidr, &tags).await?;
             output::note(format!(
                 "created security group {id} ({name}): TCP 22 from {cidr} only"
