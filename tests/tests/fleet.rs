@@ -511,21 +511,23 @@ fn region_from_aws_region_beats_the_settings_file_and_show_config_reports_withou
 }
 
 #[test]
-fn a_wrong_subnet_is_exit_2_before_any_key_pair_or_group_is_made() {
+fn a_wrong_subnet_or_ami_is_exit_2_before_any_key_pair_or_group_is_made() {
     let c = Case::new();
-    let r = c.run_with(
-        "ec2-create",
-        &["1"],
-        &[("EC2_TOOLS_SUBNET_ID", "subnet-0123456789abcdef0")],
-    );
-    r.assert_code(2);
-    assert!(r.stderr.contains("subnet-0123456789abcdef0"), "{r}");
-    let keypairs: Vec<String> = serde_json::from_str(&c.python(&["keypairs", &c.name()])).unwrap();
-    assert!(
-        keypairs.is_empty(),
-        "key pair imported before the check: {r}"
-    );
-    let groups: Vec<Value> = serde_json::from_str(&c.python(&["groups", &c.name()])).unwrap();
-    assert!(groups.is_empty(), "{r}");
-    assert!(c.live_instances().is_empty());
+    for (var, value) in [
+        ("EC2_TOOLS_SUBNET_ID", "subnet-0123456789abcdef0"),
+        ("EC2_TOOLS_AMI", "ami-0123456789abcdef0"),
+    ] {
+        let r = c.run_with("ec2-create", &["1"], &[(var, value)]);
+        r.assert_code(2);
+        assert!(r.stderr.contains(value), "{r}");
+        let keypairs: Vec<String> =
+            serde_json::from_str(&c.python(&["keypairs", &c.name()])).unwrap();
+        assert!(
+            keypairs.is_empty(),
+            "key pair imported before the check: {r}"
+        );
+        let groups: Vec<Value> = serde_json::from_str(&c.python(&["groups", &c.name()])).unwrap();
+        assert!(groups.is_empty(), "{r}");
+        assert!(c.live_instances().is_empty());
+    }
 }

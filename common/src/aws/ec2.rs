@@ -277,6 +277,25 @@ impl Ec2 {
         Ok(v)
     }
 
+    /// The AMI exists and this account may see it: a wrong one is a configuration error (2),
+    /// found before anything is made rather than by RunInstances.
+    pub async fn check_image(&self, ami: &str) -> Result<()> {
+        let out = self
+            .client
+            .describe_images()
+            .image_ids(ami)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeImages", e))?;
+        if out.images().is_empty() {
+            return Err(Error::input(format!(
+                "AMI {ami}: not found in {} (--ami / EC2_TOOLS_AMI)",
+                self.region
+            )));
+        }
+        Ok(())
+    }
+
     /// Set tags on one instance.
     pub async fn create_tags(&self, id: &str, tags: &[(String, String)]) -> Result<()> {
         self.client

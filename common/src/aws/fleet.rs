@@ -78,7 +78,7 @@ impl Fleet {
     /// Get ready to launch: the case's nonce on disk (before its token is used), its key
     /// pair and security group in AWS. Bad configuration is found before anything is made.
     pub async fn launcher<'a>(&self, config: &'a LaunchConfig) -> Result<Launcher<'a>> {
-        config.ami()?;
+        self.ec2.check_image(config.ami()?).await?;
         let mut state = CaseState::load(&self.store)?;
         state.save(&self.store)?;
         let access = ensure_access(
