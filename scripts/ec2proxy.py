@@ -11,7 +11,8 @@ id of the request, so parallel tests do not see each other's faults):
   subnets / AZs / types; a fresh instance id unknown (InvalidInstanceID.NotFound, absent from
   DescribeInstances) for N seconds; new instances shown `pending` for a while and terminated ones
   `shutting-down` before `terminated`.
-* RunInstances idempotency by ClientToken (moto ignores it; AWS returns the first answer again).
+* RunInstances idempotency by ClientToken (moto ignores it; AWS returns the first answer again),
+  and MinCount < MaxCount launching MaxCount when there is capacity (moto launches MinCount).
 * counters per action, per caller (GET /__proxy/counters?key=AKID).
 * machines: every instance with a loopback private IP becomes its own sshd listening on
   that IP — its own home directory, hostname and boot id (a mount and UTS namespace, as root),
@@ -21,9 +22,14 @@ id of the request, so parallel tests do not see each other's faults):
 
 Faults JSON (every key optional):
   {"throttle": 0.3, "throttle_actions": ["RunInstances"], "error500": 0.1,
-   "error500_after": 0.1, "latency_ms": 20, "pending_s": [5, 17], "shutting_down_s": [2, 5],
-   "not_found_s": 3, "capacity": [{"subnet": "subnet-1"}, {"type": "c5.large"}, {"az": "..."}],
+   "error500_after": 0.1, "lost_actions": ["RunInstances"],
+   "latency_ms": 20 or {"RunInstances": 3000}, "pending_s": [5, 17], "shutting_down_s": [2, 5],
+   "not_found_s": 3,
+   "capacity": [{"subnet": "subnet-1"}, {"type": "c5.large", "available": 2}, {"az": "..."}],
    "buckets": {"RunInstances": [1000, 2], "DescribeInstances": [100, 20]}, "seed": 1}
+A capacity pool matches on every key given (subnet, type, az); without "available" it has
+none; with it, that many instances in all (RunInstances gets min(MaxCount, left) if that is at
+least MinCount). error500_after (a lost answer: moto did the work) hits only lost_actions.
 
 Only loopback: it listens on 127.0.0.1 and talks to moto on 127.0.0.1.
 """
@@ -57,7 +63,7 @@ def parse(xml):
 def serialize(root, q):
     with LOCK:
         ET.register_namespace("", q[1:-1])
-        return serialize(root, Q)
+        return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
 def log(msg):
@@ -335,8 +341,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         f = c.faults
         with LOCK:
             c.count("calls", action)
-        if f.get("latency_ms"):
-            time.sleep(f["latency_ms"] / 1000.0)
+        lat = f.get("latency_ms")
+        if isinstance(lat, dict):
+            lat = lat.get(action, 0)
+        if lat:
+            time.sleep(lat / 1000.0)
         fault = self.choose_fault(c, action, params)
         if fault:
             status, code, msg = fault
@@ -350,11 +359,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 with LOCK:
                     c.count("faults", "IdempotentReplay")
                 return self.reply(cached[0], cached[1])
+        pool = None
+        if action == "RunInstances":
+            # moto launches MinCount instances; AWS launches as many as it can up to MaxCount.
+            pool = params.pop("_pool", None)
+            params["MinCount"] = params.get("MaxCount", params.get("MinCount", "1"))
+            body = urllib.parse.urlencode(params).encode()
         status, headers, answer = self.upstream(method, body)
         if status == 200:
             answer = self.after(c, key, action, params, answer)
+            if pool is not None:
+                with LOCK:
+                    pool["available"] -= answer.count(b"<instanceId>")
         lost = f.get("error500_after", 0)
-        if status == 200 and lost and self.matches(f, action) and c.rng.random() < lost:
+        if (status == 200 and lost and action in f.get("lost_actions", ["RunInstances"])
+                and c.rng.random() < lost):
             with LOCK:
                 c.count("faults", "InternalErrorAfterWork")
             return self.reply(500, error_xml("InternalError", "An internal error has occurred"))
@@ -381,7 +400,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 want = {"subnet": params.get("SubnetId"), "type": params.get("InstanceType"),
                         "az": params.get("Placement.AvailabilityZone")
                         or SUBNET_AZ.get(params.get("SubnetId"))}
-                if all(want.get(k) == v for k, v in pool.items()):
+                if all(want.get(k) == v for k, v in pool.items() if k != "available"):
+                    left = pool.get("available", 0)
+                    if left >= int(params.get("MinCount", 1)):
+                        params["MaxCount"] = str(min(int(params.get("MaxCount", 1)), left))
+                        params["_pool"] = pool
+                        break
                     return (500, "InsufficientInstanceCapacity",
                             "We currently do not have sufficient %s capacity in the Availability "
                             "Zone you requested (%s)." % (want["type"], want["az"]))
@@ -396,7 +420,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def upstream(self, method, body):
         conn = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=300)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
         conn.request(method, self.path, body=body, headers=headers)
         r = conn.getresponse()
         data = r.read()

@@ -10,8 +10,9 @@
 use crate::case::select::{parse_indexes, Selection};
 use crate::case::store::case_key_path;
 use crate::config::{
-    parse_case, parse_cidr, parse_cidrs, parse_duration, parse_list, parse_on_off, parse_ttl,
-    AddressMode, Config, LaunchConfig, OutputConfig, OutputMode, SpotMode, SshConfig,
+    parse_case, parse_cidr, parse_cidrs, parse_duration, parse_list, parse_nonempty_list,
+    parse_on_off, parse_ports, parse_positive, parse_rate, parse_ttl, AddressMode, Config,
+    LaunchConfig, OutputConfig, OutputMode, SpotMode, SshConfig,
 };
 use crate::error::{Error, Result};
 use crate::settings::{self as keys, Settings, Source};
@@ -106,14 +107,15 @@ pub struct LaunchArgs {
     /// AMI to launch
     #[arg(long, value_name = "AMI_ID")]
     pub ami: Option<String>,
-    /// Instance type
-    #[arg(long = "type", value_name = "TYPE")]
+    /// Instance type; a comma list is tried in order when AWS has no capacity for one
+    #[arg(long = "type", value_name = "TYPE[,TYPE…]")]
     pub instance_type: Option<String>,
     /// EC2 key pair name to launch with [default: a key pair made for the case]
     #[arg(long, value_name = "NAME")]
     pub key_name: Option<String>,
-    /// Subnet to launch into [default: the default VPC's]
-    #[arg(long = "subnet", value_name = "SUBNET_ID")]
+    /// Subnet to launch into; a comma list (one VPC) is tried in order when a subnet's AZ
+    /// has no capacity [default: the default VPC's]
+    #[arg(long = "subnet", value_name = "SUBNET_ID[,…]")]
     pub subnet: Option<String>,
     /// Security group ids, comma list [default: a group made for the case, SSH from --ssh-cidr]
     #[arg(long = "security-group", value_name = "SG_IDS")]
@@ -122,6 +124,10 @@ pub struct LaunchArgs {
     /// --address private-ip, else your public address]
     #[arg(long, value_name = "CIDR")]
     pub ssh_cidr: Option<String>,
+    /// Also open these TCP ports of the case's own group to the SSH CIDR (a load target),
+    /// e.g. `80,8080-8090`; the case's instances always reach each other on every port
+    #[arg(long, value_name = "PORTS")]
+    pub open: Option<String>,
     /// Instances shut themselves down (and terminate) after this long; `off` to disable
     #[arg(long, value_name = "DURATION|off")]
     pub ttl: Option<String>,
@@ -140,11 +146,26 @@ impl LaunchArgs {
         let has_default = "a default";
         Ok(LaunchConfig {
             ami: s.value(&keys::AMI, self.ami.as_deref(), text)?,
-            instance_type: s
-                .value(&keys::INSTANCE_TYPE, self.instance_type.as_deref(), text)?
+            instance_types: s
+                .value(
+                    &keys::INSTANCE_TYPE,
+                    self.instance_type.as_deref(),
+                    parse_nonempty_list,
+                )?
                 .expect(has_default),
             key_name: s.value(&keys::KEY_NAME, self.key_name.as_deref(), text)?,
-            subnet: s.value(&keys::SUBNET, self.subnet.as_deref(), text)?,
+            subnets: s
+                .value(&keys::SUBNET, self.subnet.as_deref(), parse_list)?
+                .unwrap_or_default(),
+            open_ports: s
+                .value(&keys::OPEN, self.open.as_deref(), parse_ports)?
+                .unwrap_or_default(),
+            launch_burst: s
+                .value(&keys::LAUNCH_BURST, None, parse_positive)?
+                .expect(has_default),
+            launch_rate: s
+                .value(&keys::LAUNCH_RATE, None, parse_rate)?
+                .expect(has_default),
             security_groups: s
                 .value(
                     &keys::SECURITY_GROUPS,
@@ -262,6 +283,11 @@ pub struct SelectArgs {
 }
 
 impl SelectArgs {
+    /// No selection given: every instance of the case.
+    pub fn is_empty(&self) -> bool {
+        self.from.is_none() && self.select.is_none() && self.role.is_none()
+    }
+
     pub fn resolve(&self) -> Selection {
         Selection {
             from: self.from.clone(),
@@ -419,7 +445,7 @@ mod tests {
         let l = LaunchArgs::default().resolve(&s).unwrap();
         assert_eq!(l.security_groups, vec!["sg-1", "sg-2"]);
         assert_eq!((l.ttl, l.spot), (None, SpotMode::Fallback));
-        assert_eq!(l.instance_type, "t3.micro");
+        assert_eq!(l.instance_types, ["t3.micro"]);
         assert!(l.name_tags);
     }
 
@@ -440,6 +466,9 @@ mod tests {
                 "sg-1,sg-2",
             ),
             ("ssh_cidr", "EC2_TOOLS_SSH_CIDR", "10.0.0.0/8"),
+            ("open", "EC2_TOOLS_OPEN", "80,8080"),
+            ("launch_burst", "EC2_TOOLS_LAUNCH_BURST", "100"),
+            ("launch_rate", "EC2_TOOLS_LAUNCH_RATE", "0.5"),
             ("ttl", "EC2_TOOLS_TTL", "90m"),
             ("spot", "EC2_TOOLS_SPOT", "fallback"),
             ("name_tags", "EC2_TOOLS_NAME_TAGS", "off"),

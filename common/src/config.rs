@@ -145,11 +145,18 @@ pub struct LaunchConfig {
     /// Required to launch (checked by [`LaunchConfig::ami`]); optional so that
     /// `--show-config` and ec2-revert (which can reuse the descriptor's AMI) work without it.
     pub ami: Option<String>,
-    pub instance_type: String,
+    /// Instance types, in order of preference (never empty).
+    pub instance_types: Vec<String>,
     pub key_name: Option<String>,
-    pub subnet: Option<String>,
+    /// Subnets, in order of preference; empty: the default VPC's.
+    pub subnets: Vec<String>,
     pub security_groups: Vec<String>,
     pub ssh_cidr: Option<IpNet>,
+    /// Extra TCP ports the case's own group opens to the SSH CIDR (a load target's).
+    pub open_ports: Vec<u16>,
+    /// RunInstances pacing: bucket size (instances) and refill (instances per second).
+    pub launch_burst: u32,
+    pub launch_rate: f64,
     pub ttl: Option<Duration>,
     pub spot: SpotMode,
     pub name_tags: bool,
@@ -231,6 +238,57 @@ pub fn parse_cidrs(s: &str) -> Result<Vec<IpNet>, String> {
 }
 
 /// A comma list of words (empty items dropped).
+/// `80,443,8080-8090`: TCP ports (a range counts each port).
+pub fn parse_ports(s: &str) -> Result<Vec<u16>, String> {
+    let mut out = Vec::new();
+    for part in parse_list(s)? {
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| format!("{p:?} is not a TCP port (1-65535)"))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (port(a)?, port(b)?);
+                if a > b || b - a > 1000 {
+                    return Err(format!("{part:?}: a range is LOW-HIGH, at most 1000 ports"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(port(&part)?),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// A positive whole number (`1000`).
+pub fn parse_positive(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a positive whole number"))
+}
+
+/// A positive rate (`2`, `0.5`).
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .ok_or_else(|| format!("{s:?} is not a positive number"))
+}
+
+/// A comma list with at least one element.
+pub fn parse_nonempty_list(s: &str) -> Result<Vec<String>, String> {
+    let v = parse_list(s)?;
+    if v.is_empty() {
+        return Err("an empty list".into());
+    }
+    Ok(v)
+}
+
 pub fn parse_list(s: &str) -> Result<Vec<String>, String> {
     Ok(s.split(',')
         .map(str::trim)

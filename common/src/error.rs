@@ -41,7 +41,7 @@ impl Code {
 }
 
 /// An error that ends a tool, with the exit code it stands for.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Error {
     pub code: Code,
     pub message: String,

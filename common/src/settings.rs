@@ -43,6 +43,10 @@ pub const KEY_NAME: Key = key("key_name", "EC2_TOOLS_KEY_NAME", None);
 pub const SUBNET: Key = key("subnet_id", "EC2_TOOLS_SUBNET_ID", None);
 pub const SECURITY_GROUPS: Key = key("security_group_ids", "EC2_TOOLS_SECURITY_GROUP_IDS", None);
 pub const SSH_CIDR: Key = key("ssh_cidr", "EC2_TOOLS_SSH_CIDR", None);
+pub const OPEN: Key = key("open", "EC2_TOOLS_OPEN", None);
+/// RunInstances pacing: AWS's per-account bucket (instances) and its refill (instances/s).
+pub const LAUNCH_BURST: Key = key("launch_burst", "EC2_TOOLS_LAUNCH_BURST", Some("1000"));
+pub const LAUNCH_RATE: Key = key("launch_rate", "EC2_TOOLS_LAUNCH_RATE", Some("2"));
 pub const TTL: Key = key("ttl", "EC2_TOOLS_TTL", Some("4h"));
 pub const SPOT: Key = key("spot", "EC2_TOOLS_SPOT", Some("off"));
 pub const NAME_TAGS: Key = key("name_tags", "EC2_TOOLS_NAME_TAGS", Some("on"));
@@ -67,6 +71,9 @@ pub const KEYS: &[&Key] = &[
     &SUBNET,
     &SECURITY_GROUPS,
     &SSH_CIDR,
+    &OPEN,
+    &LAUNCH_BURST,
+    &LAUNCH_RATE,
     &TTL,
     &SPOT,
     &NAME_TAGS,

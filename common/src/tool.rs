@@ -1,7 +1,10 @@
 //! Process concerns, in one place for every tool.
 //!
 //! SIGPIPE is restored so `ec2-create 3 | head -1` ends quietly; SIGINT/SIGTERM set a flag the
-//! long-running loops poll (a second one ends the process at once); TripCom's `-bg` spelling is
+//! long-running loops poll, and they clean up (remote process groups killed) before exiting
+//! 130. A second signal within [`SAME_INTERRUPTION`] is the same interruption (GNU `timeout`
+//! signals the tool and then its whole process group, at once); a later one means the user
+//! insists: the cleanup gets [`INSIST_GRACE`] more and the process exits. TripCom's `-bg` spelling is
 //! accepted anywhere on the line; errors are printed as one line `ec2-<tool>: <message>` and
 //! mapped to the documented exit code. Nothing else calls `process::exit`. The tool's name is
 //! its binary's (`CARGO_BIN_NAME`, through [`bin!`](crate::bin)).
@@ -11,7 +14,7 @@ use crate::output;
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::OnceLock;
 
@@ -35,13 +38,56 @@ pub fn check_interrupted() -> crate::Result<()> {
     }
 }
 
+/// Signals this close together are one interruption.
+pub const SAME_INTERRUPTION: std::time::Duration = std::time::Duration::from_secs(1);
+/// After an insisting second signal, how long the cleanup may still run.
+pub const INSIST_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+static FIRST_SIGNAL_MS: AtomicU64 = AtomicU64::new(0);
+static INSISTED: AtomicBool = AtomicBool::new(false);
+
+/// CLOCK_MONOTONIC in milliseconds (async-signal-safe).
+fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own; it is async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 fn install_signal_handlers() {
     let f = flag().clone();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // The second signal exits at once (the user insists); the first only sets the flag.
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, f.clone());
-        let _ = signal_hook::flag::register(sig, f.clone());
+        let f = f.clone();
+        // SAFETY: the handler only touches atomics and calls clock_gettime (signal-safe).
+        let _ = unsafe {
+            signal_hook::low_level::register(sig, move || {
+                let now = monotonic_ms();
+                if !f.swap(true, Ordering::SeqCst) {
+                    FIRST_SIGNAL_MS.store(now, Ordering::SeqCst);
+                } else if now.saturating_sub(FIRST_SIGNAL_MS.load(Ordering::SeqCst))
+                    > SAME_INTERRUPTION.as_millis() as u64
+                {
+                    INSISTED.store(true, Ordering::SeqCst);
+                }
+            })
+        };
     }
+    // The insisting second signal: cleanup gets a bounded moment, then the process ends.
+    std::thread::spawn(|| loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if INSISTED.load(Ordering::SeqCst) {
+            output::note(format!(
+                "second signal: exiting in {}s (cleaning up what can be)",
+                INSIST_GRACE.as_secs()
+            ));
+            std::thread::sleep(INSIST_GRACE);
+            // SAFETY: ends the process without running destructors that could block.
+            unsafe { libc::_exit(130) };
+        }
+    });
     // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);

@@ -4,6 +4,7 @@ usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec
        ec2q.py run CASE N OWNER      -> launch N instances tagged with CASE (as if by a lost run)
        ec2q.py keypairs CASE         -> names of the case's key pairs
        ec2q.py groups CASE           -> the case's security groups and their rules
+                                        ([protocol, from, to, [cidr], [group or "self"]])
        ec2q.py instance ID           -> one instance: state, type, key, groups, tags, user data
 """
 import json
@@ -39,8 +40,12 @@ elif cmd == "groups":
     out = []
     for g in ec2.describe_security_groups()["SecurityGroups"]:
         if g["GroupName"].startswith("ec2-tools-" + case + "-"):
-            rules = [(p.get("FromPort"), p.get("ToPort"), [r["CidrIp"] for r in p.get("IpRanges", [])])
-                     for p in g["IpPermissions"]]
+            rules = sorted(
+                [[p.get("IpProtocol"), p.get("FromPort"), p.get("ToPort"),
+                  [r["CidrIp"] for r in p.get("IpRanges", [])],
+                  ["self" if u["GroupId"] == g["GroupId"] else u["GroupId"]
+                   for u in p.get("UserIdGroupPairs", [])]]
+                 for p in g["IpPermissions"]], key=json.dumps)
             out.append({"id": g["GroupId"], "name": g["GroupName"], "rules": rules})
     print(json.dumps(out))
 elif cmd == "instance":

@@ -54,6 +54,12 @@ fn start_cloud() -> Result<Cloud, String> {
 /// LOCALCLOUD_MAX_STARTUPS); stopped when dropped (and, like the shared one, when this test
 /// process exits).
 pub fn start_cloud_with(extra: &[(&str, &str)]) -> Result<Cloud, String> {
+    start_cloud_args(extra, &[])
+}
+
+/// A local cloud of its own, with extra environment and arguments for `localcloud start`
+/// (e.g. `--realistic`).
+pub fn start_cloud_args(extra: &[(&str, &str)], args: &[&str]) -> Result<Cloud, String> {
     let state = tempfile::Builder::new()
         .prefix("ec2-tools-cloud-")
         .tempdir()
@@ -63,6 +69,7 @@ pub fn start_cloud_with(extra: &[(&str, &str)]) -> Result<Cloud, String> {
         .args(["start", "--state"])
         .arg(state.path())
         .args(["--watch", &std::process::id().to_string()])
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("scripts/localcloud: {e}"))?;
@@ -114,13 +121,42 @@ impl Case {
         Case::in_cloud(cloud())
     }
 
-    /// A test case in a given cloud.
+    /// A test case in a given cloud. Its access key is its own, so the EC2 front keeps its
+    /// faults and counters apart from other tests running at the same time.
     pub fn in_cloud(cloud: &Cloud) -> Case {
         let dir = tempfile::Builder::new().prefix("tc-").tempdir().unwrap();
-        Case {
-            dir,
-            env: cloud.env.clone(),
-        }
+        let mut env = cloud.env.clone();
+        let name = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        env.insert("AWS_ACCESS_KEY_ID".into(), format!("AKID{name}"));
+        Case { dir, env }
+    }
+
+    /// Faults the EC2 front injects into this case's calls from now on (see
+    /// scripts/ec2proxy.py for the keys); replaces earlier ones and resets the counters.
+    pub fn faults(&self, faults: Value) {
+        let key = &self.env["AWS_ACCESS_KEY_ID"];
+        http_post(
+            &self.env["AWS_ENDPOINT_URL"],
+            &format!("/__proxy/faults?key={key}"),
+            &faults.to_string(),
+        );
+    }
+
+    /// What the EC2 front counted of this case's calls: {"calls": {action: n}, "faults":
+    /// {code: n}, "instances_launched": n}.
+    pub fn counters(&self) -> Value {
+        let key = &self.env["AWS_ACCESS_KEY_ID"];
+        let body = http_post(
+            &self.env["AWS_ENDPOINT_URL"],
+            &format!("/__proxy/counters?key={key}"),
+            "",
+        );
+        serde_json::from_str(&body).unwrap()
     }
 
     pub fn path(&self) -> &Path {
@@ -334,6 +370,29 @@ impl std::fmt::Display for Run {
             self.code, self.elapsed, self.stdout, self.stderr
         )
     }
+}
+
+/// A minimal HTTP/1.0 POST to the EC2 front's control API (loopback only).
+fn http_post(endpoint: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    assert!(host.starts_with("127."), "control API off loopback: {host}");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    body.to_owned()
 }
 
 /// Wait until `f` holds or `timeout` passes.

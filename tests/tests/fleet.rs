@@ -282,8 +282,11 @@ fn case_key_pair_and_security_group_are_made_once_and_deleted_with_the_last_inst
     assert_eq!(groups.len(), 1);
     assert_eq!(
         groups[0]["rules"],
-        serde_json::json!([[22, 22, ["127.0.0.0/16"]]]),
-        "SSH only, only from the SSH CIDR"
+        serde_json::json!([
+            ["-1", null, null, [], ["self"]],
+            ["tcp", 22, 22, ["127.0.0.0/16"], []]
+        ]),
+        "SSH only from the SSH CIDR, and the case's instances reach each other"
     );
     let inst = instance(&c, &hosts[0].0);
     assert_eq!(inst["key"], keypairs[0].as_str());

@@ -402,12 +402,13 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
         );
     }
 
-    // One instance's setup fails (the first to take the lock): with --min-ready 2 the create
+    // One instance's setup fails (the first to take the lock, in /tmp: the one directory the
+    // local cloud's machines share — each has its own home): with --min-ready 2 the create
     // succeeds, and --drop-failed terminates the failed one.
     let d = Case::new();
     let lock = format!("ec2-tools-lock-{}", d.name());
     let failing = d.path().join("setup.sh");
-    std::fs::write(&failing, format!("#!/bin/sh\nif mkdir ~/{lock} 2>/dev/null; then echo broken >&2; exit 5; fi\necho fine\n")).unwrap();
+    std::fs::write(&failing, format!("#!/bin/sh\nif mkdir /tmp/{lock} 2>/dev/null; then echo broken >&2; exit 5; fi\necho fine\n")).unwrap();
     let r = d.run(
         "ec2-create",
         &[
@@ -434,7 +435,7 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
     assert_eq!(d.live_instances().len(), 2);
     d.run(
         "ec2-exec-remote",
-        &["--select", "1", &format!("rmdir ~/{lock}")],
+        &["--select", "1", &format!("rmdir /tmp/{lock}")],
     );
 
     // Without --min-ready a failed setup fails the create (exit 1), descriptors kept.
@@ -442,7 +443,7 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
     let lock = format!("ec2-tools-lock-{}", e.name());
     std::fs::write(
         &failing,
-        format!("#!/bin/sh\nif mkdir ~/{lock} 2>/dev/null; then exit 5; fi\n"),
+        format!("#!/bin/sh\nif mkdir /tmp/{lock} 2>/dev/null; then exit 5; fi\n"),
     )
     .unwrap();
     let r = e.run("ec2-create", &["2", "--setup", failing.to_str().unwrap()]);
@@ -450,7 +451,7 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
     assert_eq!(e.descriptors().len(), 2);
     e.run(
         "ec2-exec-remote",
-        &["--select", "1", &format!("rmdir ~/{lock}")],
+        &["--select", "1", &format!("rmdir /tmp/{lock}")],
     );
 }
 

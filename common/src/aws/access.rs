@@ -2,10 +2,12 @@
 //! key pair and a security group of its own, and the API calls that make and delete them.
 //!
 //! Use what the configuration names; otherwise make (once per case) an ed25519 key pair whose
-//! private half stays in `.ec2-tools/` (mode 0600) and a security group opening TCP 22 only to
-//! the SSH CIDR — never 0.0.0.0/0 unless asked. Both are named `ec2-tools-<case>-<nonce>` and
-//! remembered in the case state, so ec2-killall deletes exactly those. What does not belong
-//! here: launching, instances.
+//! private half stays in `.ec2-tools/` (mode 0600) and a security group opening TCP 22 (and
+//! `--open` ports) only to the SSH CIDR — never 0.0.0.0/0 unless asked — and all traffic
+//! between the case's own instances (a load test's clients reach its servers; on AWS nothing
+//! else would let them). Both are named `ec2-tools-<case>-<nonce>`, tagged with the case and
+//! owner at creation (so a sweep finds them even when `.ec2-tools/` is lost) and remembered in
+//! the case state. What does not belong here: launching, instances.
 
 use super::ec2::{aws_error, error_code, owner, tag, Ec2, TAG_CASE, TAG_OWNER};
 use crate::case::store::{case_key_path, CaseState, Store};
@@ -13,7 +15,7 @@ use crate::config::{AddressMode, LaunchConfig, SshConfig};
 use crate::error::{Error, Result, ResultExt};
 use crate::output;
 use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, ResourceType, TagSpecification,
+    Filter, IpPermission, IpRange, Ipv6Range, ResourceType, TagSpecification, UserIdGroupPair,
 };
 
 /// The key pair and security groups a launch uses.
@@ -26,7 +28,7 @@ pub struct Access {
 /// The case's security group: the configuration's, one made earlier, or one to make.
 enum Group {
     Given,
-    Found(String),
+    Found(String, Option<ipnet::IpNet>),
     Make { vpc: String, cidr: ipnet::IpNet },
 }
 
@@ -51,13 +53,15 @@ pub async fn ensure_access(
     ];
     // Checks first, reads only: the subnet (or default VPC) and who may reach port 22.
     let need_group = launch.security_groups.is_empty();
-    let vpc = match (need_group, &launch.subnet) {
-        (false, None) => None,
-        _ => Some(ec2.vpc_of(launch.subnet.as_deref()).await?),
+    let vpc = if need_group || !launch.subnets.is_empty() {
+        Some(ec2.vpc_of(&launch.subnets).await?)
+    } else {
+        None
     };
     let group = match &vpc {
         Some((vpc, vpc_cidr)) if need_group => match ec2.find_group(&name, vpc).await? {
-            Some(id) => Group::Found(id),
+            Some(id) if launch.open_ports.is_empty() => Group::Found(id, None),
+            Some(id) => Group::Found(id, Some(ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?)),
             None => Group::Make {
                 vpc: vpc.clone(),
                 cidr: ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?,
@@ -83,15 +87,26 @@ pub async fn ensure_access(
     };
     let security_groups = match group {
         Group::Given => launch.security_groups.clone(),
-        Group::Found(found) => {
+        Group::Found(found, cidr) => {
+            if let Some(cidr) = cidr {
+                ec2.authorize(&found, &launch.open_ports, &cidr).await?;
+            }
             state.security_group = Some(found.clone());
             state.save(store)?;
             vec![found]
         }
         Group::Make { vpc, cidr } => {
-            let id = ec2.create_ssh_group(&name, &vpc, &cidr, &tags).await?;
+            let id = ec2
+                .create_case_group(&name, &vpc, &cidr, &launch.open_ports, &tags)
+                .await?;
+            let ports: Vec<String> = std::iter::once(22)
+                .chain(launch.open_ports.iter().copied().filter(|&p| p != 22))
+                .map(|p| p.to_string())
+                .collect();
             output::note(format!(
-                "created security group {id} ({name}): TCP 22 from {cidr} only"
+                "created security group {id} ({name}): TCP {} from {cidr} only, and all \
+                 traffic between the case's instances",
+                ports.join(",")
             ));
             state.security_group = Some(id.clone());
             state.save(store)?;
@@ -228,24 +243,41 @@ impl Ec2 {
         }
     }
 
-    /// The VPC of a subnet (or the default VPC) and its IPv4 CIDR.
-    pub async fn vpc_of(&self, subnet: Option<&str>) -> Result<(String, Option<String>)> {
-        let vpc_id = match subnet {
-            Some(s) => {
+    /// The VPC of the subnets (one VPC: the case has one security group), or the default VPC,
+    /// and its IPv4 CIDR.
+    pub async fn vpc_of(&self, subnets: &[String]) -> Result<(String, Option<String>)> {
+        let vpc_id = match subnets {
+            [_, ..] => {
                 let out = self
                     .client
                     .describe_subnets()
-                    .subnet_ids(s)
+                    .filters(
+                        Filter::builder()
+                            .name("subnet-id")
+                            .set_values(Some(subnets.to_vec()))
+                            .build(),
+                    )
                     .send()
                     .await
                     .map_err(|e| aws_error("DescribeSubnets", e))?;
-                out.subnets()
-                    .first()
-                    .and_then(|s| s.vpc_id())
-                    .map(str::to_owned)
-                    .ok_or_else(|| Error::input(format!("subnet {s}: not found")))?
+                let mut vpcs = std::collections::BTreeSet::new();
+                for s in subnets {
+                    let found = out.subnets().iter().find(|x| x.subnet_id() == Some(s));
+                    match found.and_then(|x| x.vpc_id()) {
+                        Some(v) => vpcs.insert(v.to_owned()),
+                        None => return Err(Error::input(format!("subnet {s}: not found"))),
+                    };
+                }
+                if vpcs.len() > 1 {
+                    return Err(Error::input(format!(
+                        "subnets {} are in different VPCs ({}): give subnets of one VPC",
+                        subnets.join(","),
+                        vpcs.into_iter().collect::<Vec<_>>().join(", ")
+                    )));
+                }
+                vpcs.into_iter().next().unwrap_or_default()
             }
-            None => {
+            [] => {
                 let out = self
                     .client
                     .describe_vpcs()
@@ -279,12 +311,14 @@ impl Ec2 {
         Ok((vpc_id, cidr))
     }
 
-    /// A security group opening TCP 22 to `cidr` only; returns its id.
-    pub async fn create_ssh_group(
+    /// The case's security group: TCP 22 and `open` to `cidr` only, and every protocol and
+    /// port from the group itself; returns its id.
+    pub async fn create_case_group(
         &self,
         name: &str,
         vpc: &str,
         cidr: &ipnet::IpNet,
+        open: &[u16],
         tags: &[(String, String)],
     ) -> Result<String> {
         let out = self
@@ -303,32 +337,125 @@ impl Ec2 {
             .await
             .map_err(|e| aws_error("CreateSecurityGroup", e).context(name))?;
         let id = out.group_id().unwrap_or_default().to_owned();
-        let perm = IpPermission::builder()
-            .ip_protocol("tcp")
-            .from_port(22)
-            .to_port(22);
-        let perm = match cidr {
-            ipnet::IpNet::V4(_) => perm.ip_ranges(
-                IpRange::builder()
-                    .cidr_ip(cidr.to_string())
-                    .description("ec2-tools ssh")
+        let mut ports = vec![22];
+        ports.extend(open.iter().copied().filter(|&p| p != 22));
+        self.authorize(&id, &ports, cidr).await?;
+        let itself = IpPermission::builder()
+            .ip_protocol("-1")
+            .user_id_group_pairs(
+                UserIdGroupPair::builder()
+                    .group_id(&id)
+                    .description("ec2-tools: the case's instances reach each other")
                     .build(),
-            ),
-            ipnet::IpNet::V6(_) => perm.ipv6_ranges(
-                Ipv6Range::builder()
-                    .cidr_ipv6(cidr.to_string())
-                    .description("ec2-tools ssh")
-                    .build(),
-            ),
-        };
+            )
+            .build();
         self.client
             .authorize_security_group_ingress()
             .group_id(&id)
-            .ip_permissions(perm.build())
+            .ip_permissions(itself)
             .send()
             .await
             .map_err(|e| aws_error("AuthorizeSecurityGroupIngress", e).context(&id))?;
         Ok(id)
+    }
+
+    /// Open TCP `ports` of a group to `cidr` (ports already open are fine).
+    pub async fn authorize(&self, id: &str, ports: &[u16], cidr: &ipnet::IpNet) -> Result<()> {
+        let perms = ports.iter().map(|&p| {
+            let perm = IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(p as i32)
+                .to_port(p as i32);
+            let desc = if p == 22 {
+                "ec2-tools ssh"
+            } else {
+                "ec2-tools --open"
+            };
+            match cidr {
+                ipnet::IpNet::V4(_) => perm.ip_ranges(
+                    IpRange::builder()
+                        .cidr_ip(cidr.to_string())
+                        .description(desc)
+                        .build(),
+                ),
+                ipnet::IpNet::V6(_) => perm.ipv6_ranges(
+                    Ipv6Range::builder()
+                        .cidr_ipv6(cidr.to_string())
+                        .description(desc)
+                        .build(),
+                ),
+            }
+            .build()
+        });
+        for perm in perms {
+            match self
+                .client
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .ip_permissions(perm)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => {}
+                Err(e) => return Err(aws_error("AuthorizeSecurityGroupIngress", e).context(id)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Security groups tagged with the case and owner.
+    pub async fn tagged_groups(&self, case: &str, owner: &str) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{TAG_CASE}"))
+                    .values(case)
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{TAG_OWNER}"))
+                    .values(owner)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeSecurityGroups", e))?;
+        Ok(out
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_owned))
+            .collect())
+    }
+
+    /// Key pairs tagged with the case and owner.
+    pub async fn tagged_key_pairs(&self, case: &str, owner: &str) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .describe_key_pairs()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{TAG_CASE}"))
+                    .values(case)
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{TAG_OWNER}"))
+                    .values(owner)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeKeyPairs", e))?;
+        Ok(out
+            .key_pairs()
+            .iter()
+            .filter_map(|k| k.key_name().map(str::to_owned))
+            .collect())
     }
 
     /// The id of a security group by name in a VPC, if it exists.

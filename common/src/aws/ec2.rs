@@ -1,7 +1,14 @@
 //! The AWS side: every EC2 API call the tools make, in one place.
 //!
 //! Production code path only: aws-config's standard chain (profiles, SSO, env, IMDS, and the
-//! `AWS_ENDPOINT_URL` override the local cloud uses), the standard retry policy, paginators.
+//! `AWS_ENDPOINT_URL` override the local cloud uses), the SDK's retry policy, paginators.
+//!
+//! Retries: the SDK's `standard` mode with [`MAX_ATTEMPTS`] attempts (exponential backoff with
+//! full jitter, capped at 20 s) unless `AWS_RETRY_MODE` / `AWS_MAX_ATTEMPTS` say otherwise.
+//! Ten, not the SDK's three: EC2's per-account token buckets throttle bulk work for seconds at a
+//! time, and a throttled call retried late is far cheaper than a load test aborted halfway.
+//! Capacity errors (`InsufficientInstanceCapacity`, HTTP 500) are never retried by the SDK: they
+//! last minutes, and the launcher tries the next pool instead.
 //! Instances are looked up with one DescribeInstances per round for the whole set (filtering
 //! by instance id, so an id that is not visible yet — EC2 is eventually consistent right after
 //! RunInstances — is simply absent instead of failing the call).
@@ -146,11 +153,78 @@ pub struct Ec2 {
     pub region: String,
 }
 
+/// Attempts per API call (the first and nine retries) unless `AWS_MAX_ATTEMPTS` is set.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// Error codes that mean "no capacity in this pool": retrying the same call does not help.
+pub const CAPACITY_ERRORS: &[&str] = &[
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "InsufficientHostCapacity",
+    "InsufficientReservedInstanceCapacity",
+    "UnfulfillableCapacity",
+    "SpotMaxPriceTooLow",
+    "MaxSpotInstanceCountExceeded",
+];
+
+/// Forbids the SDK's retry of a capacity error (its HTTP 500 would otherwise be retried).
+#[derive(Debug)]
+struct CapacityIsFinal;
+
+impl aws_sdk_ec2::config::retry::ClassifyRetry for CapacityIsFinal {
+    fn classify_retry(
+        &self,
+        ctx: &aws_sdk_ec2::config::interceptors::InterceptorContext,
+    ) -> aws_sdk_ec2::config::retry::RetryAction {
+        use aws_sdk_ec2::config::retry::RetryAction;
+        use aws_sdk_ec2::operation::{
+            run_instances::RunInstancesError, start_instances::StartInstancesError,
+        };
+        let Some(Err(err)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let Some(op) = err.as_operation_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let code = op
+            .downcast_ref::<RunInstancesError>()
+            .and_then(|e| e.code())
+            .or_else(|| {
+                op.downcast_ref::<StartInstancesError>()
+                    .and_then(|e| e.code())
+            });
+        if code.is_some_and(|c| CAPACITY_ERRORS.contains(&c)) {
+            RetryAction::RetryForbidden
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "ec2-tools: capacity errors are final"
+    }
+
+    fn priority(
+        &self,
+    ) -> aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority {
+        use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority as P;
+        P::run_after(P::transient_error_classifier())
+    }
+}
+
 /// Build the client from the standard chain; fail early, in words, when there is no region or
 /// no credentials (rather than at the first call, as an opaque dispatch error).
 pub async fn connect(region: Option<&str>) -> Result<Ec2> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if std::env::var_os("AWS_RETRY_MODE").is_none()
+        && std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
+    {
+        loader = loader.retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_max_backoff(std::time::Duration::from_secs(20)),
+        );
+    }
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r.to_owned()));
     }
@@ -168,8 +242,11 @@ pub async fn connect(region: Option<&str>) -> Result<Ec2> {
             DisplayErrorContext(&e)
         )));
     }
+    let conf = aws_sdk_ec2::config::Builder::from(&sdk)
+        .retry_classifier(CapacityIsFinal)
+        .build();
     Ok(Ec2 {
-        client: Client::new(&sdk),
+        client: Client::from_conf(conf),
         region,
     })
 }
@@ -212,6 +289,19 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 
 pub(crate) fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
     err.code()
+}
+
+/// How long an instance id fresh from RunInstances may stay unknown to other calls (EC2 is
+/// eventually consistent; seconds are common, a minute is the most we wait).
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How recently launched an instance must be for "not found" to mean "not visible yet"
+/// rather than "gone" (SETTLE, plus room for clock skew between us and AWS).
+pub const FRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The error EC2 gives for an id it does not know (yet, or any more).
+pub fn not_yet_visible(e: &Error) -> bool {
+    e.message.contains("InvalidInstanceID.NotFound")
 }
 
 /// Instance ids named in an AWS error message (`The instance IDs 'i-1, i-2' do not exist`).
@@ -296,16 +386,28 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Set tags on one instance.
+    /// Set tags on one instance, waiting out the moments after launch in which EC2 does not
+    /// know the id yet.
     pub async fn create_tags(&self, id: &str, tags: &[(String, String)]) -> Result<()> {
-        self.client
-            .create_tags()
-            .resources(id)
-            .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
-            .send()
-            .await
-            .map_err(|e| aws_error("CreateTags", e).context(id))?;
-        Ok(())
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        let mut pause = std::time::Duration::from_millis(500);
+        loop {
+            let r = self
+                .client
+                .create_tags()
+                .resources(id)
+                .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                .send()
+                .await
+                .map_err(|e| aws_error("CreateTags", e).context(id));
+            match r {
+                Err(e) if not_yet_visible(&e) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+                r => return r.map(|_| ()),
+            }
+        }
     }
 
     /// Describe a set of instances in as few calls as possible (200 ids per filter; paginated).
@@ -370,8 +472,36 @@ impl Ec2 {
 
     /// TerminateInstances in batches. Returns each accepted id with its new state, and the ids
     /// AWS does not know at all (an unknown id fails a whole AWS call: they are taken out and
-    /// the rest sent again).
-    pub async fn terminate(&self, ids: &[String]) -> Result<Terminated> {
+    /// the rest sent again). Ids in `fresh` (launched moments ago) that AWS does not know yet
+    /// are sent again until it does, for up to [`SETTLE`]: never taken for gone too early.
+    pub async fn terminate(
+        &self,
+        ids: &[String],
+        fresh: &std::collections::BTreeSet<String>,
+    ) -> Result<Terminated> {
+        let mut result = self.terminate_once(ids).await?;
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        let mut pause = std::time::Duration::from_millis(500);
+        loop {
+            let (young, old): (Vec<String>, Vec<String>) =
+                result.unknown.drain(..).partition(|id| fresh.contains(id));
+            result.unknown = old;
+            if young.is_empty() {
+                return Ok(result);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                result.unseen = young;
+                return Ok(result);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            let again = self.terminate_once(&young).await?;
+            result.accepted.extend(again.accepted);
+            result.unknown.extend(again.unknown);
+        }
+    }
+
+    async fn terminate_once(&self, ids: &[String]) -> Result<Terminated> {
         let mut result = Terminated::default();
         for chunk in ids.chunks(500) {
             let mut batch: Vec<String> = chunk.to_vec();
@@ -500,6 +630,8 @@ pub struct Terminated {
     pub accepted: Vec<(String, InstanceState)>,
     /// Ids AWS does not know (long gone).
     pub unknown: Vec<String>,
+    /// Fresh ids AWS still did not know after [`SETTLE`]: neither gone nor confirmed.
+    pub unseen: Vec<String>,
 }
 
 #[cfg(test)]

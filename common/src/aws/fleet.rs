@@ -11,14 +11,15 @@
 
 use super::access::{ensure_access, Access};
 use super::ec2::{
-    self, owner, Ec2, InstanceInfo, LaunchSpec, TAG_CASE, TAG_EXPIRES, TAG_INDEX, TAG_INDEX_BASE,
-    TAG_LAUNCH, TAG_MARKET, TAG_OWNER, TAG_ROLE,
+    self, owner, Ec2, InstanceInfo, LaunchSpec, CAPACITY_ERRORS, TAG_CASE, TAG_EXPIRES, TAG_INDEX,
+    TAG_INDEX_BASE, TAG_LAUNCH, TAG_MARKET, TAG_OWNER, TAG_ROLE,
 };
 use crate::case::descriptor::{Descriptor, InstanceState, SshInfo};
 use crate::case::store::{CaseState, Store};
 use crate::config::{Config, LaunchConfig, SpotMode, SshConfig};
 use crate::error::{Error, Result};
 use crate::output;
+use crate::tool;
 use std::collections::BTreeSet;
 
 /// A case's instances, as AWS and the descriptors see them.
@@ -34,6 +35,7 @@ pub struct Launcher<'a> {
     pub config: &'a LaunchConfig,
     state: CaseState,
     access: Access,
+    pacer: Pacer,
 }
 
 /// The user data that makes an instance power itself off (and so terminate) at its TTL.
@@ -46,13 +48,143 @@ fn ttl_user_data(ttl: std::time::Duration) -> String {
     )
 }
 
-const SPOT_SHORTAGE: &[&str] = &[
-    "InsufficientInstanceCapacity",
-    "SpotMaxPriceTooLow",
-    "MaxSpotInstanceCountExceeded",
-    "InsufficientCapacity",
-    "UnfulfillableCapacity",
-];
+/// Instances per RunInstances call: descriptors are written after each call, so a crash
+/// loses track of at most this many (and `--case-sweep` finds those by tag).
+const MAX_PER_CALL: u32 = 100;
+
+/// What a launch got.
+#[derive(Debug, Default)]
+pub struct Launched {
+    /// Descriptors written, in index order.
+    pub descs: Vec<Descriptor>,
+    /// How many of those asked for no pool could supply.
+    pub short: u32,
+    /// The pools that reported no capacity (`on-demand t3.micro in subnet-1`).
+    pub shortages: Vec<String>,
+    /// RunInstances calls still throttled after the SDK's retries (paused and sent again).
+    pub throttled: u32,
+    /// Ctrl-C stopped the launch between calls.
+    pub interrupted: bool,
+}
+
+impl Launched {
+    /// Everything asked for, or the error: interrupted (130) or short of capacity (3). The
+    /// descriptors of what was launched are written either way.
+    pub fn complete(self) -> Result<Vec<Descriptor>> {
+        if let Some(e) = self.shortfall() {
+            return Err(e);
+        }
+        Ok(self.descs)
+    }
+
+    /// What went missing, as the error to report (None when nothing did).
+    pub fn shortfall(&self) -> Option<Error> {
+        if self.interrupted {
+            return Some(Error::interrupted().context(format!(
+                "launching stopped after {} instances; descriptors kept (ec2-killall \
+                 terminates them)",
+                self.descs.len()
+            )));
+        }
+        (self.short > 0).then(|| {
+            Error::infra(format!(
+                "no capacity for {} of {} instances (tried: {}); {} launched, descriptors kept",
+                self.short,
+                self.short as usize + self.descs.len(),
+                self.shortages.join("; "),
+                self.descs.len()
+            ))
+        })
+    }
+}
+
+/// The capacity pools of a launch: each type in each subnet (or the default VPC), in order.
+fn pools(launch: &LaunchConfig) -> Vec<(String, Option<String>)> {
+    let subnets: Vec<Option<String>> = if launch.subnets.is_empty() {
+        vec![None]
+    } else {
+        launch.subnets.iter().cloned().map(Some).collect()
+    };
+    launch
+        .instance_types
+        .iter()
+        .flat_map(|t| subnets.iter().map(move |s| (t.clone(), s.clone())))
+        .collect()
+}
+
+fn pool_label(itype: &str, subnet: Option<&str>) -> String {
+    match subnet {
+        Some(s) => format!("{itype} in {s}"),
+        None => format!("{itype} in the default VPC"),
+    }
+}
+
+/// Client-side pacing of RunInstances to AWS's per-account token bucket: `burst` instances,
+/// refilled at `rate` per second (AWS's defaults: 1,000 and 2/s). A launch takes tokens
+/// before each call; capacity errors and partial launches give unused ones back.
+#[derive(Debug)]
+pub struct Pacer {
+    tokens: f64,
+    burst: f64,
+    rate: f64,
+    at: tokio::time::Instant,
+}
+
+impl Pacer {
+    pub fn new(burst: u32, rate: f64) -> Pacer {
+        Pacer {
+            tokens: burst as f64,
+            burst: burst as f64,
+            rate,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+    }
+
+    /// How many of `want` to launch now: all when the bucket has them; else wait until it
+    /// has `min(want, 10)` (a few larger calls rather than many of one) and take what is there.
+    pub async fn take(&mut self, want: u32) -> u32 {
+        self.refill();
+        let need = (want.min(10) as f64).min(self.burst);
+        if self.tokens < need {
+            let wait = (need - self.tokens) / self.rate;
+            let end = tokio::time::Instant::now() + std::time::Duration::from_secs_f64(wait);
+            if wait > 5.0 {
+                output::note(format!(
+                    "pacing RunInstances to the account's bucket ({:.0} instances, {}/s): \
+                     waiting {:.0}s",
+                    self.burst, self.rate, wait
+                ));
+            }
+            while tokio::time::Instant::now() < end && !tool::interrupted() {
+                tokio::time::sleep_until(
+                    end.min(tokio::time::Instant::now() + std::time::Duration::from_millis(200)),
+                )
+                .await;
+            }
+            self.refill();
+        }
+        let n = (self.tokens.floor() as u32).clamp(1, want.max(1));
+        self.tokens -= n as f64;
+        n
+    }
+
+    pub fn give_back(&mut self, n: u32) {
+        self.tokens = (self.tokens + n as f64).min(self.burst);
+    }
+
+    /// AWS says the bucket is empty: believe it.
+    pub fn drain(&mut self) {
+        self.refill();
+        self.tokens = 0.0;
+    }
+}
 
 /// The index an instance's tags give: `ec2-tools:index`, else launch base + AmiLaunchIndex.
 pub fn tag_index(i: &InstanceInfo) -> Option<u32> {
@@ -94,22 +226,31 @@ impl Fleet {
             config,
             state,
             access,
+            pacer: Pacer::new(config.launch_burst, config.launch_rate),
         })
     }
 
-    /// Launch `count` instances with indexes `first..`, write each descriptor the moment AWS
-    /// returns the ids, then name them. Spot per the configuration (`fallback`: on-demand for
-    /// what spot could not supply).
+    /// Launch `count` instances with indexes `first..`, writing each descriptor the moment AWS
+    /// returns its id, then name them.
+    ///
+    /// Calls are paced to the account's RunInstances bucket ([`Pacer`]), so a launch of
+    /// thousands waits for tokens instead of failing at the first empty bucket. Each call
+    /// carries its own deterministic ClientToken (case nonce, round, market, pool, call), so a
+    /// call the SDK retries — or a crashed run retried — returns the same instances. The pools
+    /// (`--type` × `--subnet`, in order) are tried in turn: a capacity error moves the rest of
+    /// the launch to the next pool; what no pool had is reported in [`Launched::short`], not an
+    /// error (`--min-ready` decides). Spot per the configuration (`fallback`: on-demand for
+    /// what spot could not supply). Ctrl-C stops launching between calls.
     pub async fn launch(
         &self,
         l: &mut Launcher<'_>,
         first: u32,
         count: u32,
         role: Option<&str>,
-    ) -> Result<Vec<Descriptor>> {
+    ) -> Result<Launched> {
         let launch = l.config;
         let case = &self.cfg.case;
-        let mut written = Vec::new();
+        let mut out = Launched::default();
         let mut next = first;
         let mut left = count;
         let markets: &[bool] = match launch.spot {
@@ -117,106 +258,143 @@ impl Fleet {
             SpotMode::On => &[true],
             SpotMode::Fallback => &[true, false],
         };
-        for (i, &spot) in markets.iter().enumerate() {
-            if left == 0 {
-                break;
-            }
-            let fallback_spot = spot && launch.spot == SpotMode::Fallback;
-            let token = format!(
-                "ec2-tools-{}-{}-{}",
-                l.state.nonce,
-                l.state.round,
-                if spot { "s" } else { "o" }
-            );
+        let pools = pools(launch);
+        let mut calls = 0u32;
+        'markets: for &spot in markets {
             let market = if spot { "spot" } else { "on-demand" };
-            let mut tags = vec![
-                ("Name".to_owned(), case.clone()),
-                (TAG_CASE.to_owned(), case.clone()),
-                (TAG_OWNER.to_owned(), owner()),
-                (TAG_INDEX_BASE.to_owned(), next.to_string()),
-                (TAG_LAUNCH.to_owned(), token.clone()),
-                (TAG_MARKET.to_owned(), market.to_owned()),
-            ];
-            if let Some(r) = role {
-                tags.push((TAG_ROLE.to_owned(), r.to_owned()));
-            }
-            if let Some(ttl) = launch.ttl {
-                let expires = std::time::SystemTime::now() + ttl;
-                tags.push((
-                    TAG_EXPIRES.to_owned(),
-                    humantime::format_rfc3339_seconds(expires).to_string(),
-                ));
-            }
-            let spec = LaunchSpec {
-                ami: launch.ami()?.to_owned(),
-                instance_type: launch.instance_type.clone(),
-                count: left,
-                min_count: fallback_spot.then_some(1),
-                key_name: l.access.key_name.clone(),
-                subnet: launch.subnet.clone(),
-                security_groups: l.access.security_groups.clone(),
-                client_token: token,
-                tags,
-                spot,
-                user_data: launch.ttl.map(ttl_user_data),
-                terminate_on_shutdown: launch.ttl.is_some() || spot,
-            };
-            let instances = match self.ec2.run_instances(&spec).await {
-                Ok(v) => v,
-                Err(e)
-                    if fallback_spot
-                        && SPOT_SHORTAGE.iter().any(|c| e.message.contains(c))
-                        && i + 1 < markets.len() =>
-                {
-                    output::note(format!(
-                        "spot could not supply {left}: {e}; launching on-demand"
-                    ));
-                    continue;
+            let mut pool = 0;
+            while left > 0 && pool < pools.len() {
+                if tool::interrupted() {
+                    out.interrupted = true;
+                    break 'markets;
                 }
-                Err(e) => return Err(e),
-            };
-            if std::env::var("EC2_TOOLS_FAULT").as_deref() == Ok("after-run-instances") {
-                // Fault injection for the crash-recovery test: die as a crash would, before
-                // any descriptor is written.
-                std::process::abort();
+                let (itype, subnet) = &pools[pool];
+                let n = l.pacer.take(left.min(MAX_PER_CALL)).await;
+                if tool::interrupted() {
+                    out.interrupted = true;
+                    break 'markets;
+                }
+                calls += 1;
+                let token = format!(
+                    "ec2-tools-{}-{}-{}{pool}-{calls}",
+                    l.state.nonce,
+                    l.state.round,
+                    &market[..1]
+                );
+                let mut tags = vec![
+                    ("Name".to_owned(), case.clone()),
+                    (TAG_CASE.to_owned(), case.clone()),
+                    (TAG_OWNER.to_owned(), owner()),
+                    (TAG_INDEX_BASE.to_owned(), next.to_string()),
+                    (TAG_LAUNCH.to_owned(), token.clone()),
+                    (TAG_MARKET.to_owned(), market.to_owned()),
+                ];
+                if let Some(r) = role {
+                    tags.push((TAG_ROLE.to_owned(), r.to_owned()));
+                }
+                if let Some(ttl) = launch.ttl {
+                    let expires = std::time::SystemTime::now() + ttl;
+                    tags.push((
+                        TAG_EXPIRES.to_owned(),
+                        humantime::format_rfc3339_seconds(expires).to_string(),
+                    ));
+                }
+                let spec = LaunchSpec {
+                    ami: launch.ami()?.to_owned(),
+                    instance_type: itype.clone(),
+                    count: n,
+                    // Whatever the pool has: the rest goes to the next pool.
+                    min_count: Some(1),
+                    key_name: l.access.key_name.clone(),
+                    subnet: subnet.clone(),
+                    security_groups: l.access.security_groups.clone(),
+                    client_token: token,
+                    tags,
+                    spot,
+                    user_data: launch.ttl.map(ttl_user_data),
+                    terminate_on_shutdown: launch.ttl.is_some() || spot,
+                };
+                let instances = match self.ec2.run_instances(&spec).await {
+                    Ok(v) => v,
+                    Err(e) if CAPACITY_ERRORS.iter().any(|c| e.message.contains(c)) => {
+                        let pool_name = pool_label(itype, subnet.as_deref());
+                        output::note(format!("{market} {pool_name}: {e}"));
+                        out.shortages.push(format!("{market} {pool_name}"));
+                        l.pacer.give_back(n);
+                        pool += 1;
+                        continue;
+                    }
+                    Err(e) if e.message.contains("RequestLimitExceeded") => {
+                        // The account's bucket is emptier than ours thought (another tool,
+                        // another user): wait for it, and send the same call again.
+                        output::note(format!(
+                            "RunInstances throttled after {} attempts; pausing",
+                            super::ec2::MAX_ATTEMPTS
+                        ));
+                        l.pacer.drain();
+                        calls -= 1;
+                        out.throttled += 1;
+                        if out.throttled > 20 {
+                            return Err(e);
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if std::env::var("EC2_TOOLS_FAULT").as_deref() == Ok("after-run-instances") {
+                    // Fault injection for the crash-recovery test: die as a crash would,
+                    // before any descriptor is written.
+                    std::process::abort();
+                }
+                l.pacer.give_back(n.saturating_sub(instances.len() as u32));
+                for (k, info) in instances.iter().enumerate() {
+                    let index = next + info.launch_index.map(|l| l as u32).unwrap_or(k as u32);
+                    let d = self.descriptor_for(info, index, role, Some(market));
+                    self.store.write(&d)?;
+                    out.descs.push(d);
+                }
+                next += instances.len() as u32;
+                left -= instances.len() as u32;
             }
-            for (k, info) in instances.iter().enumerate() {
-                let index = next + info.launch_index.map(|l| l as u32).unwrap_or(k as u32);
-                let d = self.descriptor_for(info, index, role, Some(market));
-                self.store.write(&d)?;
-                written.push(d);
+            if spot && left > 0 && launch.spot == SpotMode::Fallback {
+                output::note(format!("spot could not supply {left}: launching on-demand"));
             }
-            next += instances.len() as u32;
-            left -= instances.len() as u32;
         }
+        out.short = left;
         l.state.round += 1;
         l.state.save(&self.store)?;
-        if !written.is_empty() {
+        if !out.descs.is_empty() {
             output::note(format!(
-                "launched {} instances (#{}-#{})",
-                written.len(),
+                "launched {} instances (#{}-#{}) in {calls} RunInstances calls",
+                out.descs.len(),
                 first,
                 next - 1
             ));
         }
         if launch.name_tags {
-            self.name_instances(&written).await;
+            self.name_instances(&out.descs).await;
         }
-        Ok(written)
+        Ok(out)
     }
 
     /// Tag each instance `Name=<case>.<index>` and its index. The index is derivable from the
     /// launch tags too, so a failure here is a note, not an abort.
     async fn name_instances(&self, descs: &[Descriptor]) {
+        // A few at a time: CreateTags has its own (smaller) token bucket.
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
         let mut set = tokio::task::JoinSet::new();
         for d in descs {
+            let gate = gate.clone();
             let ec2 = self.ec2.clone();
             let id = d.id.clone();
             let tags = vec![
                 ("Name".to_owned(), format!("{}.{}", self.cfg.case, d.index)),
                 (TAG_INDEX.to_owned(), d.index.to_string()),
             ];
-            set.spawn(async move { ec2.create_tags(&id, &tags).await });
+            set.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                ec2.create_tags(&id, &tags).await
+            });
         }
         while let Some(r) = set.join_next().await {
             if let Ok(Err(e)) = r {
@@ -313,6 +491,13 @@ impl Fleet {
                         info.state
                     ));
                 }
+                None if d.is_fresh(ec2::FRESH) => {
+                    output::note(format!(
+                        "{}: launched moments ago and not visible in AWS yet; descriptor kept",
+                        d.label()
+                    ));
+                    alive.push(d);
+                }
                 None => {
                     self.store.remove(&d.id)?;
                     output::note(format!(
@@ -329,7 +514,12 @@ impl Fleet {
     /// and keeps its descriptor.
     pub async fn terminate(&self, hosts: &[Descriptor]) -> Result<()> {
         let ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
-        let result = self.ec2.terminate(&ids).await?;
+        let fresh = hosts
+            .iter()
+            .filter(|d| d.is_fresh(ec2::FRESH))
+            .map(|d| d.id.clone())
+            .collect();
+        let result = self.ec2.terminate(&ids, &fresh).await?;
         let mut gone: Vec<&String> = result.accepted.iter().map(|(id, _)| id).collect();
         gone.extend(result.unknown.iter());
         for id in &gone {

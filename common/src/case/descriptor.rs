@@ -124,6 +124,19 @@ impl Descriptor {
         }
     }
 
+    /// Launched less than `within` ago (by the launch time AWS gave): EC2 may not know the id
+    /// everywhere yet, so "not found" does not mean gone.
+    pub fn is_fresh(&self, within: std::time::Duration) -> bool {
+        self.launched_at
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .is_some_and(|t| {
+                std::time::SystemTime::now()
+                    .duration_since(t)
+                    .map_or(true, |age| age < within)
+            })
+    }
+
     /// The role recorded at launch (`ec2-create --role`), if any.
     pub fn role(&self) -> Option<&str> {
         self.extra.get("role").and_then(|v| v.as_str())

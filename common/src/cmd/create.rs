@@ -241,8 +241,11 @@ impl Tool for Create {
                 })
                 .collect();
             let plan = plan(&tracked, &views, &want);
-            let members =
+            let (members, missing) =
                 apply(&fleet, &launch, &want, &plan, tracked, untracked, patience).await?;
+            if let Some(e) = missing.as_ref().filter(|e| e.code == Code::Interrupted) {
+                return Err(e.clone());
+            }
             let waited = wait::ready(
                 &fleet,
                 members,
@@ -271,7 +274,15 @@ impl Tool for Create {
             let enough = cli
                 .min_ready
                 .is_some_and(|m| waited.ready.len() as u32 >= m);
-            match waited.error(what, cli.timeout, fate) {
+            // What could not be launched (no capacity in any pool) counts as not ready.
+            let error = match (waited.error(what, cli.timeout, fate), missing) {
+                (Some(e), Some(m)) => Some(Error {
+                    code: e.code.merge(m.code),
+                    message: format!("{}; {}", m.message, e.message),
+                }),
+                (e, m) => e.or(m),
+            };
+            match error {
                 None => Ok(Code::Ok),
                 Some(e) if enough && e.code != Code::Interrupted => {
                     output::note(format!(
@@ -296,7 +307,7 @@ async fn apply(
     tracked: Vec<Descriptor>,
     untracked: Vec<InstanceInfo>,
     patience: Patience,
-) -> Result<Vec<Descriptor>> {
+) -> Result<(Vec<Descriptor>, Option<Error>)> {
     if plan.launch.is_some() {
         launch.ami()?; // before anything is changed
     }
@@ -345,14 +356,15 @@ async fn apply(
             m.state = Some(InstanceState::Pending);
         }
     }
+    let mut missing = None;
     match plan.launch {
         Some((first, count)) => {
             let mut launcher = fleet.launcher(launch).await?;
-            members.extend(
-                fleet
-                    .launch(&mut launcher, first, count, want.role.as_deref())
-                    .await?,
-            );
+            let launched = fleet
+                .launch(&mut launcher, first, count, want.role.as_deref())
+                .await?;
+            missing = launched.shortfall();
+            members.extend(launched.descs);
         }
         None if !want.add => output::note(format!(
             "the case already has {} instances{}: launching none",
@@ -365,7 +377,7 @@ async fn apply(
         None => {}
     }
     members.sort_by_key(|d| d.index);
-    Ok(members)
+    Ok((members, missing))
 }
 
 #[cfg(test)]

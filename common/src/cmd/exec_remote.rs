@@ -17,7 +17,7 @@ use crate::remote::ssh::{Kind, SshError};
 use crate::tool::{self, Tool};
 use clap::Parser;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -134,13 +134,18 @@ pub(crate) fn run_remote(cfg: &SshConfig, hosts: &[Descriptor], job: &RemoteJob)
         // Every host waits for the same instant: none may queue behind a sleeping one.
         width = hosts.len();
     }
-    on_each_host(cfg, hosts, width, job.results.clone(), |d, conn, sink| {
+    // --timeout bounds the whole host: the connect phase too.
+    let mut cfg = cfg.clone();
+    if let Some(t) = job.timeout {
+        cfg.connect_timeout = cfg.connect_timeout.min(t);
+    }
+    on_each_host(&cfg, hosts, width, job.results.clone(), |d, conn, sink| {
         let command = match starts.get(&d.id) {
             Some(t) => format!("{}{}", sync::wait_until_prefix(*t), job.command),
             None => job.command.clone(),
         };
         let deadline = job.timeout.map(|t| {
-            Instant::now() + t + starts.get(&d.id).map(|_| until(job.at)).unwrap_or_default()
+            conn.started + t + starts.get(&d.id).map(|_| until(job.at)).unwrap_or_default()
         });
         match conn.run_command(&command, deadline, &tool::interrupted, &mut |s, b| {
             sink.push(s, b)

@@ -6,7 +6,10 @@
 //! case and owner that have no descriptor (recovery after lost files); `--expired` sweeps the
 //! whole region for this owner's instances past their `--ttl`, whatever directory launched
 //! them. When the last instance of the case is gone, the key pair and security group the
-//! tools made for it are deleted too (retrying while AWS still reports the group in use).
+//! tools made for it are deleted too (retrying while AWS still reports the group in use);
+//! with `--case-sweep` also those found by their case and owner tags, so a case whose
+//! `.ec2-tools/` was lost leaves nothing behind. Without `--case-sweep`, instances of the case
+//! that have no descriptor (a crash between launch and descriptor) are reported, exit 1.
 
 use crate::aws::ec2::{self, owner, Ec2, TAG_CASE, TAG_EXPIRES, TAG_LAUNCH};
 use crate::case::descriptor::InstanceState;
@@ -73,7 +76,34 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
     rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         let mut ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
+        let fresh: BTreeSet<String> = hosts
+            .iter()
+            .filter(|d| d.is_fresh(ec2::FRESH))
+            .map(|d| d.id.clone())
+            .collect();
         let owner = owner();
+        let mut code = Code::Ok;
+        if !opts.case_sweep && opts.select.is_empty() {
+            let known: BTreeSet<String> = store.load_all()?.into_iter().map(|d| d.id).collect();
+            let lost: Vec<String> = ec2
+                .describe_case(&cfg.case, Some(&owner), &InstanceState::LIVE)
+                .await?
+                .into_iter()
+                .map(|i| i.id)
+                .filter(|id| !known.contains(id))
+                .collect();
+            if !lost.is_empty() {
+                output::note(format!(
+                    "{} instances tagged {TAG_CASE}={} (owner {owner}) have no descriptor here \
+                     (a crash between launch and descriptor?): {}; `ec2-killall --case-sweep` \
+                     terminates them",
+                    lost.len(),
+                    cfg.case,
+                    lost.join(", ")
+                ));
+                code = Code::Partial;
+            }
+        }
         if opts.case_sweep {
             let known: BTreeSet<String> = store.load_all()?.into_iter().map(|d| d.id).collect();
             for i in ec2
@@ -108,9 +138,8 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
                 }
             }
         }
-        let mut code = Code::Ok;
         if !ids.is_empty() {
-            let result = ec2.terminate(&ids).await?;
+            let result = ec2.terminate(&ids, &fresh).await?;
             let mut done = BTreeSet::new();
             for (id, state) in &result.accepted {
                 if state.is_gone() {
@@ -140,14 +169,54 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
                 ));
                 code = Code::Partial;
             }
-        } else if !has_resources {
+        } else if !has_resources && !opts.case_sweep {
             output::note(format!("no instances of case {} to terminate", cfg.case));
         }
-        if code == Code::Ok && has_resources && store.load_all()?.is_empty() {
-            cleanup(&ec2, cfg, &store, CLEANUP_PATIENCE).await?;
+        if code == Code::Ok && store.load_all()?.is_empty() {
+            if has_resources {
+                cleanup(&ec2, cfg, &store, CLEANUP_PATIENCE).await?;
+            }
+            if opts.case_sweep {
+                sweep_tagged(&ec2, cfg, &owner, CLEANUP_PATIENCE).await?;
+            }
         }
         Ok(code)
     })
+}
+
+/// `--case-sweep`: delete the security groups and key pairs tagged with the case and owner
+/// (what a case whose `.ec2-tools/` was lost still has), once none of its instances is alive.
+async fn sweep_tagged(ec2: &Ec2, cfg: &Config, owner: &str, patience: Duration) -> Result<()> {
+    let groups = ec2.tagged_groups(&cfg.case, owner).await?;
+    let keys = ec2.tagged_key_pairs(&cfg.case, owner).await?;
+    if groups.is_empty() && keys.is_empty() {
+        return Ok(());
+    }
+    let alive = ec2
+        .describe_case(&cfg.case, Some(owner), &InstanceState::LIVE)
+        .await?;
+    if !alive.is_empty() {
+        output::note(format!(
+            "keeping the case's tagged key pairs and groups: {} instances still alive",
+            alive.len()
+        ));
+        return Ok(());
+    }
+    for g in groups {
+        ec2.delete_group(&g, patience).await?;
+        output::note(format!(
+            "deleted security group {g} (tagged with case {})",
+            cfg.case
+        ));
+    }
+    for k in keys {
+        ec2.delete_key_pair(&k).await?;
+        output::note(format!(
+            "deleted key pair {k} (tagged with case {})",
+            cfg.case
+        ));
+    }
+    Ok(())
 }
 
 /// Delete what the tools created for the case once no instance of it is alive.

@@ -236,7 +236,8 @@ impl Tool for Revert {
                 for old in &hosts {
                     let new = fleet
                         .launch(&mut launcher, old.index, 1, old.role())
-                        .await?;
+                        .await?
+                        .complete()?;
                     let waited = wait::ready(fleet, new, patience, ReadyCheck::default()).await?;
                     if let Some(e) =
                         waited.error("accept SSH", patience.timeout, "descriptors kept")
@@ -272,8 +273,12 @@ impl Tool for Revert {
                 }
                 for (role, idx) in by_role {
                     for (f, c) in runs(idx) {
-                        replacements
-                            .extend(fleet.launch(&mut launcher, f, c, role.as_deref()).await?);
+                        replacements.extend(
+                            fleet
+                                .launch(&mut launcher, f, c, role.as_deref())
+                                .await?
+                                .complete()?,
+                        );
                     }
                 }
             }

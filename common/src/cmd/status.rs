@@ -128,6 +128,18 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
     let store = Store::new(&cfg.dir);
     let mut hosts = select(&store, sel)?;
     let rt = crate::runtime()?;
+    let mut code = Code::Ok;
+    let mut seen = std::collections::BTreeMap::new();
+    for d in &hosts {
+        if let Some(other) = seen.insert(d.index, &d.id) {
+            output::note(format!(
+                "index {} is held by two descriptors: {other} and {} (edited by hand?); \
+                 selections by index are ambiguous",
+                d.index, d.id
+            ));
+            code = Code::Partial;
+        }
+    }
     let untracked: Vec<InstanceInfo> = rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         let ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
@@ -143,7 +155,20 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
                         store.write(d)?;
                     }
                 }
-                None => d.state = Some(InstanceState::Unknown),
+                None if d.is_fresh(ec2::FRESH) => {
+                    output::note(format!(
+                        "{}: launched moments ago and not visible in AWS yet",
+                        d.label()
+                    ));
+                    d.state = Some(InstanceState::Pending);
+                }
+                None => {
+                    output::note(format!(
+                        "{}: AWS does not know this instance (ec2-killall forgets it)",
+                        d.label()
+                    ));
+                    d.state = Some(InstanceState::Unknown);
+                }
             }
         }
         if sel.is_explicit() {
@@ -207,7 +232,12 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
         }
     }
 
-    let mut code = Code::Ok;
+    if rows
+        .iter()
+        .any(|r| r.tracked && r.state == InstanceState::Unknown)
+    {
+        code = Code::Partial;
+    }
     for r in &rows {
         let up = uptime(r.launched_at.as_deref(), r.state);
         if matches!(r.ssh, Some(Err(_))) {

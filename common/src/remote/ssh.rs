@@ -16,7 +16,7 @@ use std::fmt;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where and as whom to log in.
 #[derive(Debug, Clone)]
@@ -104,6 +104,8 @@ pub struct Conn {
     pub(super) fd: RawFd,
     pub host_key: Option<String>,
     pub target: Target,
+    /// When the connect phase began (a host's `--timeout` counts from here).
+    pub started: Instant,
 }
 
 const KEX: &str = "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,\
@@ -135,17 +137,36 @@ pub fn resolve(t: &Target, cfg: &SshConfig) -> Result<Vec<SocketAddr>, SshError>
     Ok(allowed)
 }
 
+/// libssh2's "timed out" (a blocking call exceeded the session timeout).
+const LIBSSH2_ERROR_TIMEOUT: libc::c_int = -9;
+
 /// Connect and log in, retrying a dropped handshake (a busy sshd throttling new connections
 /// under MaxStartups closes them before the banner) with jittered backoff.
+///
+/// `connect_timeout` bounds the whole connect phase — TCP, banner, key exchange, login and
+/// every retry — so a host that accepts TCP and never speaks fails once, in that time, instead
+/// of being retried as if it had dropped us. Regression:
+/// `a_host_that_never_sends_a_banner_fails_alone_within_the_connect_timeout`.
 pub fn connect(t: &Target, cfg: &SshConfig) -> Result<Conn, SshError> {
+    let started = Instant::now();
+    let deadline = started + cfg.connect_timeout.max(Duration::from_millis(100));
     let mut attempt = 0u32;
     loop {
-        match connect_once(t, cfg) {
-            // 0.2, 0.4, 0.8, 1.6, 3.2, 3.2, 3.2 s (±50%): about 12 s before giving up, enough
-            // for a throttling sshd to work through a burst of hundreds of connections.
+        let left = deadline.saturating_duration_since(Instant::now());
+        match connect_once(t, cfg, left.max(Duration::from_millis(50))) {
+            Ok(mut conn) => {
+                conn.started = started;
+                return Ok(conn);
+            }
+            // 0.2, 0.4, 0.8, 1.6, 3.2, 3.2, 3.2 s (±50%), within the deadline: enough for a
+            // throttling sshd to work through a burst of hundreds of connections.
             Err(e) if e.kind == Kind::Handshake && attempt < 7 => {
                 attempt += 1;
-                std::thread::sleep(jitter(Duration::from_millis(100 << attempt.min(5))));
+                let pause = jitter(Duration::from_millis(100 << attempt.min(5)));
+                if Instant::now() + pause >= deadline {
+                    return Err(e);
+                }
+                std::thread::sleep(pause);
             }
             other => return other,
         }
@@ -162,9 +183,9 @@ pub fn jitter(base: Duration) -> Duration {
     base.mul_f64(frac)
 }
 
-fn connect_once(t: &Target, cfg: &SshConfig) -> Result<Conn, SshError> {
+fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, SshError> {
     let addrs = resolve(t, cfg)?;
-    let timeout = cfg.connect_timeout.max(Duration::from_millis(100));
+    let started = Instant::now();
     let mut last = None;
     let mut tcp = None;
     for a in &addrs {
@@ -197,8 +218,22 @@ fn connect_once(t: &Target, cfg: &SshConfig) -> Result<Conn, SshError> {
         let _ = sess.method_pref(m, prefs);
     }
     sess.set_tcp_stream(tcp);
-    sess.handshake()
-        .map_err(wrap(Kind::Handshake, "ssh handshake"))?;
+    sess.handshake().map_err(|e| {
+        if e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) {
+            // Accepted and then silence: not a drop to retry.
+            SshError::new(
+                Kind::Connect,
+                format!(
+                    "ssh handshake: no answer within {} (TCP accepted, no SSH banner)",
+                    humantime::format_duration(Duration::from_millis(
+                        started.elapsed().as_millis() as u64
+                    ))
+                ),
+            )
+        } else {
+            wrap(Kind::Handshake, "ssh handshake")(e)
+        }
+    })?;
 
     let host_key = sess.host_key_hash(HashType::Sha256).map(fingerprint);
     if let (Some(want), Some(got)) = (&t.host_key, &host_key) {
@@ -219,6 +254,7 @@ fn connect_once(t: &Target, cfg: &SshConfig) -> Result<Conn, SshError> {
         fd,
         host_key,
         target: t.clone(),
+        started,
     })
 }
 
