@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 TOOLS := $(notdir $(wildcard tools/*))
 
-.PHONY: all build release test demo install bench lint fmt setup clean
+.PHONY: all build release test demo install bench lint fmt setup clean fuzz
 
 all: build
 
@@ -36,6 +36,10 @@ bench: setup release
 	@command -v pdsh >/dev/null && command -v parallel-ssh >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pdsh pssh)
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
+
+# The property tests (common/src/properties.rs) at 100,000 cases each instead of 256.
+fuzz:
+	PROPTEST_CASES=$${PROPTEST_CASES:-100000} $(CARGO) test -p common properties -- --test-threads 2
 
 install:
 	for t in $(TOOLS); do $(CARGO) install --locked --path tools/$$t || exit 1; done

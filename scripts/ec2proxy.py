@@ -16,7 +16,8 @@ id of the request, so parallel tests do not see each other's faults):
 * counters per action, per caller (GET /__proxy/counters?key=AKID).
 * machines: every instance with a loopback private IP becomes its own sshd listening on
   that IP — its own home directory, hostname and boot id (a mount and UTS namespace, as root),
-  its own host key — started when the instance "boots" (after a delay: the port refuses
+  its own host key, and in ~/.ssh/authorized_keys the public half of the key pair it was
+  launched with (as cloud-init does; no key pair, no login) — started when the instance "boots" (after a delay: the port refuses
   connections, then accepts without a banner, then logs in), stopped with the instance,
   restarted (new boot id) on reboot, and its disk deleted on termination.
 
@@ -34,6 +35,7 @@ least MinCount). error500_after (a lost answer: moto did the work) hits only los
 Only loopback: it listens on 127.0.0.1 and talks to moto on 127.0.0.1.
 """
 import argparse
+import base64
 import http.client
 import http.server
 import json
@@ -146,16 +148,19 @@ class Machines:
         self.procs = {}  # id -> Popen
         self.gen = {}  # id -> generation (a stop/terminate cancels a pending boot)
         self.ip = {}
+        self.keys = {}  # id -> the launch key pair's public key (OpenSSH line) or ""
         self.boot_s = args.boot_s
 
     def _dir(self, iid):
         return os.path.join(self.root, iid)
 
-    def boot(self, iid, ip, delay, fresh_boot_id=True):
+    def boot(self, iid, ip, delay, authorized=None):
         if not ip or not ip.startswith("127."):
             return
         with LOCK:
             self.ip[iid] = ip
+            if authorized is not None:
+                self.keys[iid] = authorized
             g = self.gen[iid] = self.gen.get(iid, 0) + 1
         threading.Thread(target=self._boot, args=(iid, ip, delay, g), daemon=True).start()
 
@@ -197,6 +202,11 @@ class Machines:
             src = os.path.join("/etc/skel", f)
             if os.path.exists(src):
                 shutil.copy(src, home)
+        os.makedirs(os.path.join(home, ".ssh"), mode=0o700)
+        with open(os.path.join(home, ".ssh", "authorized_keys"), "w") as f:
+            key = self.keys.get(iid, "")
+            f.write(key + "\n" if key else "")
+        os.chmod(os.path.join(home, ".ssh", "authorized_keys"), 0o600)
         if os.getuid() == 0:
             subprocess.run(["chown", "-R", self.a.user + ":", home], check=True)
         os.chmod(d, 0o755)
@@ -226,9 +236,14 @@ class Machines:
         cfg = os.path.join(d, "sshd_config")
         with open(self.a.sshd_template) as t, open(cfg, "w") as f:
             for line in t:
-                if line.split(" ")[0] in ("Port", "ListenAddress", "HostKey", "PidFile"):
+                word = line.split(" ")[0]
+                if word in ("Port", "ListenAddress", "HostKey", "PidFile"):
                     continue
+                if word == "AuthorizedKeysFile" and os.getuid() == 0:
+                    continue  # the instance's own ~/.ssh/authorized_keys (below)
                 f.write(line)
+            if os.getuid() == 0:
+                f.write("AuthorizedKeysFile .ssh/authorized_keys\n")
             f.write("ListenAddress %s:%d\nHostKey %s/host_key\nPidFile %s/sshd.pid\n"
                     % (ip, self.a.ssh_port, d, d))
         sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", cfg]
@@ -418,6 +433,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "The instance ID '%s' does not exist" % ", ".join(fresh))
         return None
 
+    def public_key(self, name):
+        """The public half of a key pair, as moto stores it ("" if none)."""
+        if not name:
+            return ""
+        body = urllib.parse.urlencode({"Action": "DescribeKeyPairs", "Version": "2016-11-15",
+                                       "KeyName.1": name, "IncludePublicKey": "true"}).encode()
+        status, _, answer = self.upstream("POST", body)
+        if status != 200:
+            return ""
+        root, q = parse(answer)
+        key = root.findtext(".//" + q + "publicKey") or ""
+        if key and not key.startswith(("ssh-", "ecdsa-")):
+            try:
+                key = base64.b64decode(key).decode()
+            except ValueError:
+                pass
+        return key.strip()
+
     def upstream(self, method, body):
         conn = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=300)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
@@ -439,6 +472,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         machines = self.server.machines
         if action == "RunInstances":
             root, Q = parse(answer)
+            keys = self.public_key(params.get("KeyName"))
             n = 0
             for inst in root.iter(Q + "item"):
                 iid = inst.findtext(Q + "instanceId")
@@ -451,7 +485,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                       "hidden_until": now + spread(f.get("not_found_s"), c.rng),
                                       "shutdown_until": 0}
                 ip = inst.findtext(Q + "privateIpAddress")
-                machines.boot(iid, ip, pend + spread(f.get("boot_s", self.server.boot_s), c.rng))
+                machines.boot(iid, ip, pend + spread(f.get("boot_s", self.server.boot_s), c.rng),
+                              authorized=keys)
             with LOCK:
                 c.counters["instances_launched"] += n
                 if params.get("ClientToken"):

@@ -206,6 +206,10 @@ pub struct SshArgs {
     /// Give up connecting to a host after this long (e.g. 10s, 1m)
     #[arg(long, value_name = "DURATION")]
     pub connect_timeout: Option<String>,
+    /// Accept a host key that differs from the one recorded at first contact, and record
+    /// the new one (the instance was rebuilt on purpose); without it a changed key is refused
+    #[arg(long)]
+    pub accept_new_host_key: bool,
 }
 
 /// A value set by flag or environment (it beats the descriptor), and the value of the lower
@@ -263,6 +267,7 @@ impl SshArgs {
                     parse_duration,
                 )?
                 .expect(has_default),
+            repin: self.accept_new_host_key.then(|| s.dir().to_path_buf()),
         })
     }
 }

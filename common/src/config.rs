@@ -78,6 +78,9 @@ pub struct SshConfig {
     /// `EC2_TOOLS_SSH_ALLOW`: when set, no connection leaves these networks.
     pub allow: Option<Vec<IpNet>>,
     pub connect_timeout: Duration,
+    /// `--accept-new-host-key`: a changed host key is accepted and recorded (re-pinned) in
+    /// the descriptors of this test-case directory. Never a setting: a deliberate act.
+    pub repin: Option<PathBuf>,
 }
 
 impl SshConfig {

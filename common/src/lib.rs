@@ -34,3 +34,6 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()
         .map_err(|e| Error::infra(format!("cannot start the async runtime: {e}")))
 }
+
+#[cfg(test)]
+mod properties;

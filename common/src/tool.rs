@@ -161,23 +161,36 @@ pub fn command<C: clap::CommandFactory>(name: &'static str) -> clap::Command {
         .after_long_help(crate::settings::help_table())
 }
 
-/// Parse a clap CLI, mapping clap's own exits (help, version, usage errors) to ours.
+/// Parse a clap CLI, mapping clap's own exits to ours: help and version print as clap does
+/// (exit 0); a usage error is one line, `ec2-<tool>: <what> (see --help)`, exit 2.
 pub fn parse<C: clap::Parser>(name: &'static str, args: Vec<OsString>) -> crate::Result<C> {
     command::<C>(name)
         .try_get_matches_from(args)
         .and_then(|m| C::from_arg_matches(&m))
         .map_err(|e| {
-            let code = if e.use_stderr() {
-                Code::Usage
-            } else {
-                Code::Ok
-            };
-            let _ = e.print();
-            Error {
-                code,
-                message: String::new(),
+            if !e.use_stderr() {
+                let _ = e.print();
+                return Error {
+                    code: Code::Ok,
+                    message: String::new(),
+                };
             }
+            Error::input(usage_line(&e.render().to_string()))
         })
+}
+
+/// clap's multi-line usage error as one line: its `error:` sentence (and tip), no usage block.
+fn usage_line(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if !line.is_empty() {
+            parts.push(line.trim_start_matches("error: ").to_owned());
+        }
+    }
+    format!("{} (see --help)", parts.join("; "))
 }
 
 #[cfg(test)]

@@ -100,3 +100,186 @@ fn a_host_that_vanishes_mid_command_fails_within_a_minute_and_alone() {
         "took {secs}s to notice the dead host: {r}"
     );
 }
+
+fn json_lines(r: &e2e::Run) -> Vec<serde_json::Value> {
+    r.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn by_id<'a>(objs: &'a [serde_json::Value], id: &str) -> &'a serde_json::Value {
+    objs.iter().find(|o| o["id"] == id).unwrap()
+}
+
+#[test]
+fn a_host_that_never_sends_a_banner_fails_alone_within_the_connect_timeout() {
+    let c = Case::new();
+    let hosts = c.create(3);
+    // Accepts TCP and says nothing, as a hung sshd or a half-booted instance does.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let _hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming() {
+            held.push(s);
+        }
+    });
+    c.edit(&hosts[1].0, |d| {
+        d["address"] = "127.0.0.1".into();
+        d["ssh"]["port"] = port.into();
+    });
+    let started = std::time::Instant::now();
+    let r = c.run_without(
+        "ec2-exec-remote",
+        &["--json", "--connect-timeout", "2s", "echo ok"],
+        &["EC2_TOOLS_SSH_PORT"],
+    );
+    let took = started.elapsed();
+    r.assert_code(1);
+    let objs = json_lines(&r);
+    let bad = by_id(&objs, &hosts[1].0);
+    assert!(
+        bad["error"].as_str().unwrap().contains("no SSH banner"),
+        "{r}"
+    );
+    for h in [&hosts[0], &hosts[2]] {
+        assert_eq!(by_id(&objs, &h.0)["stdout"], "ok\n", "{r}");
+    }
+    // Regression: handshake timeouts were retried as drops, ~9x the connect timeout.
+    assert!(took < std::time::Duration::from_secs(6), "{took:?}\n{r}");
+    // --timeout bounds the whole host, connect phase included.
+    let started = std::time::Instant::now();
+    let r = c.run_without(
+        "ec2-exec-remote",
+        &["--timeout", "1s", "echo ok"],
+        &["EC2_TOOLS_SSH_PORT"],
+    );
+    r.assert_code(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{r}");
+}
+
+#[test]
+fn a_host_whose_sshd_dies_mid_output_or_refuses_us_fails_alone_with_the_reason() {
+    let c = Case::new();
+    let hosts = c.create(3);
+    // The remote shell's parent is the sshd serving the session: killing it (SIGKILL) is an
+    // sshd dying mid-output. The command says who it is first.
+    let marker = c.path().join("ppid");
+    let child = c
+        .cmd("ec2-exec-remote")
+        .args([
+            "--json",
+            "echo first; echo $PPID > /tmp/ec2-tools-ppid-$(hostname); sleep 5; echo second",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let victim = format!("/tmp/ec2-tools-ppid-ip-{}", hosts[2].1.replace('.', "-"));
+    assert!(e2e::eventually(std::time::Duration::from_secs(10), || {
+        std::path::Path::new(&victim).exists()
+    }));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid: i32 = std::fs::read_to_string(&victim)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let r = e2e::Run::new(child.wait_with_output().unwrap(), Default::default());
+    let _ = std::fs::remove_file(&victim);
+    let _ = marker;
+    r.assert_code(1);
+    let objs = json_lines(&r);
+    for h in [&hosts[0], &hosts[1]] {
+        assert_eq!(by_id(&objs, &h.0)["stdout"], "first\nsecond\n", "{r}");
+    }
+    let dead = by_id(&objs, &hosts[2].0);
+    assert!(dead["error"].is_string(), "{r}");
+    assert_eq!(
+        dead["stdout"], "first\n",
+        "what arrived before is kept: {r}"
+    );
+
+    // A host that refuses our key (here: a user it does not have) fails alone, saying so.
+    c.edit(&hosts[0].0, |d| d["ssh"]["user"] = "nosuchuser".into());
+    let r = c.run_without(
+        "ec2-exec-remote",
+        &["--json", "echo ok"],
+        &["EC2_TOOLS_SSH_USER"],
+    );
+    r.assert_code(1);
+    let objs = json_lines(&r);
+    let refused = by_id(&objs, &hosts[0].0)["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(refused.contains("auth"), "{refused}\n{r}");
+    assert_eq!(by_id(&objs, &hosts[1].0)["stdout"], "ok\n");
+}
+
+#[test]
+fn timeout_wrapping_the_tool_still_kills_the_remote_commands() {
+    // GNU timeout signals the tool and then its whole process group at once: the second
+    // signal must not skip the remote cleanup (it did, about half the time).
+    let c = Case::new();
+    c.create(2);
+    let tag = format!("30{}", std::process::id() % 1000);
+    let r = c.shell(&format!("timeout 3 ec2-exec-remote 'sleep {tag}'"));
+    assert_eq!(r.code, 124, "{r}");
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &format!("sleep {tag}")])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    };
+    assert!(
+        e2e::eventually(std::time::Duration::from_secs(5), running),
+        "remote `sleep {tag}` still running after the tool was stopped"
+    );
+}
+
+#[test]
+fn a_changed_host_key_is_refused_naming_the_instance_and_accept_new_host_key_re_pins() {
+    let c = Case::new();
+    let hosts = c.create(2);
+    let id = &hosts[0].0;
+    // The instance is rebuilt with a new host key (what a man in the middle would offer).
+    let machine = std::path::Path::new(&c.env["LOCALCLOUD_STATE"])
+        .join("machines")
+        .join(id);
+    for f in ["host_key", "host_key.pub"] {
+        std::fs::remove_file(machine.join(f)).unwrap();
+    }
+    let ok = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(machine.join("host_key"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let pinned = c.descriptors()[id]["ssh"]["host_key"].clone();
+    assert!(pinned.is_string());
+    let r = c.run("ec2-reboot", &["--select", "1"]);
+    assert_ne!(r.code, 0, "{r}");
+    assert!(
+        r.stderr.contains("host key changed") && r.stderr.contains(id.as_str()),
+        "{r}"
+    );
+    let r = c.run("ec2-exec-remote", &["echo hi"]);
+    r.assert_code(1);
+    assert!(r.stderr.contains("host key changed"), "{r}");
+    assert_eq!(r.stdout.lines().count(), 1, "the other host ran: {r}");
+    assert_eq!(
+        c.descriptors()[id]["ssh"]["host_key"],
+        pinned,
+        "refused: not re-pinned"
+    );
+    let r = c.run("ec2-exec-remote", &["--accept-new-host-key", "echo hi"]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("accepted and recorded"), "{r}");
+    assert_ne!(c.descriptors()[id]["ssh"]["host_key"], pinned);
+    c.run("ec2-exec-remote", &["echo hi"]).assert_code(0);
+}

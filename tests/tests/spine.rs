@@ -198,7 +198,9 @@ fn bg_returns_before_a_3_second_job_ends_and_the_job_completes() {
     );
     let started: Vec<Vec<&str>> = r.stdout.lines().map(|l| l.split(' ').collect()).collect();
     assert_eq!(started.len(), 2, "{r}");
-    for (id, _) in &hosts {
+    for (i, (id, _)) in hosts.iter().enumerate() {
+        // Each instance is its own machine: its job's files are on it.
+        let index = (i + 1).to_string();
         let line = started
             .iter()
             .find(|f| f[0] == id)
@@ -208,11 +210,11 @@ fn bg_returns_before_a_3_second_job_ends_and_the_job_completes() {
         let exit_file = log.replace(".log", ".exit");
         let check = format!("cat {log} {exit_file}");
         let done = eventually(Duration::from_secs(20), || {
-            let r = c.run("ec2-exec-remote", &["--select", "1", &check]);
+            let r = c.run("ec2-exec-remote", &["--select", &index, &check]);
             r.code == 0 && r.stdout.contains("finished")
         });
         assert!(done, "the background job on {id} did not complete");
-        let r = c.run("ec2-exec-remote", &["--select", "1", &check]);
+        let r = c.run("ec2-exec-remote", &["--select", &index, &check]);
         assert!(
             r.stdout.lines().any(|l| l.ends_with(": 0")),
             "job exit code recorded: {r}"
@@ -325,6 +327,8 @@ fn killall_notes_instances_aws_no_longer_knows_and_removes_their_descriptors() {
             .unwrap();
     ghost["id"] = Value::from("i-0aaaaaaaaaaaaaaa1");
     ghost["index"] = Value::from(2);
+    // Launched long ago: "not found" means gone (a fresh id would be waited for).
+    ghost["launched_at"] = Value::from("2020-01-01T00:00:00Z");
     std::fs::write(c.path().join("i-0aaaaaaaaaaaaaaa1"), format!("{ghost}\n")).unwrap();
     let r = c.run("ec2-killall", &[]);
     r.assert_code(0);
@@ -342,7 +346,13 @@ fn case_sweep_terminates_case_instances_whose_descriptors_were_lost() {
     let c = Case::new();
     let hosts = c.create(2);
     std::fs::remove_file(c.path().join(&hosts[1].0)).unwrap();
-    c.run("ec2-killall", &[]).assert_code(0);
+    // A plain killall kills what is described, and says (exit 1) what it could not see.
+    let r = c.run("ec2-killall", &[]);
+    r.assert_code(1);
+    assert!(
+        r.stderr.contains(&hosts[1].0) && r.stderr.contains("--case-sweep"),
+        "{r}"
+    );
     assert_eq!(
         c.live_instances(),
         vec![hosts[1].0.clone()],

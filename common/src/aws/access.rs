@@ -69,16 +69,26 @@ pub async fn ensure_access(
         },
         _ => Group::Given,
     };
-    let key_name = match &launch.key_name {
-        Some(k) => k.clone(),
-        None => {
-            let public = case_key(store)?;
+    // The key pair: the one named, else the public half of the identity the tools log in
+    // with (so the instances accept it), else the case's own key.
+    let public = match (&launch.key_name, &ssh_cfg.identity) {
+        (Some(_), _) => None,
+        (None, Some(id)) => Some((
+            public_half(id)?,
+            format!("the public half of {}", id.display()),
+        )),
+        (None, None) => Some((
+            case_key(store)?,
+            format!("private key in {}", case_key_path(store.dir()).display()),
+        )),
+    };
+    let key_name = match (&launch.key_name, public) {
+        (Some(k), _) => k.clone(),
+        (None, None) => unreachable!("a public key is chosen when no key pair is named"),
+        (None, Some((public, origin))) => {
             if !ec2.key_pair_exists(&name).await? {
                 ec2.import_key_pair(&name, &public, &tags).await?;
-                output::note(format!(
-                    "imported key pair {name} (private key in {})",
-                    case_key_path(store.dir()).display()
-                ));
+                output::note(format!("imported key pair {name} ({origin})"));
             }
             state.key_name = Some(name.clone());
             state.save(store)?;
@@ -162,6 +172,35 @@ fn public_ip() -> Option<std::net::IpAddr> {
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     body.rsplit("\r\n\r\n").next()?.trim().parse().ok()
+}
+
+/// The public half of an identity file: `<file>.pub` beside it, else derived from an
+/// unencrypted OpenSSH private key. Without it the instances could not be told which key to
+/// accept: a configuration error, found before anything is made.
+fn public_half(identity: &std::path::Path) -> Result<String> {
+    let pub_file = {
+        let mut p = identity.as_os_str().to_owned();
+        p.push(".pub");
+        std::path::PathBuf::from(p)
+    };
+    if let Ok(text) = std::fs::read_to_string(&pub_file) {
+        if let Some(line) = text.lines().find(|l| !l.trim().is_empty()) {
+            return Ok(line.trim().to_owned());
+        }
+    }
+    std::fs::read_to_string(identity)
+        .ok()
+        .and_then(|t| ssh_key::PrivateKey::from_openssh(t.trim()).ok())
+        .filter(|k| !k.is_encrypted())
+        .and_then(|k| k.public_key().to_openssh().ok())
+        .ok_or_else(|| {
+            Error::input(format!(
+                "identity file {}: cannot tell its public half to launch with (put {} beside \
+                 it, or give --key-name of an EC2 key pair holding it)",
+                identity.display(),
+                pub_file.display()
+            ))
+        })
 }
 
 /// The case key's public half (OpenSSH format), generating the pair on first use.

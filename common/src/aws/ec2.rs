@@ -8,7 +8,8 @@
 //! Ten, not the SDK's three: EC2's per-account token buckets throttle bulk work for seconds at a
 //! time, and a throttled call retried late is far cheaper than a load test aborted halfway.
 //! Capacity errors (`InsufficientInstanceCapacity`, HTTP 500) are never retried by the SDK: they
-//! last minutes, and the launcher tries the next pool instead.
+//! last minutes, and the launcher tries the next pool instead. Nor are a refused connection or
+//! an unknown host name (a wrong endpoint or region): those are reported at once.
 //! Instances are looked up with one DescribeInstances per round for the whole set (filtering
 //! by instance id, so an id that is not visible yet — EC2 is eventually consistent right after
 //! RunInstances — is simply absent instead of failing the call).
@@ -183,6 +184,25 @@ impl aws_sdk_ec2::config::retry::ClassifyRetry for CapacityIsFinal {
         let Some(Err(err)) = ctx.output_or_error() else {
             return RetryAction::NoActionIndicated;
         };
+        if let Some(conn) = err.as_connector_error() {
+            // A refused connection or an unknown host name is a wrong endpoint or region, not
+            // a passing fault: say so now rather than after a minute of backoff.
+            let mut e: Option<&(dyn std::error::Error + 'static)> = Some(conn);
+            while let Some(cur) = e {
+                let refused = cur
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+                let text = cur.to_string();
+                if refused
+                    || text.contains("failed to lookup address")
+                    || text.contains("Name or service not known")
+                {
+                    return RetryAction::RetryForbidden;
+                }
+                e = cur.source();
+            }
+            return RetryAction::NoActionIndicated;
+        }
         let Some(op) = err.as_operation_error() else {
             return RetryAction::NoActionIndicated;
         };
@@ -267,7 +287,22 @@ where
         {
             format!("{action}: cannot reach the EC2 API: {}", root_cause(&err))
         }
-        _ => format!("{action}: {}", DisplayErrorContext(&err)),
+        _ => {
+            // No error code to show (an answer that is not EC2's, a proxy's HTML page): one
+            // line with the HTTP status and the innermost cause, never the whole answer.
+            let status = err
+                .raw_response()
+                .map(|r| format!("HTTP {}: ", r.status().as_u16()))
+                .unwrap_or_default();
+            let cause: String = root_cause(&err)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(200)
+                .collect();
+            format!("{action}: unexpected answer from the EC2 API: {status}{cause}")
+        }
     };
     let input = code.as_deref().is_some_and(|c| {
         c.starts_with("Invalid") || c.starts_with("Missing") || c.starts_with("Unsupported")

@@ -101,6 +101,7 @@ pub fn select(store: &Store, args: &Selection) -> Result<Vec<Descriptor>> {
         None => None,
     };
     let mut all = store.load_all()?;
+    let held: Vec<u32> = all.iter().map(|d| d.index).collect();
     if let Some((ids, source)) = listed {
         for id in &ids {
             if !all.iter().any(|d| &d.id == id) {
@@ -114,6 +115,20 @@ pub fn select(store: &Store, args: &Selection) -> Result<Vec<Descriptor>> {
     }
     if let Some(set) = &args.indexes {
         all.retain(|d| set.contains(&d.index));
+        let missing: Vec<String> = set
+            .iter()
+            .filter(|i| !held.contains(i))
+            .map(|i| format!("#{i}"))
+            .collect();
+        if !missing.is_empty() {
+            // A typo in an index must not silently shrink the run to the rest.
+            return Err(Error::input(format!(
+                "--select: no instance {} in {} (indexes held: {})",
+                missing.join(", "),
+                store.dir().display(),
+                fold_indexes(&held)
+            )));
+        }
     }
     if let Some(role) = &args.role {
         all.retain(|d| d.role() == Some(role.as_str()));
@@ -125,6 +140,36 @@ pub fn select(store: &Store, args: &Selection) -> Result<Vec<Descriptor>> {
         )));
     }
     Ok(all)
+}
+
+/// `1-3,5`: indexes folded into ranges (for messages).
+pub fn fold_indexes(indexes: &[u32]) -> String {
+    let mut v = indexes.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    if v.is_empty() {
+        return "none".into();
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut start = v[0];
+    let mut prev = v[0];
+    for &i in &v[1..] {
+        if i != prev + 1 {
+            out.push(if start == prev {
+                start.to_string()
+            } else {
+                format!("{start}-{prev}")
+            });
+            start = i;
+        }
+        prev = i;
+    }
+    out.push(if start == prev {
+        start.to_string()
+    } else {
+        format!("{start}-{prev}")
+    });
+    out.join(",")
 }
 
 /// Like [`select`], but no instance at all is an error too (for tools that run commands).

@@ -253,9 +253,13 @@ async fn cleanup(ec2: &Ec2, cfg: &Config, store: &Store, patience: Duration) -> 
     if let Some(key) = state.key_name.clone() {
         ec2.delete_key_pair(&key).await?;
         let key_file = case_key_path(store.dir());
-        let _ = std::fs::remove_file(&key_file);
+        let had_file = std::fs::remove_file(&key_file).is_ok();
         let _ = std::fs::remove_file(key_file.with_extension("pub"));
-        output::note(format!("deleted key pair {key} and its local private key"));
+        output::note(if had_file {
+            format!("deleted key pair {key} and its local private key")
+        } else {
+            format!("deleted key pair {key}")
+        });
         state.key_name = None;
         state.save(store)?;
     }

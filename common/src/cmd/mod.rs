@@ -16,7 +16,7 @@ pub mod lifecycle;
 pub mod status;
 pub(crate) mod sync;
 
-use crate::case::descriptor::Descriptor;
+use crate::case::descriptor::{Descriptor, InstanceState};
 use crate::case::select::select_some;
 use crate::case::store::Store;
 use crate::cli::HostArgs;
@@ -31,6 +31,21 @@ fn selected_hosts(args: &HostArgs) -> Result<(SshConfig, Store, Vec<Descriptor>)
     check_identity(&ssh)?;
     let store = Store::new(settings.dir());
     let hosts = select_some(&store, &selection)?;
+    for d in &hosts {
+        if matches!(
+            d.state(),
+            InstanceState::Stopped
+                | InstanceState::Stopping
+                | InstanceState::ShuttingDown
+                | InstanceState::Terminated
+        ) {
+            crate::output::note(format!(
+                "{}: its descriptor says {} (ec2-start, or ec2-status to refresh)",
+                d.label(),
+                d.state()
+            ));
+        }
+    }
     Ok((ssh, store, hosts))
 }
 

@@ -18,6 +18,24 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// `+30s`, `HH:MM[:SS]` (local time, the next such time), or RFC 3339.
 pub(crate) fn parse_at(s: &str) -> std::result::Result<SystemTime, String> {
     let now = SystemTime::now();
+    let t = parse_instant(s, now)?;
+    if t + Duration::from_secs(1) < now {
+        return Err(format!("{s:?} is in the past"));
+    }
+    if t > now + MAX_AHEAD {
+        return Err(format!(
+            "{s:?} is more than {} away",
+            humantime::format_duration(MAX_AHEAD)
+        ));
+    }
+    Ok(t)
+}
+
+/// How far ahead `--at` may be: a start planned further out is surely a typo (and its hosts'
+/// clocks will have drifted by then).
+const MAX_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
+fn parse_instant(s: &str, now: SystemTime) -> std::result::Result<SystemTime, String> {
     if let Some(rel) = s.strip_prefix('+') {
         return parse_duration(rel).map(|d| now + d);
     }
@@ -36,7 +54,16 @@ pub(crate) fn parse_at(s: &str) -> std::result::Result<SystemTime, String> {
         if let Ok(n) = nums {
             let (h, m, sec) = (n[0], n[1], *n.get(2).unwrap_or(&0));
             if (0..24).contains(&h) && (0..60).contains(&m) && (0..61).contains(&sec) {
-                return Ok(next_local(h, m, sec));
+                let (t, tomorrow) = next_local(h, m, sec);
+                if tomorrow {
+                    output::note(format!(
+                        "--at {s}: that time has passed today; starting tomorrow at {s} (in {})",
+                        humantime::format_duration(Duration::from_secs(
+                            t.duration_since(now).unwrap_or_default().as_secs()
+                        ))
+                    ));
+                }
+                return Ok(t);
             }
         }
     }
@@ -46,10 +73,12 @@ pub(crate) fn parse_at(s: &str) -> std::result::Result<SystemTime, String> {
 }
 
 /// The next local wall-clock time h:m:s (today, else tomorrow).
-fn next_local(h: i32, m: i32, s: i32) -> SystemTime {
+/// True when it is tomorrow's (today's has passed).
+fn next_local(h: i32, m: i32, s: i32) -> (SystemTime, bool) {
     let now = SystemTime::now();
     let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as libc::time_t;
     // SAFETY: plain libc time conversions on stack values.
+    let mut tomorrow = false;
     let t = unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
         libc::localtime_r(&secs, &mut tm);
@@ -59,13 +88,14 @@ fn next_local(h: i32, m: i32, s: i32) -> SystemTime {
         tm.tm_isdst = -1;
         let mut t = libc::mktime(&mut tm);
         if t <= secs {
+            tomorrow = true;
             tm.tm_mday += 1;
             tm.tm_isdst = -1;
             t = libc::mktime(&mut tm);
         }
         t
     };
-    UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)
+    (UNIX_EPOCH + Duration::from_secs(t.max(0) as u64), tomorrow)
 }
 
 fn epoch(t: SystemTime) -> f64 {
@@ -166,8 +196,18 @@ mod tests {
         let now = SystemTime::now();
         let t = parse_at("+30s").unwrap();
         assert!(t.duration_since(now).unwrap() >= Duration::from_secs(29));
-        let t = parse_at("2030-01-02T03:04:05Z").unwrap();
-        assert_eq!(epoch(t), 1893553445.0);
+        let soon = humantime::format_rfc3339_seconds(now + Duration::from_secs(3600)).to_string();
+        let t = parse_at(&soon).unwrap();
+        assert_eq!(
+            epoch(t) as u64,
+            now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600
+        );
+        assert!(parse_at("2030-01-02T03:04:05Z")
+            .unwrap_err()
+            .contains("away"));
+        assert!(parse_at("2001-01-02T03:04:05Z")
+            .unwrap_err()
+            .contains("past"));
         let t = parse_at("12:30").unwrap();
         let ahead = t.duration_since(now).unwrap();
         assert!(ahead <= Duration::from_secs(86_400 + 3600));

@@ -93,7 +93,10 @@ where
                 let mut sink = collector.host(d, &t.address);
                 let status = match ssh::connect(t, cfg) {
                     Err(e) => Status::Failed(e),
-                    Ok(conn) => work(d, &conn, &mut sink),
+                    Ok(conn) => {
+                        repin(cfg, d, &conn);
+                        work(d, &conn, &mut sink)
+                    }
                 };
                 (t.address.clone(), status, Some(sink))
             }
@@ -106,6 +109,26 @@ where
     });
     let outcomes = collect(hosts, outcomes);
     collector.finish(&outcomes)
+}
+
+/// `--accept-new-host-key`: record the key the host now offers in its descriptor.
+fn repin(cfg: &SshConfig, d: &Descriptor, conn: &Conn) {
+    let Some(dir) = cfg.repin.as_ref().filter(|_| conn.repinned) else {
+        return;
+    };
+    let mut d = d.clone();
+    d.ssh.host_key = conn.host_key.clone();
+    match crate::case::store::Store::new(dir).write(&d) {
+        Ok(()) => crate::output::note(format!(
+            "{}: host key changed; accepted and recorded ({})",
+            d.label(),
+            d.ssh.host_key.as_deref().unwrap_or("?")
+        )),
+        Err(e) => crate::output::note(format!(
+            "{}: could not record the new host key: {e}",
+            d.label()
+        )),
+    }
 }
 
 pub fn collect(hosts: &[Descriptor], results: Vec<Option<Outcome>>) -> Vec<Outcome> {

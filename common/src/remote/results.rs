@@ -187,10 +187,18 @@ impl Collector {
                     v["stderr_path"] = json!(pe.display().to_string());
                 }
                 None => {
-                    v["stdout"] =
-                        json!(String::from_utf8_lossy(out.as_deref().unwrap_or_default()));
-                    v["stderr"] =
-                        json!(String::from_utf8_lossy(err.as_deref().unwrap_or_default()));
+                    for (key, bytes) in [("stdout", &out), ("stderr", &err)] {
+                        let bytes = bytes.as_deref().unwrap_or_default();
+                        match std::str::from_utf8(bytes) {
+                            Ok(text) => v[key] = json!(text),
+                            // Not text: carried exactly, as base64 under `<stream>_base64`.
+                            Err(_) => {
+                                use base64::Engine;
+                                v[format!("{key}_base64")] =
+                                    json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+                            }
+                        }
+                    }
                 }
             }
             // Streamed as hosts finish, whole lines.

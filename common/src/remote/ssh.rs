@@ -106,6 +106,8 @@ pub struct Conn {
     pub target: Target,
     /// When the connect phase began (a host's `--timeout` counts from here).
     pub started: Instant,
+    /// The host offered a key other than the recorded one and `--accept-new-host-key` took it.
+    pub repinned: bool,
 }
 
 const KEX: &str = "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,\
@@ -236,13 +238,16 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
     })?;
 
     let host_key = sess.host_key_hash(HashType::Sha256).map(fingerprint);
+    let mut repinned = false;
     if let (Some(want), Some(got)) = (&t.host_key, &host_key) {
-        if want != got {
+        if want != got && cfg.repin.is_some() {
+            repinned = true;
+        } else if want != got {
             return Err(SshError::new(
                 Kind::HostKey,
                 format!(
                     "host key changed (recorded {want}, offered {got}): refusing to log in; \
-                     if the instance was rebuilt, remove ssh.host_key from its descriptor"
+                     if the instance was rebuilt on purpose, --accept-new-host-key re-pins it"
                 ),
             ));
         }
@@ -255,19 +260,71 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
         host_key,
         target: t.clone(),
         started,
+        repinned,
     })
 }
 
-/// Found before any host is contacted: the identity file the settings name must exist
-/// (exit 2). The settings themselves only report it (`--show-config` shows a missing one).
+/// Found before any host is contacted (and before anything is launched): the identity file
+/// the settings name must exist, be readable, be a private key, and — when protected by a
+/// passphrase — be usable through a running ssh-agent (exit 2, once). The settings themselves
+/// only report it (`--show-config` shows a missing one).
 pub fn check_identity(cfg: &SshConfig) -> ToolResult<()> {
-    match &cfg.identity {
-        Some(id) if !id.is_file() => Err(Error::input(format!(
-            "identity file {}: not found (--identity / EC2_TOOLS_SSH_KEY / \"ssh_key\")",
+    let Some(id) = &cfg.identity else {
+        return Ok(());
+    };
+    let name = || format!("identity file {}", id.display());
+    let text = match std::fs::read(id) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::input(format!(
+                "{}: not found (--identity / EC2_TOOLS_SSH_KEY / \"ssh_key\")",
+                name()
+            )))
+        }
+        Err(e) => return Err(Error::input(format!("{}: {e}", name()))),
+    };
+    match identity_kind(&text) {
+        IdentityKind::Plain => Ok(()),
+        IdentityKind::NotAKey => Err(Error::input(format!(
+            "{}: not a private key (OpenSSH or PEM); is it the .pub half?",
+            name()
+        ))),
+        IdentityKind::Encrypted if std::env::var_os("SSH_AUTH_SOCK").is_some() => Ok(()),
+        IdentityKind::Encrypted => Err(Error::input(format!(
+            "{}: protected by a passphrase and no ssh-agent is running (SSH_AUTH_SOCK): \
+             `eval $(ssh-agent) && ssh-add {}` first",
+            name(),
             id.display()
         ))),
-        _ => Ok(()),
     }
+}
+
+#[derive(Debug, PartialEq)]
+enum IdentityKind {
+    Plain,
+    Encrypted,
+    NotAKey,
+}
+
+/// What a private key file holds, without its passphrase.
+fn identity_kind(text: &[u8]) -> IdentityKind {
+    let text = String::from_utf8_lossy(text);
+    let text = text.trim_start();
+    if text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+        return match ssh_key::PrivateKey::from_openssh(text) {
+            Ok(k) if k.is_encrypted() => IdentityKind::Encrypted,
+            Ok(_) => IdentityKind::Plain,
+            Err(_) => IdentityKind::NotAKey,
+        };
+    }
+    if text.starts_with("-----BEGIN ") && text.contains("PRIVATE KEY-----") {
+        // PEM: PKCS#1 marks encryption in a header, PKCS#8 in its label.
+        if text.contains("ENCRYPTED") {
+            return IdentityKind::Encrypted;
+        }
+        return IdentityKind::Plain;
+    }
+    IdentityKind::NotAKey
 }
 
 /// A host that vanishes (no RST, no FIN) must not stall its thread for TCP's default ~15
@@ -374,6 +431,35 @@ impl Drop for Conn {
 mod tests {
     use super::*;
 
+    #[test]
+    fn identities_are_told_apart_without_their_passphrase() {
+        let key = ssh_key::PrivateKey::random(
+            &mut ssh_key::rand_core::OsRng,
+            ssh_key::Algorithm::Ed25519,
+        )
+        .unwrap();
+        let plain = key.to_openssh(ssh_key::LineEnding::LF).unwrap();
+        assert_eq!(identity_kind(plain.as_bytes()), IdentityKind::Plain);
+        // A passphrase-protected key as users have them: made by ssh-keygen.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked");
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "a passphrase", "-f"])
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen (scripts/localcloud install provides it)");
+        assert!(made.success());
+        let locked = std::fs::read(&path).unwrap();
+        assert_eq!(identity_kind(&locked), IdentityKind::Encrypted);
+        let public = key.public_key().to_openssh().unwrap();
+        assert_eq!(identity_kind(public.as_bytes()), IdentityKind::NotAKey);
+        assert_eq!(identity_kind(b"garbage"), IdentityKind::NotAKey);
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nxx\n";
+        assert_eq!(identity_kind(pem.as_bytes()), IdentityKind::Encrypted);
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n";
+        assert_eq!(identity_kind(pem.as_bytes()), IdentityKind::Plain);
+    }
+
     fn cfg(allow: &str) -> SshConfig {
         SshConfig {
             user: None,
@@ -385,6 +471,7 @@ mod tests {
             fallback_address: crate::config::AddressMode::Auto,
             allow: Some(crate::config::parse_cidrs(allow).unwrap()),
             connect_timeout: Duration::from_secs(1),
+            repin: None,
         }
     }
 
