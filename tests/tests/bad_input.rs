@@ -295,8 +295,11 @@ fn instance_data_and_odd_commands_are_passed_exactly_and_never_executed() {
     // Instance data as an attacker (or a typo) could leave it: never run.
     let id = c.descriptors().keys().next().unwrap().clone();
     let evil = format!("$(touch {})", marker.display());
-    c.edit(&id, |d| d["address"] = json!(evil));
-    let r = c.run("ec2-exec-local", &["printf '%s\\n' \"$CURRENT_AMI_DNS\""]);
+    c.edit(&id, |d| d["private_dns"] = json!(evil));
+    let r = c.run(
+        "ec2-exec-local",
+        &["printf '%s\\n' \"$CURRENT_AMI_PRIVATE_DNS\""],
+    );
     r.assert_code(0);
     assert!(r.stdout.contains(&evil), "{r}");
     assert!(!marker.exists(), "instance data was executed");

@@ -406,3 +406,63 @@ fn the_realistic_cloud_boots_like_ec2_and_create_waits_it_out() {
     c.run("ec2-killall", &[]).assert_code(0);
     eprintln!("realistic create 3: {took:?}");
 }
+
+#[test]
+fn no_capacity_in_one_subnet_moves_the_launch_to_the_next_az() {
+    let c = Case::new();
+    let a = c.env["EC2_TOOLS_SUBNET_ID"].clone();
+    let b = c.env["LOCALCLOUD_SUBNET_B"].clone();
+    c.faults(json!({"capacity": [{"az": "us-east-1a"}]}));
+    let r = c.run(
+        "ec2-create",
+        &["2", "--subnet", &format!("{a},{b}"), "--timeout", "60"],
+    );
+    r.assert_code(0);
+    assert!(r.stderr.contains(&format!("t3.micro in {a}")), "{r}");
+    for d in c.descriptors().values() {
+        assert_eq!(d["az"], "us-east-1b", "{d}");
+        assert!(
+            d["address"].as_str().unwrap().starts_with("127.0.128."),
+            "{d}"
+        );
+    }
+    // They are machines like any other: reachable, each its own.
+    let r = c.run("ec2-exec-remote", &["hostname"]);
+    r.assert_code(0);
+    assert!(r.stdout.contains("ip-127-0-128-"), "{r}");
+}
+
+#[test]
+fn status_exits_1_on_a_duplicate_index_or_an_instance_aws_does_not_know() {
+    let c = Case::new();
+    let hosts = c.create(2);
+    c.run("ec2-status", &[]).assert_code(0);
+    c.edit(&hosts[1].0, |d| d["index"] = 1.into());
+    let r = c.run("ec2-status", &[]);
+    r.assert_code(1);
+    assert!(
+        r.stderr.contains("index 1 is held by two descriptors"),
+        "{r}"
+    );
+    c.edit(&hosts[1].0, |d| d["index"] = 2.into());
+    // A descriptor of an instance AWS never knew, launched long ago.
+    let ghost = "i-0bbbbbbbbbbbbbbb2";
+    let mut v = c.descriptors()[&hosts[0].0].clone();
+    v["id"] = ghost.into();
+    v["index"] = 3.into();
+    v["launched_at"] = "2020-01-01T00:00:00Z".into();
+    std::fs::write(c.path().join(ghost), format!("{v}\n")).unwrap();
+    let r = c.run("ec2-status", &[]);
+    r.assert_code(1);
+    assert!(
+        r.stderr
+            .contains(&format!("{ghost} (#3): AWS does not know")),
+        "{r}"
+    );
+    std::fs::remove_file(c.path().join(ghost)).unwrap();
+
+    // A descriptor that says stopped: exec-remote says so before connecting.
+    c.run("ec2-stop", &["--select", "2"]).assert_code(0);
+    let r = c.run("ec2-exec-remote", &["--select", "2", "true"]);
+    assert!(r.stderr.contains("its descriptor says stopped"), "{r}");
+}

@@ -18,7 +18,7 @@ use crate::case::descriptor::{is_instance_id, Descriptor, InstanceState};
 use crate::config::AddressMode;
 use crate::error::{Code, Error, Result};
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
     Filter, Instance, InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType,
     MarketType, ResourceType, ShutdownBehavior, SpotInstanceType, SpotMarketOptions, Tag,
@@ -256,10 +256,16 @@ pub async fn connect(region: Option<&str>) -> Result<Ec2> {
         Error::input("no AWS credentials provider: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
     })?;
     if let Err(e) = provider.provide_credentials().await {
+        // The chain's report is a page long: its first line says it.
+        let why = e.to_string();
+        let why = why
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(". Attempted:");
         return Err(Error::input(format!(
             "no usable AWS credentials (set AWS_PROFILE, run `aws sso login`, or set \
-             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): {}",
-            DisplayErrorContext(&e)
+             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): {why}"
         )));
     }
     let conf = aws_sdk_ec2::config::Builder::from(&sdk)
