@@ -331,7 +331,7 @@ fn instance_data_and_odd_commands_are_passed_exactly_and_never_executed() {
     );
 
     // A descriptor edited to an address outside EC2_TOOLS_SSH_ALLOW: refused before connecting.
-    c.edit(&id, |d| d["address"] = json!("192.0.2.1"));
+    c.edit(&id, |d| d["private_ip"] = json!("192.0.2.1"));
     let r = c.run("ec2-exec-remote", &["true"]);
     assert_ne!(r.code, 0, "{r}");
     assert!(r.stderr.contains("EC2_TOOLS_SSH_ALLOW"), "{r}");

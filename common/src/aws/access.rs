@@ -203,6 +203,22 @@ fn public_half(identity: &std::path::Path) -> Result<String> {
         })
 }
 
+/// The identity to log in with when none is configured and no key pair is named: the case
+/// key, made now if it does not exist yet (it is what the instances will be launched with).
+/// Regression: the first ec2-create of a case resolved its SSH settings before the key
+/// existed, launched with it, and then had no key to log in with.
+pub fn default_identity(
+    store: &Store,
+    launch: &LaunchConfig,
+    ssh: &SshConfig,
+) -> Result<Option<std::path::PathBuf>> {
+    if ssh.identity.is_some() || launch.key_name.is_some() {
+        return Ok(ssh.identity.clone());
+    }
+    case_key(store)?;
+    Ok(Some(case_key_path(store.dir())))
+}
+
 /// The case key's public half (OpenSSH format), generating the pair on first use.
 fn case_key(store: &Store) -> Result<String> {
     store.state_dir()?;

@@ -2,18 +2,12 @@
 //!
 //! Production code path only: aws-config's standard chain (profiles, SSO, env, IMDS, and the
 //! `AWS_ENDPOINT_URL` override the local cloud uses), the SDK's retry policy, paginators.
-//!
-//! Retries: the SDK's `standard` mode with [`MAX_ATTEMPTS`] attempts (exponential backoff with
-//! full jitter, capped at 20 s) unless `AWS_RETRY_MODE` / `AWS_MAX_ATTEMPTS` say otherwise.
-//! Ten, not the SDK's three: EC2's per-account token buckets throttle bulk work for seconds at a
-//! time, and a throttled call retried late is far cheaper than a load test aborted halfway.
-//! Capacity errors (`InsufficientInstanceCapacity`, HTTP 500) are never retried by the SDK: they
-//! last minutes, and the launcher tries the next pool instead. Nor are a refused connection or
-//! an unknown host name (a wrong endpoint or region): those are reported at once.
+//! Retries are the SDK's, configured in retry.rs.
 //! Instances are looked up with one DescribeInstances per round for the whole set (filtering
 //! by instance id, so an id that is not visible yet — EC2 is eventually consistent right after
 //! RunInstances — is simply absent instead of failing the call).
 
+use super::retry;
 use crate::case::descriptor::{is_instance_id, Descriptor, InstanceState};
 use crate::config::AddressMode;
 use crate::error::{Code, Error, Result};
@@ -154,96 +148,12 @@ pub struct Ec2 {
     pub region: String,
 }
 
-/// Attempts per API call (the first and nine retries) unless `AWS_MAX_ATTEMPTS` is set.
-pub const MAX_ATTEMPTS: u32 = 10;
-
-/// Error codes that mean "no capacity in this pool": retrying the same call does not help.
-pub const CAPACITY_ERRORS: &[&str] = &[
-    "InsufficientInstanceCapacity",
-    "InsufficientCapacity",
-    "InsufficientHostCapacity",
-    "InsufficientReservedInstanceCapacity",
-    "UnfulfillableCapacity",
-    "SpotMaxPriceTooLow",
-    "MaxSpotInstanceCountExceeded",
-];
-
-/// Forbids the SDK's retry of a capacity error (its HTTP 500 would otherwise be retried).
-#[derive(Debug)]
-struct CapacityIsFinal;
-
-impl aws_sdk_ec2::config::retry::ClassifyRetry for CapacityIsFinal {
-    fn classify_retry(
-        &self,
-        ctx: &aws_sdk_ec2::config::interceptors::InterceptorContext,
-    ) -> aws_sdk_ec2::config::retry::RetryAction {
-        use aws_sdk_ec2::config::retry::RetryAction;
-        use aws_sdk_ec2::operation::{
-            run_instances::RunInstancesError, start_instances::StartInstancesError,
-        };
-        let Some(Err(err)) = ctx.output_or_error() else {
-            return RetryAction::NoActionIndicated;
-        };
-        if let Some(conn) = err.as_connector_error() {
-            // A refused connection or an unknown host name is a wrong endpoint or region, not
-            // a passing fault: say so now rather than after a minute of backoff.
-            let mut e: Option<&(dyn std::error::Error + 'static)> = Some(conn);
-            while let Some(cur) = e {
-                let refused = cur
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
-                let text = cur.to_string();
-                if refused
-                    || text.contains("failed to lookup address")
-                    || text.contains("Name or service not known")
-                {
-                    return RetryAction::RetryForbidden;
-                }
-                e = cur.source();
-            }
-            return RetryAction::NoActionIndicated;
-        }
-        let Some(op) = err.as_operation_error() else {
-            return RetryAction::NoActionIndicated;
-        };
-        let code = op
-            .downcast_ref::<RunInstancesError>()
-            .and_then(|e| e.code())
-            .or_else(|| {
-                op.downcast_ref::<StartInstancesError>()
-                    .and_then(|e| e.code())
-            });
-        if code.is_some_and(|c| CAPACITY_ERRORS.contains(&c)) {
-            RetryAction::RetryForbidden
-        } else {
-            RetryAction::NoActionIndicated
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        "ec2-tools: capacity errors are final"
-    }
-
-    fn priority(
-        &self,
-    ) -> aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority {
-        use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority as P;
-        P::run_after(P::transient_error_classifier())
-    }
-}
-
 /// Build the client from the standard chain; fail early, in words, when there is no region or
 /// no credentials (rather than at the first call, as an opaque dispatch error).
 pub async fn connect(region: Option<&str>) -> Result<Ec2> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if std::env::var_os("AWS_RETRY_MODE").is_none()
-        && std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
-    {
-        loader = loader.retry_config(
-            aws_config::retry::RetryConfig::standard()
-                .with_max_attempts(MAX_ATTEMPTS)
-                .with_max_backoff(std::time::Duration::from_secs(20)),
-        );
+    if let Some(retry) = retry::config() {
+        loader = loader.retry_config(retry);
     }
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r.to_owned()));
@@ -269,7 +179,7 @@ pub async fn connect(region: Option<&str>) -> Result<Ec2> {
         )));
     }
     let conf = aws_sdk_ec2::config::Builder::from(&sdk)
-        .retry_classifier(CapacityIsFinal)
+        .retry_classifier(retry::FinalErrors)
         .build();
     Ok(Ec2 {
         client: Client::from_conf(conf),

@@ -208,7 +208,7 @@ impl Tool for Create {
         }
         let (s, cfg) = cli.case.resolve()?;
         let launch = cli.launch.resolve(&s)?;
-        let ssh_cfg = cli.ssh.resolve(&s)?;
+        let mut ssh_cfg = cli.ssh.resolve(&s)?;
         ssh::check_identity(&ssh_cfg)?;
         let setup = match &cli.setup {
             Some(p) => Some(
@@ -226,6 +226,7 @@ impl Tool for Create {
         let store = crate::case::Store::new(&cfg.dir);
         let _lock = store.lock()?;
         let existing = store.load_all()?; // a bad descriptor stops us before anything is launched
+        ssh_cfg.identity = crate::aws::access::default_identity(&store, &launch, &ssh_cfg)?;
         let patience = Patience::new(cli.timeout);
         crate::runtime()?.block_on(async {
             let fleet = Fleet::connect(cfg, ssh_cfg).await?;
