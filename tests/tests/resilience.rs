@@ -214,7 +214,32 @@ fn a_host_whose_sshd_dies_mid_output_or_refuses_us_fails_alone_with_the_reason()
         "what arrived before is kept: {r}"
     );
 
-    // A host that refuses our key (here: a user it does not have) fails alone, saying so.
+    // A host that does not hold our key (its authorized_keys has another) fails alone.
+    let other = c.path().join("other_key");
+    let ok = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let machine = std::path::Path::new(&c.env["LOCALCLOUD_STATE"])
+        .join("machines")
+        .join(&hosts[2].0);
+    let keys = machine.join("home/.ssh/authorized_keys");
+    let ours = std::fs::read(&keys).unwrap();
+    std::fs::copy(other.with_extension("pub"), &keys).unwrap();
+    let r = c.run("ec2-exec-remote", &["--json", "echo ok"]);
+    r.assert_code(1);
+    let objs = json_lines(&r);
+    let refused = by_id(&objs, &hosts[2].0)["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(refused.contains("refused"), "{refused}\n{r}");
+    assert_eq!(by_id(&objs, &hosts[0].0)["stdout"], "ok\n");
+    std::fs::write(&keys, ours).unwrap();
+
+    // A host that refuses our user fails alone, saying so.
     c.edit(&hosts[0].0, |d| d["ssh"]["user"] = "nosuchuser".into());
     let r = c.run_without(
         "ec2-exec-remote",
