@@ -23,14 +23,15 @@ id of the request, so parallel tests do not see each other's faults):
 
 Faults JSON (every key optional):
   {"throttle": 0.3, "throttle_actions": ["RunInstances"], "error500": 0.1,
-   "error500_after": 0.1, "lost_actions": ["RunInstances"],
+   "error500_after": 0.1, "lost_answers": 1, "lost_actions": ["RunInstances"],
    "latency_ms": 20 or {"RunInstances": 3000}, "pending_s": [5, 17], "shutting_down_s": [2, 5],
    "not_found_s": 3,
    "capacity": [{"subnet": "subnet-1"}, {"type": "c5.large", "available": 2}, {"az": "..."}],
    "buckets": {"RunInstances": [1000, 2], "DescribeInstances": [100, 20]}, "seed": 1}
 A capacity pool matches on every key given (subnet, type, az); without "available" it has
 none; with it, that many instances in all (RunInstances gets min(MaxCount, left) if that is at
-least MinCount). error500_after (a lost answer: moto did the work) hits only lost_actions.
+least MinCount). error500_after (a lost answer: moto did the work) hits only lost_actions, as
+do the first lost_answers answers of them.
 
 Only loopback: it listens on 127.0.0.1 and talks to moto on 127.0.0.1.
 """
@@ -96,7 +97,8 @@ class Caller:
         self.faults = faults
         self.rng = random.Random(faults.get("seed"))
         self.buckets = {a: Bucket(*v) for a, v in faults.get("buckets", {}).items()}
-        self.counters = {"calls": {}, "faults": {}, "instances_launched": 0, "tokens": {}}
+        self.counters = {"calls": {}, "faults": {}, "instances_launched": 0}
+        self.lost = 0
 
     def count(self, kind, action):
         d = self.counters[kind]
@@ -387,8 +389,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 with LOCK:
                     pool["available"] -= answer.count(b"<instanceId>")
         lost = f.get("error500_after", 0)
-        if (status == 200 and lost and action in f.get("lost_actions", ["RunInstances"])
-                and c.rng.random() < lost):
+        lose = False
+        if status == 200 and action in f.get("lost_actions", ["RunInstances"]):
+            with LOCK:
+                if c.lost < f.get("lost_answers", 0):
+                    c.lost += 1
+                    lose = True
+            lose = lose or (lost and c.rng.random() < lost)
+        if lose:
             with LOCK:
                 c.count("faults", "InternalErrorAfterWork")
             return self.reply(500, error_xml("InternalError", "An internal error has occurred"))

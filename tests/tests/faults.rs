@@ -58,9 +58,9 @@ fn kill9(mut child: Child) {
 #[test]
 fn thirty_percent_throttled_calls_are_retried_and_exactly_50_instances_launched() {
     let c = Case::new();
-    // 30 % of every call throttled before it reaches EC2; 20 % of RunInstances answers lost
+    // 30 % of every call throttled before it reaches EC2; the first RunInstances answer lost
     // after EC2 launched (the SDK retries with the same ClientToken: no second launch).
-    c.faults(json!({"throttle": 0.3, "error500_after": 0.2, "seed": 7}));
+    c.faults(json!({"throttle": 0.3, "lost_answers": 1, "seed": 7}));
     let r = c.run("ec2-create", &["50", "--timeout", "180"]);
     r.assert_code(0);
     assert_eq!(r.stdout.lines().count(), 50, "{r}");
@@ -68,6 +68,11 @@ fn thirty_percent_throttled_calls_are_retried_and_exactly_50_instances_launched(
     assert_eq!(n(&k["instances_launched"]), 50, "{k}");
     assert_eq!(c.live_instances().len(), 50);
     assert!(n(&k["faults"]["RequestLimitExceeded"]) > 20, "{k}");
+    assert_eq!(n(&k["faults"]["InternalErrorAfterWork"]), 1, "{k}");
+    assert!(
+        n(&k["faults"]["IdempotentReplay"]) >= 1,
+        "the retry was answered by token: {k}"
+    );
     for tool in ["ec2-status", "ec2-stop", "ec2-start"] {
         let r = c.run(tool, &[]);
         r.assert_code(0);
