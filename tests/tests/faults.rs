@@ -176,9 +176,10 @@ fn run_instances_is_paced_to_the_account_bucket_instead_of_failing_when_it_empti
     let c = Case::new();
     // A bucket of 20 instances refilled at 10/s (AWS: 1,000 and 2/s, same shape).
     c.faults(json!({"buckets": {"RunInstances": [20, 10]}}));
+    // Paced a fifth under the refill, as a user whose account has other launchers would.
     let pace = [
         ("EC2_TOOLS_LAUNCH_BURST", "20"),
-        ("EC2_TOOLS_LAUNCH_RATE", "10"),
+        ("EC2_TOOLS_LAUNCH_RATE", "8"),
     ];
     let r = c.run_with(
         "ec2-create",
