@@ -372,6 +372,9 @@ pub struct OutputArgs {
     /// Write the ids of failed instances to FILE, one per line (rerun them with --from FILE)
     #[arg(long, value_name = "FILE")]
     pub failed_to: Option<PathBuf>,
+    /// No `ok N/N` summary when every instance succeeded (failures are always reported)
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 impl OutputArgs {
@@ -386,6 +389,7 @@ impl OutputArgs {
             },
             out_dir: self.out_dir.clone(),
             failed_to: self.failed_to.clone(),
+            quiet: self.quiet,
         }
     }
 }

@@ -194,6 +194,8 @@ pub struct OutputConfig {
     pub mode: OutputMode,
     pub out_dir: Option<PathBuf>,
     pub failed_to: Option<PathBuf>,
+    /// No summary line when every host succeeded (`-q`).
+    pub quiet: bool,
 }
 
 /// `90m`, `2h`; `off`, `none`, `0` disable.

@@ -94,21 +94,27 @@ fn install_signal_handlers() {
     }
 }
 
-/// TripCom wrote `ec2execremote CMD -bg`: accept `-bg` anywhere as `--bg` (until a `--`).
+/// TripCom wrote `ec2execremote CMD -bg`: accept `-bg` anywhere (until a `--`) as `--bg`,
+/// moved before the command — whose words, options included, are otherwise all the
+/// command's (`ec2-exec-remote ps -ef`, as with ssh and pdsh).
 pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut seen_dashdash = false;
-    args.into_iter()
-        .map(|a| {
-            if a == "--" {
-                seen_dashdash = true;
-            }
-            if !seen_dashdash && a == "-bg" {
-                OsString::from("--bg")
-            } else {
-                a
-            }
-        })
-        .collect()
+    let mut bg = false;
+    let mut out: Vec<OsString> = Vec::new();
+    for a in args {
+        if a == "--" {
+            seen_dashdash = true;
+        }
+        if !seen_dashdash && a == "-bg" {
+            bg = true;
+        } else {
+            out.push(a);
+        }
+    }
+    if bg {
+        out.insert(out.len().min(1), OsString::from("--bg"));
+    }
+    out
 }
 
 /// A tool: its command line and what it does with it.
@@ -207,6 +213,6 @@ mod tests {
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
-        assert_eq!(out, vec!["x", "cmd", "--bg", "--", "-bg"]);
+        assert_eq!(out, vec!["x", "--bg", "cmd", "--", "-bg"]);
     }
 }

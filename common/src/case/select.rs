@@ -53,7 +53,9 @@ pub fn parse_indexes(s: &str) -> std::result::Result<BTreeSet<u32>, String> {
     Ok(out)
 }
 
-/// Instance ids from `--from` text: first field of each non-blank, non-comment line.
+/// Instance ids from `--from` text: the first field of each non-blank, non-comment line that
+/// is an instance id — so what our own tools print chains (`ec2-create` prints `<id> <addr>`,
+/// `ec2-status` `<index> <id> …`, `--failed-to` one id a line).
 pub fn parse_id_list(text: &str, source: &str) -> Result<Vec<String>> {
     let mut ids = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -63,14 +65,14 @@ pub fn parse_id_list(text: &str, source: &str) -> Result<Vec<String>> {
         if first.starts_with('#') {
             continue;
         }
-        if !is_instance_id(first) {
+        let Some(id) = line.split_whitespace().find(|w| is_instance_id(w)) else {
             return Err(Error::input(format!(
-                "{source}: line {}: {first:?} is not an instance id",
+                "{source}: line {}: {first:?} is not an instance id (nor is any field of it)",
                 n + 1
             )));
-        }
-        if !ids.iter().any(|i| i == first) {
-            ids.push(first.to_owned());
+        };
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_owned());
         }
     }
     Ok(ids)
@@ -100,6 +102,9 @@ pub fn select(store: &Store, args: &Selection) -> Result<Vec<Descriptor>> {
         }
         None => None,
     };
+    if listed.as_ref().is_some_and(|(ids, _)| ids.is_empty()) {
+        return Ok(vec![]); // an empty list selects nothing, and is not an error
+    }
     let mut all = store.load_all()?;
     let held: Vec<u32> = all.iter().map(|d| d.index).collect();
     if let Some((ids, source)) = listed {
@@ -175,6 +180,14 @@ pub fn fold_indexes(indexes: &[u32]) -> String {
 /// Like [`select`], but no instance at all is an error too (for tools that run commands).
 pub fn select_some(store: &Store, args: &Selection) -> Result<Vec<Descriptor>> {
     let v = select(store, args)?;
+    if v.is_empty() && args.from.is_some() && args.indexes.is_none() && args.role.is_none() {
+        // An empty list (a `--failed-to` file after a clean run): nothing to do, and a retry
+        // loop under `set -e` goes on.
+        return Err(Error {
+            code: crate::error::Code::Ok,
+            message: "--from lists no instance: nothing to do".into(),
+        });
+    }
     if v.is_empty() {
         return Err(Error::input(format!(
             "no instance descriptors in {} (run ec2-create there first)",

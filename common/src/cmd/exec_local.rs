@@ -31,8 +31,10 @@ use std::time::Instant;
 with CURRENT_AMI_DNS, CURRENT_AMI_ID, CURRENT_AMI_INDEX, CURRENT_SSH_USER, ... in its environment"
 )]
 pub struct Cli {
-    /// The command (several words are joined with spaces)
-    #[arg(value_name = "CMD", required = true, num_args = 1..)]
+    /// The command: it and every word after it (options too) are joined with spaces; this
+    /// tool's options go before it
+    #[arg(value_name = "CMD", required = true, num_args = 1.., trailing_var_arg = true,
+          allow_hyphen_values = true)]
     command: Vec<String>,
     /// Start every command detached, output to a log file under DIR/logs, and return at once;
     /// `-bg` is accepted too

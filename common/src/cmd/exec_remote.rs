@@ -26,8 +26,10 @@ use std::time::{Duration, SystemTime};
 selected instance, in parallel; output lines are prefixed `<address>: `; a summary goes to stderr"
 )]
 pub struct Cli {
-    /// The command (several words are joined with spaces, as ssh does)
-    #[arg(value_name = "CMD", required_unless_present_any = ["wait", "status", "stop"], num_args = 1..)]
+    /// The command: it and every word after it (options too: `ps -ef`) are joined with
+    /// spaces, as ssh does; this tool's options go before it
+    #[arg(value_name = "CMD", required_unless_present_any = ["wait", "status", "stop"],
+          num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
     /// Start CMD detached on each host (output to a remote log file) and return at once;
     /// `-bg` is accepted too

@@ -259,15 +259,36 @@ impl Collector {
             std::fs::write(path, text)
                 .map_err(|e| Error::infra(format!("--failed-to {}: {e}", path.display())))?;
         }
-        Ok(report(outcomes))
+        Ok(report(outcomes, self.opts.quiet))
     }
 }
 
-/// The summary on stderr, `ok 47/50, failed 3 (i-… 10.0.0.5: exit 2, …)`, and the exit code.
-pub fn report(outcomes: &[Outcome]) -> Code {
+/// The summary on stderr and the exit code: `ok 47/50, failed 3 (i-… 10.0.0.5: exit 2, …)`;
+/// beyond three failures, hosts with the same reason are folded as clush does
+/// (`127.0.0.[4-9,15-23] (15): exit 1`), so the line stays readable at any scale.
+pub fn report(outcomes: &[Outcome], quiet: bool) -> Code {
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
     let mut line = format!("ok {}/{}", outcomes.len() - failed.len(), outcomes.len());
-    if !failed.is_empty() {
+    if failed.len() > 3 {
+        let mut by_reason: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for o in &failed {
+            by_reason
+                .entry(o.why())
+                .or_default()
+                .push(o.address.clone());
+        }
+        let mut groups: Vec<(String, Vec<String>)> = by_reason.into_iter().collect();
+        groups.sort_by_key(|(_, hosts)| std::cmp::Reverse(hosts.len()));
+        let detail: Vec<String> = groups
+            .iter()
+            .map(|(why, hosts)| format!("{} ({}): {why}", fold_hosts(hosts), hosts.len()))
+            .collect();
+        line.push_str(&format!(
+            ", failed {} ({}; --failed-to FILE lists their ids)",
+            failed.len(),
+            detail.join("; ")
+        ));
+    } else if !failed.is_empty() {
         let detail: Vec<String> = failed
             .iter()
             .map(|o| format!("{} {}: {}", o.id, o.address, o.why()))
@@ -278,7 +299,9 @@ pub fn report(outcomes: &[Outcome]) -> Code {
             detail.join(", ")
         ));
     }
-    output::note(line);
+    if !(quiet && failed.is_empty()) {
+        output::note(line);
+    }
     if tool::interrupted() {
         Code::Interrupted
     } else if failed.is_empty() {

@@ -1,0 +1,65 @@
+//! Habits of pdsh/clush users (issue 9): whole command lines, chaining our own output, quiet
+//! runs, folded failure summaries.
+
+use e2e::Case;
+
+#[test]
+fn every_word_after_the_command_is_the_commands_own_even_options() {
+    let c = Case::new();
+    c.create(2);
+    let r = c.run("ec2-exec-remote", &["--json", "printf", "%s-%s", "-n", "x"]);
+    r.assert_code(0);
+    for l in r.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["stdout"], "-n-x", "{r}");
+    }
+    // TripCom's `-bg` after the command still means --bg, not a word of the command.
+    let r = c.run("ec2-exec-remote", &["sleep", "1", "-bg"]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.lines().count(), 2, "{r}");
+    let r = c.run("ec2-exec-local", &["printf", "%s\\n", "-x"]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.matches("-x").count(), 2, "{r}");
+}
+
+#[test]
+fn our_own_output_chains_into_from_and_an_empty_list_is_nothing_to_do() {
+    let c = Case::new();
+    c.create(3);
+    let r = c.shell("ec2-status | ec2-exec-remote --from - -q hostname");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.stdout.lines().count(), 3, "{r}");
+    assert!(
+        r.stderr.is_empty(),
+        "-q: no summary when all succeeded: {r}"
+    );
+    let r = c.shell("ec2-create 3 | ec2-exec-remote --from - -q true");
+    assert_eq!(r.code, 0, "{r}");
+    // A --failed-to file after a clean run is empty: rerunning it is nothing to do, exit 0.
+    let r = c.shell(
+        "set -e; ec2-exec-remote -q --failed-to failed.txt true; \
+         ec2-exec-remote --from failed.txt true; echo still-here",
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("still-here"), "{r}");
+    assert!(r.stderr.contains("nothing to do"), "{r}");
+}
+
+#[test]
+fn many_failures_are_folded_by_reason_like_clush() {
+    let c = Case::new();
+    c.create(5);
+    let r = c.run("ec2-exec-remote", &["exit 3"]);
+    r.assert_code(1);
+    let summary = r.stderr.lines().last().unwrap();
+    assert!(
+        summary.starts_with("ec2-exec-remote: ok 0/5, failed 5 ("),
+        "{r}"
+    );
+    assert!(summary.contains("(5): exit 3"), "{r}");
+    assert!(summary.contains("127.0.0.["), "{r}");
+    assert!(
+        !summary.contains("i-"),
+        "ids are in --failed-to, not the line: {r}"
+    );
+}
