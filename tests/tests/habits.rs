@@ -63,3 +63,62 @@ fn many_failures_are_folded_by_reason_like_clush() {
         "ids are in --failed-to, not the line: {r}"
     );
 }
+
+#[test]
+fn remote_commands_know_which_instance_they_run_on_in_exec_bg_and_setup() {
+    let c = Case::new();
+    let setup = c.path().join("setup.sh");
+    std::fs::write(
+        &setup,
+        "#!/bin/sh\necho \"setup on $CURRENT_AMI_ID #$CURRENT_AMI_INDEX role=$CURRENT_AMI_ROLE case=$CURRENT_CASE\"\n",
+    )
+    .unwrap();
+    let r = c.run(
+        "ec2-create",
+        &["2", "--role", "client", "--setup", setup.to_str().unwrap()],
+    );
+    r.assert_code(0);
+    let descs = c.descriptors();
+    for (id, d) in &descs {
+        let want = format!(
+            "setup on {id} #{} role=client case={}",
+            d["index"],
+            c.name()
+        );
+        assert!(r.stderr.contains(&want), "{want}\n{r}");
+    }
+    let r = c.run(
+        "ec2-exec-remote",
+        &[
+            "--json",
+            "echo \"$CURRENT_AMI_ID $CURRENT_AMI_INDEX $CURRENT_AMI_ROLE $CURRENT_CASE\"",
+        ],
+    );
+    r.assert_code(0);
+    for l in r.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let want = format!(
+            "{} {} client {}\n",
+            v["id"].as_str().unwrap(),
+            v["index"],
+            c.name()
+        );
+        assert_eq!(v["stdout"], want.as_str(), "{r}");
+    }
+    // A detached job too (its log holds what it printed).
+    let r = c.run(
+        "ec2-exec-remote",
+        &[
+            "--bg",
+            "--job",
+            "who",
+            "echo \"$CURRENT_AMI_ID #$CURRENT_AMI_INDEX\"",
+        ],
+    );
+    r.assert_code(0);
+    let r = c.run("ec2-exec-remote", &["--job", "who", "--wait", "--json"]);
+    r.assert_code(0);
+    for (id, d) in &descs {
+        assert!(r.stdout.contains(&format!("{id} #{}", d["index"])), "{r}");
+    }
+}

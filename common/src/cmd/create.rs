@@ -16,7 +16,7 @@ use crate::cli::{CaseDirArgs, LaunchArgs, SshArgs};
 use crate::config::{parse_duration, LaunchConfig};
 use crate::error::{Code, Error, Result};
 use crate::output::{self, Dest, LinePrefixer};
-use crate::remote::command::Stream;
+use crate::remote::command::{who_lines, Stream, READ_WHO};
 use crate::remote::ssh::{self, Conn};
 use crate::tool::{self, Tool};
 use clap::Parser;
@@ -159,10 +159,10 @@ pub(crate) fn plan(tracked: &[Descriptor], untracked: &[Member], want: &Want) ->
     p
 }
 
-/// Runs the setup script from stdin with its own shebang, in a private temp file.
-const SETUP: &str =
-    "exec /bin/sh -c 'f=$(mktemp \"${TMPDIR:-/tmp}/ec2-tools-setup.XXXXXX\") || exit 97; \
-cat > \"$f\"; chmod 700 \"$f\"; \"$f\" </dev/null; rc=$?; rm -f \"$f\"; exit $rc'";
+/// Runs the setup script from stdin (after the identity lines, see `READ_WHO`) with its own
+/// shebang, in a private temp file.
+const SETUP: &str = "exec /bin/sh -c 'WHOf=$(mktemp \"${TMPDIR:-/tmp}/ec2-tools-setup.XXXXXX\") \
+|| exit 97; cat > \"$f\"; chmod 700 \"$f\"; \"$f\" </dev/null; rc=$?; rm -f \"$f\"; exit $rc'";
 
 /// The provision-while-booting hook: seed 001's provider → queue → configurer pipeline, with
 /// the wait loop as provider and each probe thread as a configurer.
@@ -172,9 +172,11 @@ fn setup_hook(script: Vec<u8>) -> wait::ReadyHook {
         // Setup output goes to stderr: ec2-create's stdout stays a list of instances.
         let mut out = LinePrefixer::new(&label, Dest::Stderr);
         let mut err = LinePrefixer::new(&label, Dest::Stderr);
+        let mut input = who_lines(d).into_bytes();
+        input.extend_from_slice(&script);
         let r = conn.exec(
-            SETUP,
-            Some(&script),
+            &SETUP.replace("WHO", READ_WHO),
+            Some(&input),
             None,
             &tool::interrupted,
             &mut |s, b| match s {

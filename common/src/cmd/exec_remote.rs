@@ -149,7 +149,7 @@ pub(crate) fn run_remote(cfg: &SshConfig, hosts: &[Descriptor], job: &RemoteJob)
         let deadline = job.timeout.map(|t| {
             conn.started + t + starts.get(&d.id).map(|_| until(job.at)).unwrap_or_default()
         });
-        match conn.run_command(&command, deadline, &tool::interrupted, &mut |s, b| {
+        match conn.run_command(&command, d, deadline, &tool::interrupted, &mut |s, b| {
             sink.push(s, b)
         }) {
             Ok(info) => Status::Exited(info.code),

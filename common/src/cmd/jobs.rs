@@ -11,7 +11,7 @@ use crate::case::descriptor::Descriptor;
 use crate::config::{OutputConfig, SshConfig};
 use crate::error::{Code, Error, Result};
 use crate::output;
-use crate::remote::command::Stream;
+use crate::remote::command::{who_lines, Stream, READ_WHO};
 use crate::remote::fanout::on_each_host;
 use crate::remote::results::Status;
 use crate::remote::ssh::{Kind, SshError};
@@ -66,11 +66,14 @@ case "$n" in ''|.*|*[!A-Za-z0-9._-]*) echo "bad job name" >&2; exit 97 ;; esac
 d="$HOME/.ec2-tools/jobs"; j="$d/$n"
 "#;
 
+/// After the prologue: the identity lines (kept in `$j.who`, read back by the job's runner —
+/// never sourced), then the command (kept in `$j.cmd`), on stdin.
 const START: &str = r#"mkdir -p "$d"
 [ ! -e "$j.pid" ] || { echo "job already exists on this host" >&2; exit 96; }
+for v in 1 2 3 4; do IFS= read -r l; printf '%s\n' "$l"; done > "$j.who"
 cat > "$j.cmd"
 if command -v setsid >/dev/null 2>&1; then s=setsid; else s=nohup; fi
-$s sh -c '"${SHELL:-/bin/sh}" "$1.cmd"; echo $? > "$1.exit.tmp"; mv "$1.exit.tmp" "$1.exit"' sh "$j" </dev/null >"$j.log" 2>&1 &
+$s sh -c 'WHO"${SHELL:-/bin/sh}" "$1.cmd"; echo $? > "$1.exit.tmp"; mv "$1.exit.tmp" "$1.exit"' sh "$j" <"$j.who" >"$j.log" 2>&1 &
 echo "$!" > "$j.pid"
 echo "$j.log""#;
 
@@ -118,8 +121,13 @@ pub(crate) fn start(
         fanout,
         OutputConfig::default(),
         |d, conn, _sink| {
-            let input = format!("{}\n{command}", job_file_name(job_id, &d.id));
-            match conn.run_capture(&script(START), Some(input.as_bytes())) {
+            let input = format!(
+                "{}\n{}{command}",
+                job_file_name(job_id, &d.id),
+                who_lines(d)
+            );
+            let start = START.replace("WHO", READ_WHO);
+            match conn.run_capture(&script(&start), Some(input.as_bytes())) {
                 Ok((info, out, _)) if info.code == 0 => {
                     output::data(format!(
                         "{} {} {}",

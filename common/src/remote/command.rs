@@ -6,6 +6,7 @@
 //! once (fanout.rs), what happens to the output (results.rs).
 
 use super::ssh::{wrap, Conn, Kind, SshError};
+use crate::case::descriptor::Descriptor;
 use ssh2::ExtendedData;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -197,6 +198,7 @@ impl Conn {
     pub fn run_command(
         &self,
         command: &str,
+        who: &Descriptor,
         deadline: Option<Instant>,
         stop: &dyn Fn() -> bool,
         sink: &mut dyn FnMut(Stream, &[u8]),
@@ -210,7 +212,7 @@ impl Conn {
         };
         let r = self.exec_abortable(
             &tracked(command),
-            None,
+            Some(who_lines(who).as_bytes()),
             deadline,
             stop,
             &mut |s, b| {
@@ -278,12 +280,31 @@ impl Conn {
 
 const PID_MARK: &str = "\u{1}ec2-tools-pid ";
 
+/// Shell text that reads a remote command's identity from its first stdin lines into exported
+/// variables: only the names are shell text; the values travel on stdin ([`who_lines`]), so
+/// instance data is never pasted into a command line.
+pub const READ_WHO: &str = "IFS= read -r CURRENT_AMI_ID; IFS= read -r CURRENT_AMI_INDEX; \
+IFS= read -r CURRENT_AMI_ROLE; IFS= read -r CURRENT_CASE; \
+export CURRENT_AMI_ID CURRENT_AMI_INDEX CURRENT_AMI_ROLE CURRENT_CASE; ";
+
+/// The stdin lines [`READ_WHO`] reads: instance id, index, role (empty if none), case.
+pub fn who_lines(d: &Descriptor) -> String {
+    let line = |s: &str| s.replace(['\n', '\r'], " ");
+    format!(
+        "{}\n{}\n{}\n{}\n",
+        line(&d.id),
+        d.index,
+        line(d.role().unwrap_or("")),
+        line(&d.case)
+    )
+}
+
 /// The channel command of [`Conn::run_command`]: the login shell reports its pid (sshd made
 /// it a session and process-group leader) and evaluates the command, quoted as one POSIX
 /// single-quoted word — no extra process, so the remote cost is what `ssh host CMD` costs.
 fn tracked(command: &str) -> String {
     format!(
-        "printf '\\001ec2-tools-pid %s\\n' \"$$\" >&2; eval {}",
+        "printf '\\001ec2-tools-pid %s\\n' \"$$\" >&2; {READ_WHO}eval {}",
         sh_quote(command)
     )
 }
