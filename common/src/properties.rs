@@ -44,6 +44,7 @@ fn descriptor() -> impl Strategy<Value = Descriptor> {
                 user: ssh.0,
                 port: ssh.1,
                 host_key: ssh.2,
+                host_public_key: None,
             },
             launched_at: None,
             extra: Default::default(),

@@ -407,10 +407,11 @@ fn config_file_sits_below_env_and_flags_and_rejects_unknown_keys() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("ec2-tools.json"), r#"{"ttl": "off"}"#).unwrap();
     let run = |args: &[&str], env: &[(&str, &str)]| {
+        // Options before the command: every word after it is the command's (as with ssh).
         let mut cmd = c.cmd(args[0]);
-        cmd.args(&args[1..])
-            .arg("--dir")
+        cmd.arg("--dir")
             .arg(&dir)
+            .args(&args[1..])
             .env("EC2_TOOLS_CASE", c.name());
         for (k, v) in env {
             cmd.env(k, v);

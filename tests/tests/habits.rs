@@ -122,3 +122,62 @@ fn remote_commands_know_which_instance_they_run_on_in_exec_bg_and_setup() {
         assert!(r.stdout.contains(&format!("{id} #{}", d["index"])), "{r}");
     }
 }
+
+#[test]
+fn plain_ssh_scp_and_ec2_ssh_work_from_the_generated_config_and_stay_pinned() {
+    let c = Case::new();
+    let hosts = c.create(2);
+    // OpenSSH's own tools, from a test-case script, without prompts.
+    let r = c.run(
+        "ec2-exec-local",
+        &["ssh -F \"$CURRENT_SSH_CONFIG\" \"$CURRENT_SSH_HOST\" hostname"],
+    );
+    r.assert_code(0);
+    for (_, addr) in &hosts {
+        let name = format!("ip-{}", addr.replace('.', "-"));
+        assert!(r.stdout.contains(&format!("{addr}: {name}")), "{r}");
+    }
+    std::fs::write(c.path().join("data.txt"), "payload\n").unwrap();
+    let r = c.run(
+        "ec2-exec-local",
+        &["scp -q -F \"$CURRENT_SSH_CONFIG\" data.txt \"$CURRENT_SSH_HOST:copied.txt\""],
+    );
+    r.assert_code(0);
+    let r = c.run("ec2-exec-remote", &["cat copied.txt"]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.matches("payload").count(), 2, "{r}");
+    // ec2-ssh by index and by id.
+    let r = c.run("ec2-ssh", &["2", "hostname"]);
+    r.assert_code(0);
+    assert_eq!(
+        r.stdout.trim(),
+        format!("ip-{}", hosts[1].1.replace('.', "-")),
+        "{r}"
+    );
+    let r = c.run("ec2-ssh", &[&hosts[0].0, "echo", "-n", "by-id"]);
+    r.assert_code(0);
+    assert_eq!(r.stdout, "by-id", "{r}");
+    let r = c.run("ec2-ssh", &["7", "true"]);
+    r.assert_code(2);
+    // The instance is rebuilt with another host key: OpenSSH refuses it too.
+    let machine = std::path::Path::new(&c.env["LOCALCLOUD_STATE"])
+        .join("machines")
+        .join(&hosts[0].0);
+    for f in ["host_key", "host_key.pub"] {
+        std::fs::remove_file(machine.join(f)).unwrap();
+    }
+    assert!(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(machine.join("host_key"))
+        .status()
+        .unwrap()
+        .success());
+    let _ = c.run("ec2-reboot", &["--select", "1"]);
+    let r = c.run("ec2-ssh", &["1", "true"]);
+    assert_eq!(r.code, 255, "{r}");
+    assert!(
+        r.stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+            || r.stderr.contains("Host key verification failed"),
+        "{r}"
+    );
+}

@@ -364,6 +364,7 @@ impl Fleet {
                 user: Some(self.ssh.user_or_fallback()),
                 port: Some(self.ssh.port_or_fallback()),
                 host_key: None,
+                host_public_key: None,
             },
             launched_at: None,
             extra: Default::default(),
@@ -385,6 +386,14 @@ impl Fleet {
         found.retain(|i| !known.contains(i.id.as_str()));
         found.sort_by_key(|i| (tag_index(i).unwrap_or(u32::MAX), i.id.clone()));
         Ok(found)
+    }
+
+    /// Bring `.ec2-tools/ssh_config` and `known_hosts` up to date with the descriptors (a
+    /// failure is a note: the tools themselves do not need them).
+    pub fn sync_ssh_files(&self) {
+        if let Err(e) = crate::remote::sshconf::write(&self.store, &self.ssh) {
+            output::note(format!("could not update the case's ssh_config: {e}"));
+        }
     }
 
     /// Write a descriptor for an instance of the case that had none, at `index`.

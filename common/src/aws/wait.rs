@@ -50,6 +50,7 @@ enum Probe {
     Ready {
         id: String,
         host_key: Option<String>,
+        public_key: Option<String>,
     },
     Retrying {
         id: String,
@@ -190,10 +191,17 @@ pub async fn ready(
                     if tool::interrupted() { break; }
                 }
                 Some(msg) = rx.recv() => match msg {
-                    Probe::Ready { id, host_key } => {
+                    Probe::Ready { id, host_key, public_key } => {
                         if let Some(d) = descs.get_mut(&id) {
                             if d.ssh.host_key.is_none() && host_key.is_some() {
                                 d.ssh.host_key = host_key;
+                                d.ssh.host_public_key = public_key;
+                                store.write(d)?;
+                            } else if d.ssh.host_public_key.is_none()
+                                && public_key.is_some()
+                                && d.ssh.host_key == host_key
+                            {
+                                d.ssh.host_public_key = public_key;
                                 store.write(d)?;
                             }
                         }
@@ -354,6 +362,7 @@ fn spawn_probe(
                     let _ = tx.send(Probe::Ready {
                         id,
                         host_key: conn.host_key.clone(),
+                        public_key: conn.host_public_key.clone(),
                     });
                     return;
                 }

@@ -84,6 +84,10 @@ pub struct SshInfo {
     /// SHA-256 of the host key seen at the first login (trust on first use), base64.
     #[serde(default)]
     pub host_key: Option<String>,
+    /// The host's public key as first seen (`ssh-ed25519 AAAA…`): what `.ec2-tools/known_hosts`
+    /// pins for OpenSSH's own tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_public_key: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

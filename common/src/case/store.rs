@@ -238,6 +238,7 @@ mod tests {
                 user: Some("u".into()),
                 port: Some(22),
                 host_key: None,
+                host_public_key: None,
             },
             launched_at: None,
             extra: Default::default(),

@@ -259,6 +259,7 @@ impl Tool for Create {
                 },
             )
             .await?;
+            fleet.sync_ssh_files();
             waited.print_ready();
             let what = if cli.setup.is_some() {
                 "get ready and set up"

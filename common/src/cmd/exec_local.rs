@@ -15,6 +15,7 @@ use crate::remote::command::Stream;
 use crate::remote::fanout::{collect, fan_out};
 use crate::remote::results::{Collector, HostSink, Outcome, Status};
 use crate::remote::ssh::{Kind, SshError, Target};
+use crate::remote::sshconf;
 use crate::tool::Tool;
 use clap::Parser;
 use std::collections::BTreeMap;
@@ -78,7 +79,11 @@ pub(crate) struct LocalJob {
 
 /// The environment a local command sees for one instance. Instance data reaches the command
 /// only this way, never pasted into its text.
-pub(crate) fn local_env(d: &Descriptor, cfg: &SshConfig) -> BTreeMap<&'static str, String> {
+pub(crate) fn local_env(
+    d: &Descriptor,
+    cfg: &SshConfig,
+    ssh_config: &std::path::Path,
+) -> BTreeMap<&'static str, String> {
     let s = |o: &Option<String>| o.clone().unwrap_or_default();
     let target = Target::for_descriptor(d, cfg);
     let mut env = BTreeMap::new();
@@ -105,6 +110,9 @@ pub(crate) fn local_env(d: &Descriptor, cfg: &SshConfig) -> BTreeMap<&'static st
         let k = std::fs::canonicalize(k).unwrap_or_else(|_| k.clone());
         env.insert("CURRENT_SSH_KEY", k.display().to_string());
     }
+    // `ssh -F "$CURRENT_SSH_CONFIG" "$CURRENT_SSH_HOST"`, scp and rsync -e alike: pinned.
+    env.insert("CURRENT_SSH_CONFIG", ssh_config.display().to_string());
+    env.insert("CURRENT_SSH_HOST", d.id.clone());
     env
 }
 
@@ -116,6 +124,9 @@ pub(crate) fn run_local(
     job: &LocalJob,
 ) -> Result<Code> {
     let job_id = super::jobs::new_job_id();
+    sshconf::write(store, cfg)?;
+    let ssh_config = std::fs::canonicalize(sshconf::config_path(store))
+        .unwrap_or_else(|_| sshconf::config_path(store));
     let log_dir: PathBuf = store.dir().join("logs");
     if job.background {
         std::fs::create_dir_all(&log_dir)
@@ -126,7 +137,7 @@ pub(crate) fn run_local(
     let width = if job.background { 1 } else { job.parallel };
     let results = fan_out(hosts, width, |d| {
         let started = Instant::now();
-        let env = local_env(d, cfg);
+        let env = local_env(d, cfg, &ssh_config);
         let label = Some(env["CURRENT_AMI_DNS"].clone())
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| d.id.clone());

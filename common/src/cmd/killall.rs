@@ -54,8 +54,17 @@ impl Tool for Killall {
     type Cli = Cli;
 
     fn run(cli: Cli) -> Result<Code> {
-        let (_, cfg) = cli.case.resolve()?;
-        kill(&cfg, &cli)
+        let (settings, cfg) = cli.case.resolve()?;
+        let code = kill(&cfg, &cli)?;
+        // The case's ssh_config and known_hosts follow the descriptors that are left.
+        let ssh = crate::cli::SshArgs::default().resolve(&settings)?;
+        let store = Store::new(&cfg.dir);
+        if store.dir().join(crate::case::store::STATE_DIR).is_dir() {
+            if let Err(e) = crate::remote::sshconf::write(&store, &ssh) {
+                output::note(format!("could not update the case's ssh_config: {e}"));
+            }
+        }
+        Ok(code)
     }
 }
 

@@ -58,7 +58,9 @@ fn on_selection(
     let hosts = select_some(&store, &selection)?;
     crate::runtime()?.block_on(async {
         let fleet = Fleet::connect(cfg, ssh_cfg).await?;
-        stage(&fleet, hosts).await
+        let code = stage(&fleet, hosts).await;
+        fleet.sync_ssh_files();
+        code
     })
 }
 

@@ -13,6 +13,7 @@ pub mod files;
 pub(crate) mod jobs;
 pub mod killall;
 pub mod lifecycle;
+pub mod login;
 pub mod status;
 pub(crate) mod sync;
 

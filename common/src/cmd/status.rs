@@ -281,5 +281,10 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
             output::data(line.trim_end());
         }
     }
+    if store.dir().join(crate::case::store::STATE_DIR).is_dir() {
+        if let Err(e) = crate::remote::sshconf::write(&store, ssh_cfg) {
+            output::note(format!("could not update the case's ssh_config: {e}"));
+        }
+    }
     Ok(code)
 }

@@ -118,6 +118,7 @@ fn repin(cfg: &SshConfig, d: &Descriptor, conn: &Conn) {
     };
     let mut d = d.clone();
     d.ssh.host_key = conn.host_key.clone();
+    d.ssh.host_public_key = conn.host_public_key.clone();
     match crate::case::store::Store::new(dir).write(&d) {
         Ok(()) => crate::output::note(format!(
             "{}: host key changed; accepted and recorded ({})",

@@ -9,3 +9,4 @@ pub mod command;
 pub mod fanout;
 pub mod results;
 pub mod ssh;
+pub mod sshconf;

@@ -108,6 +108,8 @@ pub struct Conn {
     pub started: Instant,
     /// The host offered a key other than the recorded one and `--accept-new-host-key` took it.
     pub repinned: bool,
+    /// The host's public key, OpenSSH style (`ssh-ed25519 AAAA…`).
+    pub host_public_key: Option<String>,
 }
 
 const KEX: &str = "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,\
@@ -238,6 +240,22 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
     })?;
 
     let host_key = sess.host_key_hash(HashType::Sha256).map(fingerprint);
+    let host_public_key = sess.host_key().and_then(|(key, kind)| {
+        use base64::Engine;
+        let name = match kind {
+            ssh2::HostKeyType::Rsa => "ssh-rsa",
+            ssh2::HostKeyType::Dss => "ssh-dss",
+            ssh2::HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
+            ssh2::HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
+            ssh2::HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
+            ssh2::HostKeyType::Ed25519 => "ssh-ed25519",
+            _ => return None,
+        };
+        Some(format!(
+            "{name} {}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        ))
+    });
     let mut repinned = false;
     if let (Some(want), Some(got)) = (&t.host_key, &host_key) {
         if want != got && cfg.repin.is_some() {
@@ -261,6 +279,7 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
         target: t.clone(),
         started,
         repinned,
+        host_public_key,
     })
 }
 
