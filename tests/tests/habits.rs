@@ -181,3 +181,64 @@ fn plain_ssh_scp_and_ec2_ssh_work_from_the_generated_config_and_stay_pinned() {
         "{r}"
     );
 }
+
+#[test]
+fn at_with_bg_starts_the_detached_job_at_the_instant_on_every_host_and_returns_at_once() {
+    let c = Case::new();
+    c.create(3);
+    let asked = std::time::SystemTime::now() + std::time::Duration::from_secs(4);
+    let r = c.run(
+        "ec2-exec-remote",
+        &["--at", "+4s", "--bg", "--job", "sync", "date +%s.%N"],
+    );
+    r.assert_code(0);
+    assert!(
+        std::time::SystemTime::now() < asked,
+        "returned before the instant: {r}"
+    );
+    let r = c.run("ec2-exec-remote", &["--job", "sync", "--wait", "--json"]);
+    r.assert_code(0);
+    let asked_s = asked
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let starts: Vec<f64> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["stdout"]
+                .as_str()
+                .unwrap()
+                .trim()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(starts.len(), 3, "{r}");
+    for s in &starts {
+        assert!(
+            *s >= asked_s - 0.05 && *s < asked_s + 0.5,
+            "{s} vs {asked_s}\n{r}"
+        );
+    }
+    // `ec2-status --json` carries what a script needs.
+    let r = c.run("ec2-status", &["--json"]);
+    r.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
+    for k in [
+        "private_ip",
+        "private_dns",
+        "az",
+        "type",
+        "role",
+        "index",
+        "market",
+    ] {
+        assert!(v.get(k).is_some(), "{k}: {v}");
+    }
+    assert!(v["private_ip"].as_str().unwrap().starts_with("127."), "{v}");
+}

@@ -33,7 +33,7 @@ pub struct Cli {
     command: Vec<String>,
     /// Start CMD detached on each host (output to a remote log file) and return at once;
     /// `-bg` is accepted too
-    #[arg(long, conflicts_with_all = ["wait", "status", "stop", "at"])]
+    #[arg(long, conflicts_with_all = ["wait", "status", "stop"])]
     bg: bool,
     /// The background job's id: names a new job with --bg (default: generated), or the job
     /// to follow with --wait, --status, --stop
@@ -100,7 +100,17 @@ impl Tool for ExecRemote {
         let command = cli.command.join(" ");
         if cli.bg {
             let job = cli.job.unwrap_or_else(jobs::new_job_id);
-            return jobs::start(&ssh, &hosts, &job, &command, fanout);
+            // With --at: each host's job waits for the instant on its own clock, corrected
+            // by its measured offset, and the tool returns at once.
+            let starts = match cli.at {
+                Some(at) => sync::plan(&ssh, &hosts, at, cli.max_skew, fanout)?,
+                None => BTreeMap::new(),
+            };
+            let command_for = |d: &Descriptor| match starts.get(&d.id) {
+                Some(t) => format!("{}{command}", sync::wait_until_prefix(*t)),
+                None => command.clone(),
+            };
+            return jobs::start(&ssh, &hosts, &job, &command_for, fanout);
         }
         let job = RemoteJob {
             command,

@@ -111,7 +111,7 @@ pub(crate) fn start(
     cfg: &SshConfig,
     hosts: &[Descriptor],
     job_id: &str,
-    command: &str,
+    command: &(dyn Fn(&Descriptor) -> String + Sync),
     fanout: usize,
 ) -> Result<Code> {
     let started = Instant::now();
@@ -122,9 +122,10 @@ pub(crate) fn start(
         OutputConfig::default(),
         |d, conn, _sink| {
             let input = format!(
-                "{}\n{}{command}",
+                "{}\n{}{}",
                 job_file_name(job_id, &d.id),
-                who_lines(d)
+                who_lines(d),
+                command(d)
             );
             let start = START.replace("WHO", READ_WHO);
             match conn.run_capture(&script(&start), Some(input.as_bytes())) {

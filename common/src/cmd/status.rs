@@ -122,6 +122,19 @@ struct Row {
     tracked: bool,
     market: Option<String>,
     ssh: Option<std::result::Result<(), String>>,
+    /// What a script needs beside the table: addresses, placement, type.
+    net: Net,
+}
+
+/// The addresses and placement `--json` carries (a script needs no descriptor-reading).
+#[derive(Default)]
+struct Net {
+    private_ip: Option<String>,
+    public_ip: Option<String>,
+    private_dns: Option<String>,
+    public_dns: Option<String>,
+    az: Option<String>,
+    instance_type: Option<String>,
 }
 
 fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Result<Code> {
@@ -196,6 +209,14 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
             tracked: true,
             market: d.market().map(str::to_owned),
             ssh: None,
+            net: Net {
+                private_ip: d.private_ip.clone(),
+                public_ip: d.public_ip.clone(),
+                private_dns: d.private_dns.clone(),
+                public_dns: d.public_dns.clone(),
+                az: d.az.clone(),
+                instance_type: d.instance_type.clone(),
+            },
         })
         .collect();
     rows.extend(untracked.iter().map(|i| Row {
@@ -212,6 +233,14 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
         tracked: false,
         market: i.tags.get(TAG_MARKET).cloned(),
         ssh: None,
+        net: Net {
+            private_ip: i.private_ip.clone(),
+            public_ip: i.public_ip.clone(),
+            private_dns: i.private_dns.clone(),
+            public_dns: i.public_dns.clone(),
+            az: i.az.clone(),
+            instance_type: i.instance_type.clone(),
+        },
     }));
 
     if opts.check {
@@ -248,6 +277,9 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
                 "index": r.index, "id": r.id, "role": r.role, "state": r.state,
                 "address": r.address, "uptime_s": up, "launched_at": r.launched_at,
                 "tracked": r.tracked, "market": r.market,
+                "private_ip": r.net.private_ip, "public_ip": r.net.public_ip,
+                "private_dns": r.net.private_dns, "public_dns": r.net.public_dns,
+                "az": r.net.az, "type": r.net.instance_type,
             });
             if let Some(c) = &r.ssh {
                 v["ssh"] = match c {
