@@ -17,6 +17,7 @@ pub(crate) mod cli;
 pub mod cmd;
 pub(crate) mod config;
 pub mod error;
+pub(crate) mod log;
 pub(crate) mod output;
 pub(crate) mod remote;
 pub(crate) mod settings;

@@ -164,15 +164,28 @@ pub fn command<C: clap::CommandFactory>(name: &'static str) -> clap::Command {
     C::command()
         .name(name)
         .bin_name(name)
+        .arg(
+            clap::Arg::new(VERBOSE)
+                .short('v')
+                .long("verbose")
+                .action(clap::ArgAction::Count)
+                .help("Log AWS calls and SSH phases to stderr (-vv: more; RUST_LOG overrides)"),
+        )
         .after_long_help(crate::settings::help_table())
 }
+
+/// The `-v` flag every tool has (added here, once, rather than in each tool's CLI).
+const VERBOSE: &str = "ec2_tools_verbose";
 
 /// Parse a clap CLI, mapping clap's own exits to ours: help and version print as clap does
 /// (exit 0); a usage error is one line, `ec2-<tool>: <what> (see --help)`, exit 2.
 pub fn parse<C: clap::Parser>(name: &'static str, args: Vec<OsString>) -> crate::Result<C> {
     command::<C>(name)
         .try_get_matches_from(args)
-        .and_then(|m| C::from_arg_matches(&m))
+        .and_then(|m| {
+            crate::log::init(m.get_count(VERBOSE));
+            C::from_arg_matches(&m)
+        })
         .map_err(|e| {
             if !e.use_stderr() {
                 let _ = e.print();

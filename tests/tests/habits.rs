@@ -242,3 +242,30 @@ fn at_with_bg_starts_the_detached_job_at_the_instant_on_every_host_and_returns_a
     }
     assert!(v["private_ip"].as_str().unwrap().starts_with("127."), "{v}");
 }
+
+#[test]
+fn verbose_logs_show_aws_calls_and_ssh_phases_on_stderr_and_never_the_secret() {
+    let c = Case::new();
+    let secret = "SECRETMARKERzyxwvutsrqponmlkjihgfedcba987654";
+    let env = [("AWS_SECRET_ACCESS_KEY", secret)];
+    let r = c.run_with("ec2-create", &["-v", "2", "--timeout", "60"], &env);
+    r.assert_code(0);
+    assert_eq!(r.stdout.lines().count(), 2, "stdout stays data: {r}");
+    assert!(r.stderr.contains("aws RunInstances: HTTP 200"), "{r}");
+    assert!(r.stderr.contains("request id"), "{r}");
+    assert!(r.stderr.contains(": logged in as "), "{r}");
+    let r2 = c.run_with("ec2-exec-remote", &["-vv", "--json", "echo hi"], &env);
+    r2.assert_code(0);
+    assert!(r2.stderr.contains(": banner and key exchange in "), "{r2}");
+    assert!(r2.stderr.contains(": exit 0 after "), "{r2}");
+    assert_eq!(r2.stdout.lines().count(), 2, "{r2}");
+    let r3 = c.run_with("ec2-killall", &["-vv"], &env);
+    r3.assert_code(0);
+    assert!(r3.stderr.contains("aws TerminateInstances"), "{r3}");
+    for run in [&r, &r2, &r3] {
+        assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "{run}");
+    }
+    // Without -v: no log lines.
+    let q = c.run("ec2-status", &[]);
+    assert!(!q.stderr.contains("aws "), "{q}");
+}

@@ -180,6 +180,7 @@ pub async fn connect(region: Option<&str>) -> Result<Ec2> {
     }
     let conf = aws_sdk_ec2::config::Builder::from(&sdk)
         .retry_classifier(retry::FinalErrors)
+        .interceptor(crate::log::AwsCallLog)
         .build();
     Ok(Ec2 {
         client: Client::from_conf(conf),

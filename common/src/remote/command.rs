@@ -203,6 +203,8 @@ impl Conn {
         stop: &dyn Fn() -> bool,
         sink: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<ExitInfo, SshError> {
+        let began = Instant::now();
+        tracing::info!(target: "common::ssh", "ssh {}: exec", self.target.address);
         let pid: std::cell::Cell<Option<u32>> = std::cell::Cell::new(None);
         let mut head: Option<Vec<u8>> = Some(Vec::new());
         let kill = || {
@@ -243,6 +245,14 @@ impl Conn {
             .filter(|h| !h.is_empty() && !h.starts_with(PID_MARK.as_bytes()))
         {
             sink(Stream::Stderr, &h);
+        }
+        match &r {
+            Ok(i) => {
+                tracing::info!(target: "common::ssh", "ssh {}: exit {} after {} ms", self.target.address, i.code, began.elapsed().as_millis())
+            }
+            Err(e) => {
+                tracing::info!(target: "common::ssh", "ssh {}: failed after {} ms: {}", self.target.address, began.elapsed().as_millis(), e.message)
+            }
         }
         r
     }

@@ -209,6 +209,8 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
         )
     })?;
     let _ = tcp.set_nodelay(true);
+    tracing::info!(target: "common::ssh", "ssh {}:{}: tcp connected in {} ms", t.address, t.port, started.elapsed().as_millis());
+    let phase = Instant::now();
     let fd = tcp.as_raw_fd();
     detect_dead_peers(fd);
     let mut sess = Session::new().map_err(wrap(Kind::Session, "ssh session"))?;
@@ -239,6 +241,8 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
         }
     })?;
 
+    tracing::info!(target: "common::ssh", "ssh {}: banner and key exchange in {} ms", t.address, phase.elapsed().as_millis());
+    let phase = Instant::now();
     let host_key = sess.host_key_hash(HashType::Sha256).map(fingerprint);
     let host_public_key = sess.host_key().and_then(|(key, kind)| {
         use base64::Engine;
@@ -271,6 +275,7 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
         }
     }
     authenticate(&sess, &t.user, cfg.identity.as_ref())?;
+    tracing::info!(target: "common::ssh", "ssh {}: logged in as {} in {} ms", t.address, t.user, phase.elapsed().as_millis());
     sess.set_keepalive(true, 15);
     Ok(Conn {
         sess,
