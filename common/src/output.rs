@@ -109,6 +109,15 @@ pub fn write_locked(dest: Dest, bytes: &[u8]) {
     }
 }
 
+/// `1 instance`, `2 instances`: a count and its noun, in the right number.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A diagnostic line on stderr: `<tool>: <message>`.
 pub fn note(msg: impl std::fmt::Display) {
     write_locked(Dest::Stderr, format!("{}: {msg}\n", program()).as_bytes());

@@ -263,9 +263,26 @@ fn verbose_logs_show_aws_calls_and_ssh_phases_on_stderr_and_never_the_secret() {
     r3.assert_code(0);
     assert!(r3.stderr.contains("aws TerminateInstances"), "{r3}");
     for run in [&r, &r2, &r3] {
-        assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "{run}");
+        assert!(
+            !run.stderr.contains(secret) && !run.stdout.contains(secret),
+            "{run}"
+        );
     }
     // Without -v: no log lines.
     let q = c.run("ec2-status", &[]);
     assert!(!q.stderr.contains("aws "), "{q}");
+}
+
+#[test]
+fn piped_stdin_reaches_the_command_on_every_host_unless_no_stdin() {
+    let c = Case::new();
+    c.create(2);
+    let r = c.shell("printf 'line one\\nline two\\n' | ec2-exec-remote -q cat");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.stdout.matches(": line one").count(), 2, "{r}");
+    assert_eq!(r.stdout.matches(": line two").count(), 2, "{r}");
+    let r = c.shell("echo hidden | ec2-exec-remote -q -n 'cat; echo end'");
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!r.stdout.contains("hidden"), "{r}");
+    assert_eq!(r.stdout.matches(": end").count(), 2, "{r}");
 }

@@ -300,10 +300,11 @@ impl Fleet {
         l.state.save(&self.store)?;
         if !out.descs.is_empty() {
             output::note(format!(
-                "launched {} instances (#{}-#{}) in {calls} RunInstances calls",
-                out.descs.len(),
+                "launched {} (#{}-#{}) in {}",
+                output::count(out.descs.len(), "instance"),
                 first,
-                next - 1
+                next - 1,
+                output::count(calls as usize, "RunInstances call")
             ));
         }
         if launch.name_tags {

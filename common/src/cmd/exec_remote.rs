@@ -51,6 +51,10 @@ pub struct Cli {
     /// Lines of the job's log shown by --wait
     #[arg(long, value_name = "N", default_value_t = 20)]
     tail: u32,
+    /// Do not send this tool's stdin to the command (it is sent, to every host, when it is a
+    /// pipe or a file and `--from -` is not reading it: `echo x | ec2-exec-remote cat`)
+    #[arg(short = 'n', long)]
+    no_stdin: bool,
     /// How many hosts at once
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
@@ -112,8 +116,15 @@ impl Tool for ExecRemote {
             };
             return jobs::start(&ssh, &hosts, &job, &command_for, fanout);
         }
+        let from_stdin = cli.hosts.select.from.as_deref() == Some(std::path::Path::new("-"));
+        let stdin = if cli.no_stdin || from_stdin {
+            None
+        } else {
+            piped_stdin()?
+        };
         let job = RemoteJob {
             command,
+            stdin,
             fanout,
             timeout: cli.timeout,
             at: cli.at,
@@ -128,6 +139,8 @@ impl Tool for ExecRemote {
 #[derive(Debug, Clone)]
 pub(crate) struct RemoteJob {
     pub command: String,
+    /// Sent to the command on every host (this tool's own stdin, when piped).
+    pub stdin: Option<Vec<u8>>,
     pub fanout: usize,
     /// Bounds the whole command on each host; the remote process group is killed after it.
     pub timeout: Option<Duration>,
@@ -135,6 +148,28 @@ pub(crate) struct RemoteJob {
     pub at: Option<SystemTime>,
     pub max_skew: Duration,
     pub results: OutputConfig,
+}
+
+/// This process's stdin when it is a pipe or a regular file (never a terminal, a socket or
+/// /dev/null: a command must not wait for input nobody will type), read whole.
+fn piped_stdin() -> Result<Option<Vec<u8>>> {
+    // SAFETY: fstat on fd 0 into a zeroed stat we own.
+    let kind = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(0, &mut st) != 0 {
+            return Ok(None);
+        }
+        st.st_mode & libc::S_IFMT
+    };
+    if kind != libc::S_IFIFO && kind != libc::S_IFREG {
+        return Ok(None);
+    }
+    let mut data = Vec::new();
+    use std::io::Read;
+    std::io::stdin()
+        .read_to_end(&mut data)
+        .map_err(|e| crate::Error::input(format!("reading stdin: {e}")))?;
+    Ok((!data.is_empty()).then_some(data))
 }
 
 /// Run a command on every host over SSH.
@@ -159,9 +194,14 @@ pub(crate) fn run_remote(cfg: &SshConfig, hosts: &[Descriptor], job: &RemoteJob)
         let deadline = job.timeout.map(|t| {
             conn.started + t + starts.get(&d.id).map(|_| until(job.at)).unwrap_or_default()
         });
-        match conn.run_command(&command, d, deadline, &tool::interrupted, &mut |s, b| {
-            sink.push(s, b)
-        }) {
+        match conn.run_command(
+            &command,
+            d,
+            job.stdin.as_deref(),
+            deadline,
+            &tool::interrupted,
+            &mut |s, b| sink.push(s, b),
+        ) {
             Ok(info) => Status::Exited(info.code),
             Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
                 Kind::Timeout,

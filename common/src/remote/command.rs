@@ -199,6 +199,7 @@ impl Conn {
         &self,
         command: &str,
         who: &Descriptor,
+        stdin: Option<&[u8]>,
         deadline: Option<Instant>,
         stop: &dyn Fn() -> bool,
         sink: &mut dyn FnMut(Stream, &[u8]),
@@ -212,9 +213,11 @@ impl Conn {
                 self.kill_group(p);
             }
         };
+        let mut input = who_lines(who).into_bytes();
+        input.extend_from_slice(stdin.unwrap_or_default());
         let r = self.exec_abortable(
             &tracked(command),
-            Some(who_lines(who).as_bytes()),
+            Some(&input),
             deadline,
             stop,
             &mut |s, b| {
