@@ -41,8 +41,15 @@ bench: setup release
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-100000} $(CARGO) test -p common properties -- --test-threads 2
 
-install:
-	for t in $(TOOLS); do $(CARGO) install --locked --path tools/$$t || exit 1; done
+# One release build of the workspace, then copies: binaries, man pages, completions.
+PREFIX ?= /usr/local
+install: release
+	install -d $(PREFIX)/bin $(PREFIX)/share/man/man1
+	for t in $(TOOLS); do install -m 755 target/release/$$t $(PREFIX)/bin/ || exit 1; done
+	target/release/ec2-tools man $(PREFIX)/share/man/man1 >/dev/null
+	target/release/ec2-tools completions bash --dir $(PREFIX)/share/bash-completion/completions >/dev/null
+	target/release/ec2-tools completions zsh --dir $(PREFIX)/share/zsh/site-functions >/dev/null
+	target/release/ec2-tools completions fish --dir $(PREFIX)/share/fish/vendor_completions.d >/dev/null
 
 fmt:
 	$(CARGO) fmt --all

@@ -286,3 +286,77 @@ fn piped_stdin_reaches_the_command_on_every_host_unless_no_stdin() {
     assert!(!r.stdout.contains("hidden"), "{r}");
     assert_eq!(r.stdout.matches(": end").count(), 2, "{r}");
 }
+
+#[test]
+fn every_tool_has_a_man_page_naming_each_flag_and_completions_for_three_shells() {
+    let c = Case::new();
+    let man = c.path().join("man");
+    let r = c.run("ec2-tools", &["man", man.to_str().unwrap()]);
+    r.assert_code(0);
+    let tools = [
+        "ec2-create",
+        "ec2-exec-remote",
+        "ec2-exec-local",
+        "ec2-put",
+        "ec2-get",
+        "ec2-status",
+        "ec2-ssh",
+        "ec2-stop",
+        "ec2-start",
+        "ec2-reboot",
+        "ec2-revert",
+        "ec2-killall",
+    ];
+    for t in tools {
+        let page = std::fs::read_to_string(man.join(format!("{t}.1"))).unwrap();
+        assert!(
+            page.starts_with(".ie") || page.contains(".TH"),
+            "{t}: not roff"
+        );
+        let help = c.run(t, &["--help"]);
+        help.assert_code(0);
+        let flags: std::collections::BTreeSet<&str> = help
+            .stdout
+            .split(|ch: char| ch.is_whitespace() || ch == ',' || ch == '[' || ch == ']')
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+            .map(|w| {
+                let end = w[2..]
+                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '-'))
+                    .map_or(w.len(), |i| i + 2);
+                &w[..end]
+            })
+            .filter(|w| w.len() > 2)
+            .collect();
+        assert!(flags.contains("--verbose"), "{t}: {flags:?}");
+        for f in flags {
+            let roff = f.replace('-', "\\-");
+            assert!(page.contains(&roff), "{t}: the man page does not name {f}");
+        }
+    }
+    let r = c.run("ec2-tools", &["help"]);
+    r.assert_code(0);
+    for t in tools {
+        assert!(r.stdout.contains(t), "{t}: {r}");
+    }
+    for (shell, file) in [
+        ("bash", "ec2-create"),
+        ("zsh", "_ec2-create"),
+        ("fish", "ec2-create.fish"),
+    ] {
+        let dir = c.path().join(shell);
+        c.run(
+            "ec2-tools",
+            &["completions", shell, "--dir", dir.to_str().unwrap()],
+        )
+        .assert_code(0);
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(text.contains("connect-timeout"), "{shell}");
+    }
+    let bash = c.path().join("bash/ec2-exec-remote");
+    let ok = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&bash)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "bash completion parses");
+}

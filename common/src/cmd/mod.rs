@@ -15,6 +15,7 @@ pub mod killall;
 pub mod lifecycle;
 pub mod login;
 pub mod status;
+pub mod suite;
 pub(crate) mod sync;
 
 use crate::case::descriptor::{Descriptor, InstanceState};
@@ -54,19 +55,13 @@ fn selected_hosts(args: &HostArgs) -> Result<(SshConfig, Store, Vec<Descriptor>)
 mod tests {
     use clap::CommandFactory;
 
-    /// clap's own consistency checks on every tool's command line.
+    /// clap's own consistency checks on every tool's command line, as the binary builds it
+    /// (with the `-v` every tool gets), and on the dispatcher's.
     #[test]
     fn every_cli_is_well_formed() {
-        super::create::Cli::command().debug_assert();
-        super::exec_local::Cli::command().debug_assert();
-        super::exec_remote::Cli::command().debug_assert();
-        super::files::PutCli::command().debug_assert();
-        super::files::GetCli::command().debug_assert();
-        super::killall::Cli::command().debug_assert();
-        super::lifecycle::StopCli::command().debug_assert();
-        super::lifecycle::StartCli::command().debug_assert();
-        super::lifecycle::RebootCli::command().debug_assert();
-        super::lifecycle::RevertCli::command().debug_assert();
-        super::status::Cli::command().debug_assert();
+        for c in super::suite::commands() {
+            c.debug_assert();
+        }
+        super::suite::Cli::command().debug_assert();
     }
 }
