@@ -149,31 +149,38 @@ pub fn select(store: &Store, args: &Selection) -> Result<Vec<Descriptor>> {
 
 /// `1-3,5`: indexes folded into ranges (for messages).
 pub fn fold_indexes(indexes: &[u32]) -> String {
-    let mut v = indexes.to_vec();
-    v.sort_unstable();
-    v.dedup();
+    let v: Vec<u64> = indexes.iter().map(|&i| u64::from(i)).collect();
     if v.is_empty() {
         return "none".into();
     }
+    fold_ranges(&v)
+}
+
+/// Numbers folded into sorted ranges, `1-3,5` (duplicates dropped; empty for none).
+pub fn fold_ranges(numbers: &[u64]) -> String {
+    let mut v = numbers.to_vec();
+    v.sort_unstable();
+    v.dedup();
     let mut out: Vec<String> = Vec::new();
-    let mut start = v[0];
-    let mut prev = v[0];
-    for &i in &v[1..] {
-        if i != prev + 1 {
-            out.push(if start == prev {
-                start.to_string()
-            } else {
-                format!("{start}-{prev}")
-            });
-            start = i;
+    let mut run: Option<(u64, u64)> = None;
+    let range = |(a, b): (u64, u64)| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("{a}-{b}")
         }
-        prev = i;
+    };
+    for n in v {
+        run = match run {
+            Some((a, b)) if n == b + 1 => Some((a, n)),
+            Some(r) => {
+                out.push(range(r));
+                Some((n, n))
+            }
+            None => Some((n, n)),
+        };
     }
-    out.push(if start == prev {
-        start.to_string()
-    } else {
-        format!("{start}-{prev}")
-    });
+    out.extend(run.map(range));
     out.join(",")
 }
 

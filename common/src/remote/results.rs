@@ -9,6 +9,7 @@
 use super::command::Stream;
 use super::ssh::SshError;
 use crate::case::descriptor::Descriptor;
+use crate::case::select::fold_ranges;
 use crate::config::{OutputConfig, OutputMode as Mode};
 use crate::error::{Code, Error, Result, ResultExt};
 use crate::output::{self, Dest, LinePrefixer};
@@ -333,26 +334,7 @@ pub fn fold_hosts(names: &[String]) -> String {
             parts.push(format!("{prefix}{}", nums[0]));
             continue;
         }
-        let mut ranges: Vec<String> = Vec::new();
-        let mut start = nums[0];
-        let mut prev = nums[0];
-        for &n in &nums[1..] {
-            if n != prev + 1 {
-                ranges.push(if start == prev {
-                    start.to_string()
-                } else {
-                    format!("{start}-{prev}")
-                });
-                start = n;
-            }
-            prev = n;
-        }
-        ranges.push(if start == prev {
-            start.to_string()
-        } else {
-            format!("{start}-{prev}")
-        });
-        parts.push(format!("{prefix}[{}]", ranges.join(",")));
+        parts.push(format!("{prefix}[{}]", fold_ranges(&nums)));
     }
     parts.extend(plain.into_iter().map(str::to_owned));
     parts.join(",")
