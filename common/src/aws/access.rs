@@ -9,7 +9,8 @@
 //! owner at creation (so a sweep finds them even when `.ec2-tools/` is lost) and remembered in
 //! the case state. What does not belong here: launching, instances.
 
-use super::ec2::{aws_error, error_code, owner, tag, Ec2, TAG_CASE, TAG_OWNER};
+use super::ec2::{owner, tag, Ec2, TAG_CASE, TAG_OWNER};
+use super::errors::{aws_error, error_code};
 use crate::case::store::{case_key_path, CaseState, Store};
 use crate::config::{AddressMode, LaunchConfig, SshConfig};
 use crate::error::{Error, Result, ResultExt};
@@ -172,6 +173,20 @@ fn public_ip() -> Option<std::net::IpAddr> {
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     body.rsplit("\r\n\r\n").next()?.trim().parse().ok()
+}
+
+/// The filters for what carries the case's and owner's tags.
+fn case_filters(case: &str, owner: &str) -> Vec<Filter> {
+    vec![
+        Filter::builder()
+            .name(format!("tag:{TAG_CASE}"))
+            .values(case)
+            .build(),
+        Filter::builder()
+            .name(format!("tag:{TAG_OWNER}"))
+            .values(owner)
+            .build(),
+    ]
 }
 
 /// The public half of an identity file: `<file>.pub` beside it, else derived from an
@@ -464,18 +479,7 @@ impl Ec2 {
         let out = self
             .client
             .describe_security_groups()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{TAG_CASE}"))
-                    .values(case)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{TAG_OWNER}"))
-                    .values(owner)
-                    .build(),
-            )
+            .set_filters(Some(case_filters(case, owner)))
             .send()
             .await
             .map_err(|e| aws_error("DescribeSecurityGroups", e))?;
@@ -491,18 +495,7 @@ impl Ec2 {
         let out = self
             .client
             .describe_key_pairs()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{TAG_CASE}"))
-                    .values(case)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{TAG_OWNER}"))
-                    .values(owner)
-                    .build(),
-            )
+            .set_filters(Some(case_filters(case, owner)))
             .send()
             .await
             .map_err(|e| aws_error("DescribeKeyPairs", e))?;

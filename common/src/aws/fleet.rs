@@ -14,6 +14,7 @@ use super::ec2::{
     self, owner, Ec2, InstanceInfo, LaunchSpec, TAG_CASE, TAG_EXPIRES, TAG_INDEX, TAG_INDEX_BASE,
     TAG_LAUNCH, TAG_MARKET, TAG_OWNER, TAG_ROLE,
 };
+use super::errors;
 use super::pace::Pacer;
 use super::retry::CAPACITY_ERRORS;
 use crate::case::descriptor::{Descriptor, InstanceState, SshInfo};
@@ -392,9 +393,7 @@ impl Fleet {
     /// Bring `.ec2-tools/ssh_config` and `known_hosts` up to date with the descriptors (a
     /// failure is a note: the tools themselves do not need them).
     pub fn sync_ssh_files(&self) {
-        if let Err(e) = crate::remote::sshconf::write(&self.store, &self.ssh) {
-            output::note(format!("could not update the case's ssh_config: {e}"));
-        }
+        crate::remote::sshconf::update(&self.store, &self.ssh);
     }
 
     /// Write a descriptor for an instance of the case that had none, at `index`.
@@ -436,7 +435,7 @@ impl Fleet {
                         info.state
                     ));
                 }
-                None if d.is_fresh(ec2::FRESH) => {
+                None if d.is_fresh(errors::FRESH) => {
                     output::note(format!(
                         "{}: launched moments ago and not visible in AWS yet; descriptor kept",
                         d.label()
@@ -459,12 +458,7 @@ impl Fleet {
     /// and keeps its descriptor.
     pub async fn terminate(&self, hosts: &[Descriptor]) -> Result<()> {
         let ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
-        let fresh = hosts
-            .iter()
-            .filter(|d| d.is_fresh(ec2::FRESH))
-            .map(|d| d.id.clone())
-            .collect();
-        let result = self.ec2.terminate(&ids, &fresh).await?;
+        let result = self.ec2.terminate(&ids, &errors::fresh_ids(hosts)).await?;
         let mut gone: Vec<&String> = result.accepted.iter().map(|(id, _)| id).collect();
         gone.extend(result.unknown.iter());
         for id in &gone {

@@ -58,12 +58,7 @@ impl Tool for Killall {
         let code = kill(&cfg, &cli)?;
         // The case's ssh_config and known_hosts follow the descriptors that are left.
         let ssh = crate::cli::SshArgs::default().resolve(&settings)?;
-        let store = Store::new(&cfg.dir);
-        if store.dir().join(crate::case::store::STATE_DIR).is_dir() {
-            if let Err(e) = crate::remote::sshconf::write(&store, &ssh) {
-                output::note(format!("could not update the case's ssh_config: {e}"));
-            }
-        }
+        crate::remote::sshconf::update(&Store::new(&cfg.dir), &ssh);
         Ok(code)
     }
 }
@@ -85,23 +80,29 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
     rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         let mut ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
-        let fresh: BTreeSet<String> = hosts
-            .iter()
-            .filter(|d| d.is_fresh(ec2::FRESH))
-            .map(|d| d.id.clone())
-            .collect();
+        let fresh = crate::aws::errors::fresh_ids(&hosts);
         let owner = owner();
         let mut code = Code::Ok;
-        if !opts.case_sweep && opts.select.is_empty() {
+        // Instances of the case without a descriptor (a crash between launch and descriptor):
+        // terminated with --case-sweep, else reported (exit 1). One DescribeInstances.
+        if opts.case_sweep || opts.select.is_empty() {
             let known: BTreeSet<String> = store.load_all()?.into_iter().map(|d| d.id).collect();
             let lost: Vec<String> = ec2
                 .describe_case(&cfg.case, Some(&owner), &InstanceState::LIVE)
                 .await?
                 .into_iter()
                 .map(|i| i.id)
-                .filter(|id| !known.contains(id))
+                .filter(|id| !known.contains(id) && !ids.contains(id))
                 .collect();
-            if !lost.is_empty() {
+            if opts.case_sweep {
+                for id in lost {
+                    output::note(format!(
+                        "{id}: tagged {TAG_CASE}={} but not described here: terminating",
+                        cfg.case
+                    ));
+                    ids.push(id);
+                }
+            } else if !lost.is_empty() {
                 output::note(format!(
                     "{} instances tagged {TAG_CASE}={} (owner {owner}) have no descriptor here \
                      (a crash between launch and descriptor?): {}; `ec2-killall --case-sweep` \
@@ -111,21 +112,6 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
                     lost.join(", ")
                 ));
                 code = Code::Partial;
-            }
-        }
-        if opts.case_sweep {
-            let known: BTreeSet<String> = store.load_all()?.into_iter().map(|d| d.id).collect();
-            for i in ec2
-                .describe_case(&cfg.case, Some(&owner), &InstanceState::LIVE)
-                .await?
-            {
-                if !known.contains(&i.id) && !ids.contains(&i.id) {
-                    output::note(format!(
-                        "{}: tagged {}={} but not described here: terminating",
-                        i.id, TAG_CASE, cfg.case
-                    ));
-                    ids.push(i.id);
-                }
             }
         }
         if opts.expired {

@@ -168,7 +168,7 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
                         store.write(d)?;
                     }
                 }
-                None if d.is_fresh(ec2::FRESH) => {
+                None if d.is_fresh(crate::aws::errors::FRESH) => {
                     output::note(format!(
                         "{}: launched moments ago and not visible in AWS yet",
                         d.label()
@@ -313,10 +313,6 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
             output::data(line.trim_end());
         }
     }
-    if store.dir().join(crate::case::store::STATE_DIR).is_dir() {
-        if let Err(e) = crate::remote::sshconf::write(&store, ssh_cfg) {
-            output::note(format!("could not update the case's ssh_config: {e}"));
-        }
-    }
+    crate::remote::sshconf::update(&store, ssh_cfg);
     Ok(code)
 }

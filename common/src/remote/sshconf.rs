@@ -77,6 +77,17 @@ pub fn render(
     (conf, known)
 }
 
+/// Bring both files up to date in a case that has its state directory; a failure is a note,
+/// not an error (the tools themselves do not need the files).
+pub fn update(store: &Store, cfg: &SshConfig) {
+    if !store.dir().join(STATE_DIR).is_dir() {
+        return;
+    }
+    if let Err(e) = write(store, cfg) {
+        crate::output::note(format!("could not update the case's ssh_config: {e}"));
+    }
+}
+
 /// Rewrite both files from the case's descriptors.
 pub fn write(store: &Store, cfg: &SshConfig) -> Result<()> {
     let descs = store.load_all()?;

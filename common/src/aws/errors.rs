@@ -1,0 +1,110 @@
+//! AWS errors as the tools' errors: one line with the exit code it stands for, and what EC2's
+//! eventual consistency means for "not found" (an id fresh from RunInstances is not gone). What
+//! does not belong here: which calls retry (retry.rs), the calls themselves (ec2.rs).
+
+use crate::case::descriptor::{is_instance_id, Descriptor};
+use crate::error::{Code, Error};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use std::collections::BTreeSet;
+
+/// An SDK error as one line, with the exit code it stands for: AWS rejecting our parameters
+/// (an unknown AMI, a bad subnet) is configuration (2); anything else is infrastructure (3).
+pub(crate) fn aws_error<E>(action: &str, err: SdkError<E>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let code = err.code().map(str::to_owned);
+    let msg = match (&code, err.message()) {
+        (Some(c), Some(m)) => format!("{action}: {c}: {m}"),
+        _ if matches!(
+            err,
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+        ) =>
+        {
+            format!("{action}: cannot reach the EC2 API: {}", root_cause(&err))
+        }
+        _ => {
+            // No error code to show (an answer that is not EC2's, a proxy's HTML page): one
+            // line with the HTTP status and the innermost cause, never the whole answer.
+            let status = err
+                .raw_response()
+                .map(|r| format!("HTTP {}: ", r.status().as_u16()))
+                .unwrap_or_default();
+            let cause: String = root_cause(&err)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(200)
+                .collect();
+            format!("{action}: unexpected answer from the EC2 API: {status}{cause}")
+        }
+    };
+    let input = code.as_deref().is_some_and(|c| {
+        c.starts_with("Invalid") || c.starts_with("Missing") || c.starts_with("Unsupported")
+    });
+    Error {
+        code: if input { Code::Usage } else { Code::Infra },
+        message: msg,
+    }
+}
+
+/// The innermost error's message (`Connection refused (os error 111)`).
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = err;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    e.to_string()
+}
+
+pub(crate) fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
+    err.code()
+}
+
+/// How long an instance id fresh from RunInstances may stay unknown to other calls (EC2 is
+/// eventually consistent; seconds are common, a minute is the most we wait).
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How recently launched an instance must be for "not found" to mean "not visible yet"
+/// rather than "gone" (SETTLE, plus room for clock skew between us and AWS).
+pub const FRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The error EC2 gives for an id it does not know (yet, or any more).
+pub fn not_yet_visible(e: &Error) -> bool {
+    e.message.contains("InvalidInstanceID.NotFound")
+}
+
+/// Instance ids named in an AWS error message (`The instance IDs 'i-1, i-2' do not exist`).
+pub fn ids_in_message(msg: &str) -> Vec<String> {
+    msg.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| is_instance_id(w))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The ids of the descriptors launched less than [`FRESH`] ago.
+pub fn fresh_ids(descs: &[Descriptor]) -> BTreeSet<String> {
+    descs
+        .iter()
+        .filter(|d| d.is_fresh(FRESH))
+        .map(|d| d.id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_found_in_aws_not_found_messages() {
+        assert_eq!(
+            ids_in_message("The instance IDs 'i-0123abcd, i-0123456789abcdef0' do not exist"),
+            vec!["i-0123abcd", "i-0123456789abcdef0"]
+        );
+        assert_eq!(
+            ids_in_message("The instance ID 'i-0123abcd' does not exist"),
+            vec!["i-0123abcd"]
+        );
+    }
+}
