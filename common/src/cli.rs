@@ -11,7 +11,7 @@ use crate::case::select::{parse_indexes, Selection};
 use crate::case::store::case_key_path;
 use crate::config::{
     parse_case, parse_cidr, parse_cidrs, parse_duration, parse_list, parse_nonempty_list,
-    parse_on_off, parse_ports, parse_positive, parse_rate, parse_ttl, AddressMode, Config,
+    parse_on_off, parse_ports, parse_positive, parse_rate, parse_ttl, AddressMode, Config, Label,
     LaunchConfig, OutputConfig, OutputMode, SpotMode, SshConfig,
 };
 use crate::error::{Error, Result};
@@ -26,6 +26,7 @@ fn text(s: &str) -> std::result::Result<String, String> {
 
 /// `--dir`: the test-case directory.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Test case")]
 pub struct DirArgs {
     /// The test-case directory holding the instance descriptors [default: current directory]
     #[arg(long, value_name = "DIR", global = true)]
@@ -42,6 +43,7 @@ impl DirArgs {
 /// `--region`; the rest of AWS configuration is the standard chain (AWS_PROFILE, credentials
 /// files, SSO, IMDS, AWS_ENDPOINT_URL).
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Test case")]
 pub struct AwsArgs {
     /// AWS region (also AWS_REGION, "region" in ec2-tools.json) [default: the profile's]
     #[arg(long, value_name = "REGION")]
@@ -50,6 +52,7 @@ pub struct AwsArgs {
 
 /// `--case`: the name that groups a test case's instances in AWS (tags, key pair, ...).
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Test case")]
 pub struct CaseArgs {
     /// Test-case name used in tags (also EC2_TOOLS_CASE) [default: the directory's basename]
     #[arg(long, value_name = "NAME")]
@@ -103,6 +106,7 @@ impl CaseDirArgs {
 /// How instances are launched (see the settings table for environment variables and
 /// defaults).
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Launch")]
 pub struct LaunchArgs {
     /// AMI to launch
     #[arg(long, value_name = "AMI_ID")]
@@ -189,6 +193,7 @@ impl LaunchArgs {
 
 /// How to reach instances over SSH.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "SSH")]
 pub struct SshArgs {
     /// Remote user [default: the descriptor's, else ssh_user]
     #[arg(long, value_name = "USER")]
@@ -274,6 +279,7 @@ impl SshArgs {
 
 /// Which instances: `--from`, `--select`, `--role` (an intersection).
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Selection")]
 pub struct SelectArgs {
     /// Only the instances listed in FILE ('-' for stdin): the first field of each line is an
     /// instance id, so `ec2-create 3 | ec2-exec-remote --from - uptime` works
@@ -357,6 +363,7 @@ impl FleetArgs {
 
 /// `--gather`, `--json`, `--out-dir`, `--failed-to`: shared by the tools that run commands.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Print each distinct stdout once, with the hosts that produced it (like dshbak -c)
     #[arg(long, conflicts_with = "json")]
@@ -375,6 +382,11 @@ pub struct OutputArgs {
     /// No `ok N/N` summary when every instance succeeded (failures are always reported)
     #[arg(short, long)]
     pub quiet: bool,
+    /// What names a host in line prefixes and host sets: its index, id, name
+    /// (`<case>.<index>`) or address
+    #[arg(long, value_name = "index|id|name|address", default_value = "address",
+          value_parser = Label::parse)]
+    pub label: Label,
 }
 
 impl OutputArgs {
@@ -390,6 +402,7 @@ impl OutputArgs {
             out_dir: self.out_dir.clone(),
             failed_to: self.failed_to.clone(),
             quiet: self.quiet,
+            label: self.label,
         }
     }
 }

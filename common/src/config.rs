@@ -196,6 +196,34 @@ pub struct OutputConfig {
     pub failed_to: Option<PathBuf>,
     /// No summary line when every host succeeded (`-q`).
     pub quiet: bool,
+    /// What names a host in prefixes and host sets (`--label`).
+    pub label: Label,
+}
+
+/// What names a host in output: pdsh users read short names, scripts want ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Label {
+    /// The address connected to (`127.0.0.5`, `ec2-3-80-…compute-1.amazonaws.com`).
+    #[default]
+    Address,
+    /// The index: `3`.
+    Index,
+    /// The instance id: `i-0abc…`.
+    Id,
+    /// `<case>.<index>`, the instance's Name tag.
+    Name,
+}
+
+impl Label {
+    pub fn parse(s: &str) -> Result<Label, String> {
+        match s {
+            "address" => Ok(Label::Address),
+            "index" => Ok(Label::Index),
+            "id" => Ok(Label::Id),
+            "name" => Ok(Label::Name),
+            _ => Err(format!("{s:?}: expected index, id, name or address")),
+        }
+    }
 }
 
 /// `90m`, `2h`; `off`, `none`, `0` disable.

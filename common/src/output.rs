@@ -56,6 +56,17 @@ impl LinePrefixer {
         }
     }
 
+    /// A host's lines: `<label>: `, the label in the host's own colour (picked by its index,
+    /// one per host, as clush does) when `dest` is a terminal that wants colours.
+    pub fn host(label: &str, index: u32, dest: Dest) -> LinePrefixer {
+        if !colours(dest) {
+            return LinePrefixer::new(label, dest);
+        }
+        const PALETTE: [u8; 12] = [32, 33, 34, 35, 36, 31, 92, 93, 94, 95, 96, 91];
+        let c = PALETTE[index as usize % PALETTE.len()];
+        LinePrefixer::new(&format!("\x1b[{c}m{label}\x1b[0m"), dest)
+    }
+
     /// Take a chunk; write every line it completes in one locked write.
     pub fn push(&mut self, chunk: &[u8]) {
         if self.discard {
@@ -93,6 +104,16 @@ impl Drop for LinePrefixer {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// Whether `dest` gets ANSI colours: it is a terminal and `NO_COLOR` is unset or empty
+/// (no-color.org).
+pub fn colours(dest: Dest) -> bool {
+    let terminal = match dest {
+        Dest::Stdout => std::io::stdout().is_terminal(),
+        Dest::Stderr => std::io::stderr().is_terminal(),
+    };
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// One write of whole lines under the stream's lock.
@@ -133,7 +154,7 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
-    let plain = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let plain = !colours(Dest::Stderr);
     let template = if plain {
         "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})"
     } else {

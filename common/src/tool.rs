@@ -161,17 +161,23 @@ pub fn main<T: Tool>(name: &'static str) -> ExitCode {
 /// The clap command of a CLI as binary `name` would show it: its name, and the settings table
 /// under `--help`.
 pub fn command<C: clap::CommandFactory>(name: &'static str) -> clap::Command {
-    C::command()
-        .name(name)
+    let cmd = C::command();
+    // `-h`: the examples; `--help`: the examples and the settings table.
+    let examples = cmd
+        .get_after_help()
+        .map(|h| format!("{h}\n\n"))
+        .unwrap_or_default();
+    cmd.name(name)
         .bin_name(name)
         .arg(
             clap::Arg::new(VERBOSE)
                 .short('v')
                 .long("verbose")
                 .action(clap::ArgAction::Count)
-                .help("Log AWS calls and SSH phases to stderr (-vv: more; RUST_LOG overrides)"),
+                .help("Log AWS calls and SSH phases to stderr (-vv: more; RUST_LOG overrides)")
+                .help_heading(None::<&str>),
         )
-        .after_long_help(crate::settings::help_table())
+        .after_long_help(format!("{examples}{}", crate::settings::help_table()))
 }
 
 /// The `-v` flag every tool has (added here, once, rather than in each tool's CLI).

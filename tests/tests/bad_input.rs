@@ -158,9 +158,9 @@ fn bad_counts_flags_and_selections_are_usage_errors() {
             "away",
         ),
         (
-            "--timeout abc",
+            "--command-timeout abc",
             "ec2-exec-remote",
-            &["--timeout", "abc", "true"][..],
+            &["--command-timeout", "abc", "true"][..],
             "abc",
         ),
         (
@@ -178,7 +178,10 @@ fn bad_counts_flags_and_selections_are_usage_errors() {
     ] {
         std::fs::write(c.path().join("ids.txt"), "not-an-id 127.0.0.1\n").unwrap();
         std::fs::write(c.path().join("unknown.txt"), format!("{ID}\n")).unwrap();
-        if row.starts_with("--select") || row.starts_with("--at") || row.starts_with("--timeout") {
+        if row.starts_with("--select")
+            || row.starts_with("--at")
+            || row.starts_with("--command-timeout")
+        {
             // A real instance, so the selection itself is what is wrong.
             if c.descriptors().is_empty() {
                 c.create(1);

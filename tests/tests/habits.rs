@@ -360,3 +360,102 @@ fn every_tool_has_a_man_page_naming_each_flag_and_completions_for_three_shells()
         .unwrap();
     assert!(ok.success(), "bash completion parses");
 }
+
+#[test]
+fn help_teaches_with_a_purpose_grouped_options_and_examples_and_only_the_tools_own_flags() {
+    let c = Case::new();
+    let groups: &[(&str, &[&str])] = &[
+        ("ec2-create", &["Launch:", "SSH:", "Test case:"]),
+        (
+            "ec2-exec-remote",
+            &["Selection:", "SSH:", "Output:", "Test case:"],
+        ),
+        ("ec2-exec-local", &["Selection:", "Output:"]),
+        ("ec2-put", &["Selection:", "SSH:"]),
+        ("ec2-get", &["Selection:", "SSH:"]),
+        ("ec2-status", &["Selection:", "SSH:"]),
+        ("ec2-ssh", &["SSH:"]),
+        ("ec2-stop", &["Selection:", "Test case:"]),
+        ("ec2-start", &["Selection:", "SSH:"]),
+        ("ec2-reboot", &["Selection:", "SSH:"]),
+        ("ec2-revert", &["Launch:", "SSH:"]),
+        ("ec2-killall", &["Selection:", "Test case:"]),
+    ];
+    for (tool, headings) in groups {
+        let r = c.run(tool, &["-h"]);
+        r.assert_code(0);
+        let purpose = r.stdout.lines().next().unwrap();
+        assert!(purpose.len() > 20, "{tool}: a purpose line: {r}");
+        for h in *headings {
+            assert!(
+                r.stdout.lines().any(|l| l == *h),
+                "{tool}: no {h} group\n{r}"
+            );
+        }
+        let examples = r.stdout.split("Examples:\n").nth(1).unwrap_or_default();
+        let runs = examples
+            .lines()
+            .filter(|l| l.starts_with(&format!("  {tool}")))
+            .count();
+        assert!(runs >= 2, "{tool}: at least two examples\n{r}");
+    }
+    // Only the flags the tool uses: ec2-status launches nothing, ec2-stop logs in nowhere.
+    let status = c.run("ec2-status", &["--help"]).stdout;
+    assert!(!status.contains("--ami"), "{status}");
+    let stop = c.run("ec2-stop", &["--help"]).stdout;
+    for f in ["--user", "--identity", "--connect-timeout"] {
+        assert!(!stop.contains(f), "{f}: {stop}");
+    }
+    let put = c.run("ec2-put", &["-h"]).stdout;
+    assert!(
+        put.contains("Usage: ec2-put [OPTIONS] LOCAL... REMOTE_DIR"),
+        "{put}"
+    );
+    // One name per concept: the parallelism flag is -f/--fanout everywhere (pdsh -f), and
+    // --timeout always means "give up waiting"; a command's limit is --command-timeout (-u).
+    for tool in ["ec2-exec-remote", "ec2-exec-local", "ec2-put", "ec2-get"] {
+        let h = c.run(tool, &["-h"]).stdout;
+        assert!(h.contains("-f, --fanout <N>"), "{tool}: {h}");
+    }
+    let h = c.run("ec2-exec-remote", &["-h"]).stdout;
+    assert!(h.contains("-u, --command-timeout"), "{h}");
+    assert!(!h.contains("--timeout"), "{h}");
+}
+
+#[test]
+fn labels_name_hosts_as_asked_and_jobs_are_listed_and_stopped_ones_say_stopped() {
+    let c = Case::new();
+    c.create(2);
+    let r = c.run("ec2-exec-remote", &["--label", "index", "echo hi"]);
+    r.assert_code(0);
+    let mut lines: Vec<&str> = r.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["1: hi", "2: hi"], "{r}");
+    let r = c.run(
+        "ec2-exec-remote",
+        &["--label", "name", "--gather", "echo hi"],
+    );
+    r.assert_code(0);
+    assert!(r.stdout.contains(&format!("{}.[1-2] (2)", c.name())), "{r}");
+    let r = c.run("ec2-exec-local", &["-f", "2", "--label", "id", "echo hi"]);
+    r.assert_code(0);
+    assert!(r.stdout.lines().all(|l| l.starts_with("i-")), "{r}");
+
+    c.run("ec2-exec-remote", &["--job", "long", "-bg", "sleep 60"])
+        .assert_code(0);
+    c.run("ec2-exec-remote", &["--job", "short", "-bg", "true"])
+        .assert_code(0);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let r = c.run("ec2-exec-remote", &["--jobs"]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.matches(" long running\n").count(), 2, "{r}");
+    assert_eq!(r.stdout.matches(" short exited 0\n").count(), 2, "{r}");
+    c.run("ec2-exec-remote", &["--job", "long", "--stop"])
+        .assert_code(0);
+    let r = c.run("ec2-exec-remote", &["--job", "long", "--status"]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.matches(" stopped\n").count(), 2, "{r}");
+    let r = c.run("ec2-exec-remote", &["--job", "long", "--wait"]);
+    r.assert_code(1);
+    assert!(r.stderr.contains("stopped (--stop)"), "{r}");
+}

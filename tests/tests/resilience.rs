@@ -160,11 +160,11 @@ fn a_host_that_never_sends_a_banner_fails_alone_within_the_connect_timeout() {
     }
     // Regression: handshake timeouts were retried as drops, ~9x the connect timeout.
     assert!(took < std::time::Duration::from_secs(6), "{took:?}\n{r}");
-    // --timeout bounds the whole host, connect phase included.
+    // --command-timeout bounds the whole host, connect phase included.
     let started = std::time::Instant::now();
     let r = c.run_without(
         "ec2-exec-remote",
-        &["--timeout", "1s", "echo ok"],
+        &["--command-timeout", "1s", "echo ok"],
         &["EC2_TOOLS_SSH_PORT", "EC2_TOOLS_ADDRESS"],
     );
     r.assert_code(1);

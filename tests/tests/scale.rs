@@ -169,9 +169,9 @@ fn timeout_kills_the_remote_process_group_not_just_the_channel() {
     let c = Case::new();
     c.create(2);
     let marker = format!("ec2-tools-marker-{}", c.name());
-    // A child that would leave a mark after 3 s, and a long sleep: both must die at --timeout.
+    // A child that would leave a mark after 3 s, and a long sleep: both must die at --command-timeout.
     let script = format!("(sleep 3; touch ~/{marker}-$$) & sleep 60");
-    let r = c.run("ec2-exec-remote", &["--timeout", "1s", &script]);
+    let r = c.run("ec2-exec-remote", &["-u", "1s", &script]);
     r.assert_code(1);
     assert!(r.elapsed < Duration::from_secs(10), "{r}");
     assert_eq!(

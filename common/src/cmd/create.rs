@@ -29,7 +29,12 @@ use std::time::Duration;
     version,
     about = "Make the test case hold N running instances (of a role) that \
 accept SSH logins: reuse, start, adopt, launch only the missing; write one descriptor per instance; \
-print `<instance-id> <address>` lines"
+print `<instance-id> <address>` lines",
+    after_help = "Examples:
+  ec2-create 5                                    five instances, SSH ready, descriptors written
+  ec2-create 1 --role master && ec2-create 4 --role slave --type c6i.large,c5.large
+  ec2-create 20 --setup install.sh --min-ready 18 --drop-failed
+  ec2-create 3 --ami ami-0abc --user ubuntu --ttl 2h --open 80,8080 | ec2-exec-remote --from - uptime"
 )]
 pub struct Cli {
     /// How many instances (a positive integer): the minimum the case must hold

@@ -29,7 +29,11 @@ use std::time::Instant;
 #[command(
     version,
     about = "Run `sh -c CMD` locally once per described instance, \
-with CURRENT_AMI_DNS, CURRENT_AMI_ID, CURRENT_AMI_INDEX, CURRENT_SSH_USER, ... in its environment"
+with CURRENT_AMI_DNS, CURRENT_AMI_ID, CURRENT_AMI_INDEX, CURRENT_SSH_USER, ... in its environment",
+    after_help = "Examples:
+  ec2-exec-local 'scp -F \"$CURRENT_SSH_CONFIG\" bundle.tgz \"$CURRENT_SSH_HOST:\"'
+  ec2-exec-local -f 8 'rsync -e \"ssh -F $CURRENT_SSH_CONFIG\" -a out/ \"$CURRENT_SSH_HOST:out/\"'
+  ec2-exec-local --role master 'echo \"$CURRENT_AMI_INDEX $CURRENT_AMI_PRIVATE_IP\"' > masters.txt"
 )]
 pub struct Cli {
     /// The command: it and every word after it (options too) are joined with spaces; this
@@ -41,9 +45,10 @@ pub struct Cli {
     /// `-bg` is accepted too
     #[arg(long)]
     bg: bool,
-    /// How many commands at once (in index order)
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    parallel: u32,
+    /// How many commands at once, started in index order (pdsh -f; `--parallel` is accepted)
+    #[arg(short = 'f', long, alias = "parallel", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    fanout: u32,
     #[command(flatten)]
     output: OutputArgs,
     #[command(flatten)]
@@ -61,7 +66,7 @@ impl Tool for ExecLocal {
         let job = LocalJob {
             command: cli.command.join(" "),
             background: cli.bg,
-            parallel: cli.parallel as usize,
+            parallel: cli.fanout as usize,
             results: cli.output.resolve(),
         };
         run_local(&ssh, &store, &hosts, &job)

@@ -23,12 +23,20 @@ use std::time::{Duration, SystemTime};
 #[command(
     version,
     about = "Run CMD through the remote user's shell on every \
-selected instance, in parallel; output lines are prefixed `<address>: `; a summary goes to stderr"
+selected instance, in parallel; output lines are prefixed `<address>: `; a summary goes to stderr",
+    after_help = "Examples:
+  ec2-exec-remote uptime                          every instance, 32 at once
+  ec2-exec-remote --role slave -bg ./load.sh      detached; prints <id> <address> <log>
+  ec2-exec-remote --job load --wait               exit codes and log tails of job `load`
+  ec2-exec-remote --jobs                          every job on every host, and its state
+  ec2-exec-remote --at +20s --role slave -bg ./load.sh   one synchronized start
+  ec2-exec-remote --failed-to failed.txt ./step.sh; ec2-exec-remote --from failed.txt ./step.sh
+  ec2-exec-remote --label index --gather 'cat /etc/os-release'"
 )]
 pub struct Cli {
     /// The command: it and every word after it (options too: `ps -ef`) are joined with
     /// spaces, as ssh does; this tool's options go before it
-    #[arg(value_name = "CMD", required_unless_present_any = ["wait", "status", "stop"],
+    #[arg(value_name = "CMD", required_unless_present_any = ["wait", "status", "stop", "jobs"],
           num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
     /// Start CMD detached on each host (output to a remote log file) and return at once;
@@ -45,9 +53,12 @@ pub struct Cli {
     /// Say whether job --job is running or exited on every host
     #[arg(long, requires = "job", conflicts_with = "stop")]
     status: bool,
-    /// Kill job --job's process group on every host
+    /// Kill job --job's process group on every host (--status then says `stopped`)
     #[arg(long, requires = "job")]
     stop: bool,
+    /// List the jobs on every host: `<id> <address> <job> <state>` lines
+    #[arg(long, conflicts_with_all = ["bg", "job", "wait", "status", "stop"])]
+    jobs: bool,
     /// Lines of the job's log shown by --wait
     #[arg(long, value_name = "N", default_value_t = 20)]
     tail: u32,
@@ -55,12 +66,13 @@ pub struct Cli {
     /// pipe or a file and `--from -` is not reading it: `echo x | ec2-exec-remote cat`)
     #[arg(short = 'n', long)]
     no_stdin: bool,
-    /// How many hosts at once
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// How many hosts at once (pdsh -f)
+    #[arg(short = 'f', long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
-    /// Give up on a host whose command runs longer than this; its remote process group is killed
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    timeout: Option<Duration>,
+    /// Give up on a host whose command (connect included) runs longer than this; its remote
+    /// process group is killed (pdsh -u)
+    #[arg(short = 'u', long, value_name = "DURATION", value_parser = parse_duration)]
+    command_timeout: Option<Duration>,
     /// Start CMD on every host at the same wall-clock instant: +30s, HH:MM[:SS] or RFC 3339
     #[arg(long, value_name = "TIME", value_parser = sync::parse_at)]
     at: Option<SystemTime>,
@@ -86,18 +98,19 @@ impl Tool for ExecRemote {
         let (ssh, _, hosts) = super::selected_hosts(&cli.hosts)?;
         let fanout = cli.fanout as usize;
         let action = [
+            (cli.jobs, Action::List),
             (cli.wait, Action::Wait),
             (cli.status, Action::Status),
             (cli.stop, Action::Stop),
         ]
         .into_iter()
         .find_map(|(on, a)| on.then_some(a));
-        if let (Some(action), Some(job)) = (action, &cli.job) {
+        if let Some(action) = action {
             let f = jobs::Follow {
-                job_id: job.clone(),
+                job_id: cli.job.clone().unwrap_or_default(),
                 action,
                 tail: cli.tail,
-                timeout: cli.timeout,
+                timeout: cli.command_timeout,
             };
             return jobs::follow(&ssh, &hosts, &f, cli.output.resolve());
         }
@@ -126,7 +139,7 @@ impl Tool for ExecRemote {
             command,
             stdin,
             fanout,
-            timeout: cli.timeout,
+            timeout: cli.command_timeout,
             at: cli.at,
             max_skew: cli.max_skew,
             results: cli.output.resolve(),

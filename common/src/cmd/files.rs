@@ -28,14 +28,18 @@ const CHUNK: usize = 256 * 1024;
     version,
     about = "Copy local files and directories into REMOTE_DIR (created if \
 missing; relative to the remote home) on every selected instance, in parallel over SFTP; modes are kept; \
-prints `<id> <address> <n> files <bytes> bytes` per instance"
+prints `<id> <address> <n> files <bytes> bytes` per instance",
+    override_usage = "ec2-put [OPTIONS] LOCAL... REMOTE_DIR",
+    after_help = "Examples:
+  ec2-put bundle.tgz .                            into the remote home of every instance
+  ec2-put --role slave conf/ data.csv work/       a directory and a file into ~/work/"
 )]
 pub struct PutCli {
     /// Local files or directories, then the remote directory
     #[arg(value_name = "LOCAL... REMOTE_DIR", required = true, num_args = 2..)]
     paths: Vec<PathBuf>,
-    /// How many hosts at once
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// How many hosts at once (pdsh -f)
+    #[arg(short = 'f', long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
     #[command(flatten)]
     hosts: HostArgs,
@@ -64,7 +68,10 @@ impl Tool for Put {
     version,
     about = "Copy REMOTE_PATH (a file or directory, relative to the remote \
 home) from every selected instance into LOCAL_DIR/<index>-<id>/, in parallel over SFTP; modes are kept; \
-prints `<id> <address> <local-dir>` per instance"
+prints `<id> <address> <local-dir>` per instance",
+    after_help = "Examples:
+  ec2-get results.csv out/                        out/<index>-<id>/results.csv per instance
+  ec2-get --role slave logs/ out/                 a directory, from the slaves only"
 )]
 pub struct GetCli {
     /// Remote file or directory
@@ -73,8 +80,8 @@ pub struct GetCli {
     /// Local directory (one subdirectory per instance)
     #[arg(value_name = "LOCAL_DIR")]
     local: PathBuf,
-    /// How many hosts at once
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// How many hosts at once (pdsh -f)
+    #[arg(short = 'f', long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
     #[command(flatten)]
     hosts: HostArgs,

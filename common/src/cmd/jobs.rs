@@ -77,14 +77,22 @@ $s sh -c 'WHO"${SHELL:-/bin/sh}" "$1.cmd"; echo $? > "$1.exit.tmp"; mv "$1.exit.
 echo "$!" > "$j.pid"
 echo "$j.log""#;
 
+/// A job's state from its files: `exited N`, `running`, `stopped` (by `--stop`) or `died`.
+const STATE_FN: &str = r#"state() { if [ -e "$1.exit" ]; then echo "exited $(cat "$1.exit")"
+elif kill -0 "$(cat "$1.pid")" 2>/dev/null; then echo running
+elif [ -e "$1.stopped" ]; then echo stopped; else echo died; fi; }
+"#;
+
 const STATE: &str = r#"[ -e "$j.pid" ] || { echo unknown; exit 0; }
-if [ -e "$j.exit" ]; then echo "exited $(cat "$j.exit")"
-elif kill -0 "$(cat "$j.pid")" 2>/dev/null; then echo running
-else echo "died"; fi"#;
+state "$j""#;
+
+/// `--jobs`: the name line is the instance id; one `<job> <state>` line per job on the host.
+const LIST: &str = r#"for p in "$d"/*-"$n".pid; do [ -e "$p" ] || continue
+b="${p##*/}"; printf '%s %s\n' "${b%-"$n".pid}" "$(state "${p%.pid}")"; done"#;
 
 const WAIT: &str = r#"[ -e "$j.pid" ] || { echo "no job $n on this host" >&2; exit 98; }
 while [ ! -e "$j.exit" ]; do
-  kill -0 "$(cat "$j.pid")" 2>/dev/null || { sleep 1; [ -e "$j.exit" ] || { tail -n "$TAIL" "$j.log"; echo "the job died without an exit code (killed?)" >&2; exit 99; }; }
+  kill -0 "$(cat "$j.pid")" 2>/dev/null || { sleep 1; [ -e "$j.exit" ] || { tail -n "$TAIL" "$j.log"; [ -e "$j.stopped" ] && exit 95; echo "the job died without an exit code (killed?)" >&2; exit 99; }; }
   sleep 1
 done
 tail -n "$TAIL" "$j.log"
@@ -93,6 +101,7 @@ exit "$(cat "$j.exit")""#;
 const STOP: &str = r#"[ -e "$j.pid" ] || { echo "no job $n on this host" >&2; exit 98; }
 p=$(cat "$j.pid")
 if [ -e "$j.exit" ] || ! kill -0 "$p" 2>/dev/null; then echo "not running"; exit 0; fi
+date > "$j.stopped"
 kill -TERM "-$p" 2>/dev/null || kill -TERM "$p"
 i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt 10 ]; do sleep 0.5; i=$((i+1)); done
 kill -KILL "-$p" 2>/dev/null || true
@@ -101,7 +110,7 @@ echo stopped"#;
 fn script(body: &str) -> String {
     format!(
         "exec /bin/sh -c '{}'",
-        format!("{PROLOGUE}{body}").replace('\'', "'\\''")
+        format!("{PROLOGUE}{STATE_FN}{body}").replace('\'', "'\\''")
     )
 }
 
@@ -160,6 +169,8 @@ pub(crate) fn start(
 /// What to do with an existing job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
+    /// `--jobs`: every job on every host.
+    List,
     Status,
     Wait,
     Stop,
@@ -175,7 +186,8 @@ pub(crate) struct Follow {
     pub timeout: Option<Duration>,
 }
 
-/// `--status`: `<id> <address> running|exited N|died|unknown`; `--wait`: each host's log tail
+/// `--jobs`: `<id> <address> <job> <state>` per job and host; `--status`: `<id> <address>
+/// running|exited N|stopped|died|unknown`; `--wait`: each host's log tail
 /// (prefixed) and its exit code as the host's result; `--stop`: kill each job's process group.
 pub(crate) fn follow(
     cfg: &SshConfig,
@@ -193,6 +205,25 @@ pub(crate) fn follow(
     on_each_host(cfg, hosts, width, results, |d, conn, sink| {
         let name = job_file_name(job_id, &d.id);
         match action {
+            Action::List => {
+                match conn.run_capture(&script(LIST), Some(format!("{}\n", d.id).as_bytes())) {
+                    Ok((info, out, _)) if info.code == 0 => {
+                        for line in String::from_utf8_lossy(&out).lines() {
+                            output::data(format!("{} {} {line}", d.id, conn.target.address));
+                        }
+                        Status::Exited(0)
+                    }
+                    Ok((info, _, err)) => Status::Failed(SshError::new(
+                        Kind::Session,
+                        format!(
+                            "could not list jobs (exit {}): {}",
+                            info.code,
+                            String::from_utf8_lossy(&err).trim()
+                        ),
+                    )),
+                    Err(e) => Status::Failed(e),
+                }
+            }
             Action::Status | Action::Stop => {
                 let body = if action == Action::Status {
                     STATE
@@ -232,18 +263,20 @@ pub(crate) fn follow(
                     &mut |s: Stream, b: &[u8]| sink.push(s, b),
                 );
                 match r {
-                    Ok(info) if (96..=99).contains(&info.code) => Status::Failed(SshError::new(
+                    Ok(info) if (95..=99).contains(&info.code) => Status::Failed(SshError::new(
                         Kind::Session,
                         match info.code {
+                            95 => "stopped (--stop) before it exited".into(),
                             98 => format!("no job {job_id} on this host"),
                             99 => "the job died without an exit code".into(),
                             _ => format!("exit {}", info.code),
                         },
                     )),
                     Ok(info) => Status::Exited(info.code),
-                    Err(e) if e.kind == Kind::Timeout => {
-                        Status::Failed(SshError::new(Kind::Timeout, "still running at --timeout"))
-                    }
+                    Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
+                        Kind::Timeout,
+                        "still running at --command-timeout",
+                    )),
                     Err(e) => Status::Failed(e),
                 }
             }

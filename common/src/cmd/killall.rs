@@ -29,7 +29,12 @@ use std::time::{Duration, SystemTime};
     version,
     about = "Terminate every described (or selected) instance; a \
 descriptor is removed once AWS accepted the termination; the case's key pair and security group go \
-with the last instance. Running it twice is fine"
+with the last instance. Running it twice is fine",
+    after_help = "Examples:
+  ec2-killall                                     the whole case: instances, key pair, group
+  ec2-killall --role slave                        only the slaves
+  ec2-killall --case-sweep                        also what a lost directory left running
+  ec2-killall --expired --dir /tmp                every instance of yours past its --ttl"
 )]
 pub struct Cli {
     /// Also terminate instances tagged with this case and owner that have no descriptor

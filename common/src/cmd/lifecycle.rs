@@ -15,7 +15,7 @@ use crate::aws::fleet::Fleet;
 use crate::aws::wait::{self, Patience, ReadyCheck};
 use crate::case::descriptor::{Descriptor, InstanceState};
 use crate::case::select::select_some;
-use crate::cli::{FleetArgs, FleetSetup, LaunchArgs};
+use crate::cli::{CaseDirArgs, FleetArgs, FleetSetup, LaunchArgs, SelectArgs, SshArgs};
 use crate::config::parse_duration;
 use crate::error::{Code, Error, Result};
 use crate::output;
@@ -34,6 +34,32 @@ pub(crate) struct StageArgs {
     timeout: Duration,
     #[command(flatten)]
     fleet: FleetArgs,
+}
+
+/// What ec2-stop takes: no SSH flags (nothing is logged in to; the SSH settings only keep the
+/// case's ssh_config current).
+#[derive(Args, Debug)]
+pub(crate) struct StopArgs {
+    /// Give up waiting after this long (exit 3)
+    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
+    timeout: Duration,
+    #[command(flatten)]
+    select: SelectArgs,
+    #[command(flatten)]
+    case: CaseDirArgs,
+}
+
+impl StopArgs {
+    fn resolve(&self) -> Result<FleetSetup> {
+        let (settings, cfg) = self.case.resolve()?;
+        let ssh = SshArgs::default().resolve(&settings)?;
+        Ok(FleetSetup {
+            settings,
+            cfg,
+            ssh,
+            selection: self.select.resolve(),
+        })
+    }
 }
 
 fn ids(v: &[Descriptor]) -> Vec<String> {
@@ -67,11 +93,14 @@ fn on_selection(
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Stop the selected instances (all by default) and wait until they are stopped; prints `<id> stopped` lines"
+    about = "Stop the selected instances (all by default) and wait until they are stopped; prints `<id> stopped` lines",
+    after_help = "Examples:
+  ec2-stop                                        every instance of the case (disks kept)
+  ec2-stop --role slave && ec2-start --role slave"
 )]
 pub struct StopCli {
     #[command(flatten)]
-    stage: StageArgs,
+    stage: StopArgs,
 }
 
 /// The `ec2-stop` tool.
@@ -82,7 +111,7 @@ impl Tool for Stop {
 
     fn run(cli: StopCli) -> Result<Code> {
         let patience = Patience::new(cli.stage.timeout);
-        on_selection(cli.stage.fleet.resolve()?, async |fleet, mut hosts| {
+        on_selection(cli.stage.resolve()?, async |fleet, mut hosts| {
             fleet.ec2.stop(&ids(&hosts)).await?;
             let late = wait::state(fleet, &mut hosts, &[InstanceState::Stopped], patience).await?;
             for d in hosts.iter().filter(|d| d.state() == InstanceState::Stopped) {
@@ -104,7 +133,10 @@ impl Tool for Stop {
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Start the selected instances (all by default) and wait until each accepts SSH logins again (addresses may change: descriptors are updated); prints `<id> <address>` lines"
+    about = "Start the selected instances (all by default) and wait until each accepts SSH logins again (addresses may change: descriptors are updated); prints `<id> <address>` lines",
+    after_help = "Examples:
+  ec2-start                                       back after ec2-stop, SSH ready
+  ec2-start --select 2-4 --timeout 15m"
 )]
 pub struct StartCli {
     #[command(flatten)]
@@ -132,7 +164,10 @@ impl Tool for Start {
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Reboot the selected instances (all by default) and wait until each has rebooted and accepts SSH logins again; prints `<id> <address>` lines"
+    about = "Reboot the selected instances (all by default) and wait until each has rebooted and accepts SSH logins again; prints `<id> <address>` lines",
+    after_help = "Examples:
+  ec2-reboot --role slave                         after a kernel setting changed
+  ec2-reboot --select 1 && ec2-exec-remote --select 1 uptime"
 )]
 pub struct RebootCli {
     /// Take an instance as rebooted after this long even if its boot id did not change
@@ -204,7 +239,10 @@ fn runs(mut indexes: Vec<u32>) -> Vec<(u32, u32)> {
 #[command(
     version,
     about = "Replace the selected instances (all by default) with fresh \
-ones from the AMI, keeping each one's index, role and name; prints `<instance-id> <address>` lines"
+ones from the AMI, keeping each one's index, role and name; prints `<instance-id> <address>` lines",
+    after_help = "Examples:
+  ec2-revert                                      a clean slate between two runs
+  ec2-revert --sequential --role master           never fewer instances than before"
 )]
 pub struct RevertCli {
     /// One at a time, each replacement launched and ready before its old instance is

@@ -19,7 +19,11 @@ use clap::Parser;
 #[command(
     version,
     about = "Log in to one instance of the case with OpenSSH (its host key pinned): \
-ec2-ssh [INDEX|ID] [CMD…]; without CMD an interactive shell on a terminal"
+ec2-ssh [INDEX|ID] [CMD…]; without CMD an interactive shell on a terminal",
+    after_help = "Examples:
+  ec2-ssh                                         a shell on the lowest index
+  ec2-ssh 3 tail -f load.log                      follow a log on instance 3
+  ec2-ssh -A i-0abc1234def567890                  with agent forwarding"
 )]
 pub struct Cli {
     /// The instance: its index (as `--select` takes it) or its id [default: the lowest index]

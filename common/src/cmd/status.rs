@@ -27,7 +27,12 @@ use serde_json::json;
 #[command(
     version,
     about = "One line per instance: index, id, role, state, address, \
-uptime (refreshed from AWS; instances of the case without a descriptor are listed as untracked)"
+uptime (refreshed from AWS; instances of the case without a descriptor are listed as untracked)",
+    after_help = "Examples:
+  ec2-status                                      index, id, role, state, address, uptime
+  ec2-status --json | jq -r 'select(.role==\"master\") | .private_ip'
+  ec2-status --check                              and can each one be logged in to now?
+  ec2-status --show-config                        each setting and where its value came from"
 )]
 pub struct Cli {
     /// Also try an SSH login on each instance now (exit 1 if any fails)
@@ -41,8 +46,6 @@ pub struct Cli {
     show_config: bool,
     #[command(flatten)]
     fleet: FleetArgs,
-    #[command(flatten)]
-    launch: LaunchArgs,
 }
 
 /// The `ec2-status` tool.
@@ -53,7 +56,8 @@ impl Tool for Status {
 
     fn run(cli: Cli) -> Result<Code> {
         let f = cli.fleet.resolve()?;
-        cli.launch.resolve(&f.settings)?;
+        // The launch settings in force (from files and environment) are checked and shown too.
+        LaunchArgs::default().resolve(&f.settings)?;
         if cli.show_config {
             return show_config(&f.settings, cli.json);
         }

@@ -10,7 +10,7 @@ use super::command::Stream;
 use super::ssh::SshError;
 use crate::case::descriptor::Descriptor;
 use crate::case::select::fold_ranges;
-use crate::config::{OutputConfig, OutputMode as Mode};
+use crate::config::{Label, OutputConfig, OutputMode as Mode};
 use crate::error::{Code, Error, Result, ResultExt};
 use crate::output::{self, Dest, LinePrefixer};
 use crate::tool;
@@ -65,8 +65,19 @@ impl Outcome {
     }
 }
 
+/// How `d`, reached at `address`, is named in prefixes and host sets (`--label`).
+pub fn label_of(label: Label, d: &Descriptor, address: &str) -> String {
+    match label {
+        Label::Address => address.to_owned(),
+        Label::Index => d.index.to_string(),
+        Label::Id => d.id.clone(),
+        Label::Name => format!("{}.{}", d.case, d.index),
+    }
+}
+
 /// One host's output as it arrives.
 pub struct HostSink {
+    label: String,
     prefix: Option<(LinePrefixer, LinePrefixer)>,
     files: Option<(std::fs::File, std::fs::File)>,
     out: Option<Vec<u8>>,
@@ -117,15 +128,16 @@ impl Collector {
     /// A sink for one host's output.
     pub fn host(&self, d: &Descriptor, address: &str) -> HostSink {
         let quiet = self.opts.out_dir.is_some() || self.opts.mode == Mode::Json;
+        let label = label_of(self.opts.label, d, address);
         let prefix = match self.opts.mode {
             Mode::Prefix if !quiet => Some((
-                LinePrefixer::new(address, Dest::Stdout),
-                LinePrefixer::new(address, Dest::Stderr),
+                LinePrefixer::host(&label, d.index, Dest::Stdout),
+                LinePrefixer::host(&label, d.index, Dest::Stderr),
             )),
             // Gather: stderr still streams, prefixed; stdout is grouped at the end.
             Mode::Gather if !quiet => Some((
                 LinePrefixer::discard(),
-                LinePrefixer::new(address, Dest::Stderr),
+                LinePrefixer::host(&label, d.index, Dest::Stderr),
             )),
             _ => None,
         };
@@ -146,6 +158,7 @@ impl Collector {
             || (self.opts.mode == Mode::Json && self.opts.out_dir.is_none());
         let keep_err = self.opts.mode == Mode::Json && self.opts.out_dir.is_none();
         HostSink {
+            label,
             prefix,
             files,
             out: keep_out.then(Vec::new),
@@ -157,6 +170,7 @@ impl Collector {
     /// A host is done: its `.exit` file, JSON object or gathered output.
     pub fn done(&self, sink: HostSink, o: &Outcome) {
         let HostSink {
+            label,
             prefix,
             files,
             out,
@@ -206,11 +220,10 @@ impl Collector {
             output::data(&v);
             self.json_lines.lock().unwrap().push((o.index, v));
         } else if self.opts.mode == Mode::Gather {
-            self.gathered.lock().unwrap().push((
-                o.index,
-                o.address.clone(),
-                out.unwrap_or_default(),
-            ));
+            self.gathered
+                .lock()
+                .unwrap()
+                .push((o.index, label, out.unwrap_or_default()));
         }
     }
 
