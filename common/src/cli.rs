@@ -11,8 +11,8 @@ use crate::case::select::{parse_indexes, Selection};
 use crate::case::store::case_key_path;
 use crate::config::{
     parse_case, parse_cidr, parse_cidrs, parse_duration, parse_list, parse_nonempty_list,
-    parse_on_off, parse_ports, parse_positive, parse_rate, parse_ttl, AddressMode, Config, Label,
-    LaunchConfig, OutputConfig, OutputMode, SpotMode, SshConfig,
+    parse_on_off, parse_ports, parse_positive, parse_rate, parse_ttl, AddressMode, Config, Jump,
+    Label, LaunchConfig, OutputConfig, OutputMode, SpotMode, SshConfig,
 };
 use crate::error::{Error, Result};
 use crate::settings::{self as keys, Settings, Source};
@@ -215,6 +215,10 @@ pub struct SshArgs {
     /// the new one (the instance was rebuilt on purpose); without it a changed key is refused
     #[arg(long)]
     pub accept_new_host_key: bool,
+    /// Reach the instances through this bastion, [user@]host[:port] (one SSH session to it,
+    /// a forwarded channel per instance; its host key pinned too), as ssh's ProxyJump
+    #[arg(short = 'J', long, value_name = "[USER@]HOST[:PORT]")]
+    pub jump: Option<String>,
 }
 
 /// A value set by flag or environment (it beats the descriptor), and the value of the lower
@@ -273,6 +277,10 @@ impl SshArgs {
                 )?
                 .expect(has_default),
             repin: self.accept_new_host_key.then(|| s.dir().to_path_buf()),
+            jump: s.value(&keys::SSH_JUMP, self.jump.as_deref(), Jump::parse)?,
+            auth_grace: s
+                .value(&keys::AUTH_GRACE, None, parse_duration)?
+                .expect(has_default),
         })
     }
 }
@@ -500,6 +508,8 @@ mod tests {
             ("address", "EC2_TOOLS_ADDRESS", "private-ip"),
             ("connect_timeout", "EC2_TOOLS_CONNECT_TIMEOUT", "3s"),
             ("ssh_allow", "EC2_TOOLS_SSH_ALLOW", "127.0.0.0/8"),
+            ("ssh_jump", "EC2_TOOLS_SSH_JUMP", "ec2-user@10.0.0.1:2222"),
+            ("auth_grace", "EC2_TOOLS_AUTH_GRACE", "30s"),
         ];
         assert_eq!(values.len(), keys::KEYS.len());
         let resolve_all = |s: &Settings| {

@@ -81,6 +81,47 @@ pub struct SshConfig {
     /// `--accept-new-host-key`: a changed host key is accepted and recorded (re-pinned) in
     /// the descriptors of this test-case directory. Never a setting: a deliberate act.
     pub repin: Option<PathBuf>,
+    /// `--jump`: every connection goes through one session to this bastion.
+    pub jump: Option<Jump>,
+    /// While an instance boots, a refused login is normal (cloud-init installs the key after
+    /// sshd starts); refused this long, it is a wrong user or key: the host fails early.
+    pub auth_grace: Duration,
+}
+
+/// A bastion: `[user@]host[:port]` (ssh's ProxyJump syntax); the user defaults to the
+/// instances' login user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jump {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Jump {
+    pub fn parse(s: &str) -> Result<Jump, String> {
+        let (user, rest) = match s.split_once('@') {
+            Some((u, r)) if !u.is_empty() => (Some(u.to_owned()), r),
+            Some(_) => return Err(format!("{s:?}: empty user before @")),
+            None => (None, s),
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|e| format!("{s:?}: port {p:?}: {e}"))?,
+            ),
+            _ => (rest, 22),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("{s:?}: expected [user@]host[:port]"));
+        }
+        Ok(Jump {
+            user,
+            host: host.to_owned(),
+            port,
+        })
+    }
 }
 
 impl SshConfig {

@@ -7,7 +7,7 @@
 //! tool.rs), never from a literal here.
 
 use std::io::{IsTerminal, Write};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 static PROGRAM: OnceLock<String> = OnceLock::new();
 
@@ -116,8 +116,20 @@ pub fn colours(dest: Dest) -> bool {
     terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// The progress bar on screen, if any: lines written meanwhile clear it first and redraw it
+/// after, so a bar never tears an output line.
+static ACTIVE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
 /// One write of whole lines under the stream's lock.
 pub fn write_locked(dest: Dest, bytes: &[u8]) {
+    let bar = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match bar {
+        Some(bar) => bar.suspend(|| write_now(dest, bytes)),
+        None => write_now(dest, bytes),
+    }
+}
+
+fn write_now(dest: Dest, bytes: &[u8]) {
     match dest {
         Dest::Stdout => {
             let mut o = std::io::stdout().lock();
@@ -149,10 +161,30 @@ pub fn data(line: impl std::fmt::Display) {
     write_locked(Dest::Stdout, format!("{line}\n").as_bytes());
 }
 
-/// A progress bar on stderr when it is a terminal (and NO_COLOR is honoured); hidden otherwise.
-pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+/// A progress bar on stderr while it lives; cleared when dropped.
+pub struct Progress(indicatif::ProgressBar);
+
+impl std::ops::Deref for Progress {
+    type Target = indicatif::ProgressBar;
+    fn deref(&self) -> &indicatif::ProgressBar {
+        &self.0
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if !self.0.is_hidden() {
+            *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            self.0.finish_and_clear();
+        }
+    }
+}
+
+/// A progress bar on stderr when it is a terminal (and NO_COLOR is honoured); hidden otherwise:
+/// `<what> [====>   ] 3/5 <message> (12s)`.
+pub fn progress(len: u64, what: &str) -> Progress {
     if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
+        return Progress(indicatif::ProgressBar::hidden());
     }
     let plain = !colours(Dest::Stderr);
     let template = if plain {
@@ -169,7 +201,8 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     }
     pb.set_prefix(what.to_owned());
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
-    pb
+    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(pb.clone());
+    Progress(pb)
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub const SSH_PORT: Key = key("ssh_port", "EC2_TOOLS_SSH_PORT", Some("22"));
 pub const ADDRESS: Key = key("address", "EC2_TOOLS_ADDRESS", Some("auto"));
 pub const CONNECT_TIMEOUT: Key = key("connect_timeout", "EC2_TOOLS_CONNECT_TIMEOUT", Some("10s"));
 pub const SSH_ALLOW: Key = key("ssh_allow", "EC2_TOOLS_SSH_ALLOW", None);
+pub const SSH_JUMP: Key = key("ssh_jump", "EC2_TOOLS_SSH_JUMP", None);
+pub const AUTH_GRACE: Key = key("auth_grace", "EC2_TOOLS_AUTH_GRACE", Some("60s"));
 
 /// Every setting, in the order `--show-config` lists them.
 pub const KEYS: &[&Key] = &[
@@ -83,6 +85,8 @@ pub const KEYS: &[&Key] = &[
     &ADDRESS,
     &CONNECT_TIMEOUT,
     &SSH_ALLOW,
+    &SSH_JUMP,
+    &AUTH_GRACE,
 ];
 
 /// The name of the settings file looked for in the test-case directory and its parents.
@@ -357,7 +361,8 @@ mod tests {
     /// Five distinct values each key's grammar accepts (the layers' order is what is tested).
     fn samples(key: &Key) -> [&'static str; 5] {
         match key.name {
-            "ttl" | "connect_timeout" => ["1s", "2s", "3s", "4s", "5s"],
+            "ttl" | "connect_timeout" | "auth_grace" => ["1s", "2s", "3s", "4s", "5s"],
+            "ssh_jump" => ["u@b1", "b2:2222", "b3", "u@b4:22", "b5"],
             "spot" => ["on", "fallback", "off", "true", "false"],
             "name_tags" => ["on", "off", "yes", "no", "1"],
             "ssh_port" => ["2201", "2202", "2203", "2204", "2205"],

@@ -459,3 +459,36 @@ fn labels_name_hosts_as_asked_and_jobs_are_listed_and_stopped_ones_say_stopped()
     r.assert_code(1);
     assert!(r.stderr.contains("stopped (--stop)"), "{r}");
 }
+
+#[test]
+fn a_persistently_refused_login_fails_early_with_a_hint_and_a_terminal_shows_why_live() {
+    let c = Case::new();
+    let grace = [("EC2_TOOLS_AUTH_GRACE", "3s")];
+    let r = c.run_with("ec2-create", &["2", "--user", "nosuchuser"], &grace);
+    r.assert_code(1);
+    assert!(r.elapsed < std::time::Duration::from_secs(60), "{r}");
+    // One folded reason for both hosts, with the hint, not a 700-character line.
+    assert_eq!(r.stderr.matches("wrong user or key").count(), 1, "{r}");
+    assert!(r.stderr.contains("#[1-2] (2): login as nosuchuser"), "{r}");
+
+    // On a terminal (a pseudo-terminal by `script`): the wait shows ready/total and each
+    // pending host's last reason as it happens.
+    let r =
+        c.shell("EC2_TOOLS_AUTH_GRACE=4s script -qec 'ec2-create 2 --user nosuchuser' /dev/null");
+    assert!(r.stdout.contains("ready ["), "{r}");
+    assert!(r.stdout.contains("0/2"), "{r}");
+    assert!(r.stdout.contains("#1 127."), "{r}");
+    assert!(r.stdout.contains("as nosuchuser"), "{r}");
+    // Host prefixes in colour on a terminal, one per host; NO_COLOR turns colour off.
+    c.create(2);
+    let r = c.shell("script -qec 'ec2-exec-remote -q echo hi' /dev/null");
+    let coloured: std::collections::BTreeSet<&str> = r
+        .stdout
+        .split("\u{1b}[")
+        .filter_map(|s| s.split_once("m127.").map(|(c, _)| c))
+        .collect();
+    assert_eq!(coloured.len(), 2, "one colour per host: {r}");
+    let r = c.shell("NO_COLOR=1 script -qec 'ec2-exec-remote -q echo hi' /dev/null");
+    assert!(!r.stdout.contains("\u{1b}[3"), "{r}");
+    assert_eq!(r.stdout.matches(": hi").count(), 2, "{r}");
+}

@@ -10,6 +10,7 @@
 
 use super::fleet::Fleet;
 use crate::case::descriptor::{Descriptor, InstanceState};
+use crate::case::select::fold_ranges;
 use crate::config::SshConfig;
 use crate::error::{Error, Result};
 use crate::output;
@@ -113,6 +114,8 @@ pub async fn ready(
     let bar = output::progress(descs.len() as u64, "ready");
     let check = Arc::new(check);
     let mut timed_out = false;
+    let began = Instant::now();
+    let mut next_note = began + NOTE_EVERY;
 
     loop {
         if tool::interrupted() {
@@ -189,6 +192,18 @@ pub async fn ready(
                 _ = tokio::time::sleep_until(round_end) => break,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {
                     if tool::interrupted() { break; }
+                    let why = pending(&descs, &ready, &failed, &last_error);
+                    if !bar.is_hidden() {
+                        bar.set_message(why);
+                    } else if Instant::now() >= next_note {
+                        next_note += NOTE_EVERY;
+                        output::note(format!(
+                            "{} of {} ready after {}; waiting for {why}",
+                            ready.len(),
+                            descs.len(),
+                            humantime::format_duration(Duration::from_secs(began.elapsed().as_secs()))
+                        ));
+                    }
                 }
                 Some(msg) = rx.recv() => match msg {
                     Probe::Ready { id, host_key, public_key } => {
@@ -221,7 +236,7 @@ pub async fn ready(
         }
     }
     stop.store(true, Ordering::Relaxed);
-    bar.finish_and_clear();
+    drop(bar);
 
     let mut all: Vec<Descriptor> = descs.into_values().collect();
     all.sort_by_key(|d| d.index);
@@ -245,17 +260,71 @@ pub async fn ready(
     Ok(out)
 }
 
+/// How often a wait off a terminal says what it is waiting for.
+const NOTE_EVERY: Duration = Duration::from_secs(30);
+
+/// The hosts still pending and why, lowest indexes first: `#4 127.0.0.7: connection refused;
+/// #5: pending; +3 more`.
+fn pending(
+    descs: &BTreeMap<String, Descriptor>,
+    ready: &BTreeSet<String>,
+    failed: &BTreeMap<String, String>,
+    last_error: &BTreeMap<String, String>,
+) -> String {
+    let mut left: Vec<&Descriptor> = descs
+        .values()
+        .filter(|d| !ready.contains(&d.id) && !failed.contains_key(&d.id))
+        .collect();
+    left.sort_by_key(|d| d.index);
+    let mut parts: Vec<String> = left
+        .iter()
+        .take(3)
+        .map(|d| {
+            let why = match last_error.get(&d.id) {
+                Some(e) => e.clone(),
+                None if d.state() == InstanceState::Running => "logging in".to_owned(),
+                None => d.state().to_string(),
+            };
+            match &d.address {
+                Some(a) => format!("#{} {a}: {why}", d.index),
+                None => format!("#{}: {why}", d.index),
+            }
+        })
+        .collect();
+    if left.len() > 3 {
+        parts.push(format!("+{} more", left.len() - 3));
+    }
+    parts.join("; ")
+}
+
+/// Why a login keeps being refused, and what usually fixes it.
+const AUTH_HINT: &str = "wrong user or key? --user must be the AMI's login user (ubuntu on \
+Ubuntu, ec2-user on Amazon Linux and RHEL, admin on Debian, centos on CentOS, fedora on Fedora), \
+and -i the private half of the key pair the instance was launched with";
+
 impl Waited {
-    /// `i-… (#2) (127.0.0.5): why; …`
+    /// `i-… (#2) (127.0.0.5): why; …`; instances failing for the same reason are folded,
+    /// `#[1-3,5] (4): why`, so the line stays short at any scale.
     pub fn failures(&self) -> String {
-        self.failed
+        let mut by_why: Vec<(&str, Vec<&Descriptor>)> = Vec::new();
+        for (d, why) in &self.failed {
+            match by_why.iter_mut().find(|(w, _)| w == why) {
+                Some((_, ds)) => ds.push(d),
+                None => by_why.push((why, vec![d])),
+            }
+        }
+        by_why
             .iter()
-            .map(|(d, why)| {
-                format!(
+            .map(|(why, ds)| match ds.as_slice() {
+                [d] => format!(
                     "{} ({}): {why}",
                     d.label(),
                     d.address.as_deref().unwrap_or("no address")
-                )
+                ),
+                _ => {
+                    let idx: Vec<u64> = ds.iter().map(|d| u64::from(d.index)).collect();
+                    format!("#[{}] ({}): {why}", fold_ranges(&idx), ds.len())
+                }
             })
             .collect::<Vec<_>>()
             .join("; ")
@@ -318,6 +387,8 @@ fn spawn_probe(
         let id = d.id.clone();
         let started = Instant::now();
         let mut pause = Duration::from_millis(500);
+        // The first of an unbroken run of login refusals.
+        let mut refused_since: Option<Instant> = None;
         loop {
             if stop.load(Ordering::Relaxed) || tool::interrupted() || Instant::now() >= deadline {
                 return;
@@ -373,7 +444,28 @@ fn spawn_probe(
                     });
                     return;
                 }
+                Err(error) if error.kind == Kind::Auth => {
+                    let since = *refused_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= cfg.auth_grace {
+                        let _ = tx.send(Probe::Fatal {
+                            id,
+                            error: format!(
+                                "{} (refused for {}): {AUTH_HINT}",
+                                error.message,
+                                humantime::format_duration(Duration::from_secs(
+                                    since.elapsed().as_secs()
+                                ))
+                            ),
+                        });
+                        return;
+                    }
+                    let _ = tx.send(Probe::Retrying {
+                        id: id.clone(),
+                        error: error.message,
+                    });
+                }
                 Err(error) => {
+                    refused_since = None;
                     let _ = tx.send(Probe::Retrying {
                         id: id.clone(),
                         error: error.message,

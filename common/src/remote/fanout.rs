@@ -85,8 +85,27 @@ where
 {
     let targets = resolve_targets(cfg, hosts)?;
     let collector = Collector::new(results)?;
+    // On a terminal: done/total, and the hosts still running longest.
+    let bar = crate::output::progress(hosts.len() as u64, "done");
+    let running: std::sync::Mutex<std::collections::BTreeMap<u32, String>> = Default::default();
+    let show_running = |running: &std::collections::BTreeMap<u32, String>| {
+        let mut names: Vec<&str> = running.values().take(3).map(String::as_str).collect();
+        if running.len() > 3 {
+            names.push("…");
+        }
+        bar.set_message(if names.is_empty() {
+            String::new()
+        } else {
+            format!("running: {}", names.join(" "))
+        });
+    };
     let outcomes = fan_out(&targets, width, |(d, target)| {
         let started = Instant::now();
+        if !bar.is_hidden() {
+            let mut r = running.lock().unwrap();
+            r.insert(d.index, format!("#{}", d.index));
+            show_running(&r);
+        }
         let (address, status, sink) = match target {
             Err(e) => (d.id.clone(), Status::Failed(e.clone()), None),
             Ok(t) => {
@@ -105,8 +124,15 @@ where
         if let Some(sink) = sink {
             collector.done(sink, &o);
         }
+        if !bar.is_hidden() {
+            let mut r = running.lock().unwrap();
+            r.remove(&d.index);
+            show_running(&r);
+            bar.inc(1);
+        }
         o
     });
+    drop(bar);
     let outcomes = collect(hosts, outcomes);
     collector.finish(&outcomes)
 }

@@ -496,6 +496,8 @@ mod tests {
             allow: Some(crate::config::parse_cidrs(allow).unwrap()),
             connect_timeout: Duration::from_secs(1),
             repin: None,
+            jump: None,
+            auth_grace: Duration::from_secs(60),
         }
     }
 

@@ -133,6 +133,8 @@ mod tests {
             allow: None,
             connect_timeout: std::time::Duration::from_secs(10),
             repin: None,
+            jump: None,
+            auth_grace: std::time::Duration::from_secs(60),
         };
         let (conf, known) = render("tc", &[d], &cfg, std::path::Path::new("/c/known_hosts"));
         assert!(
