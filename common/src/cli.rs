@@ -8,7 +8,7 @@
 //! grammar (config.rs), anything that reads descriptors or talks to AWS or hosts.
 
 use crate::case::select::{parse_indexes, Selection};
-use crate::case::store::case_key_path;
+use crate::case::store::{case_key_path, STATE_DIR};
 use crate::config::{
     parse_case, parse_cidr, parse_cidrs, parse_duration, parse_list, parse_nonempty_list,
     parse_on_off, parse_ports, parse_positive, parse_rate, parse_ttl, AddressMode, Config, Jump,
@@ -277,7 +277,12 @@ impl SshArgs {
                 )?
                 .expect(has_default),
             repin: self.accept_new_host_key.then(|| s.dir().to_path_buf()),
-            jump: s.value(&keys::SSH_JUMP, self.jump.as_deref(), Jump::parse)?,
+            jump: s
+                .value(&keys::SSH_JUMP, self.jump.as_deref(), Jump::parse)?
+                .map(|j| Jump {
+                    pin: Some(s.dir().join(STATE_DIR).join("jump.json")),
+                    ..j
+                }),
             auth_grace: s
                 .value(&keys::AUTH_GRACE, None, parse_duration)?
                 .expect(has_default),

@@ -95,6 +95,8 @@ pub struct Jump {
     pub user: Option<String>,
     pub host: String,
     pub port: u16,
+    /// Where its host key is pinned (the test case's `.ec2-tools/jump.json`).
+    pub pin: Option<PathBuf>,
 }
 
 impl Jump {
@@ -120,6 +122,7 @@ impl Jump {
             user,
             host: host.to_owned(),
             port,
+            pin: None,
         })
     }
 }

@@ -45,7 +45,8 @@ pub fn fan_out<T: Sync, R: Send>(
 type TargetResult = std::result::Result<Target, SshError>;
 
 /// Targets for every host; any address outside the allow list stops everything before a single
-/// connection is made (exit 3), as the allow list promises.
+/// connection is made (exit 3), as the allow list promises. Through a bastion (`--jump`) only
+/// the bastion is connected to from here: its address is checked when it is logged in to.
 pub fn resolve_targets<'a>(
     cfg: &SshConfig,
     hosts: &'a [Descriptor],
@@ -55,7 +56,7 @@ pub fn resolve_targets<'a>(
     for d in hosts {
         let t = Target::for_descriptor(d, cfg);
         if let Ok(target) = &t {
-            if cfg.allow.is_some() {
+            if cfg.allow.is_some() && cfg.jump.is_none() {
                 if let Err(e) = ssh::resolve(target, cfg) {
                     if e.kind == Kind::Policy {
                         refused.push(format!("{}: {}", d.id, e.message));

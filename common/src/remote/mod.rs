@@ -7,6 +7,7 @@
 
 pub mod command;
 pub mod fanout;
+pub mod jump;
 pub mod results;
 pub mod ssh;
 pub mod sshconf;

@@ -187,7 +187,47 @@ pub fn jitter(base: Duration) -> Duration {
     base.mul_f64(frac)
 }
 
+/// What a session runs over: TCP to the host, or a channel through the bastion (jump.rs).
+enum Stream {
+    Tcp(TcpStream),
+    Jumped(std::os::unix::net::UnixStream),
+}
+
 fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, SshError> {
+    let started = Instant::now();
+    let stream = match &cfg.jump {
+        Some(j) => {
+            let s = super::jump::open(j, cfg, &t.address, t.port, timeout)?;
+            tracing::info!(target: "common::ssh", "ssh {}:{}: channel via bastion {} in {} ms", t.address, t.port, super::jump::name(j, cfg), started.elapsed().as_millis());
+            Stream::Jumped(s)
+        }
+        None => Stream::Tcp(connect_tcp(t, cfg, timeout)?),
+    };
+    let phase = Instant::now();
+    let fd = match &stream {
+        Stream::Tcp(s) => s.as_raw_fd(),
+        Stream::Jumped(s) => s.as_raw_fd(),
+    };
+    detect_dead_peers(fd);
+    let mut sess = Session::new().map_err(wrap(Kind::Session, "ssh session"))?;
+    sess.set_timeout(timeout.as_millis().min(u32::MAX as u128) as u32);
+    for (m, prefs) in [
+        (MethodType::Kex, KEX),
+        (MethodType::HostKey, HOSTKEYS),
+        (MethodType::CryptCs, CIPHERS),
+        (MethodType::CryptSc, CIPHERS),
+    ] {
+        let _ = sess.method_pref(m, prefs);
+    }
+    match stream {
+        Stream::Tcp(s) => sess.set_tcp_stream(s),
+        Stream::Jumped(s) => sess.set_tcp_stream(s),
+    }
+    handshake_and_login(sess, fd, t, cfg, started, phase)
+}
+
+/// TCP to the target (the allow list checked first).
+fn connect_tcp(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<TcpStream, SshError> {
     let addrs = resolve(t, cfg)?;
     let started = Instant::now();
     let mut last = None;
@@ -210,20 +250,18 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
     })?;
     let _ = tcp.set_nodelay(true);
     tracing::info!(target: "common::ssh", "ssh {}:{}: tcp connected in {} ms", t.address, t.port, started.elapsed().as_millis());
-    let phase = Instant::now();
-    let fd = tcp.as_raw_fd();
-    detect_dead_peers(fd);
-    let mut sess = Session::new().map_err(wrap(Kind::Session, "ssh session"))?;
-    sess.set_timeout(timeout.as_millis().min(u32::MAX as u128) as u32);
-    for (m, prefs) in [
-        (MethodType::Kex, KEX),
-        (MethodType::HostKey, HOSTKEYS),
-        (MethodType::CryptCs, CIPHERS),
-        (MethodType::CryptSc, CIPHERS),
-    ] {
-        let _ = sess.method_pref(m, prefs);
-    }
-    sess.set_tcp_stream(tcp);
+    Ok(tcp)
+}
+
+/// Key exchange, host key check, login.
+fn handshake_and_login(
+    mut sess: Session,
+    fd: RawFd,
+    t: &Target,
+    cfg: &SshConfig,
+    started: Instant,
+    phase: Instant,
+) -> Result<Conn, SshError> {
     sess.handshake().map_err(|e| {
         if e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) {
             // Accepted and then silence: not a drop to retry.

@@ -15,6 +15,9 @@ use crate::error::{Result, ResultExt};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+/// The bastion's `Host` name in the generated config (`--jump`).
+pub const BASTION: &str = "ec2-tools-bastion";
+
 /// Where the generated config is.
 pub fn config_path(store: &Store) -> PathBuf {
     store.dir().join(STATE_DIR).join("ssh_config")
@@ -40,12 +43,41 @@ pub fn render(
     descs: &[Descriptor],
     cfg: &SshConfig,
     known_hosts: &std::path::Path,
+    bastion_key: Option<&str>,
 ) -> (String, String) {
     let mut conf = String::from(
         "# Written by ec2-tools from the instance descriptors; rewritten on every change.\n\
          # ssh -F .ec2-tools/ssh_config <instance-id | case.index | index>\n",
     );
     let mut known = String::new();
+    let identity = |conf: &mut String| {
+        if let Some(id) = &cfg.identity {
+            let id = std::fs::canonicalize(id).unwrap_or_else(|_| id.clone());
+            let _ = writeln!(conf, "  IdentityFile {}", value(&id.display().to_string()));
+            let _ = writeln!(conf, "  IdentitiesOnly yes");
+        }
+    };
+    let pinned = |conf: &mut String, alias: &str| {
+        let _ = writeln!(conf, "  HostKeyAlias {alias}");
+        let _ = writeln!(
+            conf,
+            "  UserKnownHostsFile {}",
+            value(&known_hosts.display().to_string())
+        );
+        let _ = writeln!(conf, "  StrictHostKeyChecking yes");
+        let _ = writeln!(conf, "  BatchMode yes");
+    };
+    if let Some(j) = &cfg.jump {
+        let _ = writeln!(conf, "\nHost {BASTION}");
+        let _ = writeln!(conf, "  HostName {}", value(&j.host));
+        let _ = writeln!(conf, "  Port {}", j.port);
+        let _ = writeln!(conf, "  User {}", value(&super::jump::user(j, cfg)));
+        identity(&mut conf);
+        pinned(&mut conf, BASTION);
+        if let Some(k) = bastion_key {
+            let _ = writeln!(known, "{BASTION} {k}");
+        }
+    }
     for d in descs {
         let Ok(t) = Target::for_descriptor(d, cfg) else {
             continue;
@@ -57,19 +89,11 @@ pub fn render(
         let _ = writeln!(conf, "  HostName {}", value(&t.address));
         let _ = writeln!(conf, "  Port {}", t.port);
         let _ = writeln!(conf, "  User {}", value(&t.user));
-        if let Some(id) = &cfg.identity {
-            let id = std::fs::canonicalize(id).unwrap_or_else(|_| id.clone());
-            let _ = writeln!(conf, "  IdentityFile {}", value(&id.display().to_string()));
-            let _ = writeln!(conf, "  IdentitiesOnly yes");
+        identity(&mut conf);
+        pinned(&mut conf, &d.id);
+        if cfg.jump.is_some() {
+            let _ = writeln!(conf, "  ProxyJump {BASTION}");
         }
-        let _ = writeln!(conf, "  HostKeyAlias {}", d.id);
-        let _ = writeln!(
-            conf,
-            "  UserKnownHostsFile {}",
-            value(&known_hosts.display().to_string())
-        );
-        let _ = writeln!(conf, "  StrictHostKeyChecking yes");
-        let _ = writeln!(conf, "  BatchMode yes");
         if let Some(k) = &d.ssh.host_public_key {
             let _ = writeln!(known, "{} {k}", d.id);
         }
@@ -97,7 +121,8 @@ pub fn write(store: &Store, cfg: &SshConfig) -> Result<()> {
         .map(|d| d.join("known_hosts"))
         .unwrap_or(known_path.clone());
     let case = descs.first().map(|d| d.case.clone()).unwrap_or_default();
-    let (conf, known) = render(&case, &descs, cfg, &known_abs);
+    let bastion_key = cfg.jump.as_ref().and_then(super::jump::pinned_public_key);
+    let (conf, known) = render(&case, &descs, cfg, &known_abs, bastion_key.as_deref());
     for (path, text) in [(config_path(store), conf), (known_path, known)] {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text).infra_err(tmp.display())?;
@@ -136,7 +161,13 @@ mod tests {
             jump: None,
             auth_grace: std::time::Duration::from_secs(60),
         };
-        let (conf, known) = render("tc", &[d], &cfg, std::path::Path::new("/c/known_hosts"));
+        let (conf, known) = render(
+            "tc",
+            &[d],
+            &cfg,
+            std::path::Path::new("/c/known_hosts"),
+            None,
+        );
         assert!(
             conf.contains(
                 "\nHost i-0123abcd tc.2 2\n  HostName 10.0.0.5\n  Port 22\n  User ubuntu\n"
