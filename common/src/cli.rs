@@ -396,8 +396,8 @@ pub struct OutputArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// What names a host in line prefixes and host sets: its index, id, name
-    /// (`<case>.<index>`) or address
-    #[arg(long, value_name = "index|id|name|address", default_value = "address",
+    /// (`<case>.<index>`) or address; `none`: no prefix (pdsh -N)
+    #[arg(long, value_name = "index|id|name|address|none", default_value = "address",
           value_parser = Label::parse)]
     pub label: Label,
 }

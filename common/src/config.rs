@@ -256,6 +256,8 @@ pub enum Label {
     Id,
     /// `<case>.<index>`, the instance's Name tag.
     Name,
+    /// No prefix at all (pdsh -N): one host's output, or output that names itself.
+    None,
 }
 
 impl Label {
@@ -265,7 +267,8 @@ impl Label {
             "index" => Ok(Label::Index),
             "id" => Ok(Label::Id),
             "name" => Ok(Label::Name),
-            _ => Err(format!("{s:?}: expected index, id, name or address")),
+            "none" => Ok(Label::None),
+            _ => Err(format!("{s:?}: expected index, id, name, address or none")),
         }
     }
 }

@@ -47,9 +47,14 @@ impl LinePrefixer {
         }
     }
 
+    /// Lines prefixed `<prefix>: `; an empty prefix leaves lines as they are.
     pub fn new(prefix: &str, dest: Dest) -> LinePrefixer {
         LinePrefixer {
-            prefix: format!("{prefix}: ").into_bytes(),
+            prefix: if prefix.is_empty() {
+                vec![]
+            } else {
+                format!("{prefix}: ").into_bytes()
+            },
             dest,
             pending: Vec::new(),
             discard: false,
@@ -59,7 +64,7 @@ impl LinePrefixer {
     /// A host's lines: `<label>: `, the label in the host's own colour (picked by its index,
     /// one per host, as clush does) when `dest` is a terminal that wants colours.
     pub fn host(label: &str, index: u32, dest: Dest) -> LinePrefixer {
-        if !colours(dest) {
+        if !colours(dest) || label.is_empty() {
             return LinePrefixer::new(label, dest);
         }
         const PALETTE: [u8; 12] = [32, 33, 34, 35, 36, 31, 92, 93, 94, 95, 96, 91];

@@ -11,16 +11,14 @@ mkdir -p "$work/master-slaves" && cd "$work/master-slaves"
 trap 'ec2-killall >/dev/null' EXIT   # never leave an instance running, whatever happens
 
 # "ensure" semantics: running this script twice never grows the fleet.
-master=$(ec2-create 1 --role master | cut -d' ' -f2)
+ec2-create 1 --role master >/dev/null
 ec2-create "$slaves" --role slave >/dev/null
 ec2-status
 
-# The master's address reaches the slaves as a file (instance data is never pasted into a
-# remote command line).
-printf '%s\n' "$master" > master.addr
-ec2-exec-local --role slave 'scp -q -P "$CURRENT_SSH_PORT" ${CURRENT_SSH_KEY:+-i "$CURRENT_SSH_KEY"} \
-  -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=.ec2-tools/known_hosts \
-  master.addr "$CURRENT_SSH_USER@$CURRENT_AMI_DNS:master.addr"'
+# The master's private address (what slaves inside the VPC reach it by, on AWS as here)
+# reaches the slaves as a file: instance data is never pasted into a remote command line.
+ec2-exec-local -q --label none --role master 'echo "$CURRENT_AMI_PRIVATE_IP"' > master.addr
+ec2-put --role slave master.addr .
 
 ec2-exec-remote --role master 'echo "master ready"'
 ec2-exec-remote --role slave 'echo "slave reporting to master at $(cat master.addr)"'

@@ -40,12 +40,18 @@ fn tour_of_every_tool_runs_end_to_end() {
     assert_eq!(
         r.stdout
             .lines()
-            .filter(|l| l.ends_with("request 2 ok"))
+            .filter(|l| l.ends_with(": request 2 ok"))
             .count(),
         3,
         "{r}"
     );
     assert!(r.stdout.contains("exited 1 as documented"), "{r}");
+    // Every tool took part: the job listed, results fetched, disks kept or fresh as promised.
+    assert_eq!(r.stdout.matches(" load running\n").count(), 3, "{r}");
+    assert!(r.stdout.contains("      3 request 2 ok"), "{r}");
+    assert!(r.stdout.contains("config for #1"), "{r}");
+    assert!(r.stdout.contains("#3 kept its disk"), "{r}");
+    assert!(r.stdout.contains("#1 is fresh"), "{r}");
 }
 
 #[test]

@@ -72,6 +72,7 @@ pub fn label_of(label: Label, d: &Descriptor, address: &str) -> String {
         Label::Index => d.index.to_string(),
         Label::Id => d.id.clone(),
         Label::Name => format!("{}.{}", d.case, d.index),
+        Label::None => String::new(),
     }
 }
 
