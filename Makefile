@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 TOOLS := $(notdir $(wildcard tools/*))
 
-.PHONY: all build release test demo install bench lint fmt setup clean fuzz
+.PHONY: all build release test demo install bench lint fmt setup prepare clean fuzz
 
 all: build
 
@@ -18,17 +18,23 @@ build:
 release:
 	$(CARGO) build --workspace --release
 
-test: setup
+# The installs (apt-get, pip) run while cargo builds: a fresh clone waits for the longer of the
+# two, not their sum.
+prepare:
+	scripts/localcloud install & inst=$$!; $(CARGO) build --workspace && wait $$inst
+
+test:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) build --workspace
+	$(MAKE) prepare
 	mkdir -p target
 	$(CARGO) test --workspace -- --test-threads 4 2>&1 | tee target/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test.log
 
-demo: setup build
+demo: prepare
 	scripts/demo tour
 	scripts/demo tripcom
 	scripts/demo master-slaves
+	scripts/demo http-load
 
 # Side-by-side benchmark against pdsh and parallel-ssh (installed via apt-get when missing);
 # results in target/bench/report.md, copied into BENCHMARKS.md by hand with commentary.
