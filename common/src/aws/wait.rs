@@ -449,12 +449,11 @@ fn spawn_probe(
                     if since.elapsed() >= cfg.auth_grace {
                         let _ = tx.send(Probe::Fatal {
                             id,
+                            // The grace, not the time each host took: equal reasons fold.
                             error: format!(
-                                "{} (refused for {}): {AUTH_HINT}",
+                                "{} (for over auth_grace {}): {AUTH_HINT}",
                                 error.message,
-                                humantime::format_duration(Duration::from_secs(
-                                    since.elapsed().as_secs()
-                                ))
+                                humantime::format_duration(cfg.auth_grace)
                             ),
                         });
                         return;
@@ -490,6 +489,12 @@ pub async fn state(
     let Patience { timeout, poll } = patience;
     let deadline = Instant::now() + timeout;
     let mode = ssh_cfg.address_mode();
+    let want = states
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join("|");
+    let bar = output::progress(descs.len() as u64, &want);
     loop {
         tool::check_interrupted()?;
         let pending: Vec<String> = descs
@@ -519,6 +524,14 @@ pub async fn state(
         if still.is_empty() {
             return Ok(vec![]);
         }
+        bar.set_position((descs.len() - still.len()) as u64);
+        let shown: Vec<String> = descs
+            .iter()
+            .filter(|d| !states.contains(&d.state()))
+            .take(3)
+            .map(|d| format!("#{}: {}", d.index, d.state()))
+            .collect();
+        bar.set_message(shown.join("; "));
         if Instant::now() >= deadline {
             return Ok(still);
         }
