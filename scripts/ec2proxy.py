@@ -376,12 +376,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 with LOCK:
                     c.count("faults", "IdempotentReplay")
                 return self.reply(cached[0], cached[1])
+        if action in PLACEMENT_ACTIONS:
+            status, answer = placement_call(action, params)
+            return self.reply(status, answer)
         pool = None
         if action == "RunInstances":
+            # moto has no placement groups: the front keeps them (see placement_call).
+            group = params.pop("Placement.GroupName", None)
+            if group is not None:
+                with LOCK:
+                    known = group in PLACEMENT_GROUPS
+                if not known:
+                    return self.reply(400, error_xml(
+                        "InvalidPlacementGroup.Unknown",
+                        "The Placement Group '%s' is unknown." % group))
+                params["_placement"] = group
             # moto launches MinCount instances; AWS launches as many as it can up to MaxCount.
             pool = params.pop("_pool", None)
             params["MinCount"] = params.get("MaxCount", params.get("MinCount", "1"))
-            body = urllib.parse.urlencode(params).encode()
+            body = urllib.parse.urlencode(
+                {k: v for k, v in params.items() if not k.startswith("_")}).encode()
         status, headers, answer = self.upstream(method, body)
         if status == 200:
             answer = self.after(c, key, action, params, answer)
@@ -497,6 +511,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                               authorized=keys)
             with LOCK:
                 c.counters["instances_launched"] += n
+                if params.get("_placement"):
+                    for inst in root.iter(Q + "item"):
+                        iid = inst.findtext(Q + "instanceId")
+                        if iid:
+                            PLACED[iid] = params["_placement"]
                 if params.get("ClientToken"):
                     TOKENS[(key, params["ClientToken"])] = (200, answer)
             return answer
@@ -526,9 +545,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             hold = {i: r for i, r in INSTANCES.items()
                     if r["pending_until"] > now or r.get("shutdown_until", 0) > now
                     or r["hidden_until"] > now}
-        if not hold:
+            placed = dict(PLACED)
+        if not hold and not placed:
             return answer
         root, Q = parse(answer)
+        for inst in root.iter(Q + "item"):
+            group = placed.get(inst.findtext(Q + "instanceId") or "")
+            where = inst.find(Q + "placement")
+            if group and where is not None:
+                name = where.find(Q + "groupName")
+                if name is None:
+                    name = ET.SubElement(where, Q + "groupName")
+                name.text = group
         for rs in root.iter(Q + "reservationSet"):
             for res in list(rs):
                 iset = res.find(Q + "instancesSet")
@@ -551,6 +579,83 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 SUBNET_AZ = {}
+
+# Placement groups, which moto 5 does not have: name -> {strategy, id, tags}; and the group
+# each instance was launched into. DeletePlacementGroup is refused while a live instance is in
+# the group, as AWS does.
+PLACEMENT_GROUPS = {}
+PLACED = {}
+PLACEMENT_ACTIONS = ("CreatePlacementGroup", "DescribePlacementGroups", "DeletePlacementGroup")
+EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+
+def placement_call(action, params):
+    """(status, XML answer) of a placement-group call, kept by the front."""
+    name = params.get("GroupName", "")
+    with LOCK:
+        if action == "CreatePlacementGroup":
+            if name in PLACEMENT_GROUPS:
+                return 400, error_xml("InvalidPlacementGroup.Duplicate",
+                                      "The placement group '%s' already exists." % name)
+            tags, i = {}, 1
+            while "TagSpecification.1.Tag.%d.Key" % i in params:
+                tags[params["TagSpecification.1.Tag.%d.Key" % i]] = \
+                    params.get("TagSpecification.1.Tag.%d.Value" % i, "")
+                i += 1
+            PLACEMENT_GROUPS[name] = {"strategy": params.get("Strategy", "cluster"),
+                                      "id": "pg-" + uuid.uuid4().hex[:17], "tags": tags}
+            return 200, placement_xml(action, [name], "placementGroup")
+        if action == "DeletePlacementGroup":
+            if name not in PLACEMENT_GROUPS:
+                return 400, error_xml("InvalidPlacementGroup.Unknown",
+                                      "The Placement Group '%s' is unknown." % name)
+            now = time.monotonic()
+            live = [i for i, g in PLACED.items() if g == name
+                    and not (i in INSTANCES and INSTANCES[i].get("shutdown_until", 0)
+                             and INSTANCES[i]["shutdown_until"] <= now)]
+            if live:
+                return 400, error_xml("InvalidPlacementGroup.InUse",
+                                      "There are instances in placement group %s" % name)
+            del PLACEMENT_GROUPS[name]
+            return 200, placement_xml(action, [], None)
+        names = [v for k, v in params.items() if k.startswith("GroupName.")]
+        unknown = [n for n in names if n not in PLACEMENT_GROUPS]
+        if unknown:
+            return 400, error_xml("InvalidPlacementGroup.Unknown",
+                                  "The Placement Group '%s' is unknown." % unknown[0])
+        chosen = names or sorted(PLACEMENT_GROUPS)
+        i = 1
+        while "Filter.%d.Name" % i in params:
+            fname = params["Filter.%d.Name" % i]
+            values = [v for k, v in params.items() if k.startswith("Filter.%d.Value." % i)]
+            if fname == "group-name":
+                chosen = [n for n in chosen if n in values]
+            elif fname.startswith("tag:"):
+                chosen = [n for n in chosen
+                          if PLACEMENT_GROUPS[n]["tags"].get(fname[4:]) in values]
+            elif fname == "strategy":
+                chosen = [n for n in chosen if PLACEMENT_GROUPS[n]["strategy"] in values]
+            i += 1
+        return 200, placement_xml(action, chosen, "placementGroupSet")
+
+
+def placement_xml(action, names, wrapper):
+    """Placement groups as EC2 answers them (called with LOCK held)."""
+    def group(n):
+        g = PLACEMENT_GROUPS[n]
+        tags = "".join("<item><key>%s</key><value>%s</value></item>" % (k, v)
+                       for k, v in g["tags"].items())
+        return ("<groupName>%s</groupName><state>available</state><strategy>%s</strategy>"
+                "<groupId>%s</groupId><tagSet>%s</tagSet>" % (n, g["strategy"], g["id"], tags))
+    if wrapper == "placementGroup":
+        inner = "<placementGroup>%s</placementGroup>" % group(names[0])
+    elif wrapper:
+        inner = "<%s>%s</%s>" % (wrapper, "".join("<item>%s</item>" % group(n) for n in names),
+                                 wrapper)
+    else:
+        inner = "<return>true</return>"
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<%sResponse xmlns="%s"><requestId>%s</requestId>'
+            "%s</%sResponse>" % (action, EC2_NS, uuid.uuid4(), inner, action)).encode()
 
 
 def main():

@@ -12,7 +12,7 @@ use crate::case::store::{case_key_path, STATE_DIR};
 use crate::config::{
     parse_case, parse_cidr, parse_cidrs, parse_duration, parse_list, parse_nonempty_list,
     parse_on_off, parse_ports, parse_positive, parse_rate, parse_ttl, AddressMode, Config, Jump,
-    Label, LaunchConfig, OutputConfig, OutputMode, SpotMode, SshConfig,
+    Label, LaunchConfig, OutputConfig, OutputMode, Placement, SpotMode, SshConfig,
 };
 use crate::error::{Error, Result};
 use crate::settings::{self as keys, Settings, Source};
@@ -143,6 +143,10 @@ pub struct LaunchArgs {
     /// instance); the index stays derivable from the launch tags
     #[arg(long, value_name = "on|off")]
     pub name_tags: Option<String>,
+    /// Launch into a placement group made for the case: `cluster` (close together: network
+    /// benchmarks), `spread` or `partition` (apart); deleted with the last instance
+    #[arg(long, value_name = "cluster|spread|partition|off")]
+    pub placement: Option<String>,
 }
 
 impl LaunchArgs {
@@ -187,6 +191,13 @@ impl LaunchArgs {
             name_tags: s
                 .value(&keys::NAME_TAGS, self.name_tags.as_deref(), parse_on_off)?
                 .expect(has_default),
+            placement: s
+                .value(
+                    &keys::PLACEMENT,
+                    self.placement.as_deref(),
+                    Placement::parse,
+                )?
+                .flatten(),
         })
     }
 }
@@ -507,6 +518,7 @@ mod tests {
             ("ttl", "EC2_TOOLS_TTL", "90m"),
             ("spot", "EC2_TOOLS_SPOT", "fallback"),
             ("name_tags", "EC2_TOOLS_NAME_TAGS", "off"),
+            ("placement", "EC2_TOOLS_PLACEMENT", "cluster"),
             ("ssh_user", "EC2_TOOLS_SSH_USER", "ec2-user"),
             ("ssh_key", "EC2_TOOLS_SSH_KEY", "/keys/id"),
             ("ssh_port", "EC2_TOOLS_SSH_PORT", "2222"),

@@ -207,6 +207,40 @@ pub struct LaunchConfig {
     pub ttl: Option<Duration>,
     pub spot: SpotMode,
     pub name_tags: bool,
+    /// The case's placement group strategy (`--placement`), if any.
+    pub placement: Option<Placement>,
+}
+
+/// How a placement group places its instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Close together in one AZ: lowest latency, highest bandwidth between them.
+    Cluster,
+    /// Each on distinct hardware (at most 7 per AZ).
+    Spread,
+    /// In partitions that share no hardware with each other.
+    Partition,
+}
+
+impl Placement {
+    pub fn parse(s: &str) -> Result<Option<Placement>, String> {
+        match s {
+            "cluster" => Ok(Some(Placement::Cluster)),
+            "spread" => Ok(Some(Placement::Spread)),
+            "partition" => Ok(Some(Placement::Partition)),
+            "off" | "none" => Ok(None),
+            _ => Err(format!("{s:?}: expected cluster, spread, partition or off")),
+        }
+    }
+
+    /// AWS's name of the strategy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Cluster => "cluster",
+            Placement::Spread => "spread",
+            Placement::Partition => "partition",
+        }
+    }
 }
 
 impl LaunchConfig {

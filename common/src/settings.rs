@@ -60,6 +60,7 @@ pub const SSH_PORT: Key = key("ssh_port", "EC2_TOOLS_SSH_PORT", Some("22"));
 pub const ADDRESS: Key = key("address", "EC2_TOOLS_ADDRESS", Some("auto"));
 pub const CONNECT_TIMEOUT: Key = key("connect_timeout", "EC2_TOOLS_CONNECT_TIMEOUT", Some("10s"));
 pub const SSH_ALLOW: Key = key("ssh_allow", "EC2_TOOLS_SSH_ALLOW", None);
+pub const PLACEMENT: Key = key("placement", "EC2_TOOLS_PLACEMENT", None);
 pub const SSH_JUMP: Key = key("ssh_jump", "EC2_TOOLS_SSH_JUMP", None);
 pub const AUTH_GRACE: Key = key("auth_grace", "EC2_TOOLS_AUTH_GRACE", Some("60s"));
 
@@ -79,6 +80,7 @@ pub const KEYS: &[&Key] = &[
     &TTL,
     &SPOT,
     &NAME_TAGS,
+    &PLACEMENT,
     &SSH_USER,
     &SSH_KEY,
     &SSH_PORT,
@@ -363,6 +365,7 @@ mod tests {
         match key.name {
             "ttl" | "connect_timeout" | "auth_grace" => ["1s", "2s", "3s", "4s", "5s"],
             "ssh_jump" => ["u@b1", "b2:2222", "b3", "u@b4:22", "b5"],
+            "placement" => ["cluster", "spread", "partition", "off", "none"],
             "spot" => ["on", "fallback", "off", "true", "false"],
             "name_tags" => ["on", "off", "yes", "no", "1"],
             "ssh_port" => ["2201", "2202", "2203", "2204", "2205"],

@@ -5,7 +5,9 @@ usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec
        ec2q.py keypairs CASE         -> names of the case's key pairs
        ec2q.py groups CASE           -> the case's security groups and their rules
                                         ([protocol, from, to, [cidr], [group or "self"]])
-       ec2q.py instance ID           -> one instance: state, type, key, groups, tags, user data
+       ec2q.py instance ID           -> one instance: state, type, key, groups, tags, user data,
+                                        placement group
+       ec2q.py placements CASE       -> the case's placement groups: name, strategy, tags
 """
 import json
 import os
@@ -59,6 +61,13 @@ elif cmd == "instance":
                       "lifecycle": i.get("InstanceLifecycle"),
                       "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])},
                       "user_data": base64.b64decode(ud).decode() if ud else None,
-                      "shutdown_behavior": sb}))
+                      "shutdown_behavior": sb,
+                      "placement_group": i.get("Placement", {}).get("GroupName")}))
+elif cmd == "placements":
+    out = [{"name": g["GroupName"], "strategy": g["Strategy"],
+            "tags": {t["Key"]: t["Value"] for t in g.get("Tags", [])}}
+           for g in ec2.describe_placement_groups()["PlacementGroups"]
+           if g["GroupName"].startswith("ec2-tools-" + case + "-")]
+    print(json.dumps(out))
 else:
     sys.exit("unknown command " + cmd)

@@ -263,9 +263,10 @@ fn background_jobs_can_be_watched_waited_for_and_stopped() {
         2,
         "{r}"
     );
+    // A stopped job says so (it said `died`, as if it had crashed).
     let r = c.run("ec2-exec-remote", &["--job", &job, "--status"]);
     assert_eq!(
-        r.stdout.lines().filter(|l| l.ends_with(" died")).count(),
+        r.stdout.lines().filter(|l| l.ends_with(" stopped")).count(),
         2,
         "{r}"
     );

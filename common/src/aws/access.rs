@@ -24,6 +24,7 @@ use aws_sdk_ec2::types::{
 pub struct Access {
     pub key_name: Option<String>,
     pub security_groups: Vec<String>,
+    pub placement_group: Option<String>,
 }
 
 /// The case's security group: the configuration's, one made earlier, or one to make.
@@ -124,9 +125,21 @@ pub async fn ensure_access(
             vec![id]
         }
     };
+    let placement_group = match launch.placement {
+        None => None,
+        Some(p) => {
+            if ec2.ensure_placement_group(&name, p, &tags).await? {
+                output::note(format!("created {} placement group {name}", p.as_str()));
+            }
+            state.placement_group = Some(name.clone());
+            state.save(store)?;
+            Some(name.clone())
+        }
+    };
     Ok(Access {
         key_name: Some(key_name),
         security_groups,
+        placement_group,
     })
 }
 
@@ -176,7 +189,7 @@ fn public_ip() -> Option<std::net::IpAddr> {
 }
 
 /// The filters for what carries the case's and owner's tags.
-fn case_filters(case: &str, owner: &str) -> Vec<Filter> {
+pub(super) fn case_filters(case: &str, owner: &str) -> Vec<Filter> {
     vec![
         Filter::builder()
             .name(format!("tag:{TAG_CASE}"))

@@ -140,6 +140,8 @@ pub struct LaunchSpec {
     pub user_data: Option<String>,
     /// A shutdown from inside the instance terminates it.
     pub terminate_on_shutdown: bool,
+    /// Launch into this placement group.
+    pub placement_group: Option<String>,
 }
 
 /// A connected EC2 client and the region it talks to.
@@ -229,6 +231,11 @@ impl Ec2 {
             .set_security_group_ids(
                 (!spec.security_groups.is_empty()).then(|| spec.security_groups.clone()),
             )
+            .set_placement(spec.placement_group.as_ref().map(|g| {
+                aws_sdk_ec2::types::Placement::builder()
+                    .group_name(g)
+                    .build()
+            }))
             .client_token(&spec.client_token)
             .tag_specifications(
                 TagSpecification::builder()

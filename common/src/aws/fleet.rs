@@ -244,6 +244,7 @@ impl Fleet {
                     key_name: l.access.key_name.clone(),
                     subnet: subnet.clone(),
                     security_groups: l.access.security_groups.clone(),
+                    placement_group: l.access.placement_group.clone(),
                     client_token: token,
                     tags,
                     spot,
@@ -494,6 +495,7 @@ mod tests {
             ttl: None,
             spot: SpotMode::Off,
             name_tags: true,
+            placement: None,
         };
         let p: Vec<String> = pools(&l)
             .iter()

@@ -154,6 +154,8 @@ pub struct CaseState {
     pub key_name: Option<String>,
     #[serde(default)]
     pub security_group: Option<String>,
+    #[serde(default)]
+    pub placement_group: Option<String>,
 }
 
 fn random_hex() -> String {

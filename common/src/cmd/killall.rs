@@ -189,7 +189,8 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
 async fn sweep_tagged(ec2: &Ec2, cfg: &Config, owner: &str, patience: Duration) -> Result<()> {
     let groups = ec2.tagged_groups(&cfg.case, owner).await?;
     let keys = ec2.tagged_key_pairs(&cfg.case, owner).await?;
-    if groups.is_empty() && keys.is_empty() {
+    let placements = ec2.tagged_placement_groups(&cfg.case, owner).await?;
+    if groups.is_empty() && keys.is_empty() && placements.is_empty() {
         return Ok(());
     }
     let alive = ec2
@@ -216,13 +217,21 @@ async fn sweep_tagged(ec2: &Ec2, cfg: &Config, owner: &str, patience: Duration) 
             cfg.case
         ));
     }
+    for p in placements {
+        ec2.delete_placement_group(&p, patience).await?;
+        output::note(format!(
+            "deleted placement group {p} (tagged with case {})",
+            cfg.case
+        ));
+    }
     Ok(())
 }
 
 /// Delete what the tools created for the case once no instance of it is alive.
 async fn cleanup(ec2: &Ec2, cfg: &Config, store: &Store, patience: Duration) -> Result<()> {
     let mut state = CaseState::load(store)?;
-    if state.key_name.is_none() && state.security_group.is_none() {
+    if state.key_name.is_none() && state.security_group.is_none() && state.placement_group.is_none()
+    {
         return Ok(());
     }
     let alive = ec2
@@ -243,6 +252,12 @@ async fn cleanup(ec2: &Ec2, cfg: &Config, store: &Store, patience: Duration) -> 
             ours.join(", ")
         ));
         return Ok(());
+    }
+    if let Some(pg) = state.placement_group.clone() {
+        ec2.delete_placement_group(&pg, patience).await?;
+        output::note(format!("deleted placement group {pg}"));
+        state.placement_group = None;
+        state.save(store)?;
     }
     if let Some(sg) = state.security_group.clone() {
         ec2.delete_group(&sg, patience).await?;

@@ -1,0 +1,116 @@
+//! Placement groups (`--placement cluster|spread|partition`): network-heavy tests want their
+//! instances close together (cluster: low latency, high bandwidth, as tsunami does for network
+//! benchmarks), or apart (spread, partition: no shared hardware). The case's group is made
+//! once, named and tagged like its security group, checked for the asked strategy before
+//! anything launches, and deleted by ec2-killall with the last instance (`--case-sweep` finds
+//! it by tag). What does not belong here: the case's key pair and security group (access.rs).
+
+use super::ec2::{tag, Ec2};
+use super::errors::{aws_error, error_code};
+use crate::config::Placement;
+use crate::error::{Error, Result};
+use aws_sdk_ec2::types::{Filter, PlacementStrategy, ResourceType, TagSpecification};
+
+impl Ec2 {
+    /// The strategy of the placement group `name`, if it exists.
+    pub async fn placement_strategy(&self, name: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .describe_placement_groups()
+            .filters(Filter::builder().name("group-name").values(name).build())
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribePlacementGroups", e))?;
+        Ok(out
+            .placement_groups()
+            .iter()
+            .find(|g| g.group_name() == Some(name))
+            .map(|g| {
+                g.strategy()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default()
+            }))
+    }
+
+    /// Make the case's placement group unless it exists with this strategy; another strategy
+    /// is a configuration error (instances cannot move between strategies).
+    pub async fn ensure_placement_group(
+        &self,
+        name: &str,
+        strategy: Placement,
+        tags: &[(String, String)],
+    ) -> Result<bool> {
+        match self.placement_strategy(name).await? {
+            Some(s) if s == strategy.as_str() => return Ok(false),
+            Some(s) => {
+                return Err(Error::input(format!(
+                    "--placement {}: the case's placement group {name} is {s} (ec2-killall the \
+                     case to change its placement)",
+                    strategy.as_str()
+                )))
+            }
+            None => {}
+        }
+        self.client
+            .create_placement_group()
+            .group_name(name)
+            .strategy(PlacementStrategy::from(strategy.as_str()))
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::PlacementGroup)
+                    .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("CreatePlacementGroup", e).context(name))?;
+        Ok(true)
+    }
+
+    /// Placement groups tagged with the case and owner.
+    pub async fn tagged_placement_groups(&self, case: &str, owner: &str) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .describe_placement_groups()
+            .set_filters(Some(super::access::case_filters(case, owner)))
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribePlacementGroups", e))?;
+        Ok(out
+            .placement_groups()
+            .iter()
+            .filter_map(|g| g.group_name().map(str::to_owned))
+            .collect())
+    }
+
+    /// Delete a placement group, retrying while AWS still counts terminating instances in it.
+    /// Gone already is fine.
+    pub async fn delete_placement_group(
+        &self,
+        name: &str,
+        patience: std::time::Duration,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = std::time::Duration::from_secs(2);
+        loop {
+            match self
+                .client
+                .delete_placement_group()
+                .group_name(name)
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if error_code(&e) == Some("InvalidPlacementGroup.Unknown") => return Ok(()),
+                Err(e)
+                    if error_code(&e) == Some("InvalidPlacementGroup.InUse")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(15));
+                }
+                Err(e) => return Err(aws_error("DeletePlacementGroup", e).context(name)),
+            }
+        }
+    }
+}
