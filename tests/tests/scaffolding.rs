@@ -20,7 +20,7 @@ fn placement_cluster_launches_into_a_group_of_the_case_deleted_with_the_last_ins
     assert_eq!(groups[0]["tags"]["ec2-tools:case"], c.name().as_str());
     let name = groups[0]["name"].as_str().unwrap();
     for d in c.descriptors().keys() {
-        let i: Value = serde_json::from_str(&c.python(&["instance", &d])).unwrap();
+        let i: Value = serde_json::from_str(&c.python(&["instance", d])).unwrap();
         assert_eq!(i["placement_group"], name, "{i}");
     }
     // More of the same case reuse the group; another strategy is refused before any launch.
