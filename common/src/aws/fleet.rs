@@ -301,11 +301,14 @@ impl Fleet {
         l.state.round += 1;
         l.state.save(&self.store)?;
         if !out.descs.is_empty() {
+            let indexes = if next - 1 == first {
+                format!("#{first}")
+            } else {
+                format!("#{first}-#{}", next - 1)
+            };
             output::note(format!(
-                "launched {} (#{}-#{}) in {}",
+                "launched {} ({indexes}) in {}",
                 output::count(out.descs.len(), "instance"),
-                first,
-                next - 1,
                 output::count(calls as usize, "RunInstances call")
             ));
         }
