@@ -12,7 +12,7 @@
 //! host this machine connects to. What does not belong here: the instance sessions themselves
 //! (ssh.rs), which hosts (fanout.rs).
 
-use super::ssh::{self, Kind, SshError, Target};
+use super::failure::{Kind, SshError};
 use crate::config::{Jump, SshConfig};
 use serde_json::json;
 use std::io::{ErrorKind, Read, Write};
@@ -52,6 +52,17 @@ pub fn user(j: &Jump, cfg: &SshConfig) -> String {
         .unwrap_or_else(|| cfg.fallback_user.clone())
 }
 
+/// A logged-in bastion session, handed over by whoever logs in (ssh.rs): the relay thread owns
+/// it from then on; `keep` is what must live as long as the session (the connection).
+pub struct Bastion {
+    pub sess: ssh2::Session,
+    pub fd: std::os::fd::RawFd,
+    pub keep: Box<dyn Send>,
+}
+
+/// How to log in to the bastion when no relay is up.
+pub type Login<'a> = &'a dyn Fn() -> Result<Bastion, SshError>;
+
 /// A stream to `host:port` as seen from the bastion, for an instance session to run over.
 pub fn open(
     j: &Jump,
@@ -59,10 +70,11 @@ pub fn open(
     host: &str,
     port: u16,
     timeout: Duration,
+    login: Login,
 ) -> Result<UnixStream, SshError> {
     let bastion = name(j, cfg);
     for _ in 0..2 {
-        let tx = relay(j, cfg)?;
+        let tx = relay(j, cfg, login)?;
         let (reply, answer) = mpsc::channel();
         let ask = Open {
             host: host.to_owned(),
@@ -104,7 +116,7 @@ fn forget(bastion: &str) {
 
 /// The bastion's relay: the running one, else a fresh login (one at a time: the lock is held,
 /// so a hundred hosts starting at once make one login).
-fn relay(j: &Jump, cfg: &SshConfig) -> Result<mpsc::Sender<Open>, SshError> {
+fn relay(j: &Jump, cfg: &SshConfig, login: Login) -> Result<mpsc::Sender<Open>, SshError> {
     let bastion = name(j, cfg);
     let mut relays = RELAYS.lock().unwrap_or_else(|e| e.into_inner());
     match relays.iter().find(|(k, _)| *k == bastion) {
@@ -115,7 +127,7 @@ fn relay(j: &Jump, cfg: &SshConfig) -> Result<mpsc::Sender<Open>, SshError> {
         _ => {}
     }
     relays.retain(|(k, _)| *k != bastion);
-    match login(j, cfg) {
+    match login() {
         Ok(conn) => {
             let (tx, rx) = mpsc::channel();
             std::thread::spawn(move || pump(conn, rx));
@@ -129,39 +141,21 @@ fn relay(j: &Jump, cfg: &SshConfig) -> Result<mpsc::Sender<Open>, SshError> {
     }
 }
 
-/// Log in to the bastion, its host key checked against the pin (recorded at first contact).
-fn login(j: &Jump, cfg: &SshConfig) -> Result<ssh::Conn, SshError> {
-    let bastion = name(j, cfg);
-    let pinned = j.pin.as_ref().and_then(|p| read_pin(p, j));
-    let target = Target {
-        address: j.host.clone(),
-        port: j.port,
-        user: user(j, cfg),
-        host_key: pinned.clone(),
-    };
-    let direct = SshConfig {
-        jump: None,
-        ..cfg.clone()
-    };
-    let conn = ssh::connect(&target, &direct)
-        .map_err(|e| SshError::new(e.kind, format!("bastion {bastion}: {}", e.message)))?;
-    if pinned.is_none() || conn.repinned {
-        if let Some(p) = &j.pin {
-            let pin = json!({
-                "host": j.host, "port": j.port,
-                "host_key": conn.host_key, "host_public_key": conn.host_public_key,
-            });
-            let _ = std::fs::create_dir_all(p.parent().unwrap_or(p));
-            let _ = std::fs::write(p, format!("{pin:#}\n"));
-        }
+/// Record the bastion's host key (`SHA256:` fingerprint and public key) as met now.
+pub fn record_pin(j: &Jump, host_key: Option<&str>, public_key: Option<&str>) {
+    if let Some(p) = &j.pin {
+        let pin = json!({
+            "host": j.host, "port": j.port, "host_key": host_key, "host_public_key": public_key,
+        });
+        let _ = std::fs::create_dir_all(p.parent().unwrap_or(p));
+        let _ = std::fs::write(p, format!("{pin:#}\n"));
     }
-    tracing::info!(target: "common::ssh", "bastion {bastion}: logged in; instances are reached through it");
-    Ok(conn)
 }
 
-/// The pinned host key of this bastion, if it was met before.
-fn read_pin(path: &std::path::Path, j: &Jump) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+/// The pinned host key fingerprint of this bastion, if it was met before.
+pub fn pinned_host_key(j: &Jump) -> Option<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(j.pin.as_ref()?).ok()?).ok()?;
     (v["host"] == j.host.as_str() && v["port"] == j.port)
         .then(|| v["host_key"].as_str().map(str::to_owned))
         .flatten()
@@ -252,9 +246,9 @@ impl Link {
 
 /// The relay thread: opens channels on request and moves bytes both ways until every
 /// instance session ended and no tool thread can ask for more.
-fn pump(conn: ssh::Conn, rx: mpsc::Receiver<Open>) {
-    let sess = conn.sess.clone();
-    let fd = conn.fd;
+fn pump(b: Bastion, rx: mpsc::Receiver<Open>) {
+    let sess = b.sess.clone();
+    let fd = b.fd;
     sess.set_blocking(false);
     let mut links: Vec<Link> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -298,7 +292,7 @@ fn pump(conn: ssh::Conn, rx: mpsc::Receiver<Open>) {
         }
     }
     sess.set_blocking(true);
-    drop(conn);
+    drop(b.keep);
 }
 
 fn open_channel(

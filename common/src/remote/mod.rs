@@ -6,6 +6,7 @@
 //! here: what a tool runs on its hosts (cmd/).
 
 pub mod command;
+pub mod failure;
 pub mod fanout;
 pub mod jump;
 pub mod results;

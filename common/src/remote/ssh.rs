@@ -8,11 +8,12 @@
 //! Running commands on a session is command.rs; what does not belong here: which hosts, in
 //! what parallel, with what output (fanout.rs, results.rs).
 
+pub use super::failure::{Kind, SshError};
+pub(crate) use super::failure::wrap;
 use crate::case::descriptor::Descriptor;
 use crate::config::SshConfig;
 use crate::error::{Error, Result as ToolResult};
 use ssh2::{HashType, MethodType, Session};
-use std::fmt;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
@@ -49,53 +50,6 @@ impl Target {
             host_key: d.ssh.host_key.clone(),
         })
     }
-}
-
-/// Why an SSH operation failed; decides retries and exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// The address is outside EC2_TOOLS_SSH_ALLOW: never connected.
-    Policy,
-    /// Nothing usable to connect to (no address, no key).
-    Config,
-    /// TCP connect refused, unreachable or timed out.
-    Connect,
-    /// The SSH handshake failed (e.g. sshd dropped us under MaxStartups): worth a retry.
-    Handshake,
-    /// Login refused.
-    Auth,
-    /// The host key differs from the one recorded.
-    HostKey,
-    /// The command ran past its deadline.
-    Timeout,
-    /// The session broke while running.
-    Session,
-    Interrupted,
-}
-
-#[derive(Debug, Clone)]
-pub struct SshError {
-    pub kind: Kind,
-    pub message: String,
-}
-
-impl SshError {
-    pub fn new(kind: Kind, message: impl Into<String>) -> SshError {
-        SshError {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for SshError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-pub(super) fn wrap(kind: Kind, what: &str) -> impl Fn(ssh2::Error) -> SshError + '_ {
-    move |e| SshError::new(kind, format!("{what}: {}", e.message()))
 }
 
 /// An authenticated SSH session to one host.
@@ -197,7 +151,8 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
     let started = Instant::now();
     let stream = match &cfg.jump {
         Some(j) => {
-            let s = super::jump::open(j, cfg, &t.address, t.port, timeout)?;
+            let login = || bastion_login(j, cfg);
+            let s = super::jump::open(j, cfg, &t.address, t.port, timeout, &login)?;
             tracing::info!(target: "common::ssh", "ssh {}:{}: channel via bastion {} in {} ms", t.address, t.port, super::jump::name(j, cfg), started.elapsed().as_millis());
             Stream::Jumped(s)
         }
@@ -224,6 +179,38 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
         Stream::Jumped(s) => sess.set_tcp_stream(s),
     }
     handshake_and_login(sess, fd, t, cfg, started, phase)
+}
+
+/// Log in to the bastion (`--jump`) directly, its host key checked against the pin recorded
+/// at first contact; the relay (jump.rs) takes the session over.
+fn bastion_login(
+    j: &crate::config::Jump,
+    cfg: &SshConfig,
+) -> Result<super::jump::Bastion, SshError> {
+    use super::jump;
+    let bastion = jump::name(j, cfg);
+    let pinned = jump::pinned_host_key(j);
+    let target = Target {
+        address: j.host.clone(),
+        port: j.port,
+        user: jump::user(j, cfg),
+        host_key: pinned.clone(),
+    };
+    let direct = SshConfig {
+        jump: None,
+        ..cfg.clone()
+    };
+    let conn = connect(&target, &direct)
+        .map_err(|e| SshError::new(e.kind, format!("bastion {bastion}: {}", e.message)))?;
+    if pinned.is_none() || conn.repinned {
+        jump::record_pin(j, conn.host_key.as_deref(), conn.host_public_key.as_deref());
+    }
+    tracing::info!(target: "common::ssh", "bastion {bastion}: logged in; instances are reached through it");
+    Ok(jump::Bastion {
+        sess: conn.sess.clone(),
+        fd: conn.fd,
+        keep: Box::new(conn),
+    })
 }
 
 /// TCP to the target (the allow list checked first).
