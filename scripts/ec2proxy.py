@@ -151,18 +151,22 @@ class Machines:
         self.gen = {}  # id -> generation (a stop/terminate cancels a pending boot)
         self.ip = {}
         self.keys = {}  # id -> the launch key pair's public key (OpenSSH line) or ""
+        self.images = {}  # id -> the baked image's home directory it starts from
+        self.image_root = os.path.join(args.state, "images")
         self.boot_s = args.boot_s
 
     def _dir(self, iid):
         return os.path.join(self.root, iid)
 
-    def boot(self, iid, ip, delay, authorized=None):
+    def boot(self, iid, ip, delay, authorized=None, image=None):
         if not ip or not ip.startswith("127."):
             return
         with LOCK:
             self.ip[iid] = ip
             if authorized is not None:
                 self.keys[iid] = authorized
+            if image and os.path.isdir(os.path.join(self.image_root, image, "home")):
+                self.images[iid] = os.path.join(self.image_root, image, "home")
             g = self.gen[iid] = self.gen.get(iid, 0) + 1
         threading.Thread(target=self._boot, args=(iid, ip, delay, g), daemon=True).start()
 
@@ -204,7 +208,11 @@ class Machines:
             src = os.path.join("/etc/skel", f)
             if os.path.exists(src):
                 shutil.copy(src, home)
-        os.makedirs(os.path.join(home, ".ssh"), mode=0o700)
+        with LOCK:
+            image = self.images.get(iid)
+        if image:  # launched from a baked image: its disk as it was baked
+            shutil.copytree(image, home, dirs_exist_ok=True, symlinks=True)
+        os.makedirs(os.path.join(home, ".ssh"), mode=0o700, exist_ok=True)
         with open(os.path.join(home, ".ssh", "authorized_keys"), "w") as f:
             key = self.keys.get(iid, "")
             f.write(key + "\n" if key else "")
@@ -284,6 +292,14 @@ class Machines:
             p.wait()
         if wipe:
             shutil.rmtree(self._dir(iid), ignore_errors=True)
+
+    def bake(self, iid, ami):
+        """CreateImage: the instance's disk (its home; not its authorized keys, which the
+        next launch's key pair replaces, as cloud-init does) kept for instances of `ami`."""
+        src = os.path.join(self._dir(iid), "home")
+        dst = os.path.join(self.image_root, ami, "home")
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("authorized_keys"))
 
     def shutdown(self):
         for iid in list(self.procs):
@@ -379,6 +395,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if action in PLACEMENT_ACTIONS:
             status, answer = placement_call(action, params)
             return self.reply(status, answer)
+        if action == "CreateImage":
+            # moto refuses snapshot tags in CreateImage; AWS takes them: the front strips them
+            # and tags the image's snapshots itself once moto made them (after()).
+            params, snap_tags = split_snapshot_tags(params)
+            params["_snapshot_tags"] = snap_tags
+            body = urllib.parse.urlencode(
+                {k: v for k, v in params.items() if not k.startswith("_")}).encode()
         pool = None
         if action == "RunInstances":
             # moto has no placement groups: the front keeps them (see placement_call).
@@ -473,6 +496,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 pass
         return key.strip()
 
+    def tag_snapshots(self, ami, tags):
+        """CreateTags on the snapshots behind `ami`, upstream."""
+        q = {"Action": "DescribeImages", "Version": "2016-11-15", "ImageId.1": ami}
+        status, _, answer = self.upstream("POST", urllib.parse.urlencode(q).encode())
+        if status != 200:
+            return
+        root, Q = parse(answer)
+        snaps = [e.text for e in root.iter(Q + "snapshotId") if e.text]
+        if not snaps:
+            return
+        q = {"Action": "CreateTags", "Version": "2016-11-15"}
+        for n, s in enumerate(snaps, 1):
+            q["ResourceId.%d" % n] = s
+        for n, (k, v) in enumerate(tags, 1):
+            q["Tag.%d.Key" % n], q["Tag.%d.Value" % n] = k, v
+        self.upstream("POST", urllib.parse.urlencode(q).encode())
+
     def upstream(self, method, body):
         conn = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=300)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
@@ -508,7 +548,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                       "shutdown_until": 0}
                 ip = inst.findtext(Q + "privateIpAddress")
                 machines.boot(iid, ip, pend + spread(f.get("boot_s", self.server.boot_s), c.rng),
-                              authorized=keys)
+                              authorized=keys, image=params.get("ImageId"))
             with LOCK:
                 c.counters["instances_launched"] += n
                 if params.get("_placement"):
@@ -535,6 +575,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         machines.halt(iid)
                     if ip:
                         machines.boot(iid, ip, spread(f.get("boot_s", self.server.boot_s), c.rng))
+            return answer
+        if action == "CreateImage":
+            root, Q = parse(answer)
+            ami, iid = root.findtext(Q + "imageId"), params.get("InstanceId")
+            if ami and params.get("_snapshot_tags"):
+                self.tag_snapshots(ami, params["_snapshot_tags"])
+            if ami and iid:
+                machines.bake(iid, ami)
+                ip = machines.ip.get(iid)
+                if params.get("NoReboot", "false").lower() != "true" and ip:
+                    machines.halt(iid)  # AWS reboots the instance for a consistent disk
+                    machines.boot(iid, ip, spread(f.get("boot_s", self.server.boot_s), c.rng))
             return answer
         if action == "DescribeInstances":
             return self.rewrite_describe(answer, now)
@@ -587,6 +639,31 @@ PLACEMENT_GROUPS = {}
 PLACED = {}
 PLACEMENT_ACTIONS = ("CreatePlacementGroup", "DescribePlacementGroups", "DeletePlacementGroup")
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+
+def split_snapshot_tags(params):
+    """CreateImage's parameters without the snapshot TagSpecification (renumbered), and the
+    snapshot tags as [(key, value)]."""
+    specs, rest = {}, {}
+    for k, v in params.items():
+        m = re.match(r"TagSpecification\.(\d+)\.(.*)$", k)
+        if m:
+            specs.setdefault(int(m.group(1)), {})[m.group(2)] = v
+        else:
+            rest[k] = v
+    snap_tags, n = [], 0
+    for i in sorted(specs):
+        spec = specs[i]
+        if spec.get("ResourceType") == "snapshot":
+            j = 1
+            while "Tag.%d.Key" % j in spec:
+                snap_tags.append((spec["Tag.%d.Key" % j], spec.get("Tag.%d.Value" % j, "")))
+                j += 1
+            continue
+        n += 1
+        for k, v in spec.items():
+            rest["TagSpecification.%d.%s" % (n, k)] = v
+    return rest, snap_tags
 
 
 def placement_call(action, params):

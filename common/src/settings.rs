@@ -214,6 +214,28 @@ impl Settings {
         self.dir_name.as_deref()
     }
 
+    /// Set `key` in the test-case directory's own settings file (made if missing; its other
+    /// keys kept), written whole through a temp file. Returns the file, and the environment
+    /// variable that is set and would still win over it, if any.
+    pub fn write_to_file(&self, key: &Key, value: &str) -> Result<(PathBuf, Option<&'static str>)> {
+        let path = self.dir.join(FILE_NAME);
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            match std::fs::read_to_string(&path) {
+                Ok(text) => serde_json::from_str(&text)
+                    .map_err(|e| Error::input(format!("{}: {e}", path.display())))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+                Err(e) => return Err(Error::input(format!("{}: {e}", path.display()))),
+            };
+        map.insert(key.name.to_owned(), serde_json::Value::from(value));
+        let tmp = path.with_extension("json.tmp");
+        let text = format!("{:#}\n", serde_json::Value::Object(map));
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::infra(format!("{}: {e}", path.display())))?;
+        let shadow = key.env.filter(|e| self.env.contains_key(e));
+        Ok((path, shadow))
+    }
+
     /// The settings files in force, nearest first.
     pub fn files(&self) -> Vec<PathBuf> {
         self.files.iter().map(|(p, _)| p.clone()).collect()

@@ -40,3 +40,59 @@ fn placement_cluster_launches_into_a_group_of_the_case_deleted_with_the_last_ins
     let left: Value = serde_json::from_str(&c.python(&["placements", &c.name()])).unwrap();
     assert_eq!(left.as_array().unwrap().len(), 0, "{left}");
 }
+
+#[test]
+fn a_baked_image_is_recorded_and_the_next_instances_start_from_its_disk() {
+    let c = Case::new();
+    c.create(1);
+    c.run("ec2-exec-remote", &["echo set-up-once > marker.txt"])
+        .assert_code(0);
+    let r = c.run("ec2-bake", &[&format!("{}-v1", c.name())]);
+    r.assert_code(0);
+    let ami = r.stdout.trim().to_owned();
+    assert!(ami.starts_with("ami-"), "{r}");
+    assert!(r.stderr.contains("is available"), "{r}");
+    // Recorded for the next ec2-create; the harness's EC2_TOOLS_AMI would win, and says so.
+    assert!(r.stderr.contains("EC2_TOOLS_AMI is set and wins"), "{r}");
+    let conf: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.path().join("ec2-tools.json")).unwrap())
+            .unwrap();
+    assert_eq!(conf["ami"], ami.as_str());
+    let r = c.run("ec2-bake", &["--list"]);
+    r.assert_code(0);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with(&format!(
+            "{ami} {}-v1 available {}",
+            c.name(),
+            c.name()
+        ))),
+        "{r}"
+    );
+
+    // Without the environment's AMI, the file decides: two more from the baked image, with
+    // the baked disk (and only their own launch key).
+    let r = c.run_without("ec2-create", &["3", "--timeout", "60"], &["EC2_TOOLS_AMI"]);
+    r.assert_code(0);
+    let baked: Vec<String> = c
+        .descriptors()
+        .values()
+        .filter(|d| d["ami"] == ami.as_str())
+        .map(|d| d["index"].to_string())
+        .collect();
+    assert_eq!(baked, ["2", "3"], "{r}");
+    let r = c.run("ec2-exec-remote", &["--select", "2-3", "cat marker.txt"]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.matches(": set-up-once").count(), 2, "{r}");
+
+    // Images outlive the case unless asked; --delete removes one and its snapshots.
+    c.run("ec2-killall", &[]).assert_code(0);
+    let r = c.run("ec2-bake", &["--list"]);
+    assert!(r.stdout.contains(&ami), "kept after killall: {r}");
+    let r = c.run("ec2-bake", &["--delete", &ami]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.trim(), format!("{ami} deleted"));
+    let r = c.run("ec2-bake", &["--list"]);
+    assert!(!r.stdout.contains(&ami), "{r}");
+    let r = c.run("ec2-bake", &["--delete", &ami]);
+    r.assert_code(2);
+}

@@ -34,7 +34,8 @@ with the last instance. Running it twice is fine",
   ec2-killall                                     the whole case: instances, key pair, group
   ec2-killall --role slave                        only the slaves
   ec2-killall --case-sweep                        also what a lost directory left running
-  ec2-killall --expired --dir /tmp                every instance of yours past its --ttl"
+  ec2-killall --expired --dir /tmp                every instance of yours past its --ttl
+  ec2-killall --images                            and the images baked from this case"
 )]
 pub struct Cli {
     /// Also terminate instances tagged with this case and owner that have no descriptor
@@ -43,6 +44,10 @@ pub struct Cli {
     /// Also terminate this owner's instances past their --ttl, in the whole region
     #[arg(long)]
     expired: bool,
+    /// Also deregister the images baked from this case (ec2-bake) and delete their
+    /// snapshots; without it images outlive the case
+    #[arg(long)]
+    images: bool,
     #[command(flatten)]
     select: SelectArgs,
     #[command(flatten)]
@@ -60,7 +65,10 @@ impl Tool for Killall {
 
     fn run(cli: Cli) -> Result<Code> {
         let (settings, cfg) = cli.case.resolve()?;
-        let code = kill(&cfg, &cli)?;
+        let mut code = kill(&cfg, &cli)?;
+        if cli.images {
+            code = code.merge(delete_images(&cfg)?);
+        }
         // The case's ssh_config and known_hosts follow the descriptors that are left.
         let ssh = crate::cli::SshArgs::default().resolve(&settings)?;
         crate::remote::sshconf::update(&Store::new(&cfg.dir), &ssh);
@@ -181,6 +189,23 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
             }
         }
         Ok(code)
+    })
+}
+
+/// `--images`: deregister the images tagged with this case and owner, and their snapshots.
+fn delete_images(cfg: &Config) -> Result<Code> {
+    crate::runtime()?.block_on(async {
+        let ec2 = ec2::connect(cfg.region.as_deref()).await?;
+        for i in ec2.owned_images(&owner(), Some(&cfg.case)).await? {
+            ec2.delete_image(&i).await?;
+            output::note(format!(
+                "deregistered image {} ({}) and deleted {}",
+                i.id,
+                i.name,
+                output::count(i.snapshots.len(), "snapshot")
+            ));
+        }
+        Ok(Code::Ok)
     })
 }
 

@@ -6,6 +6,7 @@
 //! What does not belong here: machinery two tools share (it goes down a layer: aws/, remote/,
 //! case/), and process concerns (tool.rs).
 
+pub mod bake;
 pub mod create;
 pub mod exec_local;
 pub mod exec_remote;

@@ -53,6 +53,7 @@ pub fn commands() -> Vec<clap::Command> {
         tool::command::<lifecycle::StartCli>("ec2-start"),
         tool::command::<lifecycle::RebootCli>("ec2-reboot"),
         tool::command::<lifecycle::RevertCli>("ec2-revert"),
+        tool::command::<bake::Cli>("ec2-bake"),
         tool::command::<killall::Cli>("ec2-killall"),
     ]
 }

@@ -8,8 +8,8 @@
 //! Running commands on a session is command.rs; what does not belong here: which hosts, in
 //! what parallel, with what output (fanout.rs, results.rs).
 
-pub use super::failure::{Kind, SshError};
 pub(crate) use super::failure::wrap;
+pub use super::failure::{Kind, SshError};
 use crate::case::descriptor::Descriptor;
 use crate::config::SshConfig;
 use crate::error::{Error, Result as ToolResult};
