@@ -101,6 +101,19 @@ pub struct Jump {
 
 impl Jump {
     pub fn parse(s: &str) -> Result<Jump, String> {
+        let (user, host, port) = parse_host_spec(s)?;
+        Ok(Jump {
+            user,
+            host,
+            port,
+            pin: None,
+        })
+    }
+}
+
+/// `[user@]host[:port]` (ssh's own syntax; `[v6]:port` too): user, host, port (22).
+pub fn parse_host_spec(s: &str) -> Result<(Option<String>, String, u16), String> {
+    {
         let (user, rest) = match s.split_once('@') {
             Some((u, r)) if !u.is_empty() => (Some(u.to_owned()), r),
             Some(_) => return Err(format!("{s:?}: empty user before @")),
@@ -118,12 +131,7 @@ impl Jump {
         if host.is_empty() || host.contains(char::is_whitespace) {
             return Err(format!("{s:?}: expected [user@]host[:port]"));
         }
-        Ok(Jump {
-            user,
-            host: host.to_owned(),
-            port,
-            pin: None,
-        })
+        Ok((user, host.to_owned(), port))
     }
 }
 

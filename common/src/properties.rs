@@ -24,6 +24,7 @@ fn descriptor() -> impl Strategy<Value = Descriptor> {
             Just(InstanceState::Running),
             Just(InstanceState::Stopped),
             Just(InstanceState::Terminated),
+            Just(InstanceState::Static),
         ],
     )
         .prop_map(|(hex, index, case, a, b, ssh, state)| Descriptor {

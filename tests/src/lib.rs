@@ -265,7 +265,8 @@ impl Case {
         for e in std::fs::read_dir(self.path()).unwrap() {
             let e = e.unwrap();
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("i-") {
+            // Instances (`i-…`) and hosts of your own (`h-…`, ec2-hosts).
+            if name.starts_with("i-") || name.starts_with("h-") {
                 let text = std::fs::read_to_string(e.path()).unwrap();
                 out.insert(name, serde_json::from_str(&text).unwrap_or(Value::Null));
             }

@@ -307,6 +307,7 @@ fn every_tool_has_a_man_page_naming_each_flag_and_completions_for_three_shells()
         "ec2-revert",
         "ec2-killall",
         "ec2-bake",
+        "ec2-hosts",
     ];
     for t in tools {
         let page = std::fs::read_to_string(man.join(format!("{t}.1"))).unwrap();
@@ -382,6 +383,7 @@ fn help_teaches_with_a_purpose_grouped_options_and_examples_and_only_the_tools_o
         ("ec2-revert", &["Launch:", "SSH:"]),
         ("ec2-killall", &["Selection:", "Test case:"]),
         ("ec2-bake", &["Selection:", "Test case:"]),
+        ("ec2-hosts", &["Test case:"]),
     ];
     for (tool, headings) in groups {
         let r = c.run(tool, &["-h"]);

@@ -96,3 +96,55 @@ fn a_baked_image_is_recorded_and_the_next_instances_start_from_its_disk() {
     let r = c.run("ec2-bake", &["--delete", &ami]);
     r.assert_code(2);
 }
+
+#[test]
+fn hosts_of_your_own_are_instances_to_the_ssh_tools_and_left_alone_by_the_aws_tools() {
+    let c = Case::new();
+    c.create(1);
+    let port = c.env["EC2_TOOLS_SSH_PORT"].clone();
+    let user = c.env["EC2_TOOLS_SSH_USER"].clone();
+    // The local cloud's own sshd stands for two machines you already have.
+    let a = format!("{user}@127.0.0.1:{port}");
+    let b = format!("localhost:{port}");
+    let r = c.run("ec2-hosts", &["add", "--role", "own", &a, &b, &a]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.lines().count(), 2, "{r}");
+    assert!(r.stderr.contains("already described"), "{r}");
+    let ds = c.descriptors();
+    let own: Vec<&Value> = ds.values().filter(|d| d["state"] == "static").collect();
+    assert_eq!(own.len(), 2);
+    let mut idx: Vec<i64> = own.iter().map(|d| d["index"].as_i64().unwrap()).collect();
+    idx.sort();
+    assert_eq!(idx, [2, 3]);
+
+    // Every SSH tool: exec, status --check, put, jobs.
+    let r = c.run("ec2-exec-remote", &["--role", "own", "echo mine"]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.matches("mine").count(), 2, "{r}");
+    let r = c.run("ec2-exec-remote", &["-q", "true"]);
+    r.assert_code(0);
+    let r = c.run("ec2-status", &["--check"]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.matches(" static ").count(), 2, "{r}");
+    assert!(!r.stderr.contains("AWS does not know"), "{r}");
+    std::fs::write(c.path().join("f.txt"), "x").unwrap();
+    c.run("ec2-put", &["--role", "own", "f.txt", "."])
+        .assert_code(0);
+
+    // The AWS tools leave them alone: stop/start skip them, create never counts them.
+    let r = c.run("ec2-stop", &[]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("skipping 2 hosts of your own"), "{r}");
+    assert_eq!(r.stdout.lines().count(), 1, "{r}");
+    c.run("ec2-start", &[]).assert_code(0);
+    let r = c.run("ec2-create", &["2", "--timeout", "60"]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("launched 1 instance (#4)"), "{r}");
+
+    // killall forgets them without asking AWS, and terminates the instances.
+    let r = c.run("ec2-killall", &[]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.matches(" forgotten").count(), 2, "{r}");
+    assert!(!r.stderr.contains("no longer knows"), "{r}");
+    assert!(c.descriptors().is_empty());
+}

@@ -416,13 +416,15 @@ impl Fleet {
     /// Refresh descriptors from AWS (one DescribeInstances for all). Returns the descriptors
     /// of instances still alive, and removes those AWS reports gone or no longer lists
     /// (noting each): nothing is lost, the instance is gone.
+    /// Static hosts (`ec2-hosts add`) are not AWS's: kept as they are, never asked about.
     pub async fn refresh(&self, descs: Vec<Descriptor>) -> Result<Vec<Descriptor>> {
+        let (mut alive, descs): (Vec<Descriptor>, Vec<Descriptor>) =
+            descs.into_iter().partition(Descriptor::is_static);
         if descs.is_empty() {
-            return Ok(descs);
+            return Ok(alive);
         }
         let ids: Vec<String> = descs.iter().map(|d| d.id.clone()).collect();
         let infos = self.ec2.describe(&ids).await?;
-        let mut alive = Vec::new();
         for mut d in descs {
             match infos.iter().find(|i| i.id == d.id) {
                 Some(info) if info.state.is_live() => {

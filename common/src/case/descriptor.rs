@@ -20,6 +20,9 @@ pub enum InstanceState {
     Terminated,
     Stopping,
     Stopped,
+    /// A host of your own (`ec2-hosts add`), not an EC2 instance: reached over SSH, never
+    /// asked of AWS.
+    Static,
     /// Not said, or not known to AWS.
     #[serde(other)]
     Unknown,
@@ -41,6 +44,7 @@ impl InstanceState {
             "terminated" => InstanceState::Terminated,
             "stopping" => InstanceState::Stopping,
             "stopped" => InstanceState::Stopped,
+            "static" => InstanceState::Static,
             _ => InstanceState::Unknown,
         }
     }
@@ -53,6 +57,7 @@ impl InstanceState {
             InstanceState::Terminated => "terminated",
             InstanceState::Stopping => "stopping",
             InstanceState::Stopped => "stopped",
+            InstanceState::Static => "static",
             InstanceState::Unknown => "unknown",
         }
     }
@@ -116,8 +121,12 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
-    /// The address under an explicit mode, or the recorded one.
+    /// The address under an explicit mode, or the recorded one (a static host has only the
+    /// one it was added with).
     pub fn address_for(&self, mode: Option<AddressMode>) -> Option<String> {
+        if self.is_static() {
+            return self.address.clone().filter(|a| !a.is_empty());
+        }
         match mode {
             Some(m) => m.pick(
                 self.public_dns.as_deref(),
@@ -141,6 +150,11 @@ impl Descriptor {
             })
     }
 
+    /// A host of your own (`ec2-hosts add`): the AWS tools leave it alone.
+    pub fn is_static(&self) -> bool {
+        self.state == Some(InstanceState::Static)
+    }
+
     /// The role recorded at launch (`ec2-create --role`), if any.
     pub fn role(&self) -> Option<&str> {
         self.extra.get("role").and_then(|v| v.as_str())
@@ -162,7 +176,18 @@ impl Descriptor {
     }
 }
 
-/// `i-` and 8 or 17 hex digits: the names the store owns.
+/// `h-` and 8 hex digits: the name of a static host's descriptor (`ec2-hosts add`).
+pub fn is_static_id(name: &str) -> bool {
+    name.strip_prefix("h-")
+        .is_some_and(|hex| hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// An instance id or a static host's id: the names the store owns.
+pub fn is_descriptor_id(name: &str) -> bool {
+    is_instance_id(name) || is_static_id(name)
+}
+
+/// `i-` and 8 or 17 hex digits: an EC2 instance id.
 pub fn is_instance_id(name: &str) -> bool {
     name.strip_prefix("i-").is_some_and(|hex| {
         (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())

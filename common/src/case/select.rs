@@ -3,7 +3,7 @@
 //! script that silently does nothing is worse than one that stops. What does not belong here:
 //! the flags themselves (cli.rs), anything that talks to AWS.
 
-use super::descriptor::{is_instance_id, Descriptor};
+use super::descriptor::{is_descriptor_id, Descriptor};
 use super::store::Store;
 use crate::error::{Error, Result, ResultExt};
 use std::collections::BTreeSet;
@@ -65,7 +65,7 @@ pub fn parse_id_list(text: &str, source: &str) -> Result<Vec<String>> {
         if first.starts_with('#') {
             continue;
         }
-        let Some(id) = line.split_whitespace().find(|w| is_instance_id(w)) else {
+        let Some(id) = line.split_whitespace().find(|w| is_descriptor_id(w)) else {
             return Err(Error::input(format!(
                 "{source}: line {}: {first:?} is not an instance id (nor is any field of it)",
                 n + 1

@@ -9,7 +9,7 @@
 //! `.ec2-tools/` holds the lock, the case key and [`CaseState`]. What does not belong here:
 //! which instances a tool acts on (select.rs), anything that talks to AWS or hosts.
 
-use super::descriptor::{is_instance_id, parse, Descriptor};
+use super::descriptor::{is_descriptor_id, parse, Descriptor};
 use crate::error::{Error, Result, ResultExt};
 use crate::output;
 use serde::{Deserialize, Serialize};
@@ -63,7 +63,7 @@ impl Store {
             let entry = entry.input_err(self.dir.display())?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if is_instance_id(name) {
+            if is_descriptor_id(name) {
                 out.push(self.load(name)?);
             }
         }

@@ -100,7 +100,9 @@ impl Tool for Bake {
         let name = cli.name.as_deref().expect("clap requires NAME");
         let store = Store::new(&cfg.dir);
         let hosts = select_some(&store, &cli.select.resolve())?;
-        let source = hosts.first().expect("a selection is never empty");
+        let source = hosts.iter().find(|d| !d.is_static()).ok_or_else(|| {
+            Error::input("a host of your own cannot be baked: --select an instance")
+        })?;
         if hosts.len() > 1 {
             output::note(format!(
                 "baking from {} (the lowest of {} selected; --select N picks another)",

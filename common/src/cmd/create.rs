@@ -137,8 +137,11 @@ pub(crate) fn plan(tracked: &[Descriptor], untracked: &[Member], want: &Want) ->
         all.push((index, u));
     }
     all.sort_by_key(|(i, _)| *i);
-    let mut members: Vec<&(u32, Member)> =
-        all.iter().filter(|(_, m)| m.role == want.role).collect();
+    // Hosts of your own hold their indexes but are never counted, started or trimmed.
+    let mut members: Vec<&(u32, Member)> = all
+        .iter()
+        .filter(|(_, m)| m.role == want.role && m.state != InstanceState::Static)
+        .collect();
     let missing = if want.add {
         want.count
     } else {

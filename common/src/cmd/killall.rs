@@ -79,7 +79,17 @@ impl Tool for Killall {
 fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
     let store = Store::new(&cfg.dir);
     let _lock = store.lock()?;
-    let hosts = select(&store, &opts.select.resolve())?;
+    let (own, hosts): (Vec<_>, Vec<_>) = select(&store, &opts.select.resolve())?
+        .into_iter()
+        .partition(|d| d.is_static());
+    // Hosts of your own are forgotten, never terminated: no AWS call is about them.
+    for d in &own {
+        store.remove(&d.id)?;
+        output::data(format!("{} forgotten", d.id));
+    }
+    if !own.is_empty() && hosts.is_empty() && !opts.select.is_empty() {
+        return Ok(Code::Ok);
+    }
     // A key pair or security group the tools made for the case may still exist in AWS.
     let has_resources = CaseState::has_resources(&store);
     if hosts.is_empty() && !opts.case_sweep && !opts.expired && !has_resources {

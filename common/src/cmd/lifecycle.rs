@@ -81,7 +81,22 @@ fn on_selection(
     ssh::check_identity(&ssh_cfg)?;
     let store = crate::case::Store::new(&cfg.dir);
     let _lock = store.lock()?;
-    let hosts = select_some(&store, &selection)?;
+    let (own, hosts): (Vec<Descriptor>, Vec<Descriptor>) = select_some(&store, &selection)?
+        .into_iter()
+        .partition(Descriptor::is_static);
+    if !own.is_empty() {
+        output::note(format!(
+            "skipping {} of your own (not EC2 instances): {}",
+            output::count(own.len(), "host"),
+            own.iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if hosts.is_empty() {
+        return Ok(Code::Ok);
+    }
     crate::runtime()?.block_on(async {
         let fleet = Fleet::connect(cfg, ssh_cfg).await?;
         let code = stage(&fleet, hosts).await;

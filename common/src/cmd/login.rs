@@ -5,7 +5,7 @@
 //! The address is checked against `EC2_TOOLS_SSH_ALLOW` before ssh is started; then this
 //! process becomes ssh (exec), and ssh's exit code is ours.
 
-use crate::case::descriptor::{is_instance_id, Descriptor};
+use crate::case::descriptor::{is_descriptor_id, Descriptor};
 use crate::case::select::select_some;
 use crate::case::store::Store;
 use crate::cli::{DirArgs, SshArgs};
@@ -84,7 +84,7 @@ impl Tool for Login {
 fn pick<'a>(all: &'a [Descriptor], target: Option<&str>) -> Result<&'a Descriptor> {
     let found = match target {
         None => all.iter().min_by_key(|d| d.index),
-        Some(t) if is_instance_id(t) => all.iter().find(|d| d.id == t),
+        Some(t) if is_descriptor_id(t) => all.iter().find(|d| d.id == t),
         Some(t) => match t.parse::<u32>() {
             Ok(i) => all.iter().find(|d| d.index == i),
             Err(_) => {

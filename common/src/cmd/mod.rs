@@ -11,6 +11,7 @@ pub mod create;
 pub mod exec_local;
 pub mod exec_remote;
 pub mod files;
+pub mod hosts;
 pub(crate) mod jobs;
 pub mod killall;
 pub mod lifecycle;

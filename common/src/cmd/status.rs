@@ -159,13 +159,17 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
     }
     let untracked: Vec<InstanceInfo> = rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
-        let ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
+        let ids: Vec<String> = hosts
+            .iter()
+            .filter(|d| !d.is_static())
+            .map(|d| d.id.clone())
+            .collect();
         let infos = if ids.is_empty() {
             vec![]
         } else {
             ec2.describe(&ids).await?
         };
-        for d in hosts.iter_mut() {
+        for d in hosts.iter_mut().filter(|d| !d.is_static()) {
             match infos.iter().find(|i| i.id == d.id) {
                 Some(info) => {
                     if info.update(d, ssh_cfg.address_mode()) {
@@ -249,7 +253,7 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
 
     if opts.check {
         let checks = fan_out(&hosts, 32, |d| {
-            if d.state() != InstanceState::Running {
+            if !matches!(d.state(), InstanceState::Running | InstanceState::Static) {
                 return Err(format!("not running ({})", d.state()));
             }
             let t = ssh::Target::for_descriptor(d, ssh_cfg).map_err(|e| e.message)?;

@@ -54,6 +54,7 @@ pub fn commands() -> Vec<clap::Command> {
         tool::command::<lifecycle::RebootCli>("ec2-reboot"),
         tool::command::<lifecycle::RevertCli>("ec2-revert"),
         tool::command::<bake::Cli>("ec2-bake"),
+        tool::command::<hosts::Cli>("ec2-hosts"),
         tool::command::<killall::Cli>("ec2-killall"),
     ]
 }
