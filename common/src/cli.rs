@@ -10,9 +10,10 @@
 use crate::case::select::{parse_indexes, Selection};
 use crate::case::store::{case_key_path, STATE_DIR};
 use crate::config::{
-    parse_case, parse_cidr, parse_cidrs, parse_duration, parse_list, parse_nonempty_list,
-    parse_on_off, parse_ports, parse_positive, parse_rate, parse_ttl, AddressMode, Config, Jump,
-    Label, LaunchConfig, OutputConfig, OutputMode, Placement, SpotMode, SshConfig,
+    parse_case, parse_cidr, parse_cidrs, parse_duration, parse_list, parse_network,
+    parse_nonempty_list, parse_on_off, parse_ports, parse_positive, parse_rate, parse_ttl,
+    AddressMode, Config, Jump, Label, LaunchConfig, OutputConfig, OutputMode, Placement, SpotMode,
+    SshConfig,
 };
 use crate::error::{Error, Result};
 use crate::settings::{self as keys, Settings, Source};
@@ -147,6 +148,14 @@ pub struct LaunchArgs {
     /// benchmarks), `spread` or `partition` (apart); deleted with the last instance
     #[arg(long, value_name = "cluster|spread|partition|off")]
     pub placement: Option<String>,
+    /// `auto`: without --subnet, launch into a VPC made for the case (public subnets in up
+    /// to three AZs, an internet gateway, routes), torn down with the last instance; for
+    /// regions without a default VPC
+    #[arg(long, value_name = "auto|default")]
+    pub network: Option<String>,
+    /// The CIDR of the VPC `--network auto` makes
+    #[arg(long, value_name = "CIDR")]
+    pub network_cidr: Option<String>,
 }
 
 impl LaunchArgs {
@@ -198,6 +207,16 @@ impl LaunchArgs {
                     Placement::parse,
                 )?
                 .flatten(),
+            network_auto: s
+                .value(&keys::NETWORK, self.network.as_deref(), parse_network)?
+                .expect(has_default),
+            network_cidr: s
+                .value(
+                    &keys::NETWORK_CIDR,
+                    self.network_cidr.as_deref(),
+                    parse_cidr,
+                )?
+                .expect(has_default),
         })
     }
 }
@@ -519,6 +538,8 @@ mod tests {
             ("spot", "EC2_TOOLS_SPOT", "fallback"),
             ("name_tags", "EC2_TOOLS_NAME_TAGS", "off"),
             ("placement", "EC2_TOOLS_PLACEMENT", "cluster"),
+            ("network", "EC2_TOOLS_NETWORK", "auto"),
+            ("network_cidr", "EC2_TOOLS_NETWORK_CIDR", "10.9.0.0/16"),
             ("ssh_user", "EC2_TOOLS_SSH_USER", "ec2-user"),
             ("ssh_key", "EC2_TOOLS_SSH_KEY", "/keys/id"),
             ("ssh_port", "EC2_TOOLS_SSH_PORT", "2222"),

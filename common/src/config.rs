@@ -217,6 +217,20 @@ pub struct LaunchConfig {
     pub name_tags: bool,
     /// The case's placement group strategy (`--placement`), if any.
     pub placement: Option<Placement>,
+    /// `--network auto`: without `--subnet`, launch into a network made for the case.
+    pub network_auto: bool,
+    /// The CIDR of that network's VPC.
+    pub network_cidr: IpNet,
+}
+
+/// `auto` (a network made for the case when no subnet is given) or `default` (the default
+/// VPC's).
+pub fn parse_network(s: &str) -> Result<bool, String> {
+    match s {
+        "auto" => Ok(true),
+        "default" => Ok(false),
+        _ => Err(format!("{s:?}: expected auto or default")),
+    }
 }
 
 /// How a placement group places its instances.

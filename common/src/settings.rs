@@ -60,6 +60,12 @@ pub const SSH_PORT: Key = key("ssh_port", "EC2_TOOLS_SSH_PORT", Some("22"));
 pub const ADDRESS: Key = key("address", "EC2_TOOLS_ADDRESS", Some("auto"));
 pub const CONNECT_TIMEOUT: Key = key("connect_timeout", "EC2_TOOLS_CONNECT_TIMEOUT", Some("10s"));
 pub const SSH_ALLOW: Key = key("ssh_allow", "EC2_TOOLS_SSH_ALLOW", None);
+pub const NETWORK: Key = key("network", "EC2_TOOLS_NETWORK", Some("default"));
+pub const NETWORK_CIDR: Key = key(
+    "network_cidr",
+    "EC2_TOOLS_NETWORK_CIDR",
+    Some("10.0.0.0/16"),
+);
 pub const PLACEMENT: Key = key("placement", "EC2_TOOLS_PLACEMENT", None);
 pub const SSH_JUMP: Key = key("ssh_jump", "EC2_TOOLS_SSH_JUMP", None);
 pub const AUTH_GRACE: Key = key("auth_grace", "EC2_TOOLS_AUTH_GRACE", Some("60s"));
@@ -81,6 +87,8 @@ pub const KEYS: &[&Key] = &[
     &SPOT,
     &NAME_TAGS,
     &PLACEMENT,
+    &NETWORK,
+    &NETWORK_CIDR,
     &SSH_USER,
     &SSH_KEY,
     &SSH_PORT,
@@ -388,6 +396,14 @@ mod tests {
             "ttl" | "connect_timeout" | "auth_grace" => ["1s", "2s", "3s", "4s", "5s"],
             "ssh_jump" => ["u@b1", "b2:2222", "b3", "u@b4:22", "b5"],
             "placement" => ["cluster", "spread", "partition", "off", "none"],
+            "network" => ["auto", "default", "auto", "default", "auto"],
+            "network_cidr" => [
+                "10.1.0.0/16",
+                "10.2.0.0/16",
+                "10.3.0.0/16",
+                "10.4.0.0/16",
+                "10.5.0.0/16",
+            ],
             "spot" => ["on", "fallback", "off", "true", "false"],
             "name_tags" => ["on", "off", "yes", "no", "1"],
             "ssh_port" => ["2201", "2202", "2203", "2204", "2205"],

@@ -63,6 +63,31 @@ elif cmd == "instance":
                       "user_data": base64.b64decode(ud).decode() if ud else None,
                       "shutdown_behavior": sb,
                       "placement_group": i.get("Placement", {}).get("GroupName")}))
+elif cmd == "drop-default-vpc":  # CASE is the region here
+    r = boto3.client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=case)
+    for v in r.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]:
+        vid = v["VpcId"]
+        for s in r.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vid]}])["Subnets"]:
+            r.delete_subnet(SubnetId=s["SubnetId"])
+        for g in r.describe_internet_gateways(
+                Filters=[{"Name": "attachment.vpc-id", "Values": [vid]}])["InternetGateways"]:
+            r.detach_internet_gateway(InternetGatewayId=g["InternetGatewayId"], VpcId=vid)
+            r.delete_internet_gateway(InternetGatewayId=g["InternetGatewayId"])
+        r.delete_vpc(VpcId=vid)
+    print("[]")
+elif cmd == "networks":  # the case's tagged VPCs in REGION (argv[3]) and what is in them
+    r = boto3.client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=sys.argv[3])
+    out = []
+    for v in r.describe_vpcs(Filters=[{"Name": "tag:ec2-tools:case", "Values": [case]}])["Vpcs"]:
+        f = [{"Name": "vpc-id", "Values": [v["VpcId"]]}]
+        out.append({"vpc": v["VpcId"], "cidr": v["CidrBlock"],
+                    "subnets": [[s["CidrBlock"], s["AvailabilityZone"], s.get("MapPublicIpOnLaunch")]
+                                for s in r.describe_subnets(Filters=f)["Subnets"]],
+                    "gateways": len(r.describe_internet_gateways(
+                        Filters=[{"Name": "attachment.vpc-id", "Values": [v["VpcId"]]}])["InternetGateways"]),
+                    "routes": [rt["DestinationCidrBlock"] for t in r.describe_route_tables(Filters=f)["RouteTables"]
+                               for rt in t["Routes"] if rt.get("GatewayId", "").startswith("igw-")]})
+    print(json.dumps(out))
 elif cmd == "placements":
     out = [{"name": g["GroupName"], "strategy": g["Strategy"],
             "tags": {t["Key"]: t["Value"] for t in g.get("Tags", [])}}

@@ -148,3 +148,72 @@ fn hosts_of_your_own_are_instances_to_the_ssh_tools_and_left_alone_by_the_aws_to
     assert!(!r.stderr.contains("no longer knows"), "{r}");
     assert!(c.descriptors().is_empty());
 }
+
+/// A tool run in another region, with no subnet from the local cloud's environment.
+fn in_region(c: &Case, region: &str, tool: &str, args: &[&str]) -> e2e::Run {
+    let started = std::time::Instant::now();
+    let out = c
+        .cmd(tool)
+        .env_remove("EC2_TOOLS_SUBNET_ID")
+        .env("AWS_REGION", region)
+        // One of the emulator's stock images, which every region has.
+        .env("EC2_TOOLS_AMI", "ami-03cf127a")
+        .args(args)
+        .output()
+        .unwrap();
+    e2e::Run::new(out, started.elapsed())
+}
+
+#[test]
+fn network_auto_builds_a_vpc_where_there_is_no_default_one_and_killall_tears_it_down() {
+    let c = Case::new();
+    let region = "us-west-2";
+    c.python(&["drop-default-vpc", region]);
+    let r = in_region(&c, region, "ec2-create", &["2"]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("no default VPC"), "{r}");
+    assert!(c.descriptors().is_empty(), "nothing launched: {r}");
+
+    // 127.1.0.0/16: its instances' private addresses stay on loopback.
+    let r = in_region(
+        &c,
+        region,
+        "ec2-create",
+        &[
+            "2",
+            "--network",
+            "auto",
+            "--network-cidr",
+            "127.1.0.0/16",
+            "--timeout",
+            "60",
+        ],
+    );
+    r.assert_code(0);
+    assert!(r.stderr.contains("(127.1.0.0/16): 3 public subnets"), "{r}");
+    assert!(r.stdout.lines().all(|l| l.contains(" 127.1.")), "{r}");
+    let nets: Value = serde_json::from_str(&c.python(&["networks", &c.name(), region])).unwrap();
+    let net = &nets.as_array().unwrap()[0];
+    assert_eq!(net["cidr"], "127.1.0.0/16", "{nets}");
+    assert_eq!(net["subnets"].as_array().unwrap().len(), 3, "{nets}");
+    assert_eq!(net["gateways"], 1, "{nets}");
+    assert_eq!(net["routes"], serde_json::json!(["0.0.0.0/0"]), "{nets}");
+    let r = in_region(&c, region, "ec2-exec-remote", &["-q", "hostname"]);
+    r.assert_code(0);
+
+    // More instances reuse the case's network; killall tears it down after the last one.
+    in_region(
+        &c,
+        region,
+        "ec2-create",
+        &["3", "--network", "auto", "--timeout", "60"],
+    )
+    .assert_code(0);
+    let nets: Value = serde_json::from_str(&c.python(&["networks", &c.name(), region])).unwrap();
+    assert_eq!(nets.as_array().unwrap().len(), 1, "{nets}");
+    let r = in_region(&c, region, "ec2-killall", &[]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("deleted network vpc-"), "{r}");
+    let nets: Value = serde_json::from_str(&c.python(&["networks", &c.name(), region])).unwrap();
+    assert_eq!(nets, serde_json::json!([]), "{r}");
+}

@@ -254,13 +254,20 @@ impl Ec2 {
     /// The AMI exists and this account may see it: a wrong one is a configuration error (2),
     /// found before anything is made rather than by RunInstances.
     pub async fn check_image(&self, ami: &str) -> Result<()> {
-        let out = self
-            .client
-            .describe_images()
-            .image_ids(ami)
-            .send()
-            .await
-            .map_err(|e| aws_error("DescribeImages", e))?;
+        let not_found = || {
+            Error::input(format!(
+                "AMI {ami}: not found in {} (--ami / EC2_TOOLS_AMI)",
+                self.region
+            ))
+        };
+        let out = match self.client.describe_images().image_ids(ami).send().await {
+            Ok(out) => out,
+            // AWS answers an unknown (or malformed) id with an error, not an empty list.
+            Err(e) if error_code(&e).is_some_and(|c| c.starts_with("InvalidAMIID")) => {
+                return Err(not_found())
+            }
+            Err(e) => return Err(aws_error("DescribeImages", e)),
+        };
         if out.images().is_empty() {
             return Err(Error::input(format!(
                 "AMI {ami}: not found in {} (--ami / EC2_TOOLS_AMI)",

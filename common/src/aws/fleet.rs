@@ -35,7 +35,9 @@ pub struct Fleet {
 
 /// What a launch needs beyond the configuration: the case's state (nonce, round) and access.
 pub struct Launcher<'a> {
-    pub config: &'a LaunchConfig,
+    /// The configuration, with the subnets of the case's own network when `--network auto`
+    /// made one.
+    pub config: std::borrow::Cow<'a, LaunchConfig>,
     state: CaseState,
     access: Access,
     pacer: Pacer,
@@ -149,10 +151,38 @@ impl Fleet {
         self.ec2.check_image(config.ami()?).await?;
         let mut state = CaseState::load(&self.store)?;
         state.save(&self.store)?;
+        let config = if config.network_auto && config.subnets.is_empty() {
+            let net = match state.network.clone() {
+                Some(n) => n,
+                None => {
+                    let tags = vec![
+                        (TAG_CASE.to_owned(), self.cfg.case.clone()),
+                        (TAG_OWNER.to_owned(), owner()),
+                    ];
+                    let n = self.ec2.create_network(&config.network_cidr, &tags).await?;
+                    output::note(format!(
+                        "created network {} ({}): {} with an internet gateway",
+                        n.vpc,
+                        config.network_cidr,
+                        output::count(n.subnets.len(), "public subnet")
+                    ));
+                    state.network = Some(n.clone());
+                    state.save(&self.store)?;
+                    n
+                }
+            };
+            std::borrow::Cow::Owned(LaunchConfig {
+                subnets: net.subnets,
+                ..config.clone()
+            })
+        } else {
+            std::borrow::Cow::Borrowed(config)
+        };
+        let (launch_burst, launch_rate) = (config.launch_burst, config.launch_rate);
         let access = ensure_access(
             &self.ec2,
             &self.cfg.case,
-            config,
+            &config,
             &self.ssh,
             &self.store,
             &mut state,
@@ -162,7 +192,7 @@ impl Fleet {
             config,
             state,
             access,
-            pacer: Pacer::new(config.launch_burst, config.launch_rate),
+            pacer: Pacer::new(launch_burst, launch_rate),
         })
     }
 
@@ -184,7 +214,7 @@ impl Fleet {
         count: u32,
         role: Option<&str>,
     ) -> Result<Launched> {
-        let launch = l.config;
+        let launch = l.config.clone();
         let case = &self.cfg.case;
         let mut out = Launched::default();
         let mut next = first;
@@ -194,7 +224,7 @@ impl Fleet {
             SpotMode::On => &[true],
             SpotMode::Fallback => &[true, false],
         };
-        let pools = pools(launch);
+        let pools = pools(&launch);
         let mut calls = 0u32;
         'markets: for &spot in markets {
             let market = if spot { "spot" } else { "on-demand" };
@@ -501,6 +531,8 @@ mod tests {
             spot: SpotMode::Off,
             name_tags: true,
             placement: None,
+            network_auto: false,
+            network_cidr: "10.0.0.0/16".parse().unwrap(),
         };
         let p: Vec<String> = pools(&l)
             .iter()

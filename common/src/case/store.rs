@@ -156,6 +156,21 @@ pub struct CaseState {
     pub security_group: Option<String>,
     #[serde(default)]
     pub placement_group: Option<String>,
+    /// The network `--network auto` made for the case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkState>,
+}
+
+/// A case's own network: its VPC and the pieces in it (ids), torn down with the case.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct NetworkState {
+    pub vpc: String,
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub route_table: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<String>,
 }
 
 fn random_hex() -> String {
@@ -180,8 +195,12 @@ impl CaseState {
     /// they may still exist in AWS.
     pub fn has_resources(store: &Store) -> bool {
         store.dir().join(STATE_DIR).join(CASE_STATE_FILE).is_file()
-            && CaseState::load(store)
-                .is_ok_and(|s| s.key_name.is_some() || s.security_group.is_some())
+            && CaseState::load(store).is_ok_and(|s| {
+                s.key_name.is_some()
+                    || s.security_group.is_some()
+                    || s.placement_group.is_some()
+                    || s.network.is_some()
+            })
     }
 
     pub fn load(store: &Store) -> Result<CaseState> {

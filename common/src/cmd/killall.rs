@@ -225,7 +225,8 @@ async fn sweep_tagged(ec2: &Ec2, cfg: &Config, owner: &str, patience: Duration) 
     let groups = ec2.tagged_groups(&cfg.case, owner).await?;
     let keys = ec2.tagged_key_pairs(&cfg.case, owner).await?;
     let placements = ec2.tagged_placement_groups(&cfg.case, owner).await?;
-    if groups.is_empty() && keys.is_empty() && placements.is_empty() {
+    let networks = ec2.tagged_networks(&cfg.case, owner).await?;
+    if groups.is_empty() && keys.is_empty() && placements.is_empty() && networks.is_empty() {
         return Ok(());
     }
     let alive = ec2
@@ -259,13 +260,24 @@ async fn sweep_tagged(ec2: &Ec2, cfg: &Config, owner: &str, patience: Duration) 
             cfg.case
         ));
     }
+    // Last: the security groups in them are gone.
+    for n in networks {
+        ec2.delete_network(&n, patience).await?;
+        output::note(format!(
+            "deleted network {} (tagged with case {})",
+            n.vpc, cfg.case
+        ));
+    }
     Ok(())
 }
 
 /// Delete what the tools created for the case once no instance of it is alive.
 async fn cleanup(ec2: &Ec2, cfg: &Config, store: &Store, patience: Duration) -> Result<()> {
     let mut state = CaseState::load(store)?;
-    if state.key_name.is_none() && state.security_group.is_none() && state.placement_group.is_none()
+    if state.key_name.is_none()
+        && state.security_group.is_none()
+        && state.placement_group.is_none()
+        && state.network.is_none()
     {
         return Ok(());
     }
@@ -311,6 +323,13 @@ async fn cleanup(ec2: &Ec2, cfg: &Config, store: &Store, patience: Duration) -> 
             format!("deleted key pair {key}")
         });
         state.key_name = None;
+        state.save(store)?;
+    }
+    // Last: the group in it is gone (its instances' interfaces may linger: retried).
+    if let Some(net) = state.network.clone() {
+        ec2.delete_network(&net, patience).await?;
+        output::note(format!("deleted network {}", net.vpc));
+        state.network = None;
         state.save(store)?;
     }
     Ok(())
