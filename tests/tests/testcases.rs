@@ -124,3 +124,36 @@ fn http_load_merges_every_clients_ab_report_into_one_csv_and_a_png_plot() {
         .count();
     assert_eq!(left, 0, "every instance terminated\n{r}");
 }
+
+#[test]
+fn baked_image_launches_a_ready_made_fleet_and_killall_images_removes_it() {
+    let c = Case::new();
+    let script = repo_root().join("testcases/baked/run.sh");
+    let r = c.shell(&format!("'{}' '{}'", script.display(), c.path().display()));
+    assert_eq!(r.code, 0, "{r}");
+    let ran: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("tool v1 on ip-127-"))
+        .collect();
+    assert_eq!(ran.len(), 3, "the tool came with the image: {r}");
+    let ami = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("launched 3 from "))
+        .expect("the AMI")
+        .to_owned();
+    let left = c.run("ec2-bake", &["--list"]);
+    assert!(!left.stdout.contains(&ami), "killall --images: {left}");
+    let described = std::fs::read_dir(c.path().join("baked"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("i-")
+        })
+        .count();
+    assert_eq!(described, 0, "{r}");
+}
