@@ -524,8 +524,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return out
 
     def forward(self, method, body):
+        """Anything that is not an EC2 action (S3, mostly): moto's answer, headers and all
+        (S3's ETag and x-amz-* headers are the answer)."""
         status, headers, data = self.upstream(method, body)
-        self.reply(status, data, headers.get("Content-Type", "application/octet-stream"))
+        hop = ("content-type", "content-length", "transfer-encoding", "connection", "server",
+               "date", "keep-alive")
+        self.reply(status, data, headers.get("Content-Type", "application/octet-stream"),
+                   [(k, v) for k, v in headers.items() if k.lower() not in hop])
 
     # What AWS would have said, from what moto said.
     def after(self, c, key, action, params, answer):

@@ -88,6 +88,19 @@ elif cmd == "networks":  # the case's tagged VPCs in REGION (argv[3]) and what i
                     "routes": [rt["DestinationCidrBlock"] for t in r.describe_route_tables(Filters=f)["RouteTables"]
                                for rt in t["Routes"] if rt.get("GatewayId", "").startswith("igw-")]})
     print(json.dumps(out))
+elif cmd == "mkbucket":  # CASE is the bucket here
+    boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                 region_name=os.environ["AWS_REGION"]).create_bucket(Bucket=case)
+    print("[]")
+elif cmd == "objects":  # BUCKET PREFIX -> [{key, size}]
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                      region_name=os.environ["AWS_REGION"])
+    objs = s3.list_objects_v2(Bucket=case, Prefix=sys.argv[3]).get("Contents", [])
+    print(json.dumps([{"key": o["Key"], "size": o["Size"]} for o in objs]))
+elif cmd == "fetch":  # BUCKET KEY FILE
+    boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                 region_name=os.environ["AWS_REGION"]).download_file(case, sys.argv[3], sys.argv[4])
+    print("[]")
 elif cmd == "placements":
     out = [{"name": g["GroupName"], "strategy": g["Strategy"],
             "tags": {t["Key"]: t["Value"] for t in g.get("Tags", [])}}

@@ -217,3 +217,104 @@ fn network_auto_builds_a_vpc_where_there_is_no_default_one_and_killall_tears_it_
     let nets: Value = serde_json::from_str(&c.python(&["networks", &c.name(), region])).unwrap();
     assert_eq!(nets, serde_json::json!([]), "{r}");
 }
+
+#[test]
+fn results_go_to_s3_compressed_per_instance_with_a_manifest_written_last() {
+    let c = Case::new();
+    c.create(2);
+    let bucket = format!("results-{}", c.name().to_lowercase());
+    // No such bucket: said before any host is contacted.
+    let r = c.run("ec2-get", &["out", &format!("s3://{bucket}/run1/")]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("no such bucket"), "{r}");
+    c.python(&["mkbucket", &bucket]);
+    // Every instance writes results; #1's are large and incompressible (a multipart upload).
+    c.run(
+        "ec2-exec-remote",
+        &["mkdir -p out && echo \"requests,$CURRENT_AMI_INDEX\" > out/results.csv"],
+    )
+    .assert_code(0);
+    c.run(
+        "ec2-exec-remote",
+        &[
+            "--select",
+            "1",
+            "head -c 12000000 /dev/urandom > out/big.bin",
+        ],
+    )
+    .assert_code(0);
+    let r = c.run("ec2-get", &["out", &format!("s3://{bucket}/run1/")]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.lines().count(), 2, "{r}");
+    let objects: Value = serde_json::from_str(&c.python(&["objects", &bucket, "run1/"])).unwrap();
+    let keys: Vec<&str> = objects
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    let case = c.name();
+    assert_eq!(keys.len(), 3, "{objects}");
+    assert!(
+        keys.contains(&format!("run1/{case}/manifest.json").as_str()),
+        "{objects}"
+    );
+    let big = objects
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| {
+            o["key"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("run1/{case}/1-"))
+        })
+        .unwrap();
+    assert!(
+        big["size"].as_u64().unwrap() > 8 * 1024 * 1024,
+        "multipart: {big}"
+    );
+
+    let manifest_file = c.path().join("manifest.json");
+    c.python(&[
+        "fetch",
+        &bucket,
+        &format!("run1/{case}/manifest.json"),
+        manifest_file.to_str().unwrap(),
+    ]);
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_file).unwrap()).unwrap();
+    assert_eq!(
+        manifest["objects"].as_array().unwrap().len(),
+        2,
+        "{manifest}"
+    );
+    assert_eq!(manifest["failed"], serde_json::json!([]), "{manifest}");
+    // #2's archive holds its results, byte for byte.
+    let two = manifest["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["index"] == 2)
+        .unwrap();
+    let archive = c.path().join("two.tar.zst");
+    c.python(&[
+        "fetch",
+        &bucket,
+        two["key"].as_str().unwrap(),
+        archive.to_str().unwrap(),
+    ]);
+    let listing = std::process::Command::new("tar")
+        .args(["--use-compress-program=zstd -d", "--wildcards", "-xOf"])
+        .arg(&archive)
+        .arg("*out/results.csv")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listing.stdout),
+        "requests,2\n",
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    assert_eq!(two["bytes"], std::fs::metadata(&archive).unwrap().len());
+}

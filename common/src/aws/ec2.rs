@@ -154,6 +154,21 @@ pub struct Ec2 {
 /// Build the client from the standard chain; fail early, in words, when there is no region or
 /// no credentials (rather than at the first call, as an opaque dispatch error).
 pub async fn connect(region: Option<&str>) -> Result<Ec2> {
+    let sdk = sdk_config(region).await?;
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    let conf = aws_sdk_ec2::config::Builder::from(&sdk)
+        .retry_classifier(retry::FinalErrors)
+        .interceptor(crate::log::AwsCallLog)
+        .build();
+    Ok(Ec2 {
+        client: Client::from_conf(conf),
+        region,
+    })
+}
+
+/// The AWS configuration every client shares (the default chain, our retry policy), with a
+/// region and usable credentials checked: a missing one is said in one line (exit 2).
+pub(crate) async fn sdk_config(region: Option<&str>) -> Result<aws_config::SdkConfig> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(retry) = retry::config() {
         loader = loader.retry_config(retry);
@@ -162,9 +177,11 @@ pub async fn connect(region: Option<&str>) -> Result<Ec2> {
         loader = loader.region(aws_config::Region::new(r.to_owned()));
     }
     let sdk = loader.load().await;
-    let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
-        Error::input("no AWS region configured: set --region, AWS_REGION or a profile's region")
-    })?;
+    if sdk.region().is_none() {
+        return Err(Error::input(
+            "no AWS region configured: set --region, AWS_REGION or a profile's region",
+        ));
+    }
     let provider = sdk.credentials_provider().ok_or_else(|| {
         Error::input("no AWS credentials provider: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
     })?;
@@ -181,14 +198,7 @@ pub async fn connect(region: Option<&str>) -> Result<Ec2> {
              AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): {why}"
         )));
     }
-    let conf = aws_sdk_ec2::config::Builder::from(&sdk)
-        .retry_classifier(retry::FinalErrors)
-        .interceptor(crate::log::AwsCallLog)
-        .build();
-    Ok(Ec2 {
-        client: Client::from_conf(conf),
-        region,
-    })
+    Ok(sdk)
 }
 
 pub(crate) fn tag(k: &str, v: &str) -> Tag {

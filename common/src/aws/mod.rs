@@ -16,4 +16,5 @@ pub mod network;
 pub mod pace;
 pub mod placement;
 pub mod retry;
+pub mod s3;
 pub mod wait;

@@ -68,16 +68,18 @@ impl Tool for Put {
     version,
     about = "Copy REMOTE_PATH (a file or directory, relative to the remote \
 home) from every selected instance into LOCAL_DIR/<index>-<id>/, in parallel over SFTP; modes are kept; \
-prints `<id> <address> <local-dir>` per instance",
+prints `<id> <address> <local-dir>` per instance; to s3://BUCKET/PREFIX/ each instance's files \
+go as PREFIX/<case>/<index>-<id>.tar.zst, then a manifest.json",
     after_help = "Examples:
   ec2-get results.csv out/                        out/<index>-<id>/results.csv per instance
-  ec2-get --role slave logs/ out/                 a directory, from the slaves only"
+  ec2-get --role slave logs/ out/                 a directory, from the slaves only
+  ec2-get logs/ s3://my-results/run-42/           tar+zstd per instance, multipart, manifest"
 )]
 pub struct GetCli {
     /// Remote file or directory
     #[arg(value_name = "REMOTE_PATH")]
     remote: String,
-    /// Local directory (one subdirectory per instance)
+    /// Local directory (one subdirectory per instance), or s3://BUCKET/PREFIX/
     #[arg(value_name = "LOCAL_DIR")]
     local: PathBuf,
     /// How many hosts at once (pdsh -f)
@@ -94,12 +96,32 @@ impl Tool for Get {
     type Cli = GetCli;
 
     fn run(cli: GetCli) -> Result<Code> {
+        let s3 = crate::aws::s3::parse_url(&cli.local.to_string_lossy())
+            .transpose()
+            .map_err(Error::input)?;
         let (ssh, _, hosts) = super::selected_hosts(&cli.hosts)?;
-        get(&ssh, &hosts, &cli.remote, &cli.local, cli.fanout as usize)
+        match s3 {
+            Some((bucket, prefix)) => {
+                let settings = cli.hosts.dir.settings()?;
+                let cfg = crate::cli::resolve_case(
+                    &settings,
+                    &crate::cli::CaseArgs::default(),
+                    &crate::cli::AwsArgs::default(),
+                )?;
+                let dest = super::results_s3::Dest {
+                    bucket,
+                    prefix,
+                    case: cfg.case,
+                    region: cfg.region,
+                };
+                super::results_s3::get_to_s3(&ssh, &hosts, &cli.remote, &dest, cli.fanout as usize)
+            }
+            None => get(&ssh, &hosts, &cli.remote, &cli.local, cli.fanout as usize),
+        }
     }
 }
 
-fn remote_path(p: &str) -> PathBuf {
+pub(crate) fn remote_path(p: &str) -> PathBuf {
     let p = p
         .strip_prefix("~/")
         .unwrap_or(if p == "~" { "." } else { p });
@@ -111,8 +133,8 @@ fn sftp_err(what: &Path) -> impl Fn(ssh2::Error) -> String + '_ {
 }
 
 #[derive(Default)]
-struct Tally {
-    files: u64,
+pub(crate) struct Tally {
+    pub(crate) files: u64,
     bytes: u64,
 }
 
@@ -290,7 +312,7 @@ fn get(
     })
 }
 
-fn download(
+pub(crate) fn download(
     sftp: &Sftp,
     remote: &Path,
     local: &Path,
