@@ -4,7 +4,8 @@
 # launches ready-made from that image; results come home with ec2-get. The image outlives the
 # case until `ec2-killall --images`.
 #
-#   testcases/baked/run.sh [WORKDIR]     (INSTANCES=3; ec2-* on PATH, AWS + SSH configured)
+#   testcases/baked/run.sh [WORKDIR]     (INSTANCES=3; RESULTS=s3://bucket/prefix/ to upload the
+#                                         results there; ec2-* on PATH, AWS + SSH configured)
 set -euo pipefail
 n=${INSTANCES:-3}
 work=${1:-$(mktemp -d)}
@@ -28,4 +29,7 @@ ec2-status
 ec2-exec-remote 'tool/run > result.txt'    # no setup: the tool came with the image
 ec2-get result.txt results >/dev/null
 cat results/*/result.txt
+if [ -n "${RESULTS:-}" ]; then           # and to S3: tar+zstd per instance, then a manifest
+  ec2-get result.txt "$RESULTS"
+fi
 echo "launched $n from $ami"

@@ -129,8 +129,21 @@ fn http_load_merges_every_clients_ab_report_into_one_csv_and_a_png_plot() {
 fn baked_image_launches_a_ready_made_fleet_and_killall_images_removes_it() {
     let c = Case::new();
     let script = repo_root().join("testcases/baked/run.sh");
-    let r = c.shell(&format!("'{}' '{}'", script.display(), c.path().display()));
+    let bucket = format!("baked-{}", c.name().to_lowercase());
+    c.python(&["mkbucket", &bucket]);
+    let r = c.shell(&format!(
+        "RESULTS=s3://{bucket}/baked/ '{}' '{}'",
+        script.display(),
+        c.path().display()
+    ));
     assert_eq!(r.code, 0, "{r}");
+    // The results went to S3 too: three archives, then the manifest.
+    assert_eq!(
+        r.stdout.matches(&format!(" s3://{bucket}/baked/")).count(),
+        3,
+        "{r}"
+    );
+    assert!(r.stderr.contains("uploaded 3 archives"), "{r}");
     let ran: Vec<&str> = r
         .stdout
         .lines()
