@@ -73,12 +73,13 @@ fn a_baked_image_is_recorded_and_the_next_instances_start_from_its_disk() {
     // the baked disk (and only their own launch key).
     let r = c.run_without("ec2-create", &["3", "--timeout", "60"], &["EC2_TOOLS_AMI"]);
     r.assert_code(0);
-    let baked: Vec<String> = c
+    let mut baked: Vec<String> = c
         .descriptors()
         .values()
         .filter(|d| d["ami"] == ami.as_str())
         .map(|d| d["index"].to_string())
         .collect();
+    baked.sort(); // descriptors come by id, not index
     assert_eq!(baked, ["2", "3"], "{r}");
     let r = c.run("ec2-exec-remote", &["--select", "2-3", "cat marker.txt"]);
     r.assert_code(0);

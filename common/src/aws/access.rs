@@ -10,7 +10,7 @@
 //! the case state. What does not belong here: launching, instances.
 
 use super::ec2::{owner, tag, Ec2, TAG_CASE, TAG_OWNER};
-use super::errors::{aws_error, error_code};
+use super::errors::{aws_error, error_code, retry_while_in_use};
 use crate::case::store::{case_key_path, CaseState, Store};
 use crate::config::{AddressMode, LaunchConfig, SshConfig};
 use crate::error::{Error, Result, ResultExt};
@@ -539,27 +539,21 @@ impl Ec2 {
     /// Delete a security group, retrying while AWS still sees it in use (instances take a
     /// while to release their network interfaces after termination). Gone already is fine.
     pub async fn delete_group(&self, id: &str, patience: std::time::Duration) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + patience;
-        let mut pause = std::time::Duration::from_secs(2);
-        loop {
-            match self
-                .client
-                .delete_security_group()
-                .group_id(id)
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if error_code(&e) == Some("InvalidGroup.NotFound") => return Ok(()),
-                Err(e)
-                    if error_code(&e) == Some("DependencyViolation")
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_secs(15));
-                }
-                Err(e) => return Err(aws_error("DeleteSecurityGroup", e).context(id)),
-            }
-        }
+        retry_while_in_use(
+            patience,
+            "DeleteSecurityGroup",
+            id,
+            "DependencyViolation",
+            |c| c == "InvalidGroup.NotFound",
+            || async {
+                self.client
+                    .delete_security_group()
+                    .group_id(id)
+                    .send()
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await
     }
 }

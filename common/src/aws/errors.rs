@@ -92,6 +92,37 @@ pub fn fresh_ids(descs: &[Descriptor]) -> BTreeSet<String> {
         .collect()
 }
 
+/// Run a deletion until it succeeds, the thing is gone already (`gone` says so of the error
+/// code), or `patience` ends while AWS keeps answering `in_use` (a security group, placement
+/// group or subnet still held by instances that are terminating): doubling pauses from 2 s to 15 s.
+pub(crate) async fn retry_while_in_use<E, F, Fut>(
+    patience: std::time::Duration,
+    action: &str,
+    what: &str,
+    in_use: &str,
+    gone: impl Fn(&str) -> bool,
+    call: F,
+) -> crate::error::Result<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), SdkError<E>>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut pause = std::time::Duration::from_secs(2);
+    loop {
+        match call().await {
+            Ok(()) => return Ok(()),
+            Err(e) if error_code(&e).is_some_and(&gone) => return Ok(()),
+            Err(e) if error_code(&e) == Some(in_use) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(15));
+            }
+            Err(e) => return Err(aws_error(action, e).context(what)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

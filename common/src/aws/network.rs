@@ -7,7 +7,7 @@
 //! What does not belong here: the case's security group and key pair (access.rs).
 
 use super::ec2::{tag, Ec2};
-use super::errors::{aws_error, error_code};
+use super::errors::{aws_error, error_code, retry_while_in_use};
 use crate::case::store::NetworkState;
 use crate::error::{Error, Result};
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, TagSpecification};
@@ -308,8 +308,8 @@ impl Ec2 {
     }
 }
 
-/// Run `call` until it succeeds, the piece is gone (a NotFound code, or a gateway no longer
-/// attached), or `patience` ends while AWS keeps saying `DependencyViolation`.
+/// The network's pieces: gone is a `.NotFound` code or a gateway no longer attached; in use
+/// is `DependencyViolation`.
 async fn retry_in_use<E, F, Fut>(
     patience: Duration,
     action: &str,
@@ -321,27 +321,8 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<(), aws_sdk_ec2::error::SdkError<E>>>,
 {
-    let deadline = tokio::time::Instant::now() + patience;
-    let mut pause = Duration::from_secs(2);
-    loop {
-        match call().await {
-            Ok(()) => return Ok(()),
-            Err(e)
-                if error_code(&e)
-                    .is_some_and(|c| c.ends_with(".NotFound") || c == "Gateway.NotAttached") =>
-            {
-                return Ok(())
-            }
-            Err(e)
-                if error_code(&e) == Some("DependencyViolation")
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(15));
-            }
-            Err(e) => return Err(aws_error(action, e).context(what)),
-        }
-    }
+    let gone = |c: &str| c.ends_with(".NotFound") || c == "Gateway.NotAttached";
+    retry_while_in_use(patience, action, what, "DependencyViolation", gone, call).await
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! it by tag). What does not belong here: the case's key pair and security group (access.rs).
 
 use super::ec2::{tag, Ec2};
-use super::errors::{aws_error, error_code};
+use super::errors::{aws_error, retry_while_in_use};
 use crate::config::Placement;
 use crate::error::{Error, Result};
 use aws_sdk_ec2::types::{Filter, PlacementStrategy, ResourceType, TagSpecification};
@@ -90,27 +90,21 @@ impl Ec2 {
         name: &str,
         patience: std::time::Duration,
     ) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + patience;
-        let mut pause = std::time::Duration::from_secs(2);
-        loop {
-            match self
-                .client
-                .delete_placement_group()
-                .group_name(name)
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if error_code(&e) == Some("InvalidPlacementGroup.Unknown") => return Ok(()),
-                Err(e)
-                    if error_code(&e) == Some("InvalidPlacementGroup.InUse")
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_secs(15));
-                }
-                Err(e) => return Err(aws_error("DeletePlacementGroup", e).context(name)),
-            }
-        }
+        retry_while_in_use(
+            patience,
+            "DeletePlacementGroup",
+            name,
+            "InvalidPlacementGroup.InUse",
+            |c| c == "InvalidPlacementGroup.Unknown",
+            || async {
+                self.client
+                    .delete_placement_group()
+                    .group_name(name)
+                    .send()
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await
     }
 }
