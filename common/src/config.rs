@@ -102,6 +102,7 @@ pub struct Jump {
 impl Jump {
     pub fn parse(s: &str) -> Result<Jump, String> {
         let (user, host, port) = parse_host_spec(s)?;
+        let port = port.unwrap_or(22);
         Ok(Jump {
             user,
             host,
@@ -111,28 +112,29 @@ impl Jump {
     }
 }
 
-/// `[user@]host[:port]` (ssh's own syntax; `[v6]:port` too): user, host, port (22).
-pub fn parse_host_spec(s: &str) -> Result<(Option<String>, String, u16), String> {
-    {
-        let (user, rest) = match s.split_once('@') {
-            Some((u, r)) if !u.is_empty() => (Some(u.to_owned()), r),
-            Some(_) => return Err(format!("{s:?}: empty user before @")),
-            None => (None, s),
-        };
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (
-                h,
+/// `[user@]host[:port]` (ssh's own syntax; `[v6]:port` too): user, host, and the port when
+/// one is given.
+pub fn parse_host_spec(s: &str) -> Result<(Option<String>, String, Option<u16>), String> {
+    let (user, rest) = match s.split_once('@') {
+        Some((u, r)) if !u.is_empty() => (Some(u.to_owned()), r),
+        Some(_) => return Err(format!("{s:?}: empty user before @")),
+        None => (None, s),
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (
+            h,
+            Some(
                 p.parse::<u16>()
                     .map_err(|e| format!("{s:?}: port {p:?}: {e}"))?,
             ),
-            _ => (rest, 22),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(format!("{s:?}: expected [user@]host[:port]"));
-        }
-        Ok((user, host.to_owned(), port))
+        ),
+        _ => (rest, None),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("{s:?}: expected [user@]host[:port]"));
     }
+    Ok((user, host.to_owned(), port))
 }
 
 impl SshConfig {

@@ -3,6 +3,20 @@
 
 use e2e::{repo_root, Case};
 
+/// How many instance descriptors a test case's directory still holds.
+fn described(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("i-")
+        })
+        .count()
+}
+
 fn run_testcase(name: &str) -> e2e::Run {
     let c = Case::new();
     let script = repo_root().join("testcases").join(name).join("run.sh");
@@ -112,17 +126,7 @@ fn http_load_merges_every_clients_ab_report_into_one_csv_and_a_png_plot() {
         png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5000,
         "a real plot"
     );
-    let left = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("i-")
-        })
-        .count();
-    assert_eq!(left, 0, "every instance terminated\n{r}");
+    assert_eq!(described(&dir), 0, "every instance terminated\n{r}");
 }
 
 #[test]
@@ -158,15 +162,5 @@ fn baked_image_launches_a_ready_made_fleet_and_killall_images_removes_it() {
         .to_owned();
     let left = c.run("ec2-bake", &["--list"]);
     assert!(!left.stdout.contains(&ami), "killall --images: {left}");
-    let described = std::fs::read_dir(c.path().join("baked"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("i-")
-        })
-        .count();
-    assert_eq!(described, 0, "{r}");
+    assert_eq!(described(&c.path().join("baked")), 0, "{r}");
 }

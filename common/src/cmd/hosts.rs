@@ -83,17 +83,7 @@ impl Tool for Hosts {
         // Every host checked before any descriptor is written.
         let parsed = specs
             .iter()
-            .map(|s| {
-                parse_host_spec(s)
-                    .map_err(Error::input)
-                    .map(|(user, host, port)| {
-                        let explicit_port = s.rsplit('@').next().is_some_and(|h| {
-                            h.rsplit_once(':')
-                                .is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']'))
-                        });
-                        (user, host, explicit_port.then_some(port))
-                    })
-            })
+            .map(|s| parse_host_spec(s).map_err(Error::input))
             .collect::<Result<Vec<_>>>()?;
         let store = Store::new(&cfg.dir);
         let _lock = store.lock()?;

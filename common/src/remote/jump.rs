@@ -152,23 +152,23 @@ pub fn record_pin(j: &Jump, host_key: Option<&str>, public_key: Option<&str>) {
     }
 }
 
-/// The pinned host key fingerprint of this bastion, if it was met before.
-pub fn pinned_host_key(j: &Jump) -> Option<String> {
+/// One field of this bastion's pin, if it was met before (a pin of another bastion is none).
+fn pinned(j: &Jump, field: &str) -> Option<String> {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(j.pin.as_ref()?).ok()?).ok()?;
     (v["host"] == j.host.as_str() && v["port"] == j.port)
-        .then(|| v["host_key"].as_str().map(str::to_owned))
+        .then(|| v[field].as_str().map(str::to_owned))
         .flatten()
+}
+
+/// The pinned host key fingerprint of this bastion, if it was met before.
+pub fn pinned_host_key(j: &Jump) -> Option<String> {
+    pinned(j, "host_key")
 }
 
 /// The bastion's pinned public key (`ssh-ed25519 AAAA…`), for the generated known_hosts.
 pub fn pinned_public_key(j: &Jump) -> Option<String> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(j.pin.as_ref()?).ok()?).ok()?;
-    if v["host"] != j.host.as_str() || v["port"] != j.port {
-        return None;
-    }
-    v["host_public_key"].as_str().map(str::to_owned)
+    pinned(j, "host_public_key")
 }
 
 /// One forwarded connection: a channel and the local end of its socket pair, with what is
