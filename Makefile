@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 TOOLS := $(notdir $(wildcard tools/*))
 
-.PHONY: all build release test demo install bench lint fmt setup prepare clean fuzz
+.PHONY: all build release test demo install bench lint doc fmt setup prepare clean fuzz
 
 all: build
 
@@ -21,7 +21,7 @@ release:
 # The installs (apt-get, pip) run while cargo builds: a fresh clone waits for the longer of the
 # two, not their sum.
 prepare:
-	scripts/localcloud install & inst=$$!; $(CARGO) build --workspace && wait $$inst
+	scripts/localcloud install & inst=$$!; $(CARGO) build --workspace --bins --examples && wait $$inst
 
 test:
 	$(CARGO) fmt --all -- --check
@@ -45,7 +45,7 @@ bench: setup release
 
 # The property tests (common/src/properties.rs) at 100,000 cases each instead of 256.
 fuzz:
-	PROPTEST_CASES=$${PROPTEST_CASES:-100000} $(CARGO) test -p common properties -- --test-threads 2
+	PROPTEST_CASES=$${PROPTEST_CASES:-100000} $(CARGO) test -p ec2-tools properties -- --test-threads 2
 
 # One release build of the workspace, then copies: binaries, man pages, completions.
 PREFIX ?= /usr/local
@@ -60,9 +60,13 @@ install: release
 fmt:
 	$(CARGO) fmt --all
 
-lint:
+lint: doc
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# The library's API documentation (target/doc/ec2_tools); a missing doc or a broken link fails.
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p ec2-tools --no-deps
 
 clean:
 	$(CARGO) clean

@@ -288,6 +288,8 @@ pub enum OutputMode {
     Gather,
     /// One JSON object per host.
     Json,
+    /// Nothing printed: each host's stdout and stderr kept for the caller (the library).
+    Capture,
 }
 
 /// What happens to each host's output and result.

@@ -23,6 +23,7 @@ pub enum Code {
 }
 
 impl Code {
+    /// The process exit code: 0, 1, 2, 3 or 130.
     pub fn as_u8(self) -> u8 {
         match self {
             Code::Ok => 0,
@@ -43,10 +44,13 @@ impl Code {
 /// An error that ends a tool, with the exit code it stands for.
 #[derive(Debug, Clone)]
 pub struct Error {
+    /// What kind of failure: the exit code a tool ends with.
     pub code: Code,
+    /// One line, naming the thing (`i-0abc: descriptor is not valid JSON: …`).
     pub message: String,
 }
 
+/// A result whose error carries an exit code.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
@@ -98,8 +102,10 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Attach context to any error, turning it into an [`Error`] of a given code.
-pub trait ResultExt<T> {
+pub(crate) trait ResultExt<T> {
+    /// Bad input (exit 2), as `<what>: <error>`.
     fn input_err(self, what: impl fmt::Display) -> Result<T>;
+    /// Infrastructure failure (exit 3), as `<what>: <error>`.
     fn infra_err(self, what: impl fmt::Display) -> Result<T>;
 }
 

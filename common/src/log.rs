@@ -15,8 +15,8 @@ pub fn init(verbosity: u8) {
         Ok(f) if !f.trim().is_empty() => EnvFilter::new(f),
         _ => EnvFilter::new(match verbosity {
             0 => "off",
-            1 => "common=info",
-            _ => "common=debug,aws_smithy_runtime=debug,aws_config=info,aws_sdk_ec2=debug",
+            1 => "ec2_tools=info",
+            _ => "ec2_tools=debug,aws_smithy_runtime=debug,aws_config=info,aws_sdk_ec2=debug",
         }),
     };
     let _ = tracing_subscriber::fmt()
@@ -84,7 +84,7 @@ impl aws_sdk_ec2::config::Intercept for AwsCallLog {
         };
         let failed = matches!(ctx.output_or_error(), Some(Err(_)));
         tracing::info!(
-            target: "common::aws",
+            target: "ec2_tools::aws",
             "aws {op}: HTTP {status}{} in {ms} ms, {attempts} attempt{}, request id {request_id}",
             if failed { " (error)" } else { "" },
             if attempts == 1 { "" } else { "s" },

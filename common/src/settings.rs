@@ -106,6 +106,8 @@ pub const FILE_NAME: &str = "ec2-tools.json";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Flag,
+    /// Set by a program using the library ([`Settings::set`]): ranks as a flag.
+    Set,
     Env(&'static str),
     File(PathBuf),
     Default,
@@ -116,6 +118,7 @@ impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Flag => f.write_str("flag"),
+            Source::Set => f.write_str("set by the program"),
             Source::Env(n) => write!(f, "env {n}"),
             Source::File(p) => write!(f, "file {}", p.display()),
             Source::Default => f.write_str("default"),
@@ -127,7 +130,7 @@ impl std::fmt::Display for Source {
 impl Source {
     /// Set by the user for this run (flag or environment): beats what a descriptor recorded.
     pub fn is_explicit(&self) -> bool {
-        matches!(self, Source::Flag | Source::Env(_))
+        matches!(self, Source::Flag | Source::Set | Source::Env(_))
     }
 }
 
@@ -147,6 +150,8 @@ pub struct Settings {
     /// The canonical directory's basename (the default case name), if it has one.
     dir_name: Option<String>,
     env: BTreeMap<&'static str, String>,
+    /// Values a program set ([`Settings::set`]): above the environment, below a flag.
+    set: BTreeMap<&'static str, String>,
     files: Vec<(PathBuf, FileMap)>,
     trace: Mutex<Vec<Traced>>,
 }
@@ -207,6 +212,7 @@ impl Settings {
             dir: dir.to_path_buf(),
             dir_name: abs.file_name().and_then(|n| n.to_str()).map(str::to_owned),
             env,
+            set: BTreeMap::new(),
             files,
             trace: Mutex::new(Vec::new()),
         })
@@ -244,6 +250,20 @@ impl Settings {
         Ok((path, shadow))
     }
 
+    /// Set the setting named `name` (its settings-file key, e.g. `instance_type`) for this
+    /// process, as a flag would: it beats the environment and the files. An unknown name is
+    /// an input error; the value is checked where it is used, as a flag's is.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        let key = KEYS.iter().find(|k| k.name == name).ok_or_else(|| {
+            Error::input(format!(
+                "{name}: not a setting (known: {})",
+                KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        self.set.insert(key.name, value.to_owned());
+        Ok(())
+    }
+
     /// The settings files in force, nearest first.
     pub fn files(&self) -> Vec<PathBuf> {
         self.files.iter().map(|(p, _)| p.clone()).collect()
@@ -262,6 +282,9 @@ impl Settings {
     pub fn raw(&self, key: &Key, flag: Option<&str>) -> Option<(String, Source)> {
         if let Some(t) = flag.filter(|t| !t.is_empty()) {
             return Some((t.to_owned(), Source::Flag));
+        }
+        if let Some(v) = self.set.get(key.name).filter(|v| !v.is_empty()) {
+            return Some((v.clone(), Source::Set));
         }
         if let Some(name) = key.env {
             if let Some(v) = self.env.get(name) {
@@ -297,6 +320,7 @@ impl Settings {
         let v = parse(text.trim()).map_err(|e| {
             Error::input(match &source {
                 Source::Flag => format!("{} (flag): {e}", key.name),
+                Source::Set => format!("{} (set by the program): {e}", key.name),
                 Source::Env(n) => format!("{n}: {e}"),
                 Source::File(p) => format!("{}: \"{}\": {e}", p.display(), key.name),
                 _ => format!("default {}: {e}", key.name),
@@ -456,10 +480,10 @@ mod tests {
         std::fs::write(path, serde_json::Value::Object(map).to_string()).unwrap();
     }
 
-    /// For every key: with all layers set the flag wins; take the flag away and the
-    /// environment wins; then the directory's file, the parent's, the XDG file, the default.
+    /// For every key: with all layers set the flag wins; take the flag away and what the
+    /// program set wins; take that away and the environment wins; then the directory's file, the parent's, the XDG file, the default.
     #[test]
-    fn precedence_is_flag_env_dir_file_parent_file_xdg_file_default_for_every_key() {
+    fn precedence_is_flag_set_env_dir_file_parent_file_xdg_file_default_for_every_key() {
         for key in KEYS {
             let t = tree();
             let [flag, env, dir_v, parent_v, xdg_v] = samples(key);
@@ -473,13 +497,21 @@ mod tests {
                 write(p, &[(key.name, v)]);
             }
             let env_of = |k: &str| (Some(k) == key.env).then(|| env.to_owned());
-            let s = Settings::from_parts(&t.dir, env_of, Some(&t.xdg)).unwrap();
+            let mut s = Settings::from_parts(&t.dir, env_of, Some(&t.xdg)).unwrap();
+            s.set(key.name, "program-value").unwrap();
             assert_eq!(
                 s.raw(key, Some(flag)),
                 Some((flag.into(), Source::Flag)),
                 "{}",
                 key.name
             );
+            assert_eq!(
+                s.raw(key, None),
+                Some(("program-value".into(), Source::Set)),
+                "{}",
+                key.name
+            );
+            let s = Settings::from_parts(&t.dir, env_of, Some(&t.xdg)).unwrap();
             if let Some(name) = key.env {
                 assert_eq!(
                     s.raw(key, None),
@@ -558,6 +590,15 @@ mod tests {
                 && e.message.contains("case1/ec2-tools.json"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn setting_an_unknown_name_is_refused_naming_it() {
+        let t = tree();
+        let mut s = Settings::from_parts(&t.dir, |_| None, None).unwrap();
+        let e = s.set("instance_typo", "x").err().unwrap();
+        assert_eq!(e.code, crate::Code::Usage, "{e}");
+        assert!(e.message.starts_with("instance_typo: not a setting"), "{e}");
     }
 
     #[test]

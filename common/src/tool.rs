@@ -119,7 +119,9 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
 
 /// A tool: its command line and what it does with it.
 pub trait Tool {
+    /// Its command line.
     type Cli: clap::Parser;
+    /// Do the tool's work; the code it exits with (an error: its one line and code).
     fn run(cli: Self::Cli) -> crate::Result<Code>;
 }
 

@@ -14,11 +14,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum InstanceState {
+    /// Launched or starting; not yet running.
     Pending,
+    /// Running (which is not yet "accepts SSH").
     Running,
+    /// Being terminated.
     ShuttingDown,
+    /// Terminated: gone for good.
     Terminated,
+    /// Being stopped.
     Stopping,
+    /// Stopped: its disks still cost money; `ec2-start` brings it back.
     Stopped,
     /// A host of your own (`ec2-hosts add`), not an EC2 instance: reached over SSH, never
     /// asked of AWS.
@@ -29,6 +35,7 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
+    /// The states of an instance that still costs money, or will again.
     pub const LIVE: [InstanceState; 4] = [
         InstanceState::Pending,
         InstanceState::Running,
@@ -36,6 +43,7 @@ impl InstanceState {
         InstanceState::Stopped,
     ];
 
+    /// The state EC2 names `s` (`shutting-down`, …); anything else is [`InstanceState::Unknown`].
     pub fn parse(s: &str) -> InstanceState {
         match s {
             "pending" => InstanceState::Pending,
@@ -49,6 +57,7 @@ impl InstanceState {
         }
     }
 
+    /// EC2's name of the state.
     pub fn as_str(self) -> &'static str {
         match self {
             InstanceState::Pending => "pending",
@@ -82,9 +91,12 @@ impl std::fmt::Display for InstanceState {
     }
 }
 
+/// How an instance is logged in to, as recorded at launch or first contact.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
 pub struct SshInfo {
+    /// The remote user (`ubuntu`, `ec2-user`, …).
     pub user: Option<String>,
+    /// The SSH port.
     pub port: Option<u16>,
     /// SHA-256 of the host key seen at the first login (trust on first use), base64.
     #[serde(default)]
@@ -95,25 +107,40 @@ pub struct SshInfo {
     pub host_public_key: Option<String>,
 }
 
+/// One instance of a test case: the JSON file named by its id in the test-case directory,
+/// which scripts read (`jq -r .address i-*`) and the tools keep current.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Descriptor {
+    /// The instance id (`i-0abc…`), or `h-` and 8 hex digits for a host of your own.
     pub id: String,
     /// 1-based, stable within the case.
     pub index: u32,
+    /// The test case's name (the `ec2-tools:case` tag).
     pub case: String,
+    /// The AWS region.
     pub region: Option<String>,
+    /// The availability zone.
     pub az: Option<String>,
+    /// The instance type (`c6i.large`).
     #[serde(rename = "type")]
     pub instance_type: Option<String>,
+    /// The image it was launched from.
     pub ami: Option<String>,
+    /// The state last seen.
     pub state: Option<InstanceState>,
+    /// Public DNS name, when it has one.
     pub public_dns: Option<String>,
+    /// Public IPv4 address, when it has one.
     pub public_ip: Option<String>,
+    /// Private IPv4 address.
     pub private_ip: Option<String>,
+    /// Private DNS name.
     pub private_dns: Option<String>,
     /// The address the tools connect to.
     pub address: Option<String>,
+    /// How it is logged in to, and its pinned host key.
     pub ssh: SshInfo,
+    /// When EC2 launched it (RFC 3339).
     pub launched_at: Option<String>,
     /// Keys written by other versions or by hand: kept as they are.
     #[serde(flatten)]
@@ -123,7 +150,7 @@ pub struct Descriptor {
 impl Descriptor {
     /// The address under an explicit mode, or the recorded one (a static host has only the
     /// one it was added with).
-    pub fn address_for(&self, mode: Option<AddressMode>) -> Option<String> {
+    pub(crate) fn address_for(&self, mode: Option<AddressMode>) -> Option<String> {
         if self.is_static() {
             return self.address.clone().filter(|a| !a.is_empty());
         }
@@ -139,7 +166,7 @@ impl Descriptor {
 
     /// Launched less than `within` ago (by the launch time AWS gave): EC2 may not know the id
     /// everywhere yet, so "not found" does not mean gone.
-    pub fn is_fresh(&self, within: std::time::Duration) -> bool {
+    pub(crate) fn is_fresh(&self, within: std::time::Duration) -> bool {
         self.launched_at
             .as_deref()
             .and_then(|t| humantime::parse_rfc3339_weak(t).ok())

@@ -19,9 +19,11 @@ use crate::tool::{self, Tool};
 use clap::Parser;
 use std::time::{Duration, Instant};
 
+/// The command line of `ec2-bake` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Make an AMI (named NAME) from a set-up instance of the case (the lowest selected \
 index), wait until it is available, print its id and record it as \"ami\" in the case's \
 ec2-tools.json, so the next ec2-create launches ready-made instances",

@@ -4,8 +4,8 @@
 //! reuses running instances, starts stopped ones, adopts instances tagged with the case whose
 //! descriptors were never written, and launches only the missing (`--add` launches N more
 //! regardless; `--max M` terminates extras above M, highest index first — wolphin's min/max).
-//! What to do is decided by [`plan`], a pure function of what the case holds and what was
-//! asked; [`apply`] only carries it out. Then the wait: every instance `running` and accepting
+//! What to do is decided by `plan`, a pure function of what the case holds and what was
+//! asked; `apply` only carries it out. Then the wait: every instance `running` and accepting
 //! an SSH login, with `--setup` run on each the moment it is ready.
 
 use crate::aws::ec2::InstanceInfo;
@@ -24,9 +24,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The command line of `ec2-create` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Make the test case hold N running instances (of a role) that \
 accept SSH logins: reuse, start, adopt, launch only the missing; write one descriptor per instance; \
 print `<instance-id> <address>` lines",
@@ -210,6 +212,35 @@ impl Tool for Create {
 
     /// Check, plan, apply, wait; print `<id> <address>` for every instance of the role.
     fn run(cli: Cli) -> Result<Code> {
+        let settings = cli.case.dir.settings()?;
+        let created = create(&settings, &cli)?;
+        for d in &created.ready {
+            output::data(format!("{} {}", d.id, d.address.as_deref().unwrap_or("-")));
+        }
+        match created.problem {
+            None => Ok(Code::Ok),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+/// What `ec2-create` brought about.
+#[derive(Debug)]
+pub struct Created {
+    /// The role's instances that are running and accept SSH (set up, with a setup script),
+    /// in index order; their descriptors are written.
+    pub ready: Vec<Descriptor>,
+    /// Those that did not get ready, and why (descriptors kept unless dropped on purpose).
+    pub failed: Vec<(Descriptor, String)>,
+    /// Why the tool would exit non-zero: instances not ready or not launched (unless
+    /// `--min-ready` were met), or an interruption. `None`: all is well.
+    pub problem: Option<Error>,
+}
+
+/// The work of ec2-create in `settings` (the test case's layers, and what a program set):
+/// check, plan, apply, wait. Nothing is printed but notes on stderr.
+pub(crate) fn create(settings: &crate::settings::Settings, cli: &Cli) -> Result<Created> {
+    {
         if let Some(max) = cli.max {
             if max < cli.count {
                 return Err(Error::input(format!(
@@ -218,9 +249,10 @@ impl Tool for Create {
                 )));
             }
         }
-        let (s, cfg) = cli.case.resolve()?;
-        let launch = cli.launch.resolve(&s)?;
-        let mut ssh_cfg = cli.ssh.resolve(&s)?;
+        let s = settings;
+        let cfg = crate::cli::resolve_case(s, &cli.case.case, &cli.case.aws)?;
+        let launch = cli.launch.resolve(s)?;
+        let mut ssh_cfg = cli.ssh.resolve(s)?;
         ssh::check_identity(&ssh_cfg)?;
         let setup = match &cli.setup {
             Some(p) => Some(
@@ -270,7 +302,6 @@ impl Tool for Create {
             )
             .await?;
             fleet.sync_ssh_files();
-            waited.print_ready();
             let what = if cli.setup.is_some() {
                 "get ready and set up"
             } else {
@@ -296,18 +327,22 @@ impl Tool for Create {
                 }),
                 (e, m) => e.or(m),
             };
-            match error {
-                None => Ok(Code::Ok),
+            let problem = match error {
                 Some(e) if enough && e.code != Code::Interrupted => {
                     output::note(format!(
                         "{e}; continuing with {} ready (--min-ready {})",
                         waited.ready.len(),
                         cli.min_ready.unwrap_or(0)
                     ));
-                    Ok(Code::Ok)
+                    None
                 }
-                Some(e) => Err(e),
-            }
+                e => e,
+            };
+            Ok(Created {
+                ready: waited.ready,
+                failed: waited.failed,
+                problem,
+            })
         })
     }
 }

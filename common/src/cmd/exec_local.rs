@@ -25,9 +25,11 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// The command line of `ec2-exec-local` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Run `sh -c CMD` locally once per described instance, \
 with CURRENT_AMI_DNS, CURRENT_AMI_ID, CURRENT_AMI_INDEX, CURRENT_SSH_USER, ... in its environment",
     after_help = "Examples:

@@ -9,19 +9,22 @@ use super::jobs::{self, Action};
 use super::sync;
 use crate::case::descriptor::Descriptor;
 use crate::cli::{HostArgs, OutputArgs};
-use crate::config::{parse_duration, OutputConfig, SshConfig};
+use crate::config::{parse_duration, OutputConfig, OutputMode, SshConfig};
 use crate::error::{Code, Result};
-use crate::remote::fanout::on_each_host;
-use crate::remote::results::Status;
+use crate::remote::fanout::each_host;
+use crate::remote::results::{Collector, HostRun, Outcome, Status};
 use crate::remote::ssh::{Kind, SshError};
+use crate::settings::Settings;
 use crate::tool::{self, Tool};
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+/// The command line of `ec2-exec-remote` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Run CMD through the remote user's shell on every \
 selected instance, in parallel; output lines are prefixed `<address>: `; a summary goes to stderr",
     after_help = "Examples:
@@ -185,8 +188,43 @@ fn piped_stdin() -> Result<Option<Vec<u8>>> {
     Ok((!data.is_empty()).then_some(data))
 }
 
-/// Run a command on every host over SSH.
+/// Run a command on every host over SSH; output as `job.results` says, then the summary.
 pub(crate) fn run_remote(cfg: &SshConfig, hosts: &[Descriptor], job: &RemoteJob) -> Result<Code> {
+    let (outcomes, collector) = remote_outcomes(cfg, hosts, job)?;
+    collector.finish(&outcomes)
+}
+
+/// The library's ec2-exec-remote: the command of `cli` on its selection, in `settings`,
+/// nothing printed; every host's exit and output come back. `stdin` is sent to each.
+pub(crate) fn capture(
+    settings: &Settings,
+    cli: &Cli,
+    stdin: Option<Vec<u8>>,
+) -> Result<Vec<HostRun>> {
+    let (ssh, _, hosts) = super::selected_hosts_in(settings, &cli.hosts)?;
+    let job = RemoteJob {
+        command: cli.command.join(" "),
+        stdin,
+        fanout: cli.fanout as usize,
+        timeout: cli.command_timeout,
+        at: cli.at,
+        max_skew: cli.max_skew,
+        results: OutputConfig {
+            mode: OutputMode::Capture,
+            ..Default::default()
+        },
+    };
+    let (outcomes, collector) = remote_outcomes(&ssh, &hosts, &job)?;
+    Ok(collector.captured(outcomes))
+}
+
+/// Run a command on every host over SSH: the outcomes, and the collector holding the output
+/// still to present.
+fn remote_outcomes(
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    job: &RemoteJob,
+) -> Result<(Vec<Outcome>, Collector)> {
     let mut width = job.fanout;
     let mut starts: BTreeMap<String, f64> = BTreeMap::new();
     if let Some(at) = job.at {
@@ -199,7 +237,7 @@ pub(crate) fn run_remote(cfg: &SshConfig, hosts: &[Descriptor], job: &RemoteJob)
     if let Some(t) = job.timeout {
         cfg.connect_timeout = cfg.connect_timeout.min(t);
     }
-    on_each_host(&cfg, hosts, width, job.results.clone(), |d, conn, sink| {
+    each_host(&cfg, hosts, width, job.results.clone(), |d, conn, sink| {
         let command = match starts.get(&d.id) {
             Some(t) => format!("{}{}", sync::wait_until_prefix(*t), job.command),
             None => job.command.clone(),

@@ -23,9 +23,11 @@ use std::path::{Path, PathBuf};
 
 const CHUNK: usize = 256 * 1024;
 
+/// The command line of `ec2-put` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Copy local files and directories into REMOTE_DIR (created if \
 missing; relative to the remote home) on every selected instance, in parallel over SFTP; modes are kept; \
 prints `<id> <address> <n> files <bytes> bytes` per instance",
@@ -63,9 +65,11 @@ impl Tool for Put {
     }
 }
 
+/// The command line of `ec2-get` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Copy REMOTE_PATH (a file or directory, relative to the remote \
 home) from every selected instance into LOCAL_DIR/<index>-<id>/, in parallel over SFTP; modes are kept; \
 prints `<id> <address> <local-dir>` per instance; to s3://BUCKET/PREFIX/ each instance's files \

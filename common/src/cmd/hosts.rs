@@ -16,9 +16,11 @@ use crate::tool::Tool;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// The command line of `ec2-hosts` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Add machines you already have to the test case: one descriptor each (kind \
 static), used by every SSH tool like an instance, skipped by the AWS tools, forgotten by \
 ec2-killall",

@@ -24,9 +24,11 @@ use clap::Parser;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
+/// The command line of `ec2-killall` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Terminate every described (or selected) instance; a \
 descriptor is removed once AWS accepted the termination; the case's key pair and security group go \
 with the last instance. Running it twice is fine",
@@ -64,31 +66,73 @@ impl Tool for Killall {
     type Cli = Cli;
 
     fn run(cli: Cli) -> Result<Code> {
-        let (settings, cfg) = cli.case.resolve()?;
-        let mut code = kill(&cfg, &cli)?;
-        if cli.images {
-            code = code.merge(delete_images(&cfg)?);
+        let settings = cli.case.dir.settings()?;
+        let killed = killall(&settings, &cli)?;
+        for id in &killed.forgotten {
+            output::data(format!("{id} forgotten"));
         }
-        // The case's ssh_config and known_hosts follow the descriptors that are left.
-        let ssh = crate::cli::SshArgs::default().resolve(&settings)?;
-        crate::remote::sshconf::update(&Store::new(&cfg.dir), &ssh);
-        Ok(code)
+        for (id, state) in &killed.terminated {
+            output::data(format!("{id} {state}"));
+        }
+        Ok(killed.code())
     }
 }
 
-fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
+/// What `ec2-killall` did.
+#[derive(Debug, Default)]
+pub struct Killed {
+    /// Instances whose termination AWS accepted, with the state it reported; their
+    /// descriptors are removed.
+    pub terminated: Vec<(String, InstanceState)>,
+    /// Instances AWS no longer knows (terminated long ago): descriptors removed.
+    pub unknown: Vec<String>,
+    /// Hosts of your own (`ec2-hosts add`) forgotten: descriptors removed, nothing terminated.
+    pub forgotten: Vec<String>,
+    /// Instances not confirmed terminated: descriptors kept for the next run.
+    pub unconfirmed: Vec<String>,
+    /// Instances tagged with the case that have no descriptor here and were left running
+    /// (`--case-sweep` terminates them).
+    pub untracked: Vec<String>,
+}
+
+impl Killed {
+    /// The tool's exit code: 1 when anything is left running or unconfirmed.
+    pub fn code(&self) -> Code {
+        if self.unconfirmed.is_empty() && self.untracked.is_empty() {
+            Code::Ok
+        } else {
+            Code::Partial
+        }
+    }
+}
+
+/// The work of ec2-killall in `settings`: terminate, forget, clean up (and `--images`); the
+/// case's ssh_config and known_hosts then follow the descriptors that are left.
+pub(crate) fn killall(settings: &crate::settings::Settings, cli: &Cli) -> Result<Killed> {
+    let cfg = crate::cli::resolve_case(settings, &cli.case.case, &cli.case.aws)?;
+    let killed = kill(&cfg, cli)?;
+    if cli.images {
+        delete_images(&cfg)?;
+    }
+    let ssh = crate::cli::SshArgs::default().resolve(settings)?;
+    crate::remote::sshconf::update(&Store::new(&cfg.dir), &ssh);
+    Ok(killed)
+}
+
+fn kill(cfg: &Config, opts: &Cli) -> Result<Killed> {
     let store = Store::new(&cfg.dir);
     let _lock = store.lock()?;
     let (own, hosts): (Vec<_>, Vec<_>) = select(&store, &opts.select.resolve())?
         .into_iter()
         .partition(|d| d.is_static());
+    let mut killed = Killed::default();
     // Hosts of your own are forgotten, never terminated: no AWS call is about them.
     for d in &own {
         store.remove(&d.id)?;
-        output::data(format!("{} forgotten", d.id));
+        killed.forgotten.push(d.id.clone());
     }
     if !own.is_empty() && hosts.is_empty() && !opts.select.is_empty() {
-        return Ok(Code::Ok);
+        return Ok(killed);
     }
     // A key pair or security group the tools made for the case may still exist in AWS.
     let has_resources = CaseState::has_resources(&store);
@@ -97,7 +141,7 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
             "no instance descriptors in {}: nothing to terminate",
             store.dir().display()
         ));
-        return Ok(Code::Ok);
+        return Ok(killed);
     }
     let rt = crate::runtime()?;
     rt.block_on(async {
@@ -105,7 +149,6 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
         let mut ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
         let fresh = crate::aws::errors::fresh_ids(&hosts);
         let owner = owner();
-        let mut code = Code::Ok;
         // Instances of the case without a descriptor (a crash between launch and descriptor):
         // terminated with --case-sweep, else reported (exit 1). One DescribeInstances.
         if opts.case_sweep || opts.select.is_empty() {
@@ -134,7 +177,7 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
                     cfg.case,
                     lost.join(", ")
                 ));
-                code = Code::Partial;
+                killed.untracked = lost;
             }
         }
         if opts.expired {
@@ -162,7 +205,7 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
             for (id, state) in &result.accepted {
                 if state.is_gone() {
                     store.remove(id)?;
-                    output::data(format!("{id} {state}"));
+                    killed.terminated.push((id.clone(), *state));
                     done.insert(id.clone());
                 }
             }
@@ -171,6 +214,7 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
                 output::note(format!(
                     "{id}: AWS no longer knows this instance; descriptor removed"
                 ));
+                killed.unknown.push(id.clone());
                 done.insert(id.clone());
             }
             let failed: Vec<&String> = ids.iter().filter(|id| !done.contains(*id)).collect();
@@ -185,12 +229,12 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
-                code = Code::Partial;
+                killed.unconfirmed = failed.into_iter().cloned().collect();
             }
         } else if !has_resources && !opts.case_sweep {
             output::note(format!("no instances of case {} to terminate", cfg.case));
         }
-        if code == Code::Ok && store.load_all()?.is_empty() {
+        if killed.code() == Code::Ok && store.load_all()?.is_empty() {
             if has_resources {
                 cleanup(&ec2, cfg, &store, CLEANUP_PATIENCE).await?;
             }
@@ -198,12 +242,12 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Code> {
                 sweep_tagged(&ec2, cfg, &owner, CLEANUP_PATIENCE).await?;
             }
         }
-        Ok(code)
+        Ok(killed)
     })
 }
 
 /// `--images`: deregister the images tagged with this case and owner, and their snapshots.
-fn delete_images(cfg: &Config) -> Result<Code> {
+fn delete_images(cfg: &Config) -> Result<()> {
     crate::runtime()?.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         for i in ec2.owned_images(&owner(), Some(&cfg.case)).await? {
@@ -215,7 +259,7 @@ fn delete_images(cfg: &Config) -> Result<Code> {
                 output::count(i.snapshots.len(), "snapshot")
             ));
         }
-        Ok(Code::Ok)
+        Ok(())
     })
 }
 

@@ -105,9 +105,11 @@ fn on_selection(
     })
 }
 
+/// The command line of `ec2-stop` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Stop the selected instances (all by default) and wait until they are stopped; prints `<id> stopped` lines",
     after_help = "Examples:
   ec2-stop                                        every instance of the case (disks kept)
@@ -145,9 +147,11 @@ impl Tool for Stop {
     }
 }
 
+/// The command line of `ec2-start` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Start the selected instances (all by default) and wait until each accepts SSH logins again (addresses may change: descriptors are updated); prints `<id> <address>` lines",
     after_help = "Examples:
   ec2-start                                       back after ec2-stop, SSH ready
@@ -176,9 +180,11 @@ impl Tool for Start {
     }
 }
 
+/// The command line of `ec2-reboot` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Reboot the selected instances (all by default) and wait until each has rebooted and accepts SSH logins again; prints `<id> <address>` lines",
     after_help = "Examples:
   ec2-reboot --role slave                         after a kernel setting changed
@@ -250,9 +256,11 @@ fn runs(mut indexes: Vec<u32>) -> Vec<(u32, u32)> {
     out
 }
 
+/// The command line of `ec2-revert` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Replace the selected instances (all by default) with fresh \
 ones from the AMI, keeping each one's index, role and name; prints `<instance-id> <address>` lines",
     after_help = "Examples:

@@ -15,9 +15,11 @@ use crate::remote::sshconf;
 use crate::tool::Tool;
 use clap::Parser;
 
+/// The command line of `ec2-ssh` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "Log in to one instance of the case with OpenSSH (its host key pinned): \
 ec2-ssh [INDEX|ID] [CMD…]; without CMD an interactive shell on a terminal",
     after_help = "Examples:

@@ -28,11 +28,21 @@ use crate::cli::HostArgs;
 use crate::config::SshConfig;
 use crate::error::Result;
 use crate::remote::ssh::check_identity;
+use crate::settings::Settings;
 
 /// The SSH settings, the store and the selected descriptors (never none), for the tools that
 /// work on hosts over SSH only. A missing identity file is found here, before any host.
 fn selected_hosts(args: &HostArgs) -> Result<(SshConfig, Store, Vec<Descriptor>)> {
-    let (settings, ssh, selection) = args.resolve()?;
+    selected_hosts_in(&args.dir.settings()?, args)
+}
+
+/// [`selected_hosts`] in settings already loaded (a program's, with what it set).
+fn selected_hosts_in(
+    settings: &Settings,
+    args: &HostArgs,
+) -> Result<(SshConfig, Store, Vec<Descriptor>)> {
+    let ssh = args.ssh.resolve(settings)?;
+    let selection = args.select.resolve();
     check_identity(&ssh)?;
     let store = Store::new(settings.dir());
     let hosts = select_some(&store, &selection)?;

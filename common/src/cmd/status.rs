@@ -23,9 +23,11 @@ use crate::tool::Tool;
 use clap::Parser;
 use serde_json::json;
 
+/// The command line of `ec2-status` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     about = "One line per instance: index, id, role, state, address, \
 uptime (refreshed from AWS; instances of the case without a descriptor are listed as untracked)",
     after_help = "Examples:

@@ -8,9 +8,11 @@ use crate::tool::{self, Tool};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// The command line of `ec2-tools` (its `--help` is the reference).
 #[derive(Parser, Debug)]
 #[command(
     version,
+    long_about = None,
     disable_help_subcommand = true,
     about = "The ec2-tools suite: list the tools, print shell completions, write man pages"
 )]

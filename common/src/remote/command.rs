@@ -205,7 +205,7 @@ impl Conn {
         sink: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<ExitInfo, SshError> {
         let began = Instant::now();
-        tracing::info!(target: "common::ssh", "ssh {}: exec", self.target.address);
+        tracing::info!(target: "ec2_tools::ssh", "ssh {}: exec", self.target.address);
         let pid: std::cell::Cell<Option<u32>> = std::cell::Cell::new(None);
         let mut head: Option<Vec<u8>> = Some(Vec::new());
         let kill = || {
@@ -251,10 +251,10 @@ impl Conn {
         }
         match &r {
             Ok(i) => {
-                tracing::info!(target: "common::ssh", "ssh {}: exit {} after {} ms", self.target.address, i.code, began.elapsed().as_millis())
+                tracing::info!(target: "ec2_tools::ssh", "ssh {}: exit {} after {} ms", self.target.address, i.code, began.elapsed().as_millis())
             }
             Err(e) => {
-                tracing::info!(target: "common::ssh", "ssh {}: failed after {} ms: {}", self.target.address, began.elapsed().as_millis(), e.message)
+                tracing::info!(target: "ec2_tools::ssh", "ssh {}: failed after {} ms: {}", self.target.address, began.elapsed().as_millis(), e.message)
             }
         }
         r

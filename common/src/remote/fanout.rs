@@ -84,6 +84,22 @@ pub fn on_each_host<W>(
 where
     W: Fn(&Descriptor, &Conn, &mut super::results::HostSink) -> Status + Sync,
 {
+    let (outcomes, collector) = each_host(cfg, hosts, width, results, work)?;
+    collector.finish(&outcomes)
+}
+
+/// [`on_each_host`] without the summary: every host's outcome, in the hosts' order, and the
+/// collector that holds what is left to present (or, in capture mode, to hand back).
+pub fn each_host<W>(
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    width: usize,
+    results: OutputConfig,
+    work: W,
+) -> Result<(Vec<Outcome>, Collector)>
+where
+    W: Fn(&Descriptor, &Conn, &mut super::results::HostSink) -> Status + Sync,
+{
     let targets = resolve_targets(cfg, hosts)?;
     let collector = Collector::new(results)?;
     // On a terminal: done/total, and the hosts still running longest.
@@ -134,8 +150,7 @@ where
         o
     });
     drop(bar);
-    let outcomes = collect(hosts, outcomes);
-    collector.finish(&outcomes)
+    Ok((collect(hosts, outcomes), collector))
 }
 
 /// `--accept-new-host-key`: record the key the host now offers in its descriptor.

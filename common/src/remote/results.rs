@@ -65,6 +65,35 @@ impl Outcome {
     }
 }
 
+/// One host's run of a command, for a program using the library
+/// ([`TestCase::exec`](crate::TestCase::exec)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRun {
+    /// The instance (or own host) id.
+    pub id: String,
+    /// Its index in the case.
+    pub index: u32,
+    /// The address connected to.
+    pub address: String,
+    /// The command's exit code; `None` when it could not be run or did not finish.
+    pub exit: Option<i32>,
+    /// Why there is no exit code (refused connection, timeout, host key mismatch, …).
+    pub error: Option<String>,
+    /// Everything the command wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything the command wrote to stderr.
+    pub stderr: Vec<u8>,
+    /// From the start of the connection to the end of the command.
+    pub duration: Duration,
+}
+
+impl HostRun {
+    /// The command ran and exited 0.
+    pub fn ok(&self) -> bool {
+        self.exit == Some(0)
+    }
+}
+
 /// How `d`, reached at `address`, is named in prefixes and host sets (`--label`).
 pub fn label_of(label: Label, d: &Descriptor, address: &str) -> String {
     match label {
@@ -107,11 +136,16 @@ impl HostSink {
     }
 }
 
+/// A host's whole stdout and stderr.
+type Streams = (Vec<u8>, Vec<u8>);
+
 /// Collects every host's result for one run.
 pub struct Collector {
     opts: OutputConfig,
     gathered: Mutex<Vec<(u32, String, Vec<u8>)>>,
     json_lines: Mutex<Vec<(u32, serde_json::Value)>>,
+    /// [`Mode::Capture`]: each host's (stdout, stderr), by id.
+    captured: Mutex<BTreeMap<String, Streams>>,
 }
 
 impl Collector {
@@ -123,12 +157,14 @@ impl Collector {
             opts,
             gathered: Mutex::new(vec![]),
             json_lines: Mutex::new(vec![]),
+            captured: Mutex::new(BTreeMap::new()),
         })
     }
 
     /// A sink for one host's output.
     pub fn host(&self, d: &Descriptor, address: &str) -> HostSink {
-        let quiet = self.opts.out_dir.is_some() || self.opts.mode == Mode::Json;
+        let quiet =
+            self.opts.out_dir.is_some() || matches!(self.opts.mode, Mode::Json | Mode::Capture);
         let label = label_of(self.opts.label, d, address);
         let prefix = match self.opts.mode {
             Mode::Prefix if !quiet => Some((
@@ -155,9 +191,10 @@ impl Collector {
             }
             paths = Some((po, pe, px));
         }
-        let keep_out = self.opts.mode == Mode::Gather
+        let keep_out = matches!(self.opts.mode, Mode::Gather | Mode::Capture)
             || (self.opts.mode == Mode::Json && self.opts.out_dir.is_none());
-        let keep_err = self.opts.mode == Mode::Json && self.opts.out_dir.is_none();
+        let keep_err = self.opts.mode == Mode::Capture
+            || (self.opts.mode == Mode::Json && self.opts.out_dir.is_none());
         HostSink {
             label,
             prefix,
@@ -220,12 +257,42 @@ impl Collector {
             // Streamed as hosts finish, whole lines.
             output::data(&v);
             self.json_lines.lock().unwrap().push((o.index, v));
+        } else if self.opts.mode == Mode::Capture {
+            self.captured.lock().unwrap().insert(
+                o.id.clone(),
+                (out.unwrap_or_default(), err.unwrap_or_default()),
+            );
         } else if self.opts.mode == Mode::Gather {
             self.gathered
                 .lock()
                 .unwrap()
                 .push((o.index, label, out.unwrap_or_default()));
         }
+    }
+
+    /// [`Mode::Capture`]: every host's result with its output, in the outcomes' order.
+    pub fn captured(&self, outcomes: Vec<Outcome>) -> Vec<HostRun> {
+        let mut captured = self.captured.lock().unwrap();
+        outcomes
+            .into_iter()
+            .map(|o| {
+                let (stdout, stderr) = captured.remove(&o.id).unwrap_or_default();
+                let (exit, error) = match &o.status {
+                    Status::Exited(c) => (Some(*c), None),
+                    _ => (None, Some(o.why())),
+                };
+                HostRun {
+                    id: o.id,
+                    index: o.index,
+                    address: o.address,
+                    exit,
+                    error,
+                    stdout,
+                    stderr,
+                    duration: o.duration,
+                }
+            })
+            .collect()
     }
 
     /// After all hosts: gathered groups, summary.json, --failed-to, the summary line; the code.

@@ -153,7 +153,7 @@ fn connect_once(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<Conn, 
         Some(j) => {
             let login = || bastion_login(j, cfg);
             let s = super::jump::open(j, cfg, &t.address, t.port, timeout, &login)?;
-            tracing::info!(target: "common::ssh", "ssh {}:{}: channel via bastion {} in {} ms", t.address, t.port, super::jump::name(j, cfg), started.elapsed().as_millis());
+            tracing::info!(target: "ec2_tools::ssh", "ssh {}:{}: channel via bastion {} in {} ms", t.address, t.port, super::jump::name(j, cfg), started.elapsed().as_millis());
             Stream::Jumped(s)
         }
         None => Stream::Tcp(connect_tcp(t, cfg, timeout)?),
@@ -205,7 +205,7 @@ fn bastion_login(
     if pinned.is_none() || conn.repinned {
         jump::record_pin(j, conn.host_key.as_deref(), conn.host_public_key.as_deref());
     }
-    tracing::info!(target: "common::ssh", "bastion {bastion}: logged in; instances are reached through it");
+    tracing::info!(target: "ec2_tools::ssh", "bastion {bastion}: logged in; instances are reached through it");
     Ok(jump::Bastion {
         sess: conn.sess.clone(),
         fd: conn.fd,
@@ -236,7 +236,7 @@ fn connect_tcp(t: &Target, cfg: &SshConfig, timeout: Duration) -> Result<TcpStre
         )
     })?;
     let _ = tcp.set_nodelay(true);
-    tracing::info!(target: "common::ssh", "ssh {}:{}: tcp connected in {} ms", t.address, t.port, started.elapsed().as_millis());
+    tracing::info!(target: "ec2_tools::ssh", "ssh {}:{}: tcp connected in {} ms", t.address, t.port, started.elapsed().as_millis());
     Ok(tcp)
 }
 
@@ -266,7 +266,7 @@ fn handshake_and_login(
         }
     })?;
 
-    tracing::info!(target: "common::ssh", "ssh {}: banner and key exchange in {} ms", t.address, phase.elapsed().as_millis());
+    tracing::info!(target: "ec2_tools::ssh", "ssh {}: banner and key exchange in {} ms", t.address, phase.elapsed().as_millis());
     let phase = Instant::now();
     let host_key = sess.host_key_hash(HashType::Sha256).map(fingerprint);
     let host_public_key = sess.host_key().and_then(|(key, kind)| {
@@ -300,7 +300,7 @@ fn handshake_and_login(
         }
     }
     authenticate(&sess, &t.user, cfg.identity.as_ref())?;
-    tracing::info!(target: "common::ssh", "ssh {}: logged in as {} in {} ms", t.address, t.user, phase.elapsed().as_millis());
+    tracing::info!(target: "ec2_tools::ssh", "ssh {}: logged in as {} in {} ms", t.address, t.user, phase.elapsed().as_millis());
     sess.set_keepalive(true, 15);
     Ok(Conn {
         sess,
