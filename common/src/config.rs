@@ -269,9 +269,9 @@ impl Placement {
 
 impl LaunchConfig {
     /// The AMI, or the error that says how to give one.
-    pub fn ami(&self) -> crate::Result<&str> {
+    pub fn ami(&self) -> crate::error::Result<&str> {
         self.ami.as_deref().ok_or_else(|| {
-            crate::Error::input(
+            crate::error::Error::input(
                 "no AMI given: set --ami, EC2_TOOLS_AMI or \"ami\" in ec2-tools.json",
             )
         })

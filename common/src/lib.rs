@@ -69,14 +69,5 @@ pub use testcase::{CreateOptions, ExecOptions, TestCase};
 // entry (tool.rs) and exit codes. The layers below are crate-private, so their dead code is
 // seen and they can change without breaking a program built on this crate.
 
-/// A runtime for the AWS side (network-bound, one thread is plenty; SSH work runs on its own
-/// threads).
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::infra(format!("cannot start the async runtime: {e}")))
-}
-
 #[cfg(test)]
 mod properties;

@@ -597,7 +597,7 @@ mod tests {
         let t = tree();
         let mut s = Settings::from_parts(&t.dir, |_| None, None).unwrap();
         let e = s.set("instance_typo", "x").err().unwrap();
-        assert_eq!(e.code, crate::Code::Usage, "{e}");
+        assert_eq!(e.code, crate::error::Code::Usage, "{e}");
         assert!(e.message.starts_with("instance_typo: not a setting"), "{e}");
     }
 

@@ -268,7 +268,7 @@ mod tests {
         let e = parse::<create::Cli>(CreateOptions::new(0).args())
             .err()
             .unwrap();
-        assert_eq!(e.code, crate::Code::Usage);
+        assert_eq!(e.code, crate::error::Code::Usage);
         assert!(
             e.message.contains("'<N>'") && !e.message.contains('\n'),
             "{e}"

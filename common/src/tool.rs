@@ -30,7 +30,7 @@ pub fn interrupted() -> bool {
 }
 
 /// `Err(interrupted)` once a signal arrived, for `?` in loops.
-pub fn check_interrupted() -> crate::Result<()> {
+pub fn check_interrupted() -> crate::error::Result<()> {
     if interrupted() {
         Err(Error::interrupted())
     } else {
@@ -122,7 +122,7 @@ pub trait Tool {
     /// Its command line.
     type Cli: clap::Parser;
     /// Do the tool's work; the code it exits with (an error: its one line and code).
-    fn run(cli: Self::Cli) -> crate::Result<Code>;
+    fn run(cli: Self::Cli) -> crate::error::Result<Code>;
 }
 
 /// The whole `main` of a tool binary: `common::bin!(common::cmd::create::Create);` names the
@@ -187,7 +187,7 @@ const VERBOSE: &str = "ec2_tools_verbose";
 
 /// Parse a clap CLI, mapping clap's own exits to ours: help and version print as clap does
 /// (exit 0); a usage error is one line, `ec2-<tool>: <what> (see --help)`, exit 2.
-pub fn parse<C: clap::Parser>(name: &'static str, args: Vec<OsString>) -> crate::Result<C> {
+pub fn parse<C: clap::Parser>(name: &'static str, args: Vec<OsString>) -> crate::error::Result<C> {
     command::<C>(name)
         .try_get_matches_from(args)
         .and_then(|m| {

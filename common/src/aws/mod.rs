@@ -18,3 +18,12 @@ pub mod placement;
 pub mod retry;
 pub mod s3;
 pub mod wait;
+
+/// A runtime for the AWS side (network-bound, one thread is plenty; SSH work runs on its own
+/// threads).
+pub(crate) fn runtime() -> crate::error::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::error::Error::infra(format!("cannot start the async runtime: {e}")))
+}

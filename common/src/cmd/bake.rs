@@ -64,7 +64,7 @@ impl Tool for Bake {
 
     fn run(cli: Cli) -> Result<Code> {
         let (settings, cfg) = cli.case.resolve()?;
-        let rt = crate::runtime()?;
+        let rt = crate::aws::runtime()?;
         if cli.list {
             return rt.block_on(async {
                 let ec2 = ec2::connect(cfg.region.as_deref()).await?;

@@ -272,7 +272,7 @@ pub(crate) fn create(settings: &crate::settings::Settings, cli: &Cli) -> Result<
         let existing = store.load_all()?; // a bad descriptor stops us before anything is launched
         ssh_cfg.identity = crate::aws::access::default_identity(&store, &launch, &ssh_cfg)?;
         let patience = Patience::new(cli.timeout);
-        crate::runtime()?.block_on(async {
+        crate::aws::runtime()?.block_on(async {
             let fleet = Fleet::connect(cfg, ssh_cfg).await?;
             let tracked = fleet.refresh(existing).await?;
             let untracked = fleet.untracked(&tracked).await?;

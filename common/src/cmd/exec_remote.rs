@@ -184,7 +184,7 @@ fn piped_stdin() -> Result<Option<Vec<u8>>> {
     use std::io::Read;
     std::io::stdin()
         .read_to_end(&mut data)
-        .map_err(|e| crate::Error::input(format!("reading stdin: {e}")))?;
+        .map_err(|e| crate::error::Error::input(format!("reading stdin: {e}")))?;
     Ok((!data.is_empty()).then_some(data))
 }
 

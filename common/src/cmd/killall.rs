@@ -143,7 +143,7 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Killed> {
         ));
         return Ok(killed);
     }
-    let rt = crate::runtime()?;
+    let rt = crate::aws::runtime()?;
     rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         let mut ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
@@ -248,7 +248,7 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Killed> {
 
 /// `--images`: deregister the images tagged with this case and owner, and their snapshots.
 fn delete_images(cfg: &Config) -> Result<()> {
-    crate::runtime()?.block_on(async {
+    crate::aws::runtime()?.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         for i in ec2.owned_images(&owner(), Some(&cfg.case)).await? {
             ec2.delete_image(&i).await?;

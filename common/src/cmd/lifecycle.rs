@@ -97,7 +97,7 @@ fn on_selection(
     if hosts.is_empty() {
         return Ok(Code::Ok);
     }
-    crate::runtime()?.block_on(async {
+    crate::aws::runtime()?.block_on(async {
         let fleet = Fleet::connect(cfg, ssh_cfg).await?;
         let code = stage(&fleet, hosts).await;
         fleet.sync_ssh_files();

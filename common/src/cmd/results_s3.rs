@@ -57,7 +57,7 @@ pub(crate) fn get_to_s3(
     dest: &Dest,
     fanout: usize,
 ) -> Result<Code> {
-    let rt = crate::runtime()?;
+    let rt = crate::aws::runtime()?;
     let s3 = rt.block_on(async {
         let s3 = s3::connect(dest.region.as_deref()).await?;
         s3.check_bucket(&dest.bucket).await?;
@@ -66,7 +66,7 @@ pub(crate) fn get_to_s3(
     let tmp = tempfile::tempdir().map_err(|e| Error::infra(format!("temp directory: {e}")))?;
     let packed: Mutex<Vec<Packed>> = Mutex::new(Vec::new());
     let failed: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-    let src = super::files::remote_path(remote);
+    let src = crate::remote::sftp::remote_path(remote);
     let fetched = on_each_host(cfg, hosts, fanout, OutputConfig::default(), |d, conn, _| {
         let name = format!("{}-{}", d.index, d.id);
         let r = (|| -> std::result::Result<Packed, String> {
@@ -77,8 +77,8 @@ pub(crate) fn get_to_s3(
                 .file_name()
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("home"));
-            let mut t = super::files::Tally::default();
-            super::files::download(&sftp, &src, &into.join(leaf), &mut t)?;
+            let mut t = crate::remote::sftp::Tally::default();
+            crate::remote::sftp::download(&sftp, &src, &into.join(leaf), &mut t)?;
             let archive = tmp.path().join(format!("{name}.tar.zst"));
             pack(&into, &archive).map_err(|e| format!("packing: {e}"))?;
             let _ = std::fs::remove_dir_all(&into);

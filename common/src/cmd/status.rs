@@ -146,7 +146,7 @@ struct Net {
 fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Result<Code> {
     let store = Store::new(&cfg.dir);
     let mut hosts = select(&store, sel)?;
-    let rt = crate::runtime()?;
+    let rt = crate::aws::runtime()?;
     let mut code = Code::Ok;
     let mut seen = std::collections::BTreeMap::new();
     for d in &hosts {
@@ -195,7 +195,7 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
             }
         }
         if sel.is_explicit() {
-            return Ok::<_, crate::Error>(vec![]);
+            return Ok::<_, crate::error::Error>(vec![]);
         }
         let all = store.load_all()?;
         let case = ec2

@@ -1,6 +1,6 @@
 //! Everything that talks to hosts: SSH sessions (ssh.rs), commands on them (command.rs), the
-//! worker pool that runs one thing per host (fanout.rs), and what becomes of each host's
-//! output and result (results.rs).
+//! worker pool that runs one thing per host (fanout.rs), what becomes of each host's output
+//! and result (results.rs), and files copied over SFTP (sftp.rs).
 //!
 //! Takes descriptors and SSH settings from above; knows nothing of AWS. What does not belong
 //! here: what a tool runs on its hosts (cmd/).
@@ -10,5 +10,6 @@ pub mod failure;
 pub mod fanout;
 pub mod jump;
 pub mod results;
+pub mod sftp;
 pub mod ssh;
 pub mod sshconf;
