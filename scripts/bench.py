@@ -13,12 +13,26 @@ and its children, from wait4) and sshd CPU (the listener's own and reaped childr
 Lifecycle: `ec2-create 100` and `ec2-killall` against the emulator through a counting proxy:
 wall time and EC2 API calls by action.
 
-usage: scripts/bench.py [--runs N] [--sizes 100,300] [--out FILE]
+Latency (--rtts): the same `true` through scripts/relay.py, a delaying TCP relay in front of
+every host (netem is not available here), at each round-trip time, for ec2-exec-remote cold
+(`persist off`) and warm (its session holder, warmed by one run first), pdsh and parallel-ssh
+at their default fan-outs (32) — all through the same relay.
+
+Scale (--big N): ec2-create N, then ec2-exec-remote `true` on 100, 300 and N hosts: per-host
+wall, client CPU, sshd CPU and the tool's peak RSS (ru_maxrss); RLIMIT_NOFILE is raised to the
+hard limit first.
+
+sshd CPU is summed over every sshd listener of the local cloud: the main one and one per
+instance (the EC2 front makes each instance its own sshd), each with its reaped children.
+
+usage: scripts/bench.py [--runs N] [--sizes 100,300] [--rtts 0,10,50] [--big 1000] [--out FILE]
 """
 import argparse
 import json
 import os
 import platform
+import resource
+import socket
 import re
 import shutil
 import signal
@@ -44,11 +58,35 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
 
 
-def sshd_cpu(pid):
-    """utime+stime+cutime+cstime of the sshd listener, seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+def proc_cpu(pid):
+    """utime+stime+cutime+cstime of a process, seconds (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return sum(int(x) for x in fields[11:15]) / CLK
+
+
+SSHD_PIDS = []
+
+
+def sshd_pids(state, main_pid):
+    """The main sshd and every instance's own sshd (machines/<id>/sshd.pid)."""
+    pids = [main_pid]
+    root = os.path.join(state, "machines")
+    for d in os.listdir(root) if os.path.isdir(root) else []:
+        try:
+            with open(os.path.join(root, d, "sshd.pid")) as f:
+                pids.append(int(f.read().strip()))
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+def sshd_cpu(_pid=None):
+    """CPU of every sshd listener of the cloud and their reaped children, seconds."""
+    return sum(proc_cpu(p) for p in SSHD_PIDS)
 
 
 def timed(cmd, env, sshd_pid):
@@ -58,6 +96,7 @@ def timed(cmd, env, sshd_pid):
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
+    timed.maxrss_kb = ru.ru_maxrss
     time.sleep(0.3)  # let the per-connection sshd processes exit and be reaped
     s1 = sshd_cpu(sshd_pid)
     err = p.stderr.read().decode(errors="replace")
@@ -132,6 +171,14 @@ def versions():
     }
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -140,9 +187,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sizes", default="100,300")
+    ap.add_argument("--rtts", default="0,10,50", help="round-trip times (ms) for the latency section; '' skips it")
+    ap.add_argument("--latency-sizes", default="100,300")
+    ap.add_argument("--big", type=int, default=1000, help="the scale section's largest fleet; 0 skips it")
     ap.add_argument("--out", default=os.path.join(REPO, "target", "bench", "report.md"))
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    rtts = [float(r) for r in args.rtts.split(",") if r.strip()]
+    lat_sizes = [int(s) for s in args.latency_sizes.split(",")] if rtts else []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1,000 hosts: sockets, sshds
     for tool in ("pdsh", "parallel-ssh"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} not found (make bench installs pdsh and pssh)")
@@ -178,11 +232,15 @@ def main():
         # --- the fleet for fan-out -------------------------------------------------------------
         fleet = os.path.join(work, "fleet")
         os.makedirs(fleet)
-        p = subprocess.run([os.path.join(BIN, "ec2-create"), str(max(sizes))], env=env, cwd=fleet,
+        total = max(sizes + lat_sizes + [args.big])
+        t0 = time.perf_counter()
+        p = subprocess.run([os.path.join(BIN, "ec2-create"), str(total)], env=penv, cwd=fleet,
                            capture_output=True, text=True)
         if p.returncode != 0:
-            sys.exit(f"bench: ec2-create {max(sizes)} failed: {p.stderr}")
+            sys.exit(f"bench: ec2-create {total} failed: {p.stderr}")
+        life.append((f"ec2-create {total}", time.perf_counter() - t0, proxy.take()))
         addrs = [l.split()[1] for l in p.stdout.splitlines()]
+        SSHD_PIDS[:] = sshd_pids(state, sshd_pid)
         ssh_opts = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
                     "-o", "LogLevel=ERROR"]
         curve = ["-o", "KexAlgorithms=curve25519-sha256"]
@@ -215,6 +273,81 @@ def main():
                     print(f"bench: n={n} run={r + 1} {t}: wall {wall:.3f}s client {cpu:.3f}s sshd {scpu:.3f}s",
                           file=sys.stderr)
             results[n] = runs
+
+        # --- latency: every client through the same delaying relay ---------------------------
+        latency = {}
+        ours_cold = [os.path.join(BIN, "ec2-exec-remote"), "--dir", fleet, "--persist", "off"]
+        for rtt in rtts:
+            n_max = max(lat_sizes)
+            lport = free_port()
+            relay = subprocess.Popen([sys.executable, os.path.join(REPO, "scripts", "relay.py"),
+                                      "--delay-ms", str(rtt / 2), "--listen-port", str(lport),
+                                      "--target-port", port] + addrs[:n_max],
+                                     stdout=subprocess.PIPE, text=True)
+            if relay.stdout.readline().strip() != "ready":
+                sys.exit("bench: the relay did not start")
+            try:
+                for n in lat_sizes:
+                    hosts = os.path.join(work, f"hosts{n}")
+                    with open(hosts, "w") as f:
+                        f.write("\n".join(addrs[:n]) + "\n")
+                    via = ["-p", str(lport), "-i", key] + ssh_opts + curve
+                    sel = ["--select", f"1-{n}", "--port", str(lport)]
+                    warm = [os.path.join(BIN, "ec2-exec-remote"), "--dir", fleet, "--persist", "10m"] + sel
+                    tools = {
+                        "ec2-exec-remote warm (persist)": (warm + ["true"], {}),
+                        "ec2-exec-remote cold (fan-out 32)": (ours_cold + sel + ["-f", "32", "true"], {}),
+                        "ec2-exec-remote cold (fan-out 128)": (ours_cold + sel + ["-f", "128", "true"], {}),
+                        "ec2-exec-remote cold (fan-out 256)": (ours_cold + sel + ["-f", "256", "true"], {}),
+                        "pdsh (curve25519, -f 32)": (["pdsh", "-R", "ssh", "-l", user, "-w", "^" + hosts, "true"],
+                                                     {"PDSH_SSH_ARGS_APPEND": " ".join(via)}),
+                        "parallel-ssh (curve25519, -p 32)": (["parallel-ssh", "-h", hosts, "-l", user,
+                                                              "-x", " ".join(via), "true"], {}),
+                    }
+                    # The holder logs in once, before the measured runs.
+                    wall, cpu, scpu, code, err = timed(warm + ["true"], env, sshd_pid)
+                    if code != 0:
+                        sys.exit(f"bench: warming up on {n} hosts at {rtt} ms exited {code}: {err[-2000:]}")
+                    runs = {t: [] for t in tools}
+                    for r in range(args.runs):
+                        for t, (cmd, extra) in tools.items():
+                            wall, cpu, scpu, code, err = timed(cmd, dict(env, **extra), sshd_pid)
+                            if code != 0:
+                                sys.exit(f"bench: {t} on {n} hosts at {rtt} ms exited {code}: {err[-2000:]}")
+                            runs[t].append((wall, cpu, scpu))
+                            print(f"bench: rtt={rtt} n={n} run={r + 1} {t}: wall {wall:.3f}s client {cpu:.3f}s "
+                                  f"sshd {scpu:.3f}s", file=sys.stderr)
+                    latency[(rtt, n)] = runs
+            finally:
+                relay.kill()
+                relay.wait()
+
+        # --- scale: 100 → 300 → N hosts, cold and warm ---------------------------------------
+        scale = {}
+        if args.big:
+            for n in sorted({100, 300, args.big}):
+                sel = ["--dir", fleet, "--select", f"1-{n}"]
+                tools = {
+                    "cold (fan-out 64)": ([os.path.join(BIN, "ec2-exec-remote"), "--persist", "off", "-f", "64"]
+                                         + sel + ["true"]),
+                    "warm (persist)": [os.path.join(BIN, "ec2-exec-remote"), "--persist", "10m"] + sel + ["true"],
+                }
+                timed(tools["warm (persist)"], env, sshd_pid)  # log the holder in
+                runs = {t: [] for t in tools}
+                for r in range(args.runs):
+                    for t, cmd in tools.items():
+                        wall, cpu, scpu, code, err = timed(cmd, env, sshd_pid)
+                        if code != 0:
+                            sys.exit(f"bench: {t} on {n} hosts exited {code}: {err[-2000:]}")
+                        runs[t].append((wall, cpu, scpu, timed.maxrss_kb))
+                        print(f"bench: scale n={n} run={r + 1} {t}: wall {wall:.3f}s client {cpu:.3f}s "
+                              f"sshd {scpu:.3f}s rss {timed.maxrss_kb} kB", file=sys.stderr)
+                scale[n] = runs
+        t0 = time.perf_counter()
+        p = subprocess.run([os.path.join(BIN, "ec2-killall")], env=penv, cwd=fleet, capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit(f"bench: ec2-killall of {total} failed: {p.stderr}")
+        life.append((f"ec2-killall ({total})", time.perf_counter() - t0, proxy.take()))
     finally:
         subprocess.run([os.path.join(REPO, "scripts", "localcloud"), "stop", "--state", state])
         shutil.rmtree(work, ignore_errors=True)
@@ -243,6 +376,27 @@ def main():
         for i, what in ((0, "wall"), (1, "client CPU"), (2, "sshd CPU")):
             pa, pb = median([x[i] for x in ra]) / a * 1000, median([x[i] for x in rb]) / b * 1000
             report.append(f"- {what}: {pa:.2f} ms/host → {pb:.2f} ms/host (×{pb / pa:.2f})")
+    for (rtt, n), runs in sorted(latency.items()):
+        report.append(f"\n#### `true` on {n} hosts at {rtt:g} ms RTT (every client through the same relay)\n")
+        report.append("| tool | wall s | client CPU s | sshd CPU s | sshd CPU ms/host | wall / pdsh(c25519) |")
+        report.append("|---|---|---|---|---|---|")
+        ref = median([x[0] for x in runs["pdsh (curve25519, -f 32)"]])
+        for t, rs in runs.items():
+            w, c, s = (median([x[i] for x in rs]) for i in range(3))
+            report.append(f"| {t} | {w:.3f} | {c:.3f} | {s:.3f} | {s / n * 1000:.2f} | {w / ref:.2f} |")
+        report.append("\nRaw (wall, client CPU, sshd CPU) per run:\n")
+        for t, rs in runs.items():
+            report.append(f"- {t}: " + ", ".join(f"({a:.3f}, {b:.3f}, {c:.3f})" for a, b, c in rs))
+    if scale:
+        report.append("\n#### Scale: `true` on 100 → 300 → N loopback hosts (per host: median wall, CPU / N)\n")
+        report.append("| hosts | mode | wall s | wall ms/host | client CPU ms/host | sshd CPU ms/host | peak RSS MB (tool) |")
+        report.append("|---|---|---|---|---|---|---|")
+        for n, runs in sorted(scale.items()):
+            for t, rs in runs.items():
+                w, c, s = (median([x[i] for x in rs]) for i in range(3))
+                rss = max(x[3] for x in rs) / 1024
+                report.append(f"| {n} | {t} | {w:.3f} | {w / n * 1000:.2f} | {c / n * 1000:.2f} | "
+                              f"{s / n * 1000:.2f} | {rss:.1f} |")
     report.append("\n#### Lifecycle against the emulator (through a counting proxy)\n")
     report.append("| command | wall s | EC2 calls by action | mutating calls |")
     report.append("|---|---|---|---|")

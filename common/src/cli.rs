@@ -249,6 +249,10 @@ pub struct SshArgs {
     /// a forwarded channel per instance; its host key pinned too), as ssh's ProxyJump
     #[arg(short = 'J', long, value_name = "[USER@]HOST[:PORT]")]
     pub jump: Option<String>,
+    /// Keep the case's SSH logins open between runs this long after the last use, so the
+    /// next run opens a channel instead of logging in; `off`: log in afresh every run
+    #[arg(long, value_name = "DURATION|off")]
+    pub persist: Option<String>,
 }
 
 /// A value set by flag or environment (it beats the descriptor), and the value of the lower
@@ -315,6 +319,9 @@ impl SshArgs {
                 }),
             auth_grace: s
                 .value(&keys::AUTH_GRACE, None, parse_duration)?
+                .expect(has_default),
+            persist: s
+                .value(&keys::PERSIST, self.persist.as_deref(), parse_ttl)?
                 .expect(has_default),
         })
     }
@@ -548,6 +555,7 @@ mod tests {
             ("ssh_allow", "EC2_TOOLS_SSH_ALLOW", "127.0.0.0/8"),
             ("ssh_jump", "EC2_TOOLS_SSH_JUMP", "ec2-user@10.0.0.1:2222"),
             ("auth_grace", "EC2_TOOLS_AUTH_GRACE", "30s"),
+            ("persist", "EC2_TOOLS_PERSIST", "5m"),
         ];
         assert_eq!(values.len(), keys::KEYS.len());
         let resolve_all = |s: &Settings| {

@@ -21,7 +21,7 @@ pub struct Config {
 }
 
 /// Which of an instance's addresses the tools connect to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum AddressMode {
     /// The first non-empty of public DNS, public IP, private IP
     #[default]
@@ -65,8 +65,9 @@ impl AddressMode {
 
 /// How to reach instances over SSH. `user`, `port` and `address` are set only by a flag or
 /// the environment and then beat what a descriptor recorded; the `fallback_*` values (a
-/// settings file, else the default) apply where neither says.
-#[derive(Debug, Clone)]
+/// settings file, else the default) apply where neither says. Serialisable: a tool hands it
+/// to the case's session holder with each request.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SshConfig {
     pub user: Option<String>,
     pub identity: Option<PathBuf>,
@@ -86,11 +87,14 @@ pub struct SshConfig {
     /// While an instance boots, a refused login is normal (cloud-init installs the key after
     /// sshd starts); refused this long, it is a wrong user or key: the host fails early.
     pub auth_grace: Duration,
+    /// Warm sessions: the case's session holder keeps logins open this long after the last
+    /// use (`None`: off, every run logs in afresh).
+    pub persist: Option<Duration>,
 }
 
 /// A bastion: `[user@]host[:port]` (ssh's ProxyJump syntax); the user defaults to the
 /// instances' login user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Jump {
     pub user: Option<String>,
     pub host: String,

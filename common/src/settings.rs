@@ -69,6 +69,8 @@ pub const NETWORK_CIDR: Key = key(
 pub const PLACEMENT: Key = key("placement", "EC2_TOOLS_PLACEMENT", None);
 pub const SSH_JUMP: Key = key("ssh_jump", "EC2_TOOLS_SSH_JUMP", None);
 pub const AUTH_GRACE: Key = key("auth_grace", "EC2_TOOLS_AUTH_GRACE", Some("60s"));
+/// Keep the case's SSH sessions open between tool runs this long after the last use (`off`).
+pub const PERSIST: Key = key("persist", "EC2_TOOLS_PERSIST", Some("10m"));
 
 /// Every setting, in the order `--show-config` lists them.
 pub const KEYS: &[&Key] = &[
@@ -97,6 +99,7 @@ pub const KEYS: &[&Key] = &[
     &SSH_ALLOW,
     &SSH_JUMP,
     &AUTH_GRACE,
+    &PERSIST,
 ];
 
 /// The name of the settings file looked for in the test-case directory and its parents.
@@ -417,7 +420,7 @@ mod tests {
     /// Five distinct values each key's grammar accepts (the layers' order is what is tested).
     fn samples(key: &Key) -> [&'static str; 5] {
         match key.name {
-            "ttl" | "connect_timeout" | "auth_grace" => ["1s", "2s", "3s", "4s", "5s"],
+            "ttl" | "connect_timeout" | "auth_grace" | "persist" => ["1s", "2s", "3s", "4s", "5s"],
             "ssh_jump" => ["u@b1", "b2:2222", "b3", "u@b4:22", "b5"],
             "placement" => ["cluster", "spread", "partition", "off", "none"],
             "network" => ["auto", "default", "auto", "default", "auto"],

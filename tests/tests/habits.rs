@@ -254,15 +254,21 @@ fn verbose_logs_show_aws_calls_and_ssh_phases_on_stderr_and_never_the_secret() {
     assert!(r.stderr.contains("aws RunInstances: HTTP 200"), "{r}");
     assert!(r.stderr.contains("request id"), "{r}");
     assert!(r.stderr.contains(": logged in as "), "{r}");
-    let r2 = c.run_with("ec2-exec-remote", &["-vv", "--json", "echo hi"], &env);
+    let cold = [env[0], ("EC2_TOOLS_PERSIST", "off")];
+    let r2 = c.run_with("ec2-exec-remote", &["-vv", "--json", "echo hi"], &cold);
     r2.assert_code(0);
     assert!(r2.stderr.contains(": banner and key exchange in "), "{r2}");
     assert!(r2.stderr.contains(": exit 0 after "), "{r2}");
     assert_eq!(r2.stdout.lines().count(), 2, "{r2}");
+    // Through the case's session holder (warm sessions) each host's end is logged too.
+    let warm = c.run_with("ec2-exec-remote", &["-v", "echo hi"], &env);
+    warm.assert_code(0);
+    assert_eq!(warm.stderr.matches(": exit 0 after ").count(), 2, "{warm}");
+    assert!(warm.stderr.contains("(session holder)"), "{warm}");
     let r3 = c.run_with("ec2-killall", &["-vv"], &env);
     r3.assert_code(0);
     assert!(r3.stderr.contains("aws TerminateInstances"), "{r3}");
-    for run in [&r, &r2, &r3] {
+    for run in [&r, &r2, &warm, &r3] {
         assert!(
             !run.stderr.contains(secret) && !run.stdout.contains(secret),
             "{run}"

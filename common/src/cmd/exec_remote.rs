@@ -11,13 +11,15 @@ use crate::case::descriptor::Descriptor;
 use crate::cli::{HostArgs, OutputArgs};
 use crate::config::{parse_duration, OutputConfig, OutputMode, SshConfig};
 use crate::error::{Code, Result};
-use crate::remote::fanout::each_host;
+use crate::remote::fanout::{each_host_into, resolve_targets, via_holder};
+use crate::remote::holder::{RunRequest, Unavailable};
 use crate::remote::results::{Collector, HostRun, Outcome, Status};
 use crate::remote::ssh::{Kind, SshError};
 use crate::settings::Settings;
 use crate::tool::{self, Tool};
 use clap::Parser;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// The command line of `ec2-exec-remote` (its `--help` is the reference).
@@ -98,7 +100,7 @@ impl Tool for ExecRemote {
         if let Some(j) = &cli.job {
             jobs::validate_job_name(j)?;
         }
-        let (ssh, _, hosts) = super::selected_hosts(&cli.hosts)?;
+        let (ssh, store, hosts) = super::selected_hosts(&cli.hosts)?;
         let fanout = cli.fanout as usize;
         let action = [
             (cli.jobs, Action::List),
@@ -146,6 +148,7 @@ impl Tool for ExecRemote {
             at: cli.at,
             max_skew: cli.max_skew,
             results: cli.output.resolve(),
+            state_dir: store.state_dir().ok(),
         };
         run_remote(&ssh, &hosts, &job)
     }
@@ -164,6 +167,8 @@ pub(crate) struct RemoteJob {
     pub at: Option<SystemTime>,
     pub max_skew: Duration,
     pub results: OutputConfig,
+    /// The case's state directory, where its session holder listens (warm sessions).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// This process's stdin when it is a pipe or a regular file (never a terminal, a socket or
@@ -201,8 +206,9 @@ pub(crate) fn capture(
     cli: &Cli,
     stdin: Option<Vec<u8>>,
 ) -> Result<Vec<HostRun>> {
-    let (ssh, _, hosts) = super::selected_hosts_in(settings, &cli.hosts)?;
+    let (ssh, store, hosts) = super::selected_hosts_in(settings, &cli.hosts)?;
     let job = RemoteJob {
+        state_dir: store.state_dir().ok(),
         command: cli.command.join(" "),
         stdin,
         fanout: cli.fanout as usize,
@@ -237,7 +243,65 @@ fn remote_outcomes(
     if let Some(t) = job.timeout {
         cfg.connect_timeout = cfg.connect_timeout.min(t);
     }
-    each_host(&cfg, hosts, width, job.results.clone(), |d, conn, sink| {
+    // A timeout or interruption killed the remote process group: say so.
+    let explain = |e: SshError| match e.kind {
+        Kind::Timeout => SshError::new(
+            Kind::Timeout,
+            format!(
+                "timed out after {} (remote process group killed)",
+                humantime::format_duration(job.timeout.unwrap_or_default())
+            ),
+        ),
+        Kind::Interrupted => SshError::new(
+            Kind::Interrupted,
+            "interrupted (remote process group killed)",
+        ),
+        _ => e,
+    };
+    let collector = Collector::new(job.results.clone())?;
+    // Warm sessions first (not with --at: its clock offsets are measured per connection).
+    let mut warm: Vec<Option<Outcome>> = hosts.iter().map(|_| None).collect();
+    if let Some(dir) = job.state_dir.as_deref().filter(|_| starts.is_empty()) {
+        if let Some(persist) = cfg
+            .persist
+            .filter(|_| cfg.repin.is_none() && cfg.jump.is_none())
+        {
+            resolve_targets(&cfg, hosts)?; // the allow list, before anything is sent
+            let req = RunRequest {
+                ssh: cfg.clone(),
+                hosts: hosts.to_vec(),
+                command: job.command.clone(),
+                stdin: job.stdin.clone(),
+                timeout: job.timeout,
+                fanout: width,
+                persist,
+            };
+            match via_holder(dir, &collector, &req, &explain) {
+                Ok((done, why)) => {
+                    warm = done;
+                    if let Some(why) = why.filter(|_| !tool::interrupted()) {
+                        let left = warm.iter().filter(|o| o.is_none()).count();
+                        crate::output::note(format!(
+                            "{why}; connecting directly to the {left} hosts not yet started"
+                        ));
+                    }
+                }
+                Err(Unavailable(why)) => crate::output::note(format!(
+                    "warm sessions unavailable ({why}): connecting directly"
+                )),
+            }
+        }
+    }
+    let rest: Vec<Descriptor> = hosts
+        .iter()
+        .zip(&warm)
+        .filter(|(_, o)| o.is_none())
+        .map(|(d, _)| d.clone())
+        .collect();
+    if rest.is_empty() {
+        return Ok((warm.into_iter().flatten().collect(), collector));
+    }
+    let direct = each_host_into(&collector, &cfg, &rest, width, |d, conn, sink| {
         let command = match starts.get(&d.id) {
             Some(t) => format!("{}{}", sync::wait_until_prefix(*t), job.command),
             None => job.command.clone(),
@@ -254,20 +318,15 @@ fn remote_outcomes(
             &mut |s, b| sink.push(s, b),
         ) {
             Ok(info) => Status::Exited(info.code),
-            Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
-                Kind::Timeout,
-                format!(
-                    "timed out after {} (remote process group killed)",
-                    humantime::format_duration(job.timeout.unwrap_or_default())
-                ),
-            )),
-            Err(e) if e.kind == Kind::Interrupted => Status::Failed(SshError::new(
-                Kind::Interrupted,
-                "interrupted (remote process group killed)",
-            )),
-            Err(e) => Status::Failed(e),
+            Err(e) => Status::Failed(explain(e)),
         }
-    })
+    })?;
+    let mut direct = direct.into_iter();
+    let outcomes = warm
+        .into_iter()
+        .map(|o| o.or_else(|| direct.next()).expect("one outcome per host"))
+        .collect();
+    Ok((outcomes, collector))
 }
 
 fn until(at: Option<SystemTime>) -> Duration {

@@ -110,6 +110,8 @@ impl Killed {
 /// case's ssh_config and known_hosts then follow the descriptors that are left.
 pub(crate) fn killall(settings: &crate::settings::Settings, cli: &Cli) -> Result<Killed> {
     let cfg = crate::cli::resolve_case(settings, &cli.case.case, &cli.case.aws)?;
+    // The case's warm sessions go first: nothing of the case outlives its instances.
+    crate::remote::holder::stop(&cfg.dir.join(crate::case::store::STATE_DIR));
     let killed = kill(&cfg, cli)?;
     if cli.images {
         delete_images(&cfg)?;

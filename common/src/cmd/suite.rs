@@ -38,6 +38,15 @@ enum What {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Hold the SSH sessions of the test case whose state directory is DIR open, for IDLE
+    /// after the last use (started by the tools themselves; see `persist`)
+    #[command(hide = true)]
+    SessionHolder {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(value_name = "IDLE", value_parser = crate::config::parse_duration)]
+        idle: std::time::Duration,
+    },
 }
 
 /// Every tool's command line, as its binary builds it (name, `-v`, the settings table).
@@ -122,6 +131,10 @@ impl Tool for Suite {
                 if dir.is_none() {
                     crate::output::data(String::from_utf8_lossy(&all).trim_end());
                 }
+            }
+            What::SessionHolder { dir, idle } => {
+                crate::remote::holder::serve(&dir, idle)
+                    .map_err(|e| Error::infra(format!("session holder: {e}")))?;
             }
             What::Man { dir } => {
                 std::fs::create_dir_all(&dir)

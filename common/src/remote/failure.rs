@@ -5,7 +5,7 @@
 use std::fmt;
 
 /// Why an SSH operation failed; decides retries and exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// The address is outside EC2_TOOLS_SSH_ALLOW: never connected.
     Policy,

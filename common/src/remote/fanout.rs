@@ -6,6 +6,7 @@
 //! through here, so they share the outcome type, the output modes and the summary
 //! (results.rs). What does not belong here: what is run on each host (cmd/).
 
+use super::holder;
 use super::results::{Collector, Outcome, Status};
 use super::ssh::{self, Conn, Kind, SshError, Target};
 use crate::case::descriptor::Descriptor;
@@ -100,8 +101,24 @@ pub fn each_host<W>(
 where
     W: Fn(&Descriptor, &Conn, &mut super::results::HostSink) -> Status + Sync,
 {
-    let targets = resolve_targets(cfg, hosts)?;
     let collector = Collector::new(results)?;
+    let outcomes = each_host_into(&collector, cfg, hosts, width, work)?;
+    Ok((outcomes, collector))
+}
+
+/// [`each_host`] into a collector the caller holds (some hosts may have gone through the
+/// session holder already).
+pub fn each_host_into<W>(
+    collector: &Collector,
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    width: usize,
+    work: W,
+) -> Result<Vec<Outcome>>
+where
+    W: Fn(&Descriptor, &Conn, &mut super::results::HostSink) -> Status + Sync,
+{
+    let targets = resolve_targets(cfg, hosts)?;
     // On a terminal: done/total, and the hosts still running longest.
     let bar = crate::output::progress(hosts.len() as u64, "done");
     let running: std::sync::Mutex<std::collections::BTreeMap<u32, String>> = Default::default();
@@ -150,7 +167,94 @@ where
         o
     });
     drop(bar);
-    Ok((collect(hosts, outcomes), collector))
+    Ok(collect(hosts, outcomes))
+}
+
+/// Run a command on every host through the case's session holder (warm sessions), output
+/// into `collector`. Hosts whose command had not started when the holder failed come back
+/// `None` (the caller runs them directly), with why the holder failed; `Err` when it could
+/// not be used at all. Policy refusals (the allow list) are the caller's to check first.
+pub fn via_holder(
+    state_dir: &std::path::Path,
+    collector: &Collector,
+    req: &holder::RunRequest,
+    explain: &dyn Fn(SshError) -> SshError,
+) -> std::result::Result<(Vec<Option<Outcome>>, Option<String>), holder::Unavailable> {
+    let stream = holder::connect_or_start(state_dir, &req.ssh)?;
+    let hosts = &req.hosts;
+    let began = Instant::now();
+    let address = |d: &Descriptor| {
+        Target::for_descriptor(d, &req.ssh)
+            .map(|t| t.address)
+            .unwrap_or_else(|_| d.id.clone())
+    };
+    let mut sinks: Vec<Option<super::results::HostSink>> = hosts.iter().map(|_| None).collect();
+    let mut started = vec![false; hosts.len()];
+    let mut outcomes: Vec<Option<Outcome>> = hosts.iter().map(|_| None).collect();
+    let r = holder::run(
+        stream,
+        req,
+        req.ssh.connect_timeout,
+        &tool::interrupted,
+        &mut |i, event| {
+            let i = i as usize;
+            let Some(d) = hosts.get(i) else { return };
+            match event {
+                holder::HostEvent::Started => started[i] = true,
+                holder::HostEvent::Output(s, b) => sinks[i]
+                    .get_or_insert_with(|| collector.host(d, &address(d)))
+                    .push(s, b),
+                holder::HostEvent::Ended(end) => {
+                    let ms = began.elapsed().as_millis();
+                    match &end {
+                        holder::Ended::Exit(c) => {
+                            tracing::info!(target: "ec2_tools::ssh", "ssh {}: exit {c} after {ms} ms (session holder)", address(d))
+                        }
+                        holder::Ended::Failed(_, m) => {
+                            tracing::info!(target: "ec2_tools::ssh", "ssh {}: failed after {ms} ms (session holder): {m}", address(d))
+                        }
+                    }
+                    let status = match end {
+                        holder::Ended::Exit(c) => Status::Exited(c),
+                        holder::Ended::Failed(kind, message) => {
+                            Status::Failed(explain(SshError::new(kind, message)))
+                        }
+                    };
+                    let o = Outcome::new(d, address(d), status, began.elapsed());
+                    let sink = sinks[i]
+                        .take()
+                        .unwrap_or_else(|| collector.host(d, &address(d)));
+                    collector.done(sink, &o);
+                    outcomes[i] = Some(o);
+                }
+            }
+        },
+    );
+    let why = r.err().map(|holder::Unavailable(why)| why);
+    if let Some(why) = &why {
+        // Started but not ended: it may have run, so it is not run again.
+        for (i, d) in hosts.iter().enumerate() {
+            if outcomes[i].is_none() && (started[i] || tool::interrupted()) {
+                let kind = if tool::interrupted() {
+                    Kind::Interrupted
+                } else {
+                    Kind::Session
+                };
+                let o = Outcome::new(
+                    d,
+                    address(d),
+                    Status::Failed(explain(SshError::new(kind, format!("{why} mid-command")))),
+                    began.elapsed(),
+                );
+                let sink = sinks[i]
+                    .take()
+                    .unwrap_or_else(|| collector.host(d, &address(d)));
+                collector.done(sink, &o);
+                outcomes[i] = Some(o);
+            }
+        }
+    }
+    Ok((outcomes, why))
 }
 
 /// `--accept-new-host-key`: record the key the host now offers in its descriptor.

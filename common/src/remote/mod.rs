@@ -1,6 +1,7 @@
 //! Everything that talks to hosts: SSH sessions (ssh.rs), commands on them (command.rs), the
 //! worker pool that runs one thing per host (fanout.rs), what becomes of each host's output
-//! and result (results.rs), and files copied over SFTP (sftp.rs).
+//! and result (results.rs), files copied over SFTP (sftp.rs), and the per-case process that
+//! keeps sessions warm between runs (holder.rs).
 //!
 //! Takes descriptors and SSH settings from above; knows nothing of AWS. What does not belong
 //! here: what a tool runs on its hosts (cmd/).
@@ -8,6 +9,7 @@
 pub mod command;
 pub mod failure;
 pub mod fanout;
+pub mod holder;
 pub mod jump;
 pub mod results;
 pub mod sftp;

@@ -523,6 +523,7 @@ mod tests {
             repin: None,
             jump: None,
             auth_grace: Duration::from_secs(60),
+            persist: None,
         }
     }
 
