@@ -18,7 +18,7 @@
 
 use super::command::Stream;
 use super::failure::Kind;
-use super::fanout::fan_out;
+use super::pool::fan_out;
 use super::ssh::{self, Conn, Target};
 use crate::case::descriptor::Descriptor;
 use crate::config::SshConfig;

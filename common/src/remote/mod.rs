@@ -11,6 +11,7 @@ pub mod failure;
 pub mod fanout;
 pub mod holder;
 pub mod jump;
+pub mod pool;
 pub mod results;
 pub mod sftp;
 pub mod ssh;
