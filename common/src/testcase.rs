@@ -102,7 +102,7 @@ pub struct ExecOptions {
     pub role: Option<String>,
     /// Only these indexes (empty: all).
     pub indexes: Vec<u32>,
-    /// How many hosts at once [default: 32].
+    /// How many hosts log in at once (the tools' `-f`) [default: 128].
     pub fanout: Option<u32>,
     /// Give up on a host whose command (connect included) runs longer than this; its remote
     /// process group is killed.

@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
     about = "Run CMD through the remote user's shell on every \
 selected instance, in parallel; output lines are prefixed `<address>: `; a summary goes to stderr",
     after_help = "Examples:
-  ec2-exec-remote uptime                          every instance, 32 at once
+  ec2-exec-remote uptime                          every instance, 128 at once
   ec2-exec-remote --role slave -bg ./load.sh      detached; prints <id> <address> <log>
   ec2-exec-remote --job load --wait               exit codes and log tails of job `load`
   ec2-exec-remote --jobs                          every job on every host, and its state
@@ -72,7 +72,7 @@ pub struct Cli {
     #[arg(short = 'n', long)]
     no_stdin: bool,
     /// How many hosts at once (pdsh -f)
-    #[arg(short = 'f', long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
     /// Give up on a host whose command (connect included) runs longer than this; its remote
     /// process group is killed (pdsh -u)

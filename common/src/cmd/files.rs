@@ -37,7 +37,7 @@ pub struct PutCli {
     #[arg(value_name = "LOCAL... REMOTE_DIR", required = true, num_args = 2..)]
     paths: Vec<PathBuf>,
     /// How many hosts at once (pdsh -f)
-    #[arg(short = 'f', long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
     #[command(flatten)]
     hosts: HostArgs,
@@ -83,7 +83,7 @@ pub struct GetCli {
     #[arg(value_name = "LOCAL_DIR")]
     local: PathBuf,
     /// How many hosts at once (pdsh -f)
-    #[arg(short = 'f', long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
     #[command(flatten)]
     hosts: HostArgs,

@@ -360,13 +360,16 @@ fn handle(h: &Holder, stream: UnixStream, stop: &AtomicBool) {
 fn run_request(h: &Holder, stream: UnixStream, run: &RunRequest) {
     let w = Mutex::new(stream);
     let gone = AtomicBool::new(false);
-    let done = AtomicBool::new(false);
+    // Dropping the sender ends the heartbeat at once (not after its next tick).
+    let (done, ticks) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|s| {
-        s.spawn(|| {
-            while !done.load(Ordering::SeqCst) {
-                std::thread::sleep(HEARTBEAT);
-                if !done.load(Ordering::SeqCst) && !write_frame(&w, frame::HEARTBEAT, 0, &[]) {
-                    gone.store(true, Ordering::SeqCst);
+        let (wr, gr) = (&w, &gone);
+        s.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                ticks.recv_timeout(HEARTBEAT)
+            {
+                if !write_frame(wr, frame::HEARTBEAT, 0, &[]) {
+                    gr.store(true, Ordering::SeqCst);
                 }
             }
         });
@@ -385,7 +388,7 @@ fn run_request(h: &Holder, stream: UnixStream, run: &RunRequest) {
                 gone.store(true, Ordering::SeqCst);
             }
         });
-        done.store(true, Ordering::SeqCst);
+        drop(done);
     });
     write_frame(&w, frame::DONE, 0, &[]);
 }
