@@ -195,6 +195,7 @@ struct Holder {
 /// Serve the case whose state directory is `state_dir` until idle for `idle`, stopped, or the
 /// directory is gone. Returns when it exits; an error only when it could not start.
 pub fn serve(state_dir: &Path, idle: Duration) -> Result<(), String> {
+    raise_open_files();
     let lock_path = state_dir.join(LOCK);
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -262,6 +263,22 @@ pub fn serve(state_dir: &Path, idle: Duration) -> Result<(), String> {
     eprintln!("session holder {}: exiting", std::process::id());
     drop(lock);
     Ok(())
+}
+
+/// A held session is a socket: a thousand hosts need more than the usual soft limit of 1,024
+/// open files, so the holder takes its hard limit.
+fn raise_open_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the rlimit we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 fn inode_of(p: &Path) -> Option<u64> {
