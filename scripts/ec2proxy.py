@@ -109,6 +109,7 @@ CALLERS = {}
 DEFAULT = {}  # faults for callers never configured (realistic mode sets these)
 INSTANCES = {}  # id -> {"born", "pending_until", "gone_at", "shutdown_until", "key"}
 TOKENS = {}  # (key, client token) -> (status, body)
+INFLIGHT = {}  # (key, client token) -> Event set when its first request is answered
 
 
 def caller(key):
@@ -385,13 +386,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 c.count("faults", code)
             return self.reply(status, error_xml(code, msg))
+        owner = None
         if action == "RunInstances" and params.get("ClientToken"):
-            with LOCK:
-                cached = TOKENS.get((key, params["ClientToken"]))
+            tk = (key, params["ClientToken"])
+            # AWS is idempotent on the token even for a retry that arrives while the first
+            # request is still being served (an SDK attempt timeout under load): it waits for
+            # the first one and replays its answer, never launching twice.
+            while True:
+                with LOCK:
+                    cached = TOKENS.get(tk)
+                    ev = None if cached else INFLIGHT.get(tk)
+                    if not cached and ev is None:
+                        owner = INFLIGHT[tk] = threading.Event()
+                if cached or owner:
+                    break
+                ev.wait(300)
             if cached:
                 with LOCK:
                     c.count("faults", "IdempotentReplay")
                 return self.reply(cached[0], cached[1])
+        try:
+            return self.serve_action(method, body, params, action, key, c, f)
+        finally:
+            if owner is not None:
+                with LOCK:
+                    INFLIGHT.pop(tk, None)
+                owner.set()
+
+    def serve_action(self, method, body, params, action, key, c, f):
         if action in PLACEMENT_ACTIONS:
             status, answer = placement_call(action, params)
             return self.reply(status, answer)

@@ -2,6 +2,9 @@
 
 usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec2-tools:case=CASE
        ec2q.py run CASE N OWNER      -> launch N instances tagged with CASE (as if by a lost run)
+       ec2q.py race CASE N           -> the same RunInstances (one ClientToken) sent 4 times at
+                                        once, as an SDK retry racing its first attempt: each
+                                        answer's instance ids
        ec2q.py keypairs CASE         -> names of the case's key pairs
        ec2q.py groups CASE           -> the case's security groups and their rules
                                         ([protocol, from, to, [cidr], [group or "self"]])
@@ -35,6 +38,22 @@ elif cmd == "run":
                               {"Key": "ec2-tools:case", "Value": case},
                               {"Key": "ec2-tools:owner", "Value": owner}]}])
     print(json.dumps([i["InstanceId"] for i in r["Instances"]]))
+elif cmd == "race":
+    import threading
+    n, token, answers = int(sys.argv[3]), "race-" + case, []
+
+    def launch():
+        r = ec2.run_instances(ImageId=os.environ["EC2_TOOLS_AMI"], MinCount=n, MaxCount=n,
+                              SubnetId=os.environ["EC2_TOOLS_SUBNET_ID"], ClientToken=token,
+                              TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                  {"Key": "ec2-tools:case", "Value": case}]}])
+        answers.append(sorted(i["InstanceId"] for i in r["Instances"]))
+    threads = [threading.Thread(target=launch) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps(answers))
 elif cmd == "keypairs":
     out = [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"] if k["KeyName"].startswith("ec2-tools-" + case + "-")]
     print(json.dumps(out))

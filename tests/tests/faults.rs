@@ -472,3 +472,20 @@ fn status_exits_1_on_a_duplicate_index_or_an_instance_aws_does_not_know() {
     let r = c.run("ec2-exec-remote", &["--select", "2", "true"]);
     assert!(r.stderr.contains("its descriptor says stopped"), "{r}");
 }
+
+/// Regression: the EC2 front launched twice when an SDK retry of RunInstances (same
+/// ClientToken) arrived while the first attempt was still being served — the tour test case
+/// then found three untracked instances of its own case at killall. AWS waits for the first
+/// request and replays its answer; the front now does too.
+#[test]
+fn concurrent_retries_with_one_client_token_launch_once_as_on_aws() {
+    let c = Case::new();
+    let answers: Vec<Vec<String>> =
+        serde_json::from_str(&c.python(&["race", &c.name(), "2"])).unwrap();
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+    assert_eq!(c.emulator_instances().len(), 2, "launched more than once");
+    for id in &answers[0] {
+        c.python(&["instance", id]);
+    }
+}

@@ -1,129 +1,21 @@
-//! Warm sessions: one process per test case keeps its authenticated SSH sessions open between
-//! tool runs, so a repeated `ec2-exec-remote` costs one channel per host — no TCP handshake,
-//! key exchange, login or new sshd process.
-//!
-//! The holder (`ec2-tools session-holder DIR`, started by the first tool that wants it) listens
-//! on `.ec2-tools/holder.sock` (mode 0600; a peer of another uid is refused) and runs commands
-//! on the sessions it holds, streaming output back in frames. It is never trusted to be alive:
-//! a tool that cannot reach it within a second, or hears nothing from it (not even the
-//! heartbeat sent every [`HEARTBEAT`]) for the connect timeout, goes on without it — hosts
-//! whose command had not started are run over direct connections, and it says so once. Host
-//! keys are the descriptors' pins, checked at each login as without a holder; a session whose
-//! pin changed is not reused. It exits after the idle time (`persist`), when `ec2-killall`
-//! stops it, or when its test-case directory is gone; a session that died (stopped or
-//! rebooted instance) is replaced by a fresh login before anything runs on it.
-//!
-//! What does not belong here: which tool uses it and for what (cmd/), output presentation
-//! (results.rs), connecting (ssh.rs).
+//! The holder process: accepts the case owner's tools on the socket, keeps up to
+//! [`MAX_PER_HOST`] logged-in sessions per host, runs each request's command on them and
+//! streams the frames back. What does not belong here: the tool's side (client.rs).
 
-use super::command::Stream;
-use super::failure::Kind;
-use super::pool::fan_out;
-use super::ssh::{self, Conn, Target};
+use super::{frame, write_frame, Ended, Request, RunRequest, KEEPALIVE, LOCK, PID_FILE};
 use crate::case::descriptor::Descriptor;
 use crate::config::SshConfig;
-use serde::{Deserialize, Serialize};
+use crate::remote::command::Stream;
+use crate::remote::failure::Kind;
+use crate::remote::pool::fan_out;
+use crate::remote::ssh::{self, Conn, Target};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The holder's socket, in the case's state directory.
-pub const SOCKET: &str = "holder.sock";
-/// Held by the running holder: at most one per case.
-const LOCK: &str = "holder.lock";
-/// The running holder's pid, for people and tests.
-const PID_FILE: &str = "holder.pid";
-/// How often a running request tells the tool it is alive.
-pub const HEARTBEAT: Duration = Duration::from_millis(500);
-/// How often idle sessions are checked with a keepalive.
-const KEEPALIVE: Duration = Duration::from_secs(15);
-/// Unix socket paths are limited to 108 bytes (with the NUL).
-const MAX_SOCKET_PATH: usize = 100;
-
-/// What a tool asks of the holder: one JSON line.
-#[derive(Serialize, Deserialize, Debug)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum Request {
-    /// Alive? Answered with one JSON line.
-    Ping,
-    /// Exit now (ec2-killall).
-    Stop,
-    /// Run a command on every host; answered with frames.
-    Run(Box<RunRequest>),
-}
-
-/// A command to run on hosts, as `ec2-exec-remote` runs it.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct RunRequest {
-    /// How to log in (the tool's resolved settings: user, key, port, allow list, pins).
-    pub ssh: SshConfig,
-    /// The hosts, as the tool's descriptors describe them (pins included).
-    pub hosts: Vec<Descriptor>,
-    /// Through the remote user's shell, as remote/command.rs runs it.
-    pub command: String,
-    /// Sent to the command on every host.
-    pub stdin: Option<Vec<u8>>,
-    /// Bounds each host's command.
-    pub timeout: Option<Duration>,
-    /// How many hosts may log in at once (warm hosts all run at once).
-    pub fanout: usize,
-    /// The holder's idle time from now on.
-    pub persist: Duration,
-}
-
-/// Frame kinds, holder → tool: `[kind u8][host u32 BE][len u32 BE][payload]`.
-mod frame {
-    pub const HEARTBEAT: u8 = 0;
-    pub const STDOUT: u8 = 1;
-    pub const STDERR: u8 = 2;
-    /// The host's command may have started (it must not be run again elsewhere).
-    pub const STARTED: u8 = 3;
-    /// Payload: JSON [`super::Ended`].
-    pub const ENDED: u8 = 4;
-    /// Every host has ended.
-    pub const DONE: u8 = 5;
-}
-
-/// How one host's run ended, in an `ENDED` frame.
-#[derive(Serialize, Deserialize, Debug)]
-pub enum Ended {
-    /// The command exited with this code.
-    Exit(i32),
-    /// It could not be run or did not finish.
-    Failed(Kind, String),
-}
-
-fn write_frame(w: &Mutex<UnixStream>, kind: u8, host: u32, payload: &[u8]) -> bool {
-    let mut buf = Vec::with_capacity(9 + payload.len());
-    buf.push(kind);
-    buf.extend_from_slice(&host.to_be_bytes());
-    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    buf.extend_from_slice(payload);
-    w.lock().unwrap().write_all(&buf).is_ok()
-}
-
-fn read_frame(r: &mut impl Read) -> std::io::Result<(u8, u32, Vec<u8>)> {
-    let mut head = [0u8; 9];
-    r.read_exact(&mut head)?;
-    let host = u32::from_be_bytes(head[1..5].try_into().unwrap());
-    let len = u32::from_be_bytes(head[5..9].try_into().unwrap()) as usize;
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload)?;
-    Ok((head[0], host, payload))
-}
-
-/// The socket of the case whose state directory is `state_dir`, if its path fits.
-pub fn socket_path(state_dir: &Path) -> Option<PathBuf> {
-    let p = state_dir.join(SOCKET);
-    (p.as_os_str().len() <= MAX_SOCKET_PATH).then_some(p)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The holder process.
 
 /// A held session and the pin it was opened under.
 struct Held {
@@ -206,7 +98,7 @@ pub fn serve(state_dir: &Path, idle: Duration) -> Result<(), String> {
     if !fs4::fs_std::FileExt::try_lock_exclusive(&lock).unwrap_or(false) {
         return Ok(()); // another holder serves this case
     }
-    let sock = socket_path(state_dir).ok_or("socket path too long")?;
+    let sock = super::socket_path(state_dir).ok_or("socket path too long")?;
     let _ = std::fs::remove_file(&sock);
     // SAFETY: umask only changes this process's file-creation mask.
     let old = unsafe { libc::umask(0o077) };
@@ -383,7 +275,7 @@ fn run_request(h: &Holder, stream: UnixStream, run: &RunRequest) {
         let (wr, gr) = (&w, &gone);
         s.spawn(move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                ticks.recv_timeout(HEARTBEAT)
+                ticks.recv_timeout(super::HEARTBEAT)
             {
                 if !write_frame(wr, frame::HEARTBEAT, 0, &[]) {
                     gr.store(true, Ordering::SeqCst);
@@ -525,165 +417,4 @@ fn run_one(
         }
     }
     Ended::Failed(Kind::Session, "session lost twice".into())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The tool's side.
-
-/// One host's end, as the tool sees it through the holder.
-pub enum HostEvent<'a> {
-    /// Output arrived.
-    Output(Stream, &'a [u8]),
-    /// The command may have started.
-    Started,
-    /// It ended.
-    Ended(Ended),
-}
-
-/// Why the holder could not be used (the tool goes on without it).
-#[derive(Debug)]
-pub struct Unavailable(pub String);
-
-/// Connect to the case's holder, starting one (`ec2-tools session-holder`) when none answers.
-pub fn connect_or_start(state_dir: &Path, cfg: &SshConfig) -> Result<UnixStream, Unavailable> {
-    let sock = socket_path(state_dir)
-        .ok_or_else(|| Unavailable("the case's path is too long for a Unix socket".into()))?;
-    if let Ok(s) = UnixStream::connect(&sock) {
-        return Ok(s);
-    }
-    let exe = holder_program().ok_or_else(|| {
-        Unavailable("the ec2-tools program is not beside this one nor on PATH".into())
-    })?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(state_dir.join("holder.log"))
-        .map_err(|e| Unavailable(format!("holder.log: {e}")))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("session-holder")
-        .arg(state_dir)
-        .arg(humantime::format_duration(cfg.persist.unwrap_or_default()).to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log);
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid is async-signal-safe; the holder leaves this process's session and
-    // terminal, so a Ctrl-C in the user's shell does not reach it.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    cmd.spawn()
-        .map_err(|e| Unavailable(format!("cannot start the session holder: {e}")))?;
-    let deadline = Instant::now() + cfg.connect_timeout.min(Duration::from_secs(3));
-    loop {
-        if let Ok(s) = UnixStream::connect(&sock) {
-            return Ok(s);
-        }
-        if Instant::now() >= deadline {
-            return Err(Unavailable(
-                "the session holder did not start in time".into(),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `ec2-tools` beside this program (or one directory up: cargo's examples), else on PATH.
-fn holder_program() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
-    for d in [Some(dir), dir.parent()].into_iter().flatten() {
-        let p = d.join("ec2-tools");
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("ec2-tools"))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Send `run` to the holder on `stream` and hand every event to `on`, by host index. Returns
-/// when the holder says all hosts ended, or with why it went quiet or away (the caller decides
-/// what to do with the hosts that had not ended).
-pub fn run(
-    stream: UnixStream,
-    run: &RunRequest,
-    quiet_limit: Duration,
-    stop: &dyn Fn() -> bool,
-    on: &mut dyn FnMut(u32, HostEvent),
-) -> Result<(), Unavailable> {
-    let mut line = serde_json::to_vec(&Request::Run(Box::new(clone_run(run))))
-        .map_err(|e| Unavailable(e.to_string()))?;
-    line.push(b'\n');
-    let mut s = stream;
-    s.set_write_timeout(Some(quiet_limit))
-        .and_then(|()| s.write_all(&line))
-        .map_err(|e| Unavailable(format!("sending to the session holder: {e}")))?;
-    s.set_read_timeout(Some(quiet_limit.max(HEARTBEAT * 4)))
-        .map_err(|e| Unavailable(e.to_string()))?;
-    let mut r = BufReader::new(s);
-    loop {
-        // Dropping the stream tells the holder: it kills the remote process groups.
-        if stop() {
-            return Err(Unavailable("interrupted".into()));
-        }
-        let (kind, host, payload) = read_frame(&mut r).map_err(|e| {
-            Unavailable(match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                    format!("the session holder went quiet for {quiet_limit:?}")
-                }
-                _ => format!("the session holder went away: {e}"),
-            })
-        })?;
-        match kind {
-            frame::HEARTBEAT => {}
-            frame::STDOUT => on(host, HostEvent::Output(Stream::Stdout, &payload)),
-            frame::STDERR => on(host, HostEvent::Output(Stream::Stderr, &payload)),
-            frame::STARTED => on(host, HostEvent::Started),
-            frame::ENDED => {
-                let ended = serde_json::from_slice(&payload).unwrap_or_else(|e| {
-                    Ended::Failed(Kind::Session, format!("bad answer from the holder: {e}"))
-                });
-                on(host, HostEvent::Ended(ended));
-            }
-            frame::DONE => return Ok(()),
-            other => {
-                return Err(Unavailable(format!(
-                    "unknown frame {other} from the holder"
-                )))
-            }
-        }
-    }
-}
-
-fn clone_run(r: &RunRequest) -> RunRequest {
-    RunRequest {
-        ssh: r.ssh.clone(),
-        hosts: r.hosts.clone(),
-        command: r.command.clone(),
-        stdin: r.stdin.clone(),
-        timeout: r.timeout,
-        fanout: r.fanout,
-        persist: r.persist,
-    }
-}
-
-/// Stop the case's holder, if one runs (ec2-killall). Quiet: there may be none.
-pub fn stop(state_dir: &Path) {
-    let Some(sock) = socket_path(state_dir) else {
-        return;
-    };
-    if let Ok(mut s) = UnixStream::connect(&sock) {
-        let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if writeln!(s, "{}", serde_json::json!({"op": "stop"})).is_ok() {
-            let _ = BufReader::new(s).read_line(&mut String::new());
-        }
-    }
 }
