@@ -157,11 +157,15 @@ pub fn via_holder(
     let stream = holder::connect_or_start(state_dir, &req.ssh)?;
     let hosts = &req.hosts;
     let began = Instant::now();
-    let address = |d: &Descriptor| {
-        Target::for_descriptor(d, &req.ssh)
-            .map(|t| t.address)
-            .unwrap_or_else(|_| d.id.clone())
-    };
+    // Each host's name in output, once (as the direct path names it).
+    let addresses: Vec<String> = hosts
+        .iter()
+        .map(|d| {
+            Target::for_descriptor(d, &req.ssh)
+                .map(|t| t.address)
+                .unwrap_or_else(|_| d.id.clone())
+        })
+        .collect();
     let mut sinks: Vec<Option<super::results::HostSink>> = hosts.iter().map(|_| None).collect();
     let mut started = vec![false; hosts.len()];
     let mut outcomes: Vec<Option<Outcome>> = hosts.iter().map(|_| None).collect();
@@ -176,16 +180,16 @@ pub fn via_holder(
             match event {
                 holder::HostEvent::Started => started[i] = true,
                 holder::HostEvent::Output(s, b) => sinks[i]
-                    .get_or_insert_with(|| collector.host(d, &address(d)))
+                    .get_or_insert_with(|| collector.host(d, &addresses[i]))
                     .push(s, b),
                 holder::HostEvent::Ended(end) => {
                     let ms = began.elapsed().as_millis();
                     match &end {
                         holder::Ended::Exit(c) => {
-                            tracing::info!(target: "ec2_tools::ssh", "ssh {}: exit {c} after {ms} ms (session holder)", address(d))
+                            tracing::info!(target: "ec2_tools::ssh", "ssh {}: exit {c} after {ms} ms (session holder)", addresses[i])
                         }
                         holder::Ended::Failed(_, m) => {
-                            tracing::info!(target: "ec2_tools::ssh", "ssh {}: failed after {ms} ms (session holder): {m}", address(d))
+                            tracing::info!(target: "ec2_tools::ssh", "ssh {}: failed after {ms} ms (session holder): {m}", addresses[i])
                         }
                     }
                     let status = match end {
@@ -194,12 +198,14 @@ pub fn via_holder(
                             Status::Failed(explain(SshError::new(kind, message)))
                         }
                     };
-                    let o = Outcome::new(d, address(d), status, began.elapsed());
-                    let sink = sinks[i]
-                        .take()
-                        .unwrap_or_else(|| collector.host(d, &address(d)));
-                    collector.done(sink, &o);
-                    outcomes[i] = Some(o);
+                    outcomes[i] = Some(finish(
+                        collector,
+                        &mut sinks[i],
+                        d,
+                        &addresses[i],
+                        status,
+                        began,
+                    ));
                 }
             }
         },
@@ -214,21 +220,35 @@ pub fn via_holder(
                 } else {
                     Kind::Session
                 };
-                let o = Outcome::new(
+                let status =
+                    Status::Failed(explain(SshError::new(kind, format!("{why} mid-command"))));
+                outcomes[i] = Some(finish(
+                    collector,
+                    &mut sinks[i],
                     d,
-                    address(d),
-                    Status::Failed(explain(SshError::new(kind, format!("{why} mid-command")))),
-                    began.elapsed(),
-                );
-                let sink = sinks[i]
-                    .take()
-                    .unwrap_or_else(|| collector.host(d, &address(d)));
-                collector.done(sink, &o);
-                outcomes[i] = Some(o);
+                    &addresses[i],
+                    status,
+                    began,
+                ));
             }
         }
     }
     Ok((outcomes, why))
+}
+
+/// A host ended through the holder: its outcome, presented through its sink.
+fn finish(
+    collector: &Collector,
+    sink: &mut Option<super::results::HostSink>,
+    d: &Descriptor,
+    address: &str,
+    status: Status,
+    began: Instant,
+) -> Outcome {
+    let o = Outcome::new(d, address.to_owned(), status, began.elapsed());
+    let sink = sink.take().unwrap_or_else(|| collector.host(d, address));
+    collector.done(sink, &o);
+    o
 }
 
 /// `--accept-new-host-key`: record the key the host now offers in its descriptor.
