@@ -11,6 +11,10 @@ id of the request, so parallel tests do not see each other's faults):
   subnets / AZs / types; a fresh instance id unknown (InvalidInstanceID.NotFound, absent from
   DescribeInstances) for N seconds; new instances shown `pending` for a while and terminated ones
   `shutting-down` before `terminated`.
+* one call at a time into moto: moto is not thread-safe (a DescribeInstances serialized while
+  CreateTags adds a tag fails with "dictionary changed size during iteration", and a
+  RunInstances can answer 500 *after* launching, so its SDK retry launched twice); AWS has no
+  such failure, so the front never lets moto see two calls at once.
 * RunInstances idempotency by ClientToken (moto ignores it; AWS returns the first answer again),
   and MinCount < MaxCount launching MaxCount when there is capacity (moto launches MinCount).
 * counters per action, per caller (GET /__proxy/counters?key=AKID).
@@ -110,6 +114,7 @@ DEFAULT = {}  # faults for callers never configured (realistic mode sets these)
 INSTANCES = {}  # id -> {"born", "pending_until", "gone_at", "shutdown_until", "key"}
 TOKENS = {}  # (key, client token) -> (status, body)
 INFLIGHT = {}  # (key, client token) -> Event set when its first request is answered
+UPSTREAM = threading.Lock()  # moto serves one call at a time (see the module's doc)
 
 
 def caller(key):
@@ -536,14 +541,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.upstream("POST", urllib.parse.urlencode(q).encode())
 
     def upstream(self, method, body):
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=300)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
-        conn.request(method, self.path, body=body, headers=headers)
-        r = conn.getresponse()
-        data = r.read()
-        out = (r.status, {k: v for k, v in r.getheaders()}, data)
-        conn.close()
-        return out
+        with UPSTREAM:
+            conn = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=300)
+            conn.request(method, self.path, body=body, headers=headers)
+            r = conn.getresponse()
+            data = r.read()
+            conn.close()
+        if r.status >= 500:
+            # An emulator failure, not an injected fault: worth a line in proxy.log.
+            log("moto answered %d to %s %s: %s" % (r.status, method, body[:80], data[:200]))
+        return (r.status, {k: v for k, v in r.getheaders()}, data)
 
     def forward(self, method, body):
         """Anything that is not an EC2 action (S3, mostly): moto's answer, headers and all

@@ -5,6 +5,9 @@ usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec
        ec2q.py race CASE N           -> the same RunInstances (one ClientToken) sent 4 times at
                                         once, as an SDK retry racing its first attempt: each
                                         answer's instance ids
+       ec2q.py crowd CASE SECONDS    -> RunInstances, CreateTags and DescribeInstances from 11
+                                        threads at once for SECONDS, no SDK retries: {calls,
+                                        errors, launched, found} (found: tagged CASE at the end)
        ec2q.py keypairs CASE         -> names of the case's key pairs
        ec2q.py groups CASE           -> the case's security groups and their rules
                                         ([protocol, from, to, [cidr], [group or "self"]])
@@ -54,6 +57,63 @@ elif cmd == "race":
     for t in threads:
         t.join()
     print(json.dumps(answers))
+elif cmd == "crowd":
+    import threading
+    import time
+    import uuid
+    import botocore.config
+    stop = time.monotonic() + float(sys.argv[3])
+    tag = [{"ResourceType": "instance", "Tags": [{"Key": "ec2-tools:case", "Value": case}]}]
+    lock, calls, errors, launched = threading.Lock(), [0], [], []
+
+    def client():
+        return boto3.client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                            region_name=os.environ["AWS_REGION"],
+                            config=botocore.config.Config(retries={"max_attempts": 1}))
+
+    def launch(c, n):
+        r = c.run_instances(ImageId=os.environ["EC2_TOOLS_AMI"], MinCount=n, MaxCount=n,
+                            SubnetId=os.environ["EC2_TOOLS_SUBNET_ID"],
+                            ClientToken=str(uuid.uuid4()), TagSpecifications=tag)
+        ids = [i["InstanceId"] for i in r["Instances"]]
+        with lock:
+            launched.extend(ids)
+        return ids
+    ids = launch(client(), 20)
+
+    def loop(work):
+        c, n = client(), 0
+        while time.monotonic() < stop:
+            n += 1
+            try:
+                work(c, n)
+            except Exception as e:  # noqa: BLE001 - every failure is the finding
+                with lock:
+                    errors.append("%s: %s" % (work.__name__, str(e)[:120]))
+            with lock:
+                calls[0] += 1
+
+    def tagger(c, n):
+        c.create_tags(Resources=ids, Tags=[{"Key": "k%d" % (n % 45), "Value": "v"}])
+
+    def describer(c, n):
+        c.describe_instances(InstanceIds=ids)
+
+    def launcher(c, n):  # new tagged resources, while moto iterates its tag table in answers
+        launch(c, 1)
+    work = [tagger] * 3 + [describer] * 6 + [launcher] * 2
+    threads = [threading.Thread(target=loop, args=(w,)) for w in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=[{"Name": "tag:ec2-tools:case", "Values": [case]}])
+    found = [i["InstanceId"] for p in pages for r in p["Reservations"] for i in r["Instances"]]
+    for k in range(0, len(found), 500):
+        ec2.terminate_instances(InstanceIds=found[k:k + 500])
+    print(json.dumps({"calls": calls[0], "errors": errors[:5], "launched": len(launched),
+                      "found": len(found)}))
 elif cmd == "keypairs":
     out = [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"] if k["KeyName"].startswith("ec2-tools-" + case + "-")]
     print(json.dumps(out))

@@ -107,6 +107,21 @@ pub struct Case {
     pub env: BTreeMap<String, String>,
 }
 
+impl Cloud {
+    /// What the cloud's own logs say went wrong (the EC2 front's notes, e.g. a moto failure),
+    /// for a failing test's message: the last 20 such lines, or "".
+    pub fn diagnostics(&self) -> String {
+        let log = std::fs::read_to_string(self._state.path().join("proxy.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("ec2proxy:")).collect();
+        let tail = &lines[lines.len().saturating_sub(20)..];
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!("--- the EC2 front's log\n{}\n", tail.join("\n"))
+        }
+    }
+}
+
 impl Drop for Cloud {
     fn drop(&mut self) {
         let _ = Command::new(repo_root().join("scripts/localcloud"))

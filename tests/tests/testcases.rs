@@ -28,7 +28,12 @@ fn run_testcase(name: &str) -> e2e::Run {
         script.display(),
         c.path().display()
     ));
-    r.assert_code(0);
+    assert_eq!(
+        r.code,
+        0,
+        "unexpected exit code\n{r}{}",
+        e2e::cloud().diagnostics()
+    );
     let left: Vec<String> = std::fs::read_dir(c.path())
         .unwrap()
         .flat_map(|e| std::fs::read_dir(e.unwrap().path()).into_iter().flatten())
