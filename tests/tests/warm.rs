@@ -161,3 +161,73 @@ fn a_run_on_hosts_busy_with_a_long_command_takes_other_sessions_and_never_waits(
     );
     assert_eq!(out.status.code(), Some(130));
 }
+
+/// ec2-put, ec2-get and job control go through the held sessions too: no login of their own
+/// (no key exchange in their -vv logs), every host's end logged "(session holder)", and the
+/// same results as direct connections — local paths are the tool's, relative to where it runs,
+/// not to where the holder was started.
+#[test]
+fn put_get_and_job_control_use_the_held_sessions_and_the_tools_own_paths() {
+    let c = Case::new();
+    c.create(2);
+    c.run("ec2-exec-remote", &["true"]).assert_code(0); // the holder starts, in the case dir
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir(elsewhere.path().join("bundle")).unwrap();
+    std::fs::write(elsewhere.path().join("bundle/conf.txt"), "from elsewhere\n").unwrap();
+    let dir = c.path().to_str().unwrap();
+    let in_elsewhere = |tool: &str, args: &[&str]| {
+        let mut cmd = c.cmd(tool);
+        cmd.current_dir(elsewhere.path())
+            .args(["-vv", "--dir", dir])
+            .args(args);
+        let began = std::time::Instant::now();
+        e2e::Run::new(cmd.output().unwrap(), began.elapsed())
+    };
+    let warm = |r: &e2e::Run| {
+        assert!(!r.stderr.contains("key exchange"), "logged in itself: {r}");
+        assert_eq!(r.stderr.matches("(session holder)").count(), 2, "{r}");
+    };
+    let put = in_elsewhere("ec2-put", &["bundle", "work"]);
+    put.assert_code(0);
+    warm(&put);
+    assert_eq!(put.stdout.matches(" 1 files 15 bytes").count(), 2, "{put}");
+    let get = in_elsewhere("ec2-get", &["work/bundle/conf.txt", "out"]);
+    get.assert_code(0);
+    warm(&get);
+    for line in get.stdout.lines() {
+        let local = line.split(' ').nth(2).unwrap();
+        assert!(local.starts_with("out/"), "{get}");
+        let text = std::fs::read_to_string(elsewhere.path().join(local).join("conf.txt"));
+        assert_eq!(text.unwrap(), "from elsewhere\n", "{get}");
+    }
+    assert!(
+        !c.path().join("out").exists(),
+        "written where the holder runs"
+    );
+    let start = in_elsewhere(
+        "ec2-exec-remote",
+        &["--job", "j1", "-bg", "cat work/bundle/conf.txt; exit 3"],
+    );
+    start.assert_code(0);
+    warm(&start);
+    let wait = in_elsewhere("ec2-exec-remote", &["--job", "j1", "--wait"]);
+    wait.assert_code(1);
+    warm(&wait);
+    assert_eq!(wait.stdout.matches(": from elsewhere").count(), 2, "{wait}");
+    assert!(wait.stderr.contains("exit 3"), "{wait}");
+    let status = in_elsewhere("ec2-exec-remote", &["--job", "j1", "--status"]);
+    status.assert_code(0);
+    warm(&status);
+    assert_eq!(status.stdout.matches(" exited 3").count(), 2, "{status}");
+    let list = in_elsewhere("ec2-exec-remote", &["--jobs"]);
+    list.assert_code(0);
+    warm(&list);
+    assert_eq!(list.stdout.matches(" j1 exited 3").count(), 2, "{list}");
+    let unknown = in_elsewhere("ec2-exec-remote", &["--job", "nope", "--status"]);
+    unknown.assert_code(1);
+    assert!(
+        unknown.stderr.contains("no job nope on this host"),
+        "{unknown}"
+    );
+    c.run("ec2-killall", &[]).assert_code(0);
+}

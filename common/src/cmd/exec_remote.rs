@@ -11,12 +11,12 @@ use crate::case::descriptor::Descriptor;
 use crate::cli::{HostArgs, OutputArgs};
 use crate::config::{parse_duration, OutputConfig, OutputMode, SshConfig};
 use crate::error::{Code, Result};
-use crate::remote::fanout::{each_host_into, resolve_targets, via_holder};
-use crate::remote::holder::{RunRequest, Unavailable};
-use crate::remote::results::{Collector, HostRun, Outcome, Status};
+use crate::remote::fanout::{run_task, RunOpts};
+use crate::remote::results::{Collector, HostRun, HostSink, Outcome, Status};
 use crate::remote::ssh::{Kind, SshError};
+use crate::remote::task::{Done, PerHost, Task};
 use crate::settings::Settings;
-use crate::tool::{self, Tool};
+use crate::tool::Tool;
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -101,6 +101,12 @@ impl Tool for ExecRemote {
             jobs::validate_job_name(j)?;
         }
         let (ssh, store, hosts) = super::selected_hosts(&cli.hosts)?;
+        let state_dir = store.state_dir().ok();
+        let reach = jobs::Reach {
+            cfg: &ssh,
+            hosts: &hosts,
+            state_dir: state_dir.as_deref(),
+        };
         let fanout = cli.fanout as usize;
         let action = [
             (cli.jobs, Action::List),
@@ -117,7 +123,7 @@ impl Tool for ExecRemote {
                 tail: cli.tail,
                 timeout: cli.command_timeout,
             };
-            return jobs::follow(&ssh, &hosts, &f, cli.output.resolve());
+            return jobs::follow(&reach, &f, cli.output.resolve());
         }
         let command = cli.command.join(" ");
         if cli.bg {
@@ -132,7 +138,7 @@ impl Tool for ExecRemote {
                 Some(t) => format!("{}{command}", sync::wait_until_prefix(*t)),
                 None => command.clone(),
             };
-            return jobs::start(&ssh, &hosts, &job, &command_for, fanout);
+            return jobs::start(&reach, &job, &command_for, fanout);
         }
         let from_stdin = cli.hosts.select.from.as_deref() == Some(std::path::Path::new("-"));
         let stdin = if cli.no_stdin || from_stdin {
@@ -148,7 +154,7 @@ impl Tool for ExecRemote {
             at: cli.at,
             max_skew: cli.max_skew,
             results: cli.output.resolve(),
-            state_dir: store.state_dir().ok(),
+            state_dir,
         };
         run_remote(&ssh, &hosts, &job)
     }
@@ -231,12 +237,29 @@ fn remote_outcomes(
     hosts: &[Descriptor],
     job: &RemoteJob,
 ) -> Result<(Vec<Outcome>, Collector)> {
-    let mut width = job.fanout;
-    let mut starts: BTreeMap<String, f64> = BTreeMap::new();
+    let mut opts = RunOpts {
+        width: job.fanout,
+        timeout: job.timeout,
+        holder: job.state_dir.as_deref(),
+    };
+    let mut command = PerHost::Same(job.command.clone());
     if let Some(at) = job.at {
-        starts = sync::plan(cfg, hosts, at, job.max_skew, job.fanout)?;
-        // Every host waits for the same instant: none may queue behind a sleeping one.
-        width = hosts.len();
+        let starts = sync::plan(cfg, hosts, at, job.max_skew, job.fanout)?;
+        command = PerHost::Each(
+            hosts
+                .iter()
+                .map(|d| match starts.get(&d.id) {
+                    Some(t) => format!("{}{}", sync::wait_until_prefix(*t), job.command),
+                    None => job.command.clone(),
+                })
+                .collect(),
+        );
+        // Every host waits for the same instant: none may queue behind a sleeping one. The
+        // clock offsets were measured per connection: direct ones only. The timeout counts
+        // from the start instant.
+        opts.width = hosts.len();
+        opts.holder = None;
+        opts.timeout = job.timeout.map(|t| t + until(Some(at)));
     }
     // --timeout bounds the whole host: the connect phase too.
     let mut cfg = cfg.clone();
@@ -244,88 +267,32 @@ fn remote_outcomes(
         cfg.connect_timeout = cfg.connect_timeout.min(t);
     }
     // A timeout or interruption killed the remote process group: say so.
-    let explain = |e: SshError| match e.kind {
-        Kind::Timeout => SshError::new(
-            Kind::Timeout,
-            format!(
-                "timed out after {} (remote process group killed)",
-                humantime::format_duration(job.timeout.unwrap_or_default())
-            ),
-        ),
-        Kind::Interrupted => SshError::new(
-            Kind::Interrupted,
-            "interrupted (remote process group killed)",
-        ),
-        _ => e,
-    };
-    let collector = Collector::new(job.results.clone())?;
-    // Warm sessions first (not with --at: its clock offsets are measured per connection).
-    let mut warm: Vec<Option<Outcome>> = hosts.iter().map(|_| None).collect();
-    if let Some(dir) = job.state_dir.as_deref().filter(|_| starts.is_empty()) {
-        if let Some(persist) = cfg
-            .persist
-            .filter(|_| cfg.repin.is_none() && cfg.jump.is_none())
-        {
-            resolve_targets(&cfg, hosts)?; // the allow list, before anything is sent
-            let req = RunRequest {
-                ssh: cfg.clone(),
-                hosts: hosts.to_vec(),
-                command: job.command.clone(),
-                stdin: job.stdin.clone(),
-                timeout: job.timeout,
-                fanout: width,
-                persist,
-            };
-            match via_holder(dir, &collector, &req, &explain) {
-                Ok((done, why)) => {
-                    warm = done;
-                    if let Some(why) = why.filter(|_| !tool::interrupted()) {
-                        let left = warm.iter().filter(|o| o.is_none()).count();
-                        crate::output::note(format!(
-                            "{why}; connecting directly to the {left} hosts not yet started"
-                        ));
-                    }
-                }
-                Err(Unavailable(why)) => crate::output::note(format!(
-                    "warm sessions unavailable ({why}): connecting directly"
-                )),
-            }
-        }
-    }
-    let rest: Vec<Descriptor> = hosts
-        .iter()
-        .zip(&warm)
-        .filter(|(_, o)| o.is_none())
-        .map(|(d, _)| d.clone())
-        .collect();
-    if rest.is_empty() {
-        return Ok((warm.into_iter().flatten().collect(), collector));
-    }
-    let direct = each_host_into(&collector, &cfg, &rest, width, |d, conn, sink| {
-        let command = match starts.get(&d.id) {
-            Some(t) => format!("{}{}", sync::wait_until_prefix(*t), job.command),
-            None => job.command.clone(),
+    let judge =
+        |_: &Descriptor, _: &str, r: std::result::Result<Done, SshError>, _: &HostSink| match r {
+            Ok(Done::Exit(code)) => Status::Exited(code),
+            Ok(other) => Status::Failed(SshError::new(
+                Kind::Session,
+                format!("unexpected result {other:?}"),
+            )),
+            Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
+                Kind::Timeout,
+                format!(
+                    "timed out after {} (remote process group killed)",
+                    humantime::format_duration(job.timeout.unwrap_or_default())
+                ),
+            )),
+            Err(e) if e.kind == Kind::Interrupted => Status::Failed(SshError::new(
+                Kind::Interrupted,
+                "interrupted (remote process group killed)",
+            )),
+            Err(e) => Status::Failed(e),
         };
-        let deadline = job.timeout.map(|t| {
-            conn.started + t + starts.get(&d.id).map(|_| until(job.at)).unwrap_or_default()
-        });
-        match conn.run_command(
-            &command,
-            d,
-            job.stdin.as_deref(),
-            deadline,
-            &tool::interrupted,
-            &mut |s, b| sink.push(s, b),
-        ) {
-            Ok(info) => Status::Exited(info.code),
-            Err(e) => Status::Failed(explain(e)),
-        }
-    })?;
-    let mut direct = direct.into_iter();
-    let outcomes = warm
-        .into_iter()
-        .map(|o| o.or_else(|| direct.next()).expect("one outcome per host"))
-        .collect();
+    let collector = Collector::new(job.results.clone())?;
+    let task = Task::Command {
+        command,
+        stdin: job.stdin.clone(),
+    };
+    let outcomes = run_task(&collector, &cfg, hosts, &task, &opts, &judge)?;
     Ok((outcomes, collector))
 }
 

@@ -11,10 +11,10 @@ use crate::cli::HostArgs;
 use crate::config::{OutputConfig, SshConfig};
 use crate::error::{Code, Error, Result};
 use crate::output;
-use crate::remote::fanout::on_each_host;
-use crate::remote::results::Status;
-use crate::remote::sftp::{download, mkdir_p, remote_path, upload, Tally};
+use crate::remote::fanout::{run_task, RunOpts};
+use crate::remote::results::{Collector, Status};
 use crate::remote::ssh::{Kind, SshError};
+use crate::remote::task::{get_dir, Done, Task};
 use crate::tool::Tool;
 use clap::Parser;
 use std::path::{Path, PathBuf};
@@ -50,14 +50,22 @@ impl Tool for Put {
     type Cli = PutCli;
 
     fn run(mut cli: PutCli) -> Result<Code> {
-        let (ssh, _, hosts) = super::selected_hosts(&cli.hosts)?;
+        let (ssh, store, hosts) = super::selected_hosts(&cli.hosts)?;
+        let state_dir = store.state_dir().ok();
         let remote = cli
             .paths
             .pop()
             .expect("two or more paths")
             .to_string_lossy()
             .into_owned();
-        put(&ssh, &hosts, &cli.paths, &remote, cli.fanout as usize)
+        put(
+            &ssh,
+            &hosts,
+            state_dir.as_deref(),
+            &cli.paths,
+            &remote,
+            cli.fanout as usize,
+        )
     }
 }
 
@@ -99,7 +107,7 @@ impl Tool for Get {
         let s3 = crate::aws::s3::parse_url(&cli.local.to_string_lossy())
             .transpose()
             .map_err(Error::input)?;
-        let (ssh, _, hosts) = super::selected_hosts(&cli.hosts)?;
+        let (ssh, store, hosts) = super::selected_hosts(&cli.hosts)?;
         match s3 {
             Some((bucket, prefix)) => {
                 let settings = cli.hosts.dir.settings()?;
@@ -116,7 +124,14 @@ impl Tool for Get {
                 };
                 super::results_s3::get_to_s3(&ssh, &hosts, &cli.remote, &dest, cli.fanout as usize)
             }
-            None => get(&ssh, &hosts, &cli.remote, &cli.local, cli.fanout as usize),
+            None => get(
+                &ssh,
+                &hosts,
+                store.state_dir().ok().as_deref(),
+                &cli.remote,
+                &cli.local,
+                cli.fanout as usize,
+            ),
         }
     }
 }
@@ -125,76 +140,94 @@ impl Tool for Get {
 fn put(
     cfg: &SshConfig,
     hosts: &[Descriptor],
+    state_dir: Option<&Path>,
     locals: &[PathBuf],
     remote_dir: &str,
     fanout: usize,
 ) -> Result<Code> {
+    let mut absolute = Vec::with_capacity(locals.len());
     for l in locals {
         std::fs::symlink_metadata(l).map_err(|e| Error::input(format!("{}: {e}", l.display())))?;
+        // The session holder reads them too, from its own working directory.
+        absolute.push(
+            std::path::absolute(l).map_err(|e| Error::input(format!("{}: {e}", l.display())))?,
+        );
     }
-    let dir = remote_path(remote_dir);
-    on_each_host(cfg, hosts, fanout, OutputConfig::default(), |d, conn, _| {
-        let r = (|| -> std::result::Result<Tally, String> {
-            let sftp = conn.sftp().map_err(|e| format!("sftp: {}", e.message()))?;
-            mkdir_p(&sftp, &dir)?;
-            let mut t = Tally::default();
-            for l in locals {
-                let name = l
-                    .file_name()
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("."));
-                upload(&sftp, l, &dir.join(name), &mut t)?;
-            }
-            Ok(t)
-        })();
-        match r {
-            Ok(t) => {
-                output::data(format!(
-                    "{} {} {} files {} bytes",
-                    d.id, conn.target.address, t.files, t.bytes
-                ));
-                Status::Exited(0)
-            }
-            Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
-        }
-    })
+    let task = Task::Put {
+        locals: absolute,
+        remote_dir: remote_dir.to_owned(),
+    };
+    copy(
+        cfg,
+        hosts,
+        state_dir,
+        &task,
+        fanout,
+        &|d, address, files, bytes| {
+            output::data(format!("{} {address} {files} files {bytes} bytes", d.id));
+        },
+    )
 }
 
 /// Copy REMOTE_PATH (a file or a directory) from every host into `LOCAL_DIR/<index>-<id>/`.
 fn get(
     cfg: &SshConfig,
     hosts: &[Descriptor],
+    state_dir: Option<&Path>,
     remote: &str,
     local_dir: &Path,
     fanout: usize,
 ) -> Result<Code> {
     std::fs::create_dir_all(local_dir)
         .map_err(|e| Error::input(format!("{}: {e}", local_dir.display())))?;
-    let src = remote_path(remote);
-    on_each_host(cfg, hosts, fanout, OutputConfig::default(), |d, conn, _| {
-        let into = local_dir.join(format!("{}-{}", d.index, d.id));
-        let r = (|| -> std::result::Result<Tally, String> {
-            let sftp = conn.sftp().map_err(|e| format!("sftp: {}", e.message()))?;
-            std::fs::create_dir_all(&into).map_err(|e| format!("{}: {e}", into.display()))?;
-            let name = src
-                .file_name()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("home"));
-            let mut t = Tally::default();
-            download(&sftp, &src, &into.join(name), &mut t)?;
-            Ok(t)
-        })();
-        match r {
-            Ok(_) => {
-                output::data(format!(
-                    "{} {} {}",
-                    d.id,
-                    conn.target.address,
-                    into.display()
-                ));
+    let task = Task::Get {
+        remote: remote.to_owned(),
+        local_dir: std::path::absolute(local_dir)
+            .map_err(|e| Error::input(format!("{}: {e}", local_dir.display())))?,
+    };
+    copy(cfg, hosts, state_dir, &task, fanout, &|d, address, _, _| {
+        // As the user named it (relative stays relative).
+        output::data(format!(
+            "{} {address} {}",
+            d.id,
+            get_dir(local_dir, d).display()
+        ));
+    })
+}
+
+/// Run a copy on every host (warm sessions when the case has them); `done` prints a host's
+/// line once its copy finished (files, bytes); then the summary.
+fn copy(
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    state_dir: Option<&Path>,
+    task: &Task,
+    fanout: usize,
+    done: &(dyn Fn(&Descriptor, &str, u64, u64) + Sync),
+) -> Result<Code> {
+    let collector = Collector::new(OutputConfig::default())?;
+    let opts = RunOpts {
+        width: fanout,
+        timeout: None,
+        holder: state_dir,
+    };
+    let outcomes = run_task(
+        &collector,
+        cfg,
+        hosts,
+        task,
+        &opts,
+        &|d, address, r, _| match r {
+            Ok(Done::Copied { files, bytes }) => {
+                done(d, address, files, bytes);
                 Status::Exited(0)
             }
-            Err(e) => Status::Failed(SshError::new(Kind::Session, e)),
-        }
-    })
+            Ok(other) => Status::Failed(SshError::new(
+                Kind::Session,
+                format!("unexpected result {other:?}"),
+            )),
+            Err(e) => Status::Failed(e),
+        },
+    )?;
+    collector.finish(&outcomes)
 }

@@ -8,14 +8,15 @@
 //! (exec_remote.rs).
 
 use crate::case::descriptor::Descriptor;
-use crate::config::{OutputConfig, SshConfig};
+use crate::config::{OutputConfig, OutputMode, SshConfig};
 use crate::error::{Code, Error, Result};
 use crate::output;
-use crate::remote::command::{who_lines, Stream, READ_WHO};
-use crate::remote::fanout::on_each_host;
-use crate::remote::results::Status;
+use crate::remote::command::{who_lines, READ_WHO};
+use crate::remote::fanout::{run_task, RunOpts};
+use crate::remote::results::{Collector, Status};
 use crate::remote::ssh::{Kind, SshError};
-use crate::tool;
+use crate::remote::task::{Done, PerHost, Task};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 /// A job id for `-bg` runs: sortable by time, unique enough across runs.
@@ -114,48 +115,54 @@ fn script(body: &str) -> String {
     )
 }
 
+/// Where and how a job's hosts are reached.
+pub(crate) struct Reach<'a> {
+    pub cfg: &'a SshConfig,
+    pub hosts: &'a [Descriptor],
+    /// The case's state directory (warm sessions through its holder), if any.
+    pub state_dir: Option<&'a Path>,
+}
+
 /// Start `command` detached on every host; prints `<id> <address> <remote-log>` per host and
 /// the job id on stderr.
 pub(crate) fn start(
-    cfg: &SshConfig,
-    hosts: &[Descriptor],
+    at: &Reach,
     job_id: &str,
     command: &(dyn Fn(&Descriptor) -> String + Sync),
     fanout: usize,
 ) -> Result<Code> {
     let started = Instant::now();
-    let code = on_each_host(
-        cfg,
-        hosts,
-        fanout,
-        OutputConfig::default(),
-        |d, conn, _sink| {
-            let input = format!(
+    let inputs = at
+        .hosts
+        .iter()
+        .map(|d| {
+            format!(
                 "{}\n{}{}",
                 job_file_name(job_id, &d.id),
                 who_lines(d),
                 command(d)
-            );
-            let start = START.replace("WHO", READ_WHO);
-            match conn.run_capture(&script(&start), Some(input.as_bytes())) {
-                Ok((info, out, _)) if info.code == 0 => {
-                    output::data(format!(
-                        "{} {} {}",
-                        d.id,
-                        conn.target.address,
-                        String::from_utf8_lossy(&out).trim()
-                    ));
-                    Status::Exited(0)
-                }
-                Ok((info, _, err)) => Status::Failed(SshError::new(
+            )
+            .into_bytes()
+        })
+        .collect();
+    let task = Task::Script {
+        script: script(&START.replace("WHO", READ_WHO)),
+        stdin: PerHost::Each(inputs),
+    };
+    let code = run_captured(
+        at,
+        &task,
+        fanout,
+        OutputConfig::default(),
+        &|d, address, code, out, err| {
+            if code == 0 {
+                output::data(format!("{} {address} {}", d.id, out.trim()));
+                Status::Exited(0)
+            } else {
+                Status::Failed(SshError::new(
                     Kind::Session,
-                    format!(
-                        "could not start the job (exit {}): {}",
-                        info.code,
-                        String::from_utf8_lossy(&err).trim()
-                    ),
-                )),
-                Err(e) => Status::Failed(e),
+                    format!("could not start the job (exit {code}): {}", err.trim()),
+                ))
             }
         },
     )?;
@@ -186,102 +193,155 @@ pub(crate) struct Follow {
     pub timeout: Option<Duration>,
 }
 
+/// A host's script ended with `code`, having written `out` and `err`: its status.
+type Verdict<'a> = dyn Fn(&Descriptor, &str, i32, &str, &str) -> Status + Sync + 'a;
+
+/// Run a job script on every host with its output kept (not shown); `verdict` turns each
+/// host's exit code and output into its status (and data lines); then the summary (and
+/// `--failed-to`, `--out-dir`'s summary, as `results` asks).
+fn run_captured(
+    at: &Reach,
+    task: &Task,
+    width: usize,
+    results: OutputConfig,
+    verdict: &Verdict,
+) -> Result<Code> {
+    let collector = Collector::new(OutputConfig {
+        mode: OutputMode::Capture,
+        ..results
+    })?;
+    let opts = RunOpts {
+        width,
+        timeout: None,
+        holder: at.state_dir,
+    };
+    let outcomes = run_task(
+        &collector,
+        at.cfg,
+        at.hosts,
+        task,
+        &opts,
+        &|d, address, r, sink| match r {
+            Ok(Done::Exit(code)) => {
+                let (out, err) = sink.kept();
+                verdict(
+                    d,
+                    address,
+                    code,
+                    &String::from_utf8_lossy(out),
+                    &String::from_utf8_lossy(err),
+                )
+            }
+            Ok(other) => Status::Failed(SshError::new(
+                Kind::Session,
+                format!("unexpected result {other:?}"),
+            )),
+            Err(e) => Status::Failed(e),
+        },
+    )?;
+    collector.finish(&outcomes)
+}
+
 /// `--jobs`: `<id> <address> <job> <state>` per job and host; `--status`: `<id> <address>
 /// running|exited N|stopped|died|unknown`; `--wait`: each host's log tail
 /// (prefixed) and its exit code as the host's result; `--stop`: kill each job's process group.
-pub(crate) fn follow(
-    cfg: &SshConfig,
-    hosts: &[Descriptor],
-    f: &Follow,
-    results: OutputConfig,
-) -> Result<Code> {
-    let (job_id, action, tail, timeout) = (f.job_id.as_str(), f.action, f.tail, f.timeout);
-    // Waiting hosts mostly sleep: all at once, none queued behind another's job.
-    let width = if action == Action::Wait {
-        hosts.len()
-    } else {
-        32
+pub(crate) fn follow(at: &Reach, f: &Follow, results: OutputConfig) -> Result<Code> {
+    let (job_id, action) = (f.job_id.as_str(), f.action);
+    let names = |line_of: &dyn Fn(&Descriptor) -> String| {
+        PerHost::Each(at.hosts.iter().map(|d| line_of(d).into_bytes()).collect())
     };
-    on_each_host(cfg, hosts, width, results, |d, conn, sink| {
-        let name = job_file_name(job_id, &d.id);
-        match action {
-            Action::List => {
-                match conn.run_capture(&script(LIST), Some(format!("{}\n", d.id).as_bytes())) {
-                    Ok((info, out, _)) if info.code == 0 => {
-                        for line in String::from_utf8_lossy(&out).lines() {
-                            output::data(format!("{} {} {line}", d.id, conn.target.address));
-                        }
-                        Status::Exited(0)
-                    }
-                    Ok((info, _, err)) => Status::Failed(SshError::new(
+    let job_file = |d: &Descriptor| format!("{}\n", job_file_name(job_id, &d.id));
+    match action {
+        Action::List => {
+            let task = Task::Script {
+                script: script(LIST),
+                stdin: names(&|d| format!("{}\n", d.id)),
+            };
+            run_captured(at, &task, 32, results, &|d, address, code, out, err| {
+                if code != 0 {
+                    return Status::Failed(SshError::new(
                         Kind::Session,
-                        format!(
-                            "could not list jobs (exit {}): {}",
-                            info.code,
-                            String::from_utf8_lossy(&err).trim()
-                        ),
-                    )),
-                    Err(e) => Status::Failed(e),
+                        format!("could not list jobs (exit {code}): {}", err.trim()),
+                    ));
                 }
-            }
-            Action::Status | Action::Stop => {
-                let body = if action == Action::Status {
-                    STATE
+                for line in out.lines() {
+                    output::data(format!("{} {address} {line}", d.id));
+                }
+                Status::Exited(0)
+            })
+        }
+        Action::Status | Action::Stop => {
+            let body = if action == Action::Status {
+                STATE
+            } else {
+                STOP
+            };
+            let task = Task::Script {
+                script: script(body),
+                stdin: names(&job_file),
+            };
+            run_captured(at, &task, 32, results, &|d, address, code, out, err| {
+                if code != 0 {
+                    return Status::Failed(SshError::new(Kind::Session, err.trim().to_owned()));
+                }
+                let said = out.trim();
+                output::data(format!("{} {address} {said}", d.id));
+                if said == "unknown" {
+                    Status::Failed(SshError::new(
+                        Kind::Session,
+                        format!("no job {job_id} on this host"),
+                    ))
                 } else {
-                    STOP
-                };
-                match conn.run_capture(&script(body), Some(format!("{name}\n").as_bytes())) {
-                    Ok((info, out, err)) => {
-                        let said = String::from_utf8_lossy(&out).trim().to_owned();
-                        if info.code != 0 {
-                            return Status::Failed(SshError::new(
-                                Kind::Session,
-                                String::from_utf8_lossy(&err).trim().to_owned(),
-                            ));
-                        }
-                        output::data(format!("{} {} {said}", d.id, conn.target.address));
-                        if said == "unknown" {
+                    Status::Exited(0)
+                }
+            })
+        }
+        Action::Wait => {
+            let task = Task::Script {
+                script: script(&WAIT.replace("\"$TAIL\"", &f.tail.to_string())),
+                stdin: names(&job_file),
+            };
+            // Waiting hosts mostly sleep: all at once, none queued behind another's job.
+            let opts = RunOpts {
+                width: at.hosts.len(),
+                timeout: f.timeout,
+                holder: at.state_dir,
+            };
+            let collector = Collector::new(results)?;
+            let outcomes =
+                run_task(
+                    &collector,
+                    at.cfg,
+                    at.hosts,
+                    &task,
+                    &opts,
+                    &|_, _, r, _| match r {
+                        Ok(Done::Exit(code)) if (95..=99).contains(&code) => {
                             Status::Failed(SshError::new(
                                 Kind::Session,
-                                format!("no job {job_id} on this host"),
+                                match code {
+                                    95 => "stopped (--stop) before it exited".into(),
+                                    98 => format!("no job {job_id} on this host"),
+                                    99 => "the job died without an exit code".into(),
+                                    _ => format!("exit {code}"),
+                                },
                             ))
-                        } else {
-                            Status::Exited(0)
                         }
-                    }
-                    Err(e) => Status::Failed(e),
-                }
-            }
-            Action::Wait => {
-                let deadline = timeout.map(|t| Instant::now() + t);
-                let body = WAIT.replace("\"$TAIL\"", &tail.to_string());
-                let r = conn.exec(
-                    &script(&body),
-                    Some(format!("{name}\n").as_bytes()),
-                    deadline,
-                    &tool::interrupted,
-                    &mut |s: Stream, b: &[u8]| sink.push(s, b),
-                );
-                match r {
-                    Ok(info) if (95..=99).contains(&info.code) => Status::Failed(SshError::new(
-                        Kind::Session,
-                        match info.code {
-                            95 => "stopped (--stop) before it exited".into(),
-                            98 => format!("no job {job_id} on this host"),
-                            99 => "the job died without an exit code".into(),
-                            _ => format!("exit {}", info.code),
-                        },
-                    )),
-                    Ok(info) => Status::Exited(info.code),
-                    Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
-                        Kind::Timeout,
-                        "still running at --command-timeout",
-                    )),
-                    Err(e) => Status::Failed(e),
-                }
-            }
+                        Ok(Done::Exit(code)) => Status::Exited(code),
+                        Ok(other) => Status::Failed(SshError::new(
+                            Kind::Session,
+                            format!("unexpected result {other:?}"),
+                        )),
+                        Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
+                            Kind::Timeout,
+                            "still running at --command-timeout",
+                        )),
+                        Err(e) => Status::Failed(e),
+                    },
+                )?;
+            collector.finish(&outcomes)
         }
-    })
+    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ impl Conn {
         let mut ch = self
             .sess
             .channel_session()
-            .map_err(wrap(Kind::Session, "open channel"))?;
+            .map_err(wrap(Kind::Session, super::task::NOTHING_RAN))?;
         ch.handle_extended_data(ExtendedData::Normal)
             .map_err(wrap(Kind::Session, "channel"))?;
         ch.exec(cmd).map_err(wrap(Kind::Session, "exec"))?;

@@ -7,12 +7,15 @@
 //! (results.rs). What does not belong here: what is run on each host (cmd/).
 
 use super::holder;
-use super::results::{Collector, Outcome, Status};
+use super::results::{Collector, HostSink, Outcome, Status};
 use super::ssh::{self, Conn, Kind, SshError, Target};
+use super::task::{perform, Done, Task};
 use crate::case::descriptor::Descriptor;
 use crate::config::{OutputConfig, SshConfig};
 use crate::error::{Code, Error, Result};
 use crate::tool;
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use super::pool::fan_out;
@@ -144,15 +147,106 @@ where
     Ok(collect(hosts, outcomes))
 }
 
-/// Run a command on every host through the case's session holder (warm sessions), output
-/// into `collector`. Hosts whose command had not started when the holder failed come back
-/// `None` (the caller runs them directly), with why the holder failed; `Err` when it could
-/// not be used at all. Policy refusals (the allow list) are the caller's to check first.
-pub fn via_holder(
-    state_dir: &std::path::Path,
+/// What a tool makes of one host's end: the task's result (with the host's address and its
+/// sink, whose kept output a capturing tool reads) becomes the host's status. Called once per
+/// host, before its output is presented.
+pub type Judge<'a> =
+    dyn Fn(&Descriptor, &str, std::result::Result<Done, SshError>, &HostSink) -> Status + Sync + 'a;
+
+/// How [`run_task`] runs: fan-out, time bound, and the case whose session holder may serve it.
+pub struct RunOpts<'a> {
+    /// How many hosts log in at once (warm hosts all start at once).
+    pub width: usize,
+    /// Bounds each host's command or script, from its start.
+    pub timeout: Option<Duration>,
+    /// The case's state directory: warm sessions through its holder when the settings allow
+    /// it (`persist` on, no bastion, no re-pinning); `None`: direct connections only.
+    pub holder: Option<&'a Path>,
+}
+
+/// Run `task` on every host — through the case's session holder when it can, else (and for
+/// whatever the holder could not start) over direct connections — output into `collector`.
+/// One outcome per host, in the hosts' order.
+pub fn run_task(
+    collector: &Collector,
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    task: &Task,
+    opts: &RunOpts,
+    judge: &Judge,
+) -> Result<Vec<Outcome>> {
+    let mut warm: Vec<Option<Outcome>> = hosts.iter().map(|_| None).collect();
+    let holder_dir = opts
+        .holder
+        .filter(|_| cfg.repin.is_none() && cfg.jump.is_none());
+    if let (Some(dir), Some(persist)) = (holder_dir, cfg.persist) {
+        resolve_targets(cfg, hosts)?; // the allow list, before anything is sent
+        let req = holder::RunRequest {
+            ssh: cfg.clone(),
+            hosts: hosts.to_vec(),
+            task: task.clone(),
+            timeout: opts.timeout,
+            fanout: opts.width,
+            persist,
+        };
+        match via_holder(dir, collector, &req, judge) {
+            Ok((done, why)) => {
+                warm = done;
+                if let Some(why) = why.filter(|_| !tool::interrupted()) {
+                    let left = warm.iter().filter(|o| o.is_none()).count();
+                    crate::output::note(format!(
+                        "{why}; connecting directly to the {left} hosts not yet started"
+                    ));
+                }
+            }
+            Err(holder::Unavailable(why)) => crate::output::note(format!(
+                "warm sessions unavailable ({why}): connecting directly"
+            )),
+        }
+    }
+    let position: HashMap<&str, usize> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.as_str(), i))
+        .collect();
+    let rest: Vec<Descriptor> = hosts
+        .iter()
+        .zip(&warm)
+        .filter(|(_, o)| o.is_none())
+        .map(|(d, _)| d.clone())
+        .collect();
+    if rest.is_empty() {
+        return Ok(warm.into_iter().flatten().collect());
+    }
+    let direct = each_host_into(collector, cfg, &rest, opts.width, |d, conn, sink| {
+        let deadline = opts.timeout.map(|t| conn.started + t);
+        let r = perform(
+            task,
+            position[d.id.as_str()],
+            d,
+            conn,
+            deadline,
+            &tool::interrupted,
+            &mut |s, b| sink.push(s, b),
+        );
+        judge(d, &conn.target.address, r, sink)
+    })?;
+    let mut direct = direct.into_iter();
+    Ok(warm
+        .into_iter()
+        .map(|o| o.or_else(|| direct.next()).expect("one outcome per host"))
+        .collect())
+}
+
+/// Run a task on every host through the case's session holder (warm sessions), output into
+/// `collector`. Hosts whose task had not started when the holder failed come back `None` (the
+/// caller runs them directly), with why the holder failed; `Err` when it could not be used at
+/// all. Policy refusals (the allow list) are the caller's to check first.
+fn via_holder(
+    state_dir: &Path,
     collector: &Collector,
     req: &holder::RunRequest,
-    explain: &dyn Fn(SshError) -> SshError,
+    judge: &Judge,
 ) -> std::result::Result<(Vec<Option<Outcome>>, Option<String>), holder::Unavailable> {
     let stream = holder::connect_or_start(state_dir, &req.ssh)?;
     let hosts = &req.hosts;
@@ -166,9 +260,29 @@ pub fn via_holder(
                 .unwrap_or_else(|_| d.id.clone())
         })
         .collect();
-    let mut sinks: Vec<Option<super::results::HostSink>> = hosts.iter().map(|_| None).collect();
+    let mut sinks: Vec<Option<HostSink>> = hosts.iter().map(|_| None).collect();
     let mut started = vec![false; hosts.len()];
     let mut outcomes: Vec<Option<Outcome>> = hosts.iter().map(|_| None).collect();
+    // A host ended through the holder: judged, presented through its sink.
+    let end = |i: usize, r: std::result::Result<Done, SshError>, sink: &mut Option<HostSink>| {
+        let d = &hosts[i];
+        let ms = began.elapsed().as_millis();
+        match &r {
+            Ok(done) => {
+                tracing::info!(target: "ec2_tools::ssh", "ssh {}: {done} after {ms} ms (session holder)", addresses[i])
+            }
+            Err(e) => {
+                tracing::info!(target: "ec2_tools::ssh", "ssh {}: failed after {ms} ms (session holder): {}", addresses[i], e.message)
+            }
+        }
+        let sink = sink
+            .take()
+            .unwrap_or_else(|| collector.host(d, &addresses[i]));
+        let status = judge(d, &addresses[i], r, &sink);
+        let o = Outcome::new(d, addresses[i].clone(), status, began.elapsed());
+        collector.done(sink, &o);
+        o
+    };
     let r = holder::run(
         stream,
         req,
@@ -182,30 +296,12 @@ pub fn via_holder(
                 holder::HostEvent::Output(s, b) => sinks[i]
                     .get_or_insert_with(|| collector.host(d, &addresses[i]))
                     .push(s, b),
-                holder::HostEvent::Ended(end) => {
-                    let ms = began.elapsed().as_millis();
-                    match &end {
-                        holder::Ended::Exit(c) => {
-                            tracing::info!(target: "ec2_tools::ssh", "ssh {}: exit {c} after {ms} ms (session holder)", addresses[i])
-                        }
-                        holder::Ended::Failed(_, m) => {
-                            tracing::info!(target: "ec2_tools::ssh", "ssh {}: failed after {ms} ms (session holder): {m}", addresses[i])
-                        }
-                    }
-                    let status = match end {
-                        holder::Ended::Exit(c) => Status::Exited(c),
-                        holder::Ended::Failed(kind, message) => {
-                            Status::Failed(explain(SshError::new(kind, message)))
-                        }
+                holder::HostEvent::Ended(ended) => {
+                    let r = match ended {
+                        holder::Ended::Done(done) => Ok(done),
+                        holder::Ended::Failed(kind, message) => Err(SshError::new(kind, message)),
                     };
-                    outcomes[i] = Some(finish(
-                        collector,
-                        &mut sinks[i],
-                        d,
-                        &addresses[i],
-                        status,
-                        began,
-                    ));
+                    outcomes[i] = Some(end(i, r, &mut sinks[i]));
                 }
             }
         },
@@ -213,42 +309,19 @@ pub fn via_holder(
     let why = r.err().map(|holder::Unavailable(why)| why);
     if let Some(why) = &why {
         // Started but not ended: it may have run, so it is not run again.
-        for (i, d) in hosts.iter().enumerate() {
+        for i in 0..hosts.len() {
             if outcomes[i].is_none() && (started[i] || tool::interrupted()) {
                 let kind = if tool::interrupted() {
                     Kind::Interrupted
                 } else {
                     Kind::Session
                 };
-                let status =
-                    Status::Failed(explain(SshError::new(kind, format!("{why} mid-command"))));
-                outcomes[i] = Some(finish(
-                    collector,
-                    &mut sinks[i],
-                    d,
-                    &addresses[i],
-                    status,
-                    began,
-                ));
+                let e = SshError::new(kind, format!("{why} mid-command"));
+                outcomes[i] = Some(end(i, Err(e), &mut sinks[i]));
             }
         }
     }
     Ok((outcomes, why))
-}
-
-/// A host ended through the holder: its outcome, presented through its sink.
-fn finish(
-    collector: &Collector,
-    sink: &mut Option<super::results::HostSink>,
-    d: &Descriptor,
-    address: &str,
-    status: Status,
-    began: Instant,
-) -> Outcome {
-    let o = Outcome::new(d, address.to_owned(), status, began.elapsed());
-    let sink = sink.take().unwrap_or_else(|| collector.host(d, address));
-    collector.done(sink, &o);
-    o
 }
 
 /// `--accept-new-host-key`: record the key the host now offers in its descriptor.

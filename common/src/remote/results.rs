@@ -116,6 +116,15 @@ pub struct HostSink {
 }
 
 impl HostSink {
+    /// What this sink kept of the host's stdout and stderr so far (all of it in capture
+    /// mode; empty where the mode keeps nothing).
+    pub fn kept(&self) -> (&[u8], &[u8]) {
+        (
+            self.out.as_deref().unwrap_or_default(),
+            self.err.as_deref().unwrap_or_default(),
+        )
+    }
+
     pub fn push(&mut self, s: Stream, b: &[u8]) {
         if let Some((o, e)) = self.prefix.as_mut() {
             match s {

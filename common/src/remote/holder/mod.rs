@@ -3,8 +3,9 @@
 //! key exchange, login or new sshd process.
 //!
 //! The holder (`ec2-tools session-holder DIR`, started by the first tool that wants it) listens
-//! on `.ec2-tools/holder.sock` (mode 0600; a peer of another uid is refused) and runs commands
-//! on the sessions it holds, streaming output back in frames. It is never trusted to be alive:
+//! on `.ec2-tools/holder.sock` (mode 0600; a peer of another uid is refused) and runs tasks
+//! (remote/task.rs: commands, job scripts, file copies) on the sessions it holds, streaming
+//! output back in frames. It is never trusted to be alive:
 //! a tool that cannot reach it within a second, or hears nothing from it (not even the
 //! heartbeat sent every [`HEARTBEAT`]) for the connect timeout, goes on without it — hosts
 //! whose command had not started are run over direct connections, and it says so once. Host
@@ -28,6 +29,7 @@ pub use server::serve;
 use super::failure::Kind;
 use crate::case::descriptor::Descriptor;
 use crate::config::SshConfig;
+use crate::remote::task::{Done, Task};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -56,22 +58,20 @@ pub enum Request {
     Ping,
     /// Exit now (ec2-killall).
     Stop,
-    /// Run a command on every host; answered with frames.
+    /// Run a task on every host; answered with frames.
     Run(Box<RunRequest>),
 }
 
-/// A command to run on hosts, as `ec2-exec-remote` runs it.
+/// A task to run on hosts, as the tool would run it over its own connections.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct RunRequest {
     /// How to log in (the tool's resolved settings: user, key, port, allow list, pins).
     pub ssh: SshConfig,
     /// The hosts, as the tool's descriptors describe them (pins included).
     pub hosts: Vec<Descriptor>,
-    /// Through the remote user's shell, as remote/command.rs runs it.
-    pub command: String,
-    /// Sent to the command on every host.
-    pub stdin: Option<Vec<u8>>,
-    /// Bounds each host's command.
+    /// What each host does (remote/task.rs, shared with the direct path).
+    pub task: Task,
+    /// Bounds each host's command or script.
     pub timeout: Option<Duration>,
     /// How many hosts may log in at once (warm hosts all run at once).
     pub fanout: usize,
@@ -95,8 +95,8 @@ pub(super) mod frame {
 /// How one host's run ended, in an `ENDED` frame.
 #[derive(Serialize, Deserialize, Debug)]
 pub enum Ended {
-    /// The command exited with this code.
-    Exit(i32),
+    /// The task ran to its end.
+    Done(Done),
     /// It could not be run or did not finish.
     Failed(Kind, String),
 }

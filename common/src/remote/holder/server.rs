@@ -1,5 +1,5 @@
 //! The holder process: accepts the case owner's tools on the socket, keeps up to
-//! [`MAX_PER_HOST`] logged-in sessions per host, runs each request's command on them and
+//! [`MAX_PER_HOST`] logged-in sessions per host, runs each request's task on them and
 //! streams the frames back. What does not belong here: the tool's side (client.rs).
 
 use super::{frame, write_frame, Ended, Request, RunRequest, KEEPALIVE, LOCK, PID_FILE};
@@ -9,6 +9,7 @@ use crate::remote::command::Stream;
 use crate::remote::failure::Kind;
 use crate::remote::pool::fan_out;
 use crate::remote::ssh::{self, Conn, Target};
+use crate::remote::task::{perform, NOTHING_RAN};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -387,10 +388,11 @@ fn run_one(
             gone.store(true, Ordering::SeqCst);
         }
         let deadline = run.timeout.map(|t| Instant::now() + t);
-        let r = conn.run_command(
-            &run.command,
+        let r = perform(
+            &run.task,
+            i as usize,
             d,
-            run.stdin.as_deref(),
+            conn,
             deadline,
             &|| gone.load(Ordering::SeqCst),
             &mut |s, b| {
@@ -404,10 +406,10 @@ fn run_one(
             },
         );
         match r {
-            Ok(info) => return Ended::Exit(info.code),
+            Ok(done) => return Ended::Done(done),
             // The held session died between the keepalive and the channel: nothing ran, so
             // log in afresh and run it once more.
-            Err(e) if warm && e.kind == Kind::Session && e.message.starts_with("open channel") => {
+            Err(e) if warm && e.kind == Kind::Session && e.message.starts_with(NOTHING_RAN) => {
                 warm = false;
             }
             Err(e) => {
