@@ -22,11 +22,16 @@ Scale (--big N): ec2-create N, then ec2-exec-remote `true` on 100, 300 and N hos
 wall, client CPU, sshd CPU and the tool's peak RSS (ru_maxrss); RLIMIT_NOFILE is raised to the
 hard limit first.
 
+Files and job status (--files-hosts N): ec2-put and ec2-get of a 64 KiB file and a job's
+`--status` on N hosts, cold (`persist off`) and warm (through the session holder), against
+parallel-scp and parallel-slurp (curve25519, their default -p 32).
+
 sshd CPU is summed over every sshd process: the main listener, one per instance (the EC2 front
 makes each instance its own sshd), and the per-connection ones the session holder keeps alive,
 each with its reaped children.
 
-usage: scripts/bench.py [--runs N] [--sizes 100,300] [--rtts 0,10,50] [--big 1000] [--out FILE]
+usage: scripts/bench.py [--runs N] [--sizes 100,300] [--rtts 0,10,50] [--big 1000] [--files-hosts 100]
+                        [--out FILE]
 """
 import argparse
 import json
@@ -206,6 +211,8 @@ def main():
     ap.add_argument("--rtts", default="0,10,50", help="round-trip times (ms) for the latency section; '' skips it")
     ap.add_argument("--latency-sizes", default="100,300")
     ap.add_argument("--big", type=int, default=1000, help="the scale section's largest fleet; 0 skips it")
+    ap.add_argument("--files-hosts", type=int, default=100,
+                    help="hosts for the files and job-status section (cold vs warm, parallel-scp/slurp); 0 skips it")
     ap.add_argument("--out", default=os.path.join(REPO, "target", "bench", "report.md"))
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -293,6 +300,55 @@ def main():
                     print(f"bench: n={n} run={r + 1} {t}: wall {wall:.3f}s client {cpu:.3f}s sshd {scpu:.3f}s",
                           file=sys.stderr)
             results[n] = runs
+
+        # --- files and job status: every SSH tool, cold and warm, and pssh's copiers ----------
+        files = {}
+        if args.files_hosts:
+            n = args.files_hosts
+            hosts = os.path.join(work, f"hosts{n}")
+            with open(hosts, "w") as f:
+                f.write("\n".join(addrs[:n]) + "\n")
+            payload = os.path.join(work, "payload.bin")
+            with open(payload, "wb") as f:
+                f.write(os.urandom(64 * 1024))
+            out = os.path.join(work, "got")
+            sel = ["--dir", fleet, "--select", f"1-{n}"]
+            cold, hot = ["--persist", "off"], ["--persist", "10m"]
+            pssh_x = " ".join(["-p", port, "-i", key] + ssh_opts + curve)
+            tool = lambda name: os.path.join(BIN, name)
+            start = [tool("ec2-exec-remote")] + sel + hot + ["--job", "benchjob", "-bg", "true"]
+            wall, cpu, scpu, code, err = timed(start, env, sshd_pid)  # also logs the holder in
+            if code != 0:
+                sys.exit(f"bench: starting the job on {n} hosts exited {code}: {err[-2000:]}")
+            ops = {
+                "ec2-put 64 KiB": {
+                    "cold": [tool("ec2-put")] + sel + cold + [payload, "."],
+                    "warm": [tool("ec2-put")] + sel + hot + [payload, "."],
+                    "parallel-scp (c25519, -p 32)": ["parallel-scp", "-h", hosts, "-l", user, "-x", pssh_x,
+                                                     payload, "payload.bin"],
+                },
+                "ec2-get 64 KiB": {
+                    "cold": [tool("ec2-get")] + sel + cold + ["payload.bin", out],
+                    "warm": [tool("ec2-get")] + sel + hot + ["payload.bin", out],
+                    "parallel-slurp (c25519, -p 32)": ["parallel-slurp", "-h", hosts, "-l", user, "-x", pssh_x,
+                                                       "-L", out + "-pssh", "payload.bin", "payload.bin"],
+                },
+                "job --status": {
+                    "cold": [tool("ec2-exec-remote")] + sel + cold + ["--job", "benchjob", "--status"],
+                    "warm": [tool("ec2-exec-remote")] + sel + hot + ["--job", "benchjob", "--status"],
+                },
+            }
+            for op, tools in ops.items():
+                runs = {t: [] for t in tools}
+                for r in range(args.runs):
+                    for t, cmd in tools.items():
+                        wall, cpu, scpu, code, err = timed(cmd, env, sshd_pid)
+                        if code != 0:
+                            sys.exit(f"bench: {op} {t} on {n} hosts exited {code}: {err[-2000:]}")
+                        runs[t].append((wall, cpu, scpu))
+                        print(f"bench: files n={n} run={r + 1} {op} {t}: wall {wall:.3f}s client {cpu:.3f}s "
+                              f"sshd {scpu:.3f}s", file=sys.stderr)
+                files[op] = runs
 
         # --- latency: every client through the same delaying relay ---------------------------
         latency = {}
@@ -396,6 +452,19 @@ def main():
         for i, what in ((0, "wall"), (1, "client CPU"), (2, "sshd CPU")):
             pa, pb = median([x[i] for x in ra]) / a * 1000, median([x[i] for x in rb]) / b * 1000
             report.append(f"- {what}: {pa:.2f} ms/host → {pb:.2f} ms/host (×{pb / pa:.2f})")
+    if files:
+        n = args.files_hosts
+        report.append(f"\n#### Files and job status on {n} hosts: cold, warm (session holder), pssh's copiers\n")
+        report.append("| operation | mode | wall s | client CPU s | sshd CPU s | wall / cold | wall / pssh |")
+        report.append("|---|---|---|---|---|---|---|")
+        for op, runs in files.items():
+            cold_w = median([x[0] for x in runs["cold"]])
+            peer = [t for t in runs if t not in ("cold", "warm")]
+            peer_w = median([x[0] for x in runs[peer[0]]]) if peer else None
+            for t, rs in runs.items():
+                w, c, s = (median([x[i] for x in rs]) for i in range(3))
+                vs_peer = f"{w / peer_w:.2f}" if peer_w else "—"
+                report.append(f"| {op} | {t} | {w:.3f} | {c:.3f} | {s:.3f} | {w / cold_w:.2f} | {vs_peer} |")
     for (rtt, n), runs in sorted(latency.items()):
         report.append(f"\n#### `true` on {n} hosts at {rtt:g} ms RTT (every client through the same relay)\n")
         report.append("| tool | wall s | client CPU s | sshd CPU s | sshd CPU ms/host | wall / pdsh(c25519) |")

@@ -268,12 +268,10 @@ fn remote_outcomes(
     }
     // A timeout or interruption killed the remote process group: say so.
     let judge =
-        |_: &Descriptor, _: &str, r: std::result::Result<Done, SshError>, _: &HostSink| match r {
-            Ok(Done::Exit(code)) => Status::Exited(code),
-            Ok(other) => Status::Failed(SshError::new(
-                Kind::Session,
-                format!("unexpected result {other:?}"),
-            )),
+        |_: &Descriptor, _: &str, r: std::result::Result<Done, SshError>, _: &HostSink| match r
+            .and_then(Done::code)
+        {
+            Ok(code) => Status::Exited(code),
             Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
                 Kind::Timeout,
                 format!(

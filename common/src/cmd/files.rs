@@ -13,7 +13,6 @@ use crate::error::{Code, Error, Result};
 use crate::output;
 use crate::remote::fanout::{run_task, RunOpts};
 use crate::remote::results::{Collector, Status};
-use crate::remote::ssh::{Kind, SshError};
 use crate::remote::task::{get_dir, Done, Task};
 use crate::tool::Tool;
 use clap::Parser;
@@ -217,15 +216,11 @@ fn copy(
         hosts,
         task,
         &opts,
-        &|d, address, r, _| match r {
-            Ok(Done::Copied { files, bytes }) => {
+        &|d, address, r, _| match r.and_then(Done::copied) {
+            Ok((files, bytes)) => {
                 done(d, address, files, bytes);
                 Status::Exited(0)
             }
-            Ok(other) => Status::Failed(SshError::new(
-                Kind::Session,
-                format!("unexpected result {other:?}"),
-            )),
             Err(e) => Status::Failed(e),
         },
     )?;

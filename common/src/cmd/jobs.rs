@@ -221,8 +221,8 @@ fn run_captured(
         at.hosts,
         task,
         &opts,
-        &|d, address, r, sink| match r {
-            Ok(Done::Exit(code)) => {
+        &|d, address, r, sink| match r.and_then(Done::code) {
+            Ok(code) => {
                 let (out, err) = sink.kept();
                 verdict(
                     d,
@@ -232,10 +232,6 @@ fn run_captured(
                     &String::from_utf8_lossy(err),
                 )
             }
-            Ok(other) => Status::Failed(SshError::new(
-                Kind::Session,
-                format!("unexpected result {other:?}"),
-            )),
             Err(e) => Status::Failed(e),
         },
     )?;
@@ -315,23 +311,17 @@ pub(crate) fn follow(at: &Reach, f: &Follow, results: OutputConfig) -> Result<Co
                     at.hosts,
                     &task,
                     &opts,
-                    &|_, _, r, _| match r {
-                        Ok(Done::Exit(code)) if (95..=99).contains(&code) => {
-                            Status::Failed(SshError::new(
-                                Kind::Session,
-                                match code {
-                                    95 => "stopped (--stop) before it exited".into(),
-                                    98 => format!("no job {job_id} on this host"),
-                                    99 => "the job died without an exit code".into(),
-                                    _ => format!("exit {code}"),
-                                },
-                            ))
-                        }
-                        Ok(Done::Exit(code)) => Status::Exited(code),
-                        Ok(other) => Status::Failed(SshError::new(
+                    &|_, _, r, _| match r.and_then(Done::code) {
+                        Ok(code) if (95..=99).contains(&code) => Status::Failed(SshError::new(
                             Kind::Session,
-                            format!("unexpected result {other:?}"),
+                            match code {
+                                95 => "stopped (--stop) before it exited".into(),
+                                98 => format!("no job {job_id} on this host"),
+                                99 => "the job died without an exit code".into(),
+                                _ => format!("exit {code}"),
+                            },
                         )),
+                        Ok(code) => Status::Exited(code),
                         Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
                             Kind::Timeout,
                             "still running at --command-timeout",

@@ -6,7 +6,7 @@
 //! What does not belong here: which hosts, over which connection (fanout.rs, holder/), how
 //! results are presented (results.rs), what a tool makes of them (cmd/).
 
-use super::command::Stream;
+use super::command::{Stream, NOTHING_RAN};
 use super::failure::Kind;
 use super::sftp::{download, mkdir_p, remote_path, upload, Tally};
 use super::ssh::Conn;
@@ -85,6 +85,28 @@ pub enum Done {
     },
 }
 
+impl Done {
+    /// A command's or script's exit code (any other result is an error).
+    pub fn code(self) -> Result<i32, SshError> {
+        match self {
+            Done::Exit(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A copy's files and bytes (any other result is an error).
+    pub fn copied(self) -> Result<(u64, u64), SshError> {
+        match self {
+            Done::Copied { files, bytes } => Ok((files, bytes)),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(d: Done) -> SshError {
+    SshError::new(Kind::Session, format!("unexpected result: {d}"))
+}
+
 impl std::fmt::Display for Done {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -93,10 +115,6 @@ impl std::fmt::Display for Done {
         }
     }
 }
-
-/// The message start of a failure that happened before anything ran on the host (a held
-/// session that died): the holder logs in afresh and tries once more.
-pub const NOTHING_RAN: &str = "open channel";
 
 /// Host `i` (`d`) does its part of `task` on `conn`; output goes to `out`. `deadline` and
 /// `stop` bound commands and scripts (a command's process group is killed then).

@@ -5,11 +5,11 @@
 use super::{frame, write_frame, Ended, Request, RunRequest, KEEPALIVE, LOCK, PID_FILE};
 use crate::case::descriptor::Descriptor;
 use crate::config::SshConfig;
-use crate::remote::command::Stream;
+use crate::remote::command::{Stream, NOTHING_RAN};
 use crate::remote::failure::Kind;
 use crate::remote::pool::fan_out;
 use crate::remote::ssh::{self, Conn, Target};
-use crate::remote::task::{perform, NOTHING_RAN};
+use crate::remote::task::perform;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
