@@ -314,7 +314,7 @@ def main():
             out = os.path.join(work, "got")
             sel = ["--dir", fleet, "--select", f"1-{n}"]
             cold, hot = ["--persist", "off"], ["--persist", "10m"]
-            pssh_x = " ".join(["-p", port, "-i", key] + ssh_opts + curve)
+            pssh_x = " ".join(["-o", f"Port={port}", "-i", key] + ssh_opts + curve)  # scp: -P, not -p
             tool = lambda name: os.path.join(BIN, name)
             start = [tool("ec2-exec-remote")] + sel + hot + ["--job", "benchjob", "-bg", "true"]
             wall, cpu, scpu, code, err = timed(start, env, sshd_pid)  # also logs the holder in

@@ -1,6 +1,6 @@
 //! The resolved configuration: what the tools will do, as plain data (like fd's config.rs).
 //!
-//! These types are built by cli.rs from the flags and the settings layers (settings.rs) and
+//! These types are built by cli/ from the flags and the settings layers (settings/) and
 //! then only read. The grammar of setting values (durations, CIDR lists, address and spot
 //! modes) lives here beside the types it produces. What does not belong here: clap, reading
 //! files or the environment, anything that talks to AWS or a host.

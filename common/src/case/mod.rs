@@ -2,7 +2,7 @@
 //! them, and which of its instances a tool acts on.
 //!
 //! Everything here works on the test-case directory alone. What does not belong here: the
-//! flags (cli.rs), settings, and anything that talks to AWS or to hosts — aws/ and remote/
+//! flags (cli/), settings, and anything that talks to AWS or to hosts — aws/ and remote/
 //! take descriptors from here; nothing here reaches down to them.
 
 pub mod descriptor;

@@ -1,7 +1,7 @@
 //! Which instances a tool acts on: every descriptor, or those picked by `--from`, `--select`
 //! and `--role` (an intersection). Explicit selectors that match nothing are an error — a
 //! script that silently does nothing is worse than one that stops. What does not belong here:
-//! the flags themselves (cli.rs), anything that talks to AWS.
+//! the flags themselves (cli/), anything that talks to AWS.
 
 use super::descriptor::{is_descriptor_id, Descriptor};
 use super::store::Store;
