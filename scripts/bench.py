@@ -74,24 +74,10 @@ def proc_cpu(pid):
     return sum(int(x) for x in fields[11:15]) / CLK
 
 
-SSHD_PIDS = []
-
-
-def sshd_pids(state, main_pid):
-    """The main sshd and every instance's own sshd (machines/<id>/sshd.pid)."""
-    pids = [main_pid]
-    root = os.path.join(state, "machines")
-    for d in os.listdir(root) if os.path.isdir(root) else []:
-        try:
-            with open(os.path.join(root, d, "sshd.pid")) as f:
-                pids.append(int(f.read().strip()))
-        except (OSError, ValueError):
-            pass
-    return pids
-
-
-def named_cpu(name):
-    """CPU (with reaped children) of every live process whose command name is `name`, s."""
+def cpu_of(matches):
+    """CPU (with reaped children) of every live process whose command name `matches`, s. A
+    process that exits meanwhile moves from the live sum to its parent's reaped-children time:
+    counted once."""
     total = 0.0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -101,30 +87,21 @@ def named_cpu(name):
                 text = f.read()
         except OSError:
             continue
-        if text[text.index("(") + 1:text.rindex(")")] == name:
+        if matches(text[text.index("(") + 1:text.rindex(")")]):
             fields = text.rsplit(")", 1)[1].split()
             total += sum(int(x) for x in fields[11:15]) / CLK
     return total
+
+
+def named_cpu(name):
+    """CPU of every process called `name` (the session holder is `ec2-tools`), s."""
+    return cpu_of(lambda comm: comm == name)
 
 
 def sshd_cpu(_pid=None):
     """CPU of every sshd process on the machine — listeners, and per-connection ones still
-    alive (the session holder's) — with their reaped children, seconds. A process that exits
-    meanwhile moves from the live sum to its parent's reaped-children time: counted once."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                text = f.read()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        if comm.startswith("sshd"):
-            fields = text.rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:15]) / CLK
-    return total
+    alive (the session holder's) — with their reaped children, seconds."""
+    return cpu_of(lambda comm: comm.startswith("sshd"))
 
 
 def timed(cmd, env, sshd_pid):
@@ -284,7 +261,6 @@ def main():
             sys.exit(f"bench: ec2-create {total} failed: {p.stderr}")
         life.append((f"ec2-create {total}", time.perf_counter() - t0, proxy.take()))
         addrs = [l.split()[1] for l in p.stdout.splitlines()]
-        SSHD_PIDS[:] = sshd_pids(state, sshd_pid)
         ssh_opts = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
                     "-o", "LogLevel=ERROR"]
         curve = ["-o", "KexAlgorithms=curve25519-sha256"]
