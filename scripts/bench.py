@@ -124,6 +124,28 @@ def timed(cmd, env, sshd_pid):
     return wall, ru.ru_utime + ru.ru_stime + max(holder, 0.0), s1 - s0, code, err
 
 
+def interleaved(tools, n_runs, what, env, sshd_pid, also=None):
+    """Run every tool `n_runs` times, interleaved (A, B, C, A, B, C, ...) so machine noise
+    falls on all alike; each run's (wall, client CPU, sshd CPU, *extra) by tool. `tools`: name
+    -> command, or (command, extra environment). `also`, if given, is called before each run
+    and returns a function that, called after it, gives the extra (label, value) pairs (the
+    relay's CPU, the peak RSS). A tool that fails ends the bench."""
+    runs = {t: [] for t in tools}
+    for r in range(n_runs):
+        for t, spec in tools.items():
+            cmd, extra_env = spec if isinstance(spec, tuple) else (spec, {})
+            after = also() if also else (lambda: ())
+            wall, cpu, scpu, code, err = timed(cmd, dict(env, **extra_env), sshd_pid)
+            extra = after()
+            if code != 0:
+                sys.exit(f"bench: {what} {t} exited {code}: {err[-2000:]}")
+            runs[t].append((wall, cpu, scpu) + tuple(v for _, v in extra))
+            more = "".join(f" {k} {v}" for k, v in extra)
+            print(f"bench: {what} run={r + 1} {t}: wall {wall:.3f}s client {cpu:.3f}s sshd {scpu:.3f}s{more}",
+                  file=sys.stderr)
+    return runs
+
+
 class Counter:
     """An HTTP proxy in front of the emulator that counts EC2 actions."""
 
@@ -287,16 +309,7 @@ def main():
                 "parallel-ssh (default)": (["parallel-ssh", "-p", "64", "-h", hosts, "-l", user,
                                             "-x", " ".join(["-p", port, "-i", key] + ssh_opts), "true"], {}),
             }
-            runs = {t: [] for t in tools}
-            for r in range(args.runs):
-                for t, (cmd, extra) in tools.items():
-                    wall, cpu, scpu, code, err = timed(cmd, dict(env, **extra), sshd_pid)
-                    if code != 0:
-                        sys.exit(f"bench: {t} on {n} hosts exited {code}: {err[-2000:]}")
-                    runs[t].append((wall, cpu, scpu))
-                    print(f"bench: n={n} run={r + 1} {t}: wall {wall:.3f}s client {cpu:.3f}s sshd {scpu:.3f}s",
-                          file=sys.stderr)
-            results[n] = runs
+            results[n] = interleaved(tools, args.runs, f"n={n}", env, sshd_pid)
 
         # --- files and job status: every SSH tool, cold and warm, and pssh's copiers ----------
         files = {}
@@ -336,16 +349,7 @@ def main():
                 },
             }
             for op, tools in ops.items():
-                runs = {t: [] for t in tools}
-                for r in range(args.runs):
-                    for t, cmd in tools.items():
-                        wall, cpu, scpu, code, err = timed(cmd, env, sshd_pid)
-                        if code != 0:
-                            sys.exit(f"bench: {op} {t} on {n} hosts exited {code}: {err[-2000:]}")
-                        runs[t].append((wall, cpu, scpu))
-                        print(f"bench: files n={n} run={r + 1} {op} {t}: wall {wall:.3f}s client {cpu:.3f}s "
-                              f"sshd {scpu:.3f}s", file=sys.stderr)
-                files[op] = runs
+                files[op] = interleaved(tools, args.runs, f"files n={n} {op}", env, sshd_pid)
 
         # --- latency: every client through the same delaying relay ---------------------------
         latency = {}
@@ -381,18 +385,11 @@ def main():
                     wall, cpu, scpu, code, err = timed(warm + ["true"], env, sshd_pid)
                     if code != 0:
                         sys.exit(f"bench: warming up on {n} hosts at {rtt} ms exited {code}: {err[-2000:]}")
-                    runs = {t: [] for t in tools}
-                    for r in range(args.runs):
-                        for t, (cmd, extra) in tools.items():
-                            r0 = proc_cpu(relay.pid)
-                            wall, cpu, scpu, code, err = timed(cmd, dict(env, **extra), sshd_pid)
-                            rcpu = proc_cpu(relay.pid) - r0  # the relay is on these cores too
-                            if code != 0:
-                                sys.exit(f"bench: {t} on {n} hosts at {rtt} ms exited {code}: {err[-2000:]}")
-                            runs[t].append((wall, cpu, scpu, rcpu))
-                            print(f"bench: rtt={rtt} n={n} run={r + 1} {t}: wall {wall:.3f}s client {cpu:.3f}s "
-                                  f"sshd {scpu:.3f}s relay {rcpu:.3f}s", file=sys.stderr)
-                    latency[(rtt, n)] = runs
+                    def relay_cpu(pid=relay.pid):  # the relay is on these cores too
+                        r0 = proc_cpu(pid)
+                        return lambda: (("relay", round(proc_cpu(pid) - r0, 3)),)
+                    latency[(rtt, n)] = interleaved(tools, args.runs, f"rtt={rtt} n={n}", env, sshd_pid,
+                                                    also=relay_cpu)
             finally:
                 relay.kill()
                 relay.wait()
@@ -408,16 +405,8 @@ def main():
                     "warm (persist)": [os.path.join(BIN, "ec2-exec-remote"), "--persist", "10m"] + sel + ["true"],
                 }
                 timed(tools["warm (persist)"], env, sshd_pid)  # log the holder in
-                runs = {t: [] for t in tools}
-                for r in range(args.runs):
-                    for t, cmd in tools.items():
-                        wall, cpu, scpu, code, err = timed(cmd, env, sshd_pid)
-                        if code != 0:
-                            sys.exit(f"bench: {t} on {n} hosts exited {code}: {err[-2000:]}")
-                        runs[t].append((wall, cpu, scpu, timed.maxrss_kb))
-                        print(f"bench: scale n={n} run={r + 1} {t}: wall {wall:.3f}s client {cpu:.3f}s "
-                              f"sshd {scpu:.3f}s rss {timed.maxrss_kb} kB", file=sys.stderr)
-                scale[n] = runs
+                scale[n] = interleaved(tools, args.runs, f"scale n={n}", env, sshd_pid,
+                                       also=lambda: lambda: (("rss_kb", timed.maxrss_kb),))
         t0 = time.perf_counter()
         p = subprocess.run([os.path.join(BIN, "ec2-killall")], env=penv, cwd=fleet, capture_output=True, text=True)
         if p.returncode != 0:
