@@ -15,8 +15,11 @@ id of the request, so parallel tests do not see each other's faults):
   CreateTags adds a tag fails with "dictionary changed size during iteration", and a
   RunInstances can answer 500 *after* launching, so its SDK retry launched twice); AWS has no
   such failure, so the front never lets moto see two calls at once.
-* RunInstances idempotency by ClientToken (moto ignores it; AWS returns the first answer again),
-  and MinCount < MaxCount launching MaxCount when there is capacity (moto launches MinCount).
+* RunInstances idempotency by ClientToken (moto ignores it; AWS returns the first answer again,
+  and answers the same token with other parameters IdempotentParameterMismatch), and
+  MinCount < MaxCount launching MaxCount when there is capacity (moto launches MinCount).
+* permissions denied, as a least-privilege IAM policy does: "deny": [actions] answers those
+  UnauthorizedOperation (HTTP 403), so every error path can be tried with any one denied.
 * counters per action, per caller (GET /__proxy/counters?key=AKID).
 * machines: every instance with a loopback private IP becomes its own sshd listening on
   that IP — its own home directory, hostname and boot id (a mount and UTS namespace, as root),
@@ -31,7 +34,8 @@ Faults JSON (every key optional):
    "latency_ms": 20 or {"RunInstances": 3000}, "pending_s": [5, 17], "shutting_down_s": [2, 5],
    "not_found_s": 3,
    "capacity": [{"subnet": "subnet-1"}, {"type": "c5.large", "available": 2}, {"az": "..."}],
-   "buckets": {"RunInstances": [1000, 2], "DescribeInstances": [100, 20]}, "seed": 1}
+   "buckets": {"RunInstances": [1000, 2], "DescribeInstances": [100, 20]},
+   "deny": ["DescribePlacementGroups"], "seed": 1}
 A capacity pool matches on every key given (subnet, type, az); without "available" it has
 none; with it, that many instances in all (RunInstances gets min(MaxCount, left) if that is at
 least MinCount). error500_after (a lost answer: moto did the work) hits only lost_actions, as
@@ -112,8 +116,8 @@ class Caller:
 CALLERS = {}
 DEFAULT = {}  # faults for callers never configured (realistic mode sets these)
 INSTANCES = {}  # id -> {"born", "pending_until", "gone_at", "shutdown_until", "key"}
-TOKENS = {}  # (key, client token) -> (status, body)
-INFLIGHT = {}  # (key, client token) -> Event set when its first request is answered
+TOKENS = {}  # (key, client token) -> (status, body, the request's parameters)
+INFLIGHT = {}  # (key, client token) -> (Event set when its first request is answered, params)
 UPSTREAM = threading.Lock()  # moto serves one call at a time (see the module's doc)
 
 
@@ -378,6 +382,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.forward(method, body)
         c = caller(key)
         f = c.faults
+        # The request as sent, before anything below adjusts it: what a ClientToken stands for.
+        sent = {k: v for k, v in params.items() if k not in ("ClientToken",)}
         with LOCK:
             c.count("calls", action)
         lat = f.get("latency_ms")
@@ -396,20 +402,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
             tk = (key, params["ClientToken"])
             # AWS is idempotent on the token even for a retry that arrives while the first
             # request is still being served (an SDK attempt timeout under load): it waits for
-            # the first one and replays its answer, never launching twice.
+            # the first one and replays its answer, never launching twice. The same token with
+            # other parameters is refused, as AWS does.
             while True:
                 with LOCK:
                     cached = TOKENS.get(tk)
-                    ev = None if cached else INFLIGHT.get(tk)
-                    if not cached and ev is None:
-                        owner = INFLIGHT[tk] = threading.Event()
+                    inflight = None if cached else INFLIGHT.get(tk)
+                    if not cached and inflight is None:
+                        owner = threading.Event()
+                        INFLIGHT[tk] = (owner, sent)
                 if cached or owner:
                     break
-                ev.wait(300)
+                if inflight[1] != sent:
+                    break
+                inflight[0].wait(300)
+            first = cached[2] if cached else (inflight[1] if inflight else sent)
+            if first != sent:
+                with LOCK:
+                    c.count("faults", "IdempotentParameterMismatch")
+                return self.reply(400, error_xml(
+                    "IdempotentParameterMismatch",
+                    "The client token you have provided is associated with a resource that is "
+                    "already deleted or has different parameters. Use a new client token."))
             if cached:
                 with LOCK:
                     c.count("faults", "IdempotentReplay")
                 return self.reply(cached[0], cached[1])
+        if action == "RunInstances":
+            params["_sent"] = sent
         try:
             return self.serve_action(method, body, params, action, key, c, f)
         finally:
@@ -472,6 +492,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def choose_fault(self, c, action, params):
         f = c.faults
+        if action in f.get("deny", ()):
+            return (403, "UnauthorizedOperation",
+                    "You are not authorized to perform this operation.")
         with LOCK:
             b = c.buckets.get(action)
             cost = int(params.get("MaxCount", 1)) if action == "RunInstances" else 1
@@ -592,7 +615,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         if iid:
                             PLACED[iid] = params["_placement"]
                 if params.get("ClientToken"):
-                    TOKENS[(key, params["ClientToken"])] = (200, answer)
+                    TOKENS[(key, params["ClientToken"])] = (200, answer, params["_sent"])
             return answer
         if action in ("TerminateInstances", "StopInstances", "StartInstances", "RebootInstances"):
             ids = ids_in(params, "InstanceId")

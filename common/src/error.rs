@@ -48,42 +48,86 @@ pub struct Error {
     pub code: Code,
     /// One line, naming the thing (`i-0abc: descriptor is not valid JSON: …`).
     pub message: String,
+    /// What AWS said, as data: its error code (`UnauthorizedOperation`,
+    /// `InsufficientInstanceCapacity`) or, for an answer that was no AWS error at all, the
+    /// fact. Decisions read this, never the message.
+    pub aws: Option<AwsFault>,
 }
+
+/// How an AWS call failed, as data (see [`Error::aws`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsFault {
+    /// AWS (or an emulator) answered with an error code.
+    Code(String),
+    /// The endpoint answered HTTP 5xx with a body that is no AWS error (an emulator's crash
+    /// page for a call it does not implement): no retry cures it.
+    NotAws(u16),
+    /// The endpoint could not be reached, or did not answer in time.
+    Unreachable,
+}
+
+/// AWS error codes that no retry cures: the call is not allowed, or not known.
+pub const FINAL_CODES: &[&str] = &[
+    "UnauthorizedOperation",
+    "AccessDenied",
+    "AccessDeniedException",
+    "AuthFailure",
+    "InvalidAction",
+    "OptInRequired",
+    "Blocked",
+    "UnsupportedOperation",
+];
 
 /// A result whose error carries an exit code.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// An error of a given kind.
+    pub fn new(code: Code, message: impl Into<String>) -> Error {
+        Error {
+            code,
+            message: message.into(),
+            aws: None,
+        }
+    }
+
     /// Usage, configuration or bad input (exit 2).
     pub fn input(message: impl Into<String>) -> Error {
-        Error {
-            code: Code::Usage,
-            message: message.into(),
-        }
+        Error::new(Code::Usage, message)
     }
 
     /// AWS/SSH infrastructure failure or timeout (exit 3).
     pub fn infra(message: impl Into<String>) -> Error {
-        Error {
-            code: Code::Infra,
-            message: message.into(),
-        }
+        Error::new(Code::Infra, message)
     }
 
     /// Some instances failed, reported already (exit 1).
     pub fn partial(message: impl Into<String>) -> Error {
-        Error {
-            code: Code::Partial,
-            message: message.into(),
-        }
+        Error::new(Code::Partial, message)
     }
 
     /// Interrupted by a signal (exit 130).
     pub fn interrupted() -> Error {
-        Error {
-            code: Code::Interrupted,
-            message: "interrupted".into(),
+        Error::new(Code::Interrupted, "interrupted")
+    }
+
+    /// The AWS error code this error carries, if any.
+    pub fn aws_code(&self) -> Option<&str> {
+        match &self.aws {
+            Some(AwsFault::Code(c)) => Some(c),
+            _ => None,
         }
+    }
+
+    /// True when AWS said one of `codes`.
+    pub fn is_aws(&self, codes: &[&str]) -> bool {
+        self.aws_code().is_some_and(|c| codes.contains(&c))
+    }
+
+    /// True when no retry of the same call can succeed: the call is denied or unknown, or the
+    /// endpoint does not implement it.
+    pub fn is_final(&self) -> bool {
+        matches!(self.aws, Some(AwsFault::NotAws(_))) || self.is_aws(FINAL_CODES)
     }
 
     /// Prefix the message with what was being worked on: `i-0abc: <message>`.

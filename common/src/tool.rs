@@ -197,10 +197,7 @@ pub fn parse<C: clap::Parser>(name: &'static str, args: Vec<OsString>) -> crate:
         .map_err(|e| {
             if !e.use_stderr() {
                 let _ = e.print();
-                return Error {
-                    code: Code::Ok,
-                    message: String::new(),
-                };
+                return Error::new(Code::Ok, "");
             }
             Error::input(usage_line(&e.render().to_string()))
         })

@@ -14,6 +14,9 @@ usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec
        ec2q.py instance ID           -> one instance: state, type, key, groups, tags, user data,
                                         placement group
        ec2q.py placements CASE       -> the case's placement groups: name, strategy, tags
+       ec2q.py images CASE           -> the images tagged with CASE: [{id, name}]
+       ec2q.py token-mismatch CASE   -> one RunInstances sent twice with one ClientToken, then
+                                        the token with other parameters: {same, other (code)}
 """
 import json
 import os
@@ -186,5 +189,27 @@ elif cmd == "placements":
            for g in ec2.describe_placement_groups()["PlacementGroups"]
            if g["GroupName"].startswith("ec2-tools-" + case + "-")]
     print(json.dumps(out))
+elif cmd == "images":
+    r = ec2.describe_images(Owners=["self"],
+                            Filters=[{"Name": "tag:ec2-tools:case", "Values": [case]}])
+    print(json.dumps([{"id": i["ImageId"], "name": i.get("Name")} for i in r["Images"]]))
+elif cmd == "token-mismatch":
+    from botocore.exceptions import ClientError
+    token = "mismatch-" + case
+
+    def launch(n):
+        r = ec2.run_instances(ImageId=os.environ["EC2_TOOLS_AMI"], MinCount=1, MaxCount=n,
+                              SubnetId=os.environ["EC2_TOOLS_SUBNET_ID"], ClientToken=token,
+                              TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                  {"Key": "ec2-tools:case", "Value": case}]}])
+        return sorted(i["InstanceId"] for i in r["Instances"])
+    first, again = launch(1), launch(1)
+    try:
+        launch(2)
+        other = "accepted"
+    except ClientError as e:
+        other = e.response["Error"]["Code"]
+    ec2.terminate_instances(InstanceIds=first)
+    print(json.dumps({"same": first == again, "other": other}))
 else:
     sys.exit("unknown command " + cmd)

@@ -122,8 +122,9 @@ impl InstanceInfo {
     }
 }
 
-/// One RunInstances request.
-#[derive(Debug, Clone)]
+/// One RunInstances request (recorded in the case state before it is sent: see
+/// [`crate::case::store::InFlight`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LaunchSpec {
     pub ami: String,
     pub instance_type: String,
@@ -209,7 +210,20 @@ impl Ec2 {
     /// RunInstances with MinCount = MaxCount = count (all or nothing), tagged at launch.
     /// Returns the instances ordered by AmiLaunchIndex.
     pub async fn run_instances(&self, spec: &LaunchSpec) -> Result<Vec<InstanceInfo>> {
-        let tags = spec.tags.iter().map(|(k, v)| tag(k, v)).collect();
+        let tags: Vec<Tag> = spec.tags.iter().map(|(k, v)| tag(k, v)).collect();
+        let mut specs = vec![TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .set_tags(Some(tags.clone()))
+            .build()];
+        if spec.spot {
+            // A spot launch makes a spot request too: tagged alike, so ec2-killall finds it.
+            specs.push(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::SpotInstancesRequest)
+                    .set_tags(Some(tags))
+                    .build(),
+            );
+        }
         let out = self
             .client
             .run_instances()
@@ -247,12 +261,7 @@ impl Ec2 {
                     .build()
             }))
             .client_token(&spec.client_token)
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::Instance)
-                    .set_tags(Some(tags))
-                    .build(),
-            )
+            .set_tag_specifications(Some(specs))
             .send()
             .await
             .map_err(|e| aws_error("RunInstances", e))?;
@@ -350,6 +359,24 @@ impl Ec2 {
                     .build(),
             );
         }
+        self.describe_filtered(filters).await
+    }
+
+    /// Instances launched by the call with this ClientToken (tagged with it), in any state
+    /// but terminated.
+    pub async fn describe_launch(&self, token: &str) -> Result<Vec<InstanceInfo>> {
+        let filters = vec![
+            Filter::builder()
+                .name(format!("tag:{TAG_LAUNCH}"))
+                .values(token)
+                .build(),
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(
+                    InstanceState::LIVE.iter().map(|s| s.to_string()).collect(),
+                ))
+                .build(),
+        ];
         self.describe_filtered(filters).await
     }
 
@@ -493,6 +520,41 @@ impl Ec2 {
             .send()
             .await
             .map_err(|e| aws_error("RebootInstances", e))?;
+        Ok(())
+    }
+
+    /// The spot requests tagged with the case and owner that are still open or active.
+    pub async fn tagged_spot_requests(&self, case: &str, owner: &str) -> Result<Vec<String>> {
+        let mut filters = super::access::case_filters(case, owner);
+        filters.push(
+            Filter::builder()
+                .name("state")
+                .values("open")
+                .values("active")
+                .build(),
+        );
+        let out = self
+            .client
+            .describe_spot_instance_requests()
+            .set_filters(Some(filters))
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeSpotInstanceRequests", e))?;
+        Ok(out
+            .spot_instance_requests()
+            .iter()
+            .filter_map(|r| r.spot_instance_request_id().map(str::to_owned))
+            .collect())
+    }
+
+    /// Cancel spot requests (their instances are terminated separately).
+    pub async fn cancel_spot_requests(&self, ids: &[String]) -> Result<()> {
+        self.client
+            .cancel_spot_instance_requests()
+            .set_spot_instance_request_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| aws_error("CancelSpotInstanceRequests", e))?;
         Ok(())
     }
 

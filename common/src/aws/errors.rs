@@ -3,33 +3,41 @@
 //! does not belong here: which calls retry (retry.rs), the calls themselves (ec2.rs).
 
 use crate::case::descriptor::{is_instance_id, Descriptor};
-use crate::error::{Code, Error};
+use crate::error::{AwsFault, Code, Error};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use std::collections::BTreeSet;
 
 /// An SDK error as one line, with the exit code it stands for: AWS rejecting our parameters
 /// (an unknown AMI, a bad subnet) is configuration (2); anything else is infrastructure (3).
+/// What AWS said is kept as data in [`Error::aws`].
 pub(crate) fn aws_error<E>(action: &str, err: SdkError<E>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let code = err.code().map(str::to_owned);
-    let msg = match (&code, err.message()) {
-        (Some(c), Some(m)) => format!("{action}: {c}: {m}"),
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let (msg, fault) = match (&code, err.message()) {
+        (Some(c), m) => (
+            match m {
+                Some(m) => format!("{action}: {c}: {m}"),
+                None => format!("{action}: {c}"),
+            },
+            Some(AwsFault::Code(c.clone())),
+        ),
         _ if matches!(
             err,
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
         ) =>
         {
-            format!("{action}: cannot reach the EC2 API: {}", root_cause(&err))
+            (
+                format!("{action}: cannot reach the EC2 API: {}", root_cause(&err)),
+                Some(AwsFault::Unreachable),
+            )
         }
         _ => {
             // No error code to show (an answer that is not EC2's, a proxy's HTML page): one
             // line with the HTTP status and the innermost cause, never the whole answer.
-            let status = err
-                .raw_response()
-                .map(|r| format!("HTTP {}: ", r.status().as_u16()))
-                .unwrap_or_default();
+            let shown = status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
             let cause: String = root_cause(&err)
                 .split_whitespace()
                 .collect::<Vec<_>>()
@@ -37,16 +45,45 @@ where
                 .chars()
                 .take(200)
                 .collect();
-            format!("{action}: unexpected answer from the EC2 API: {status}{cause}")
+            let fault = status
+                .filter(|s| *s == 500 || *s == 501)
+                .map(AwsFault::NotAws);
+            let msg = match (&fault, emulator_limit(action)) {
+                (Some(_), Some(limit)) => format!(
+                    "{action}: the endpoint answered {shown}no AWS error (not retried): {limit}"
+                ),
+                (Some(_), None) => format!(
+                    "{action}: the endpoint answered {shown}no AWS error (an emulator that does \
+                     not implement {action}?; not retried)"
+                ),
+                (None, _) => {
+                    format!("{action}: unexpected answer from the EC2 API: {shown}{cause}")
+                }
+            };
+            (msg, fault)
         }
     };
     let input = code.as_deref().is_some_and(|c| {
         c.starts_with("Invalid") || c.starts_with("Missing") || c.starts_with("Unsupported")
     });
-    Error {
-        code: if input { Code::Usage } else { Code::Infra },
-        message: msg,
-    }
+    let mut e = Error::new(if input { Code::Usage } else { Code::Infra }, msg);
+    e.aws = fault;
+    e
+}
+
+/// What plain moto (the emulator users rehearse on) is known not to do, by action: said when
+/// such a call gets an answer that is no AWS error.
+fn emulator_limit(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "CreateImage" => {
+            "plain moto cannot tag an image's snapshots in CreateImage (AWS can; the local \
+             cloud's EC2 front, scripts/localcloud, adds it)"
+        }
+        "DescribePlacementGroups" | "CreatePlacementGroup" | "DeletePlacementGroup" => {
+            "plain moto has no placement groups (AWS has; the local cloud's EC2 front adds them)"
+        }
+        _ => return None,
+    })
 }
 
 /// The innermost error's message (`Connection refused (os error 111)`).
@@ -72,7 +109,7 @@ pub const FRESH: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The error EC2 gives for an id it does not know (yet, or any more).
 pub fn not_yet_visible(e: &Error) -> bool {
-    e.message.contains("InvalidInstanceID.NotFound")
+    e.is_aws(&["InvalidInstanceID.NotFound"])
 }
 
 /// Instance ids named in an AWS error message (`The instance IDs 'i-1, i-2' do not exist`).

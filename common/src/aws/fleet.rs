@@ -18,7 +18,7 @@ use super::errors;
 use super::pace::Pacer;
 use super::retry::CAPACITY_ERRORS;
 use crate::case::descriptor::{Descriptor, InstanceState, SshInfo};
-use crate::case::store::{CaseState, Store};
+use crate::case::store::{CaseState, InFlight, Store};
 use crate::config::{Config, LaunchConfig, SpotMode, SshConfig};
 use crate::error::{Error, Result};
 use crate::output;
@@ -101,6 +101,90 @@ impl Launched {
             ))
         })
     }
+}
+
+/// The market a launch call asks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Market {
+    /// Spot capacity.
+    Spot,
+    /// On-demand capacity.
+    OnDemand,
+}
+
+impl Market {
+    fn of(spot: bool) -> Market {
+        if spot {
+            Market::Spot
+        } else {
+            Market::OnDemand
+        }
+    }
+
+    /// As tagged and recorded: `spot` or `on-demand`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Market::Spot => "spot",
+            Market::OnDemand => "on-demand",
+        }
+    }
+
+    /// Its letter in a ClientToken.
+    fn letter(self) -> char {
+        match self {
+            Market::Spot => 's',
+            Market::OnDemand => 'o',
+        }
+    }
+}
+
+/// The ClientToken of one RunInstances request: the case's nonce, the launch round, the
+/// call within it, and a digest of the request itself (everything but the token). Two
+/// different requests never share a token — AWS answers a reused token with other
+/// parameters `IdempotentParameterMismatch` — and the same request recorded and sent again
+/// after a crash carries the same one. At most 64 characters, as EC2 allows.
+pub(crate) fn client_token(nonce: &str, round: u64, call: &str, spec: &LaunchSpec) -> String {
+    use sha2::Digest;
+    let mut unsigned = spec.clone();
+    unsigned.client_token.clear();
+    unsigned.tags.retain(|(k, _)| k != TAG_LAUNCH);
+    let digest = sha2::Sha256::digest(serde_json::to_vec(&unsigned).expect("serializes"));
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let token = format!("ec2-tools-{nonce}-{round}-{call}-{hex}");
+    token.chars().take(64).collect()
+}
+
+/// Seconds since the epoch, now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The case indexes of one launch's instances, in the order given: `first` + AmiLaunchIndex
+/// (or + position, when AWS gave none), each taken at most once; an index already `used`
+/// (or given twice) becomes the next free one after everything in use. Saturating: no count
+/// of instances can overflow it.
+pub(crate) fn launch_indexes_to_indexes(
+    first: u32,
+    launch_indexes: &[Option<i32>],
+    used: &BTreeSet<u32>,
+) -> Vec<u32> {
+    let mut taken = used.clone();
+    let mut out = Vec::with_capacity(launch_indexes.len());
+    for (k, li) in launch_indexes.iter().enumerate() {
+        let offset = li
+            .and_then(|l| u32::try_from(l).ok())
+            .unwrap_or_else(|| u32::try_from(k).unwrap_or(u32::MAX));
+        let mut index = first.saturating_add(offset);
+        if taken.contains(&index) {
+            index = taken.iter().next_back().map_or(1, |m| m.saturating_add(1));
+        }
+        taken.insert(index);
+        out.push(index);
+    }
+    out
 }
 
 /// The capacity pools of a launch: each type in each subnet (or the default VPC), in order.
@@ -201,8 +285,11 @@ impl Fleet {
     ///
     /// Calls are paced to the account's RunInstances bucket ([`Pacer`]), so a launch of
     /// thousands waits for tokens instead of failing at the first empty bucket. Each call
-    /// carries its own deterministic ClientToken (case nonce, round, market, pool, call), so a
-    /// call the SDK retries — or a crashed run retried — returns the same instances. The pools
+    /// carries a ClientToken of its own ([`client_token`]: the case's nonce, a launch round
+    /// moved on before the first call, the call, a digest of the request), recorded with the
+    /// whole request in the case state before it is sent and cleared once its descriptors are
+    /// written: a call the SDK retries returns the same instances, and a crashed run's call
+    /// is sent again, unchanged, by the next run ([`Fleet::recover`]). The pools
     /// (`--type` × `--subnet`, in order) are tried in turn: a capacity error moves the rest of
     /// the launch to the next pool; what no pool had is reported in [`Launched::short`], not an
     /// error (`--min-ready` decides). Spot per the configuration (`fallback`: on-demand for
@@ -225,9 +312,16 @@ impl Fleet {
             SpotMode::Fallback => &[true, false],
         };
         let pools = pools(&launch);
+        // The round moves on before the first call: a crash at any later moment leaves a
+        // case whose next launch has tokens of its own (only the recorded call in flight is
+        // ever sent again, exactly as it was).
+        let round = l.state.round;
+        l.state.round = round.saturating_add(1);
+        l.state.spot |= launch.spot != SpotMode::Off;
+        l.state.save(&self.store)?;
         let mut calls = 0u32;
         'markets: for &spot in markets {
-            let market = if spot { "spot" } else { "on-demand" };
+            let market = Market::of(spot);
             let mut pool = 0;
             while left > 0 && pool < pools.len() {
                 if tool::interrupted() {
@@ -241,19 +335,12 @@ impl Fleet {
                     break 'markets;
                 }
                 calls += 1;
-                let token = format!(
-                    "ec2-tools-{}-{}-{}{pool}-{calls}",
-                    l.state.nonce,
-                    l.state.round,
-                    &market[..1]
-                );
                 let mut tags = vec![
                     ("Name".to_owned(), case.clone()),
                     (TAG_CASE.to_owned(), case.clone()),
                     (TAG_OWNER.to_owned(), owner()),
                     (TAG_INDEX_BASE.to_owned(), next.to_string()),
-                    (TAG_LAUNCH.to_owned(), token.clone()),
-                    (TAG_MARKET.to_owned(), market.to_owned()),
+                    (TAG_MARKET.to_owned(), market.as_str().to_owned()),
                 ];
                 if let Some(r) = role {
                     tags.push((TAG_ROLE.to_owned(), r.to_owned()));
@@ -265,7 +352,7 @@ impl Fleet {
                         humantime::format_rfc3339_seconds(expires).to_string(),
                     ));
                 }
-                let spec = LaunchSpec {
+                let mut spec = LaunchSpec {
                     ami: launch.ami()?.to_owned(),
                     instance_type: itype.clone(),
                     count: n,
@@ -275,37 +362,57 @@ impl Fleet {
                     subnet: subnet.clone(),
                     security_groups: l.access.security_groups.clone(),
                     placement_group: l.access.placement_group.clone(),
-                    client_token: token,
+                    client_token: String::new(),
                     tags,
                     spot,
                     user_data: launch.ttl.map(ttl_user_data),
                     terminate_on_shutdown: launch.ttl.is_some() || spot,
                 };
+                spec.client_token = client_token(
+                    &l.state.nonce,
+                    round,
+                    &format!("{}{pool}-{calls}", market.letter()),
+                    &spec,
+                );
+                spec.tags
+                    .push((TAG_LAUNCH.to_owned(), spec.client_token.clone()));
+                // Written before it is sent: a crash from here on is recovered by sending
+                // this very request again (see `recover`).
+                l.state.in_flight = Some(InFlight {
+                    first: next,
+                    sent_at: unix_now(),
+                    request: serde_json::to_value(&spec).expect("a launch spec serializes"),
+                });
+                l.state.save(&self.store)?;
                 let instances = match self.ec2.run_instances(&spec).await {
                     Ok(v) => v,
-                    Err(e) if CAPACITY_ERRORS.iter().any(|c| e.message.contains(c)) => {
+                    Err(e) if e.is_aws(CAPACITY_ERRORS) => {
                         let pool_name = pool_label(itype, subnet.as_deref());
-                        output::note(format!("{market} {pool_name}: {e}"));
-                        out.shortages.push(format!("{market} {pool_name}"));
+                        output::note(format!("{} {pool_name}: {e}", market.as_str()));
+                        out.shortages
+                            .push(format!("{} {pool_name}", market.as_str()));
                         l.pacer.give_back(n);
+                        self.settled(l)?;
                         pool += 1;
                         continue;
                     }
-                    Err(e) if e.message.contains("RequestLimitExceeded") => {
+                    Err(e) if e.is_aws(&["RequestLimitExceeded"]) => {
                         // The account's bucket is emptier than ours thought (another tool,
-                        // another user): wait for it, and send the same call again.
+                        // another user): wait for it, and send the call again.
                         output::note(format!(
                             "RunInstances throttled after {} attempts; pausing",
                             super::retry::MAX_ATTEMPTS
                         ));
                         l.pacer.drain();
-                        calls -= 1;
+                        self.settled(l)?;
                         out.throttled += 1;
                         if out.throttled > 20 {
                             return Err(e);
                         }
                         continue;
                     }
+                    // Anything else may have launched (an answer lost on the way): the call
+                    // stays recorded, and the next run asks AWS for its answer.
                     Err(e) => return Err(e),
                 };
                 if std::env::var("EC2_TOOLS_FAULT").as_deref() == Ok("after-run-instances") {
@@ -313,28 +420,26 @@ impl Fleet {
                     // before any descriptor is written.
                     std::process::abort();
                 }
-                l.pacer.give_back(n.saturating_sub(instances.len() as u32));
-                for (k, info) in instances.iter().enumerate() {
-                    let index = next + info.launch_index.map(|l| l as u32).unwrap_or(k as u32);
-                    let d = self.descriptor_for(info, index, role, Some(market));
-                    self.store.write(&d)?;
-                    out.descs.push(d);
-                }
-                next += instances.len() as u32;
-                left -= instances.len() as u32;
+                let got = u32::try_from(instances.len()).unwrap_or(u32::MAX);
+                l.pacer.give_back(n.saturating_sub(got));
+                let taken = self.write_launched(&instances, next, role, market, &mut out)?;
+                self.settled(l)?;
+                next = next.max(taken);
+                left = left.saturating_sub(got);
             }
             if spot && left > 0 && launch.spot == SpotMode::Fallback {
                 output::note(format!("spot could not supply {left}: launching on-demand"));
             }
         }
         out.short = left;
-        l.state.round += 1;
-        l.state.save(&self.store)?;
-        if !out.descs.is_empty() {
-            let indexes = if next - 1 == first {
-                format!("#{first}")
+        if let (Some(lo), Some(hi)) = (
+            out.descs.iter().map(|d| d.index).min(),
+            out.descs.iter().map(|d| d.index).max(),
+        ) {
+            let indexes = if lo == hi {
+                format!("#{lo}")
             } else {
-                format!("#{first}-#{}", next - 1)
+                format!("#{lo}-#{hi}")
             };
             output::note(format!(
                 "launched {} ({indexes}) in {}",
@@ -348,9 +453,143 @@ impl Fleet {
         Ok(out)
     }
 
+    /// The call in flight got its answer, or surely launched nothing: forget it.
+    fn settled(&self, l: &mut Launcher<'_>) -> Result<()> {
+        l.state.in_flight = None;
+        l.state.save(&self.store)
+    }
+
+    /// Write a descriptor for each instance of one RunInstances answer, at `first` + its
+    /// AmiLaunchIndex (the next free index when that one is taken); an instance already
+    /// described keeps its descriptor and index. Returns the index after the highest used.
+    fn write_launched(
+        &self,
+        instances: &[InstanceInfo],
+        first: u32,
+        role: Option<&str>,
+        market: Market,
+        out: &mut Launched,
+    ) -> Result<u32> {
+        let described: BTreeSet<u32> = self.store.load_all()?.iter().map(|d| d.index).collect();
+        let fresh: Vec<&InstanceInfo> = instances
+            .iter()
+            .filter(|i| {
+                let known = self.store.path(&i.id).exists();
+                if known {
+                    output::note(format!(
+                        "{}: AWS answered with an instance already described here; its \
+                         descriptor and index are kept",
+                        i.id
+                    ));
+                }
+                !known
+            })
+            .collect();
+        let launch_indexes: Vec<Option<i32>> = fresh.iter().map(|i| i.launch_index).collect();
+        let indexes = launch_indexes_to_indexes(first, &launch_indexes, &described);
+        let mut after = first;
+        // Fault injection for the crash-recovery test: die after this many descriptors.
+        let die_after: Option<usize> = std::env::var("EC2_TOOLS_FAULT")
+            .ok()
+            .and_then(|f| f.strip_prefix("after-descriptors:")?.parse().ok());
+        for (info, index) in fresh.into_iter().zip(indexes) {
+            let d = self.descriptor_for(info, index, role, Some(market.as_str()));
+            self.store.write(&d)?;
+            out.descs.push(d);
+            after = after.max(index.saturating_add(1));
+            if die_after == Some(out.descs.len()) {
+                std::process::abort();
+            }
+        }
+        Ok(after)
+    }
+
+    /// Finish what a crashed run left in flight: the RunInstances call recorded before it was
+    /// sent. Sent again, exactly as it was (same ClientToken, same parameters), it gets the
+    /// first call's answer from AWS — every instance it launched, including those EC2 does
+    /// not list yet (eventual consistency hides new instances for seconds) — or, had it never
+    /// arrived, launches them now. Each instance without a descriptor is adopted at the index
+    /// the launch gave it (first + AmiLaunchIndex; the next free one if taken), its index
+    /// tagged. A record older than [`errors::FRESH`] is not sent again: what AWS lists is then
+    /// the truth. Returns the descriptors written.
+    pub async fn recover(
+        &self,
+        tracked: &[Descriptor],
+        name_tags: bool,
+    ) -> Result<Vec<Descriptor>> {
+        let mut state = CaseState::load(&self.store)?;
+        let Some(rec) = state.in_flight.clone() else {
+            return Ok(vec![]);
+        };
+        let spec: LaunchSpec = match serde_json::from_value(rec.request.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                output::note(format!(
+                    "the recorded launch in flight cannot be read ({e}); `ec2-killall \
+                     --case-sweep` finds its instances by tag"
+                ));
+                state.in_flight = None;
+                state.save(&self.store)?;
+                return Ok(vec![]);
+            }
+        };
+        let token = spec.client_token.clone();
+        let mut seen = self.ec2.describe_launch(&token).await?;
+        let fresh = unix_now().saturating_sub(rec.sent_at) < errors::FRESH.as_secs();
+        let visible = u32::try_from(seen.len()).unwrap_or(u32::MAX);
+        if fresh && visible < spec.count {
+            output::note(format!(
+                "a launch was interrupted ({token}, {} of {} instances listed): asking AWS \
+                 for its answer again",
+                visible, spec.count
+            ));
+            match self.ec2.run_instances(&spec).await {
+                Ok(answer) => {
+                    let listed: BTreeSet<&str> = seen.iter().map(|i| i.id.as_str()).collect();
+                    if !listed.is_empty() && !answer.iter().any(|i| listed.contains(i.id.as_str()))
+                    {
+                        output::note(format!(
+                            "the EC2 endpoint ignored the ClientToken (plain moto does; AWS \
+                             does not): {} launched again, all adopted (ec2-killall \
+                             terminates them)",
+                            output::count(answer.len(), "instance")
+                        ));
+                    }
+                    for i in answer {
+                        if !seen.iter().any(|s| s.id == i.id) {
+                            seen.push(i);
+                        }
+                    }
+                }
+                Err(e) if e.is_aws(CAPACITY_ERRORS) || e.code == crate::error::Code::Usage => {
+                    // It launched nothing then, and launches nothing now.
+                    output::note(format!("the interrupted launch launched nothing: {e}"));
+                }
+                Err(e) => return Err(e.context("recovering an interrupted launch")),
+            }
+        }
+        let known: BTreeSet<&str> = tracked.iter().map(|d| d.id.as_str()).collect();
+        let mut used: BTreeSet<u32> = tracked.iter().map(|d| d.index).collect();
+        used.extend(self.store.load_all()?.iter().map(|d| d.index));
+        seen.retain(|i| !known.contains(i.id.as_str()) && !self.store.path(&i.id).exists());
+        seen.sort_by_key(|i| (i.launch_index.unwrap_or(i32::MAX), i.id.clone()));
+        let launch_indexes: Vec<Option<i32>> = seen.iter().map(|i| i.launch_index).collect();
+        let indexes = launch_indexes_to_indexes(rec.first, &launch_indexes, &used);
+        let mut adopted = Vec::new();
+        for (info, index) in seen.iter().zip(indexes) {
+            adopted.push(self.adopt(info, index)?);
+        }
+        if name_tags {
+            self.name_instances(&adopted).await;
+        }
+        state.in_flight = None;
+        state.save(&self.store)?;
+        Ok(adopted)
+    }
+
     /// Tag each instance `Name=<case>.<index>` and its index. The index is derivable from the
     /// launch tags too, so a failure here is a note, not an abort.
-    async fn name_instances(&self, descs: &[Descriptor]) {
+    pub(crate) async fn name_instances(&self, descs: &[Descriptor]) {
         // A few at a time: CreateTags has its own (smaller) token bucket.
         let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
         let mut set = tokio::task::JoinSet::new();
@@ -514,6 +753,65 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(count: u32) -> LaunchSpec {
+        LaunchSpec {
+            ami: "ami-1".into(),
+            instance_type: "t3.micro".into(),
+            count,
+            key_name: None,
+            subnet: None,
+            security_groups: vec![],
+            client_token: String::new(),
+            tags: vec![(TAG_CASE.into(), "c".into())],
+            min_count: Some(1),
+            spot: false,
+            user_data: None,
+            terminate_on_shutdown: false,
+            placement_group: None,
+        }
+    }
+
+    #[test]
+    fn a_client_token_is_never_shared_by_two_different_requests() {
+        // The defect: a rerun sent the crashed round's token with another count.
+        let a = client_token("0123456789abcdef", 1, "o0-1", &spec(20));
+        let b = client_token("0123456789abcdef", 1, "o0-1", &spec(7));
+        assert_ne!(a, b);
+        // The same request (recorded, sent again after a crash): the same token, whatever
+        // token and launch tag it already carried.
+        let mut again = spec(20);
+        again.client_token = a.clone();
+        again.tags.push((TAG_LAUNCH.into(), a.clone()));
+        assert_eq!(client_token("0123456789abcdef", 1, "o0-1", &again), a);
+        assert!(a.len() <= 64 && a.is_ascii(), "{a}");
+        let long = client_token(&"f".repeat(40), u64::MAX, "o99-4294967295", &spec(1));
+        assert!(long.len() <= 64, "{long}");
+    }
+
+    #[test]
+    fn recovered_instances_keep_their_launch_indexes_and_collisions_take_the_next_free() {
+        let none = BTreeSet::new();
+        assert_eq!(
+            launch_indexes_to_indexes(1, &[Some(0), Some(1), Some(2)], &none),
+            vec![1, 2, 3]
+        );
+        // Out of order, or with AmiLaunchIndex missing (position then).
+        assert_eq!(
+            launch_indexes_to_indexes(5, &[Some(2), None, Some(0)], &none),
+            vec![7, 6, 5]
+        );
+        // An index already used: the next free one after everything in use.
+        let used = BTreeSet::from([1, 2, 9]);
+        assert_eq!(
+            launch_indexes_to_indexes(1, &[Some(0), Some(2), Some(2)], &used),
+            vec![10, 3, 11]
+        );
+        // No arithmetic overflows, whatever AWS answers.
+        let top = BTreeSet::from([u32::MAX]);
+        let v = launch_indexes_to_indexes(u32::MAX, &[Some(i32::MAX), Some(-1)], &top);
+        assert_eq!(v.len(), 2);
+    }
 
     #[test]
     fn pools_are_each_type_in_each_subnet_in_order() {

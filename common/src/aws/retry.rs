@@ -9,7 +9,9 @@
 //! of throttling, and RunInstances — the call that matters — is paced by pace.rs instead.
 //! Capacity errors (`InsufficientInstanceCapacity`, HTTP 500) are never retried by the SDK:
 //! they last minutes, and the launcher tries the next pool instead. Nor are a refused
-//! connection or an unknown host name (a wrong endpoint or region): reported at once.
+//! connection or an unknown host name (a wrong endpoint or region): reported at once. Nor is
+//! an HTTP 500 whose body is no AWS error (an emulator that does not implement the call):
+//! retrying it ten times took a minute and cured nothing.
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 
@@ -40,6 +42,13 @@ pub const CAPACITY_ERRORS: &[&str] = &[
     "SpotMaxPriceTooLow",
     "MaxSpotInstanceCountExceeded",
 ];
+
+/// True when an error answer's body is an AWS error document (EC2's and S3's XML, or a JSON
+/// protocol's `__type`), whatever its code.
+fn is_aws_error_body(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    text.contains("<Code>") || text.contains("\"__type\"")
+}
 
 /// Forbids the SDK's retry of a capacity error (its HTTP 500 would otherwise be retried), a
 /// refused connection and an unknown host.
@@ -77,6 +86,16 @@ impl aws_sdk_ec2::config::retry::ClassifyRetry for FinalErrors {
             }
             return RetryAction::NoActionIndicated;
         }
+        if let Some(resp) = ctx.response() {
+            // HTTP 500/501 with a body that is no AWS error: an emulator's crash page for a
+            // call it does not implement (plain moto's placement groups). No retry cures it.
+            // Gateways' 502-504 stay retried: those pass.
+            let status = resp.status().as_u16();
+            let body = resp.body().bytes().unwrap_or_default();
+            if (status == 500 || status == 501) && !is_aws_error_body(body) {
+                return RetryAction::RetryForbidden;
+            }
+        }
         let Some(op) = err.as_operation_error() else {
             return RetryAction::NoActionIndicated;
         };
@@ -95,7 +114,7 @@ impl aws_sdk_ec2::config::retry::ClassifyRetry for FinalErrors {
     }
 
     fn name(&self) -> &'static str {
-        "ec2-tools: capacity errors, refused connections and unknown hosts are final"
+        "ec2-tools: capacity errors, refused connections, unknown hosts and non-AWS 500s are final"
     }
 
     fn priority(
@@ -103,5 +122,21 @@ impl aws_sdk_ec2::config::retry::ClassifyRetry for FinalErrors {
     ) -> aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority {
         use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority as P;
         P::run_after(P::transient_error_classifier())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emulators_html_crash_page_is_no_aws_error_but_ec2_and_s3_errors_are() {
+        assert!(!is_aws_error_body(
+            b"<!doctype html><title>500 Internal Server Error</title>"
+        ));
+        assert!(is_aws_error_body(
+            b"<Response><Errors><Error><Code>InternalError</Code></Error></Errors></Response>"
+        ));
+        assert!(is_aws_error_body(b"{\"__type\":\"ThrottlingException\"}"));
     }
 }

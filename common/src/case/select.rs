@@ -190,10 +190,10 @@ pub fn select_some(store: &Store, args: &Selection) -> Result<Vec<Descriptor>> {
     if v.is_empty() && args.from.is_some() && args.indexes.is_none() && args.role.is_none() {
         // An empty list (a `--failed-to` file after a clean run): nothing to do, and a retry
         // loop under `set -e` goes on.
-        return Err(Error {
-            code: crate::error::Code::Ok,
-            message: "--from lists no instance: nothing to do".into(),
-        });
+        return Err(Error::new(
+            crate::error::Code::Ok,
+            "--from lists no instance: nothing to do",
+        ));
     }
     if v.is_empty() {
         return Err(Error::input(format!(

@@ -144,12 +144,20 @@ pub struct DirLock {
 }
 
 /// Per-directory bookkeeping: a random nonce, the launch round (with the nonce it makes each
-/// launch's ClientToken: the same when a crashed launch is retried, new for each new launch),
-/// and what the tools created in AWS for the case.
+/// launch's ClientToken; moved on *before* a launch's first call, so no later request can
+/// carry a token already used), the RunInstances call in flight (written before it is sent,
+/// cleared once its descriptors are), and what the tools created in AWS for the case.
 #[derive(Serialize, Deserialize, Default, Debug, Clone)]
 pub struct CaseState {
     pub nonce: String,
     pub round: u64,
+    /// The RunInstances call sent (or about to be) whose descriptors are not all written:
+    /// a crash leaves it here, and the next run asks AWS for its answer again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
+    /// The case launched spot instances (ec2-killall then looks for its spot requests).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spot: bool,
     #[serde(default)]
     pub key_name: Option<String>,
     #[serde(default)]
@@ -159,6 +167,19 @@ pub struct CaseState {
     /// The network `--network auto` made for the case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkState>,
+}
+
+/// One RunInstances request as it was sent: the index of its first instance and the request
+/// itself (the launcher's own record, kept opaque here), so that the same request — same
+/// ClientToken, same parameters — can be sent again after a crash.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct InFlight {
+    /// The index the instance with AmiLaunchIndex 0 gets.
+    pub first: u32,
+    /// When it was sent (seconds since the epoch).
+    pub sent_at: u64,
+    /// The request (the launcher's `LaunchSpec`).
+    pub request: serde_json::Value,
 }
 
 /// A case's own network: its VPC and the pieces in it (ids), torn down with the case.
@@ -200,6 +221,7 @@ impl CaseState {
                     || s.security_group.is_some()
                     || s.placement_group.is_some()
                     || s.network.is_some()
+                    || s.in_flight.is_some()
             })
     }
 

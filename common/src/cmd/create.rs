@@ -274,7 +274,11 @@ pub(crate) fn create(settings: &crate::settings::Settings, cli: &Cli) -> Result<
         let patience = Patience::new(cli.timeout);
         crate::aws::runtime()?.block_on(async {
             let fleet = Fleet::connect(cfg, ssh_cfg).await?;
-            let tracked = fleet.refresh(existing).await?;
+            let mut tracked = fleet.refresh(existing).await?;
+            // A launch a crash interrupted first: its instances keep their indexes, and
+            // those EC2 does not list yet are not launched a second time.
+            tracked.extend(fleet.recover(&tracked, launch.name_tags).await?);
+            tracked.sort_by_key(|d| d.index);
             let untracked = fleet.untracked(&tracked).await?;
             let views: Vec<Member> = untracked
                 .iter()
@@ -321,10 +325,10 @@ pub(crate) fn create(settings: &crate::settings::Settings, cli: &Cli) -> Result<
                 .is_some_and(|m| waited.ready.len() as u32 >= m);
             // What could not be launched (no capacity in any pool) counts as not ready.
             let error = match (waited.error(what, cli.timeout, fate), missing) {
-                (Some(e), Some(m)) => Some(Error {
-                    code: e.code.merge(m.code),
-                    message: format!("{}; {}", m.message, e.message),
-                }),
+                (Some(e), Some(m)) => Some(Error::new(
+                    e.code.merge(m.code),
+                    format!("{}; {}", m.message, e.message),
+                )),
                 (e, m) => e.or(m),
             };
             let problem = match error {
@@ -362,10 +366,18 @@ async fn apply(
     }
     let mut by_id: BTreeMap<String, Descriptor> =
         tracked.into_iter().map(|d| (d.id.clone(), d)).collect();
+    let mut adopted = Vec::new();
     for (id, index) in &plan.adopt {
         if let Some(info) = untracked.iter().find(|i| &i.id == id) {
-            by_id.insert(id.clone(), fleet.adopt(info, *index)?);
+            let d = fleet.adopt(info, *index)?;
+            adopted.push(d.clone());
+            by_id.insert(id.clone(), d);
         }
+    }
+    if launch.name_tags {
+        // The index given is recorded on the instance too, once: another directory (or
+        // this one after its files are lost) adopts it at the same index.
+        fleet.name_instances(&adopted).await;
     }
     let take = |ids: &[String], by_id: &BTreeMap<String, Descriptor>| -> Vec<Descriptor> {
         ids.iter().filter_map(|id| by_id.get(id).cloned()).collect()

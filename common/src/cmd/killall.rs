@@ -10,14 +10,23 @@
 //! with `--case-sweep` also those found by their case and owner tags, so a case whose
 //! `.ec2-tools/` was lost leaves nothing behind. Without `--case-sweep`, instances of the case
 //! that have no descriptor (a crash between launch and descriptor) are reported, exit 1.
+//!
+//! Cleanup does all it can: each kind of resource (instances, spot requests, security groups,
+//! key pairs, placement groups, networks, images) is listed and deleted on its own, so one
+//! kind that cannot be listed or deleted — a call a least-privilege policy denies, one an
+//! emulator does not implement, an error of AWS's — is reported in one line naming the kind,
+//! the action and the error, with the AWS CLI line that removes it by hand, and the others are
+//! still cleaned (exit 1). A key pair is kept while the case's instances cannot be listed:
+//! it may still be the only way into one.
 
-use crate::aws::ec2::{self, owner, Ec2, TAG_CASE, TAG_EXPIRES, TAG_LAUNCH};
+use crate::aws::ec2::{owner, Ec2, TAG_CASE, TAG_EXPIRES, TAG_LAUNCH, TAG_OWNER};
+use crate::aws::fleet::Fleet;
 use crate::case::descriptor::InstanceState;
 use crate::case::select::select;
 use crate::case::store::{case_key_path, CaseState, Store};
 use crate::cli::{CaseDirArgs, SelectArgs};
 use crate::config::Config;
-use crate::error::{Code, Result};
+use crate::error::{Code, Error, Result};
 use crate::output;
 use crate::tool::Tool;
 use clap::Parser;
@@ -74,6 +83,23 @@ impl Tool for Killall {
         for (id, state) in &killed.terminated {
             output::data(format!("{id} {state}"));
         }
+        for l in &killed.left {
+            output::note(l);
+        }
+        if !killed.left.is_empty() {
+            output::note(format!(
+                "left behind: {}; the lines above say how to remove each by hand, or run \
+                 ec2-killall again once the cause is fixed",
+                killed
+                    .left
+                    .iter()
+                    .map(|l| l.kind.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         Ok(killed.code())
     }
 }
@@ -93,12 +119,14 @@ pub struct Killed {
     /// Instances tagged with the case that have no descriptor here and were left running
     /// (`--case-sweep` terminates them).
     pub untracked: Vec<String>,
+    /// What could not be listed or removed, kind by kind (the rest was still cleaned).
+    pub left: Vec<Leftover>,
 }
 
 impl Killed {
-    /// The tool's exit code: 1 when anything is left running or unconfirmed.
+    /// The tool's exit code: 1 when anything is left running, unconfirmed or behind.
     pub fn code(&self) -> Code {
-        if self.unconfirmed.is_empty() && self.untracked.is_empty() {
+        if self.unconfirmed.is_empty() && self.untracked.is_empty() && self.left.is_empty() {
             Code::Ok
         } else {
             Code::Partial
@@ -112,16 +140,152 @@ pub(crate) fn killall(settings: &crate::settings::Settings, cli: &Cli) -> Result
     let cfg = crate::cli::resolve_case(settings, &cli.case.case, &cli.case.aws)?;
     // The case's warm sessions go first: nothing of the case outlives its instances.
     crate::remote::holder::stop(&cfg.dir.join(crate::case::store::STATE_DIR));
-    let killed = kill(&cfg, cli)?;
+    let mut killed = kill(&cfg, cli, settings)?;
     if cli.images {
-        delete_images(&cfg)?;
+        delete_images(&cfg, &mut killed)?;
     }
     let ssh = crate::cli::SshArgs::default().resolve(settings)?;
     crate::remote::sshconf::update(&Store::new(&cfg.dir), &ssh);
     Ok(killed)
 }
 
-fn kill(cfg: &Config, opts: &Cli) -> Result<Killed> {
+/// The kinds of resource the cleanup handles, each on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// EC2 instances.
+    Instances,
+    /// Spot instance requests.
+    SpotRequests,
+    /// Security groups.
+    SecurityGroups,
+    /// Key pairs.
+    KeyPairs,
+    /// Placement groups.
+    PlacementGroups,
+    /// VPCs with their subnets, route table and internet gateway (`--network auto`).
+    Networks,
+    /// Baked images and their snapshots (`--images`).
+    Images,
+}
+
+impl Kind {
+    /// As said in reports: `security groups`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Instances => "instances",
+            Kind::SpotRequests => "spot requests",
+            Kind::SecurityGroups => "security groups",
+            Kind::KeyPairs => "key pairs",
+            Kind::PlacementGroups => "placement groups",
+            Kind::Networks => "networks",
+            Kind::Images => "images",
+        }
+    }
+
+    /// The AWS CLI subcommand that lists this kind.
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Instances => "describe-instances",
+            Kind::SpotRequests => "describe-spot-instance-requests",
+            Kind::SecurityGroups => "describe-security-groups",
+            Kind::KeyPairs => "describe-key-pairs",
+            Kind::PlacementGroups => "describe-placement-groups",
+            Kind::Networks => "describe-vpcs",
+            Kind::Images => "describe-images --owners self",
+        }
+    }
+}
+
+/// One thing the cleanup could not do: which kind, which action, what AWS said, and the AWS
+/// CLI line that does it by hand.
+#[derive(Debug, Clone)]
+pub struct Leftover {
+    /// The kind of resource left.
+    pub kind: Kind,
+    /// What failed (`DescribePlacementGroups`, `DeleteSecurityGroup sg-0abc`).
+    pub action: String,
+    /// The error, one line.
+    pub error: String,
+    /// How to finish by hand.
+    pub by_hand: String,
+}
+
+impl std::fmt::Display for Leftover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} left: {}: {}; by hand: {}",
+            self.kind.as_str(),
+            self.action,
+            self.error,
+            self.by_hand
+        )
+    }
+}
+
+/// The AWS CLI's `--region R --filters` for the case's tags, shell-quoted.
+fn cli_filters(cfg: &Config, region: &str, owner: &str) -> String {
+    format!(
+        "--region {} --filters {} {}",
+        quote(region),
+        quote(&format!("Name=tag:{TAG_CASE},Values={}", cfg.case)),
+        quote(&format!("Name=tag:{TAG_OWNER},Values={owner}"))
+    )
+}
+
+/// A word for the shell (single-quoted unless plainly safe).
+fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/=,@+".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The cleanup's record of what it could not do.
+struct Report<'a> {
+    cfg: &'a Config,
+    region: String,
+    owner: String,
+    left: Vec<Leftover>,
+}
+
+impl Report<'_> {
+    /// A kind that could not be listed: the AWS CLI line that lists it.
+    fn unlisted(&mut self, kind: Kind, e: &Error) {
+        let by_hand = format!(
+            "aws ec2 {} {}",
+            kind.describe(),
+            cli_filters(self.cfg, &self.region, &self.owner)
+        );
+        self.push(kind, e, by_hand);
+    }
+
+    /// One resource that could not be deleted: the AWS CLI line that deletes it.
+    fn undeleted(&mut self, kind: Kind, e: &Error, by_hand: String) {
+        self.push(kind, e, by_hand);
+    }
+
+    fn push(&mut self, kind: Kind, e: &Error, by_hand: String) {
+        let (action, error) = match e.message.split_once(": ") {
+            Some((a, rest)) if !a.contains(' ') || a.starts_with("Delete") => {
+                (a.to_owned(), rest.to_owned())
+            }
+            _ => ("-".to_owned(), e.message.clone()),
+        };
+        self.left.push(Leftover {
+            kind,
+            action,
+            error: error.trim_end_matches('.').to_owned(),
+            by_hand,
+        });
+    }
+}
+
+fn kill(cfg: &Config, opts: &Cli, settings: &crate::settings::Settings) -> Result<Killed> {
     let store = Store::new(&cfg.dir);
     let _lock = store.lock()?;
     let (own, hosts): (Vec<_>, Vec<_>) = select(&store, &opts.select.resolve())?
@@ -136,7 +300,8 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Killed> {
     if !own.is_empty() && hosts.is_empty() && !opts.select.is_empty() {
         return Ok(killed);
     }
-    // A key pair or security group the tools made for the case may still exist in AWS.
+    // A key pair or security group the tools made for the case may still exist in AWS (or a
+    // launch was in flight when a run crashed).
     let has_resources = CaseState::has_resources(&store);
     if hosts.is_empty() && !opts.case_sweep && !opts.expired && !has_resources {
         output::note(format!(
@@ -145,238 +310,555 @@ fn kill(cfg: &Config, opts: &Cli) -> Result<Killed> {
         ));
         return Ok(killed);
     }
+    let ssh = crate::cli::SshArgs::default().resolve(settings)?;
     let rt = crate::aws::runtime()?;
     rt.block_on(async {
-        let ec2 = ec2::connect(cfg.region.as_deref()).await?;
+        let fleet = Fleet::connect(cfg.clone(), ssh).await?;
+        let ec2 = &fleet.ec2;
+        let owner = owner();
+        let mut report = Report {
+            cfg,
+            region: ec2.region.clone(),
+            owner: owner.clone(),
+            left: vec![],
+        };
+        let mut hosts = hosts;
+        // A launch a crash interrupted: its instances are this directory's too, including
+        // those EC2 does not list yet.
+        if opts.select.is_empty() {
+            match fleet.recover(&hosts, false).await {
+                Ok(found) => hosts.extend(found),
+                Err(e) => report.unlisted(Kind::Instances, &e),
+            }
+        }
         let mut ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
         let fresh = crate::aws::errors::fresh_ids(&hosts);
-        let owner = owner();
+        // Whether no instance of the case is alive but those terminated here: None when the
+        // case's instances cannot be listed.
+        let mut listed = true;
         // Instances of the case without a descriptor (a crash between launch and descriptor):
         // terminated with --case-sweep, else reported (exit 1). One DescribeInstances.
         if opts.case_sweep || opts.select.is_empty() {
             let known: BTreeSet<String> = store.load_all()?.into_iter().map(|d| d.id).collect();
-            let lost: Vec<String> = ec2
+            match ec2
                 .describe_case(&cfg.case, Some(&owner), &InstanceState::LIVE)
-                .await?
-                .into_iter()
-                .map(|i| i.id)
-                .filter(|id| !known.contains(id) && !ids.contains(id))
-                .collect();
-            if opts.case_sweep {
-                for id in lost {
-                    output::note(format!(
-                        "{id}: tagged {TAG_CASE}={} but not described here: terminating",
-                        cfg.case
-                    ));
-                    ids.push(id);
+                .await
+            {
+                Ok(found) => {
+                    let lost: Vec<String> = found
+                        .into_iter()
+                        .map(|i| i.id)
+                        .filter(|id| !known.contains(id) && !ids.contains(id))
+                        .collect();
+                    if opts.case_sweep {
+                        for id in lost {
+                            output::note(format!(
+                                "{id}: tagged {TAG_CASE}={} but not described here: terminating",
+                                cfg.case
+                            ));
+                            ids.push(id);
+                        }
+                    } else if !lost.is_empty() {
+                        output::note(format!(
+                            "{} instances tagged {TAG_CASE}={} (owner {owner}) have no \
+                             descriptor here (a crash between launch and descriptor?): {}; \
+                             `ec2-killall --case-sweep` terminates them",
+                            lost.len(),
+                            cfg.case,
+                            lost.join(", ")
+                        ));
+                        killed.untracked = lost;
+                    }
                 }
-            } else if !lost.is_empty() {
-                output::note(format!(
-                    "{} instances tagged {TAG_CASE}={} (owner {owner}) have no descriptor here \
-                     (a crash between launch and descriptor?): {}; `ec2-killall --case-sweep` \
-                     terminates them",
-                    lost.len(),
-                    cfg.case,
-                    lost.join(", ")
-                ));
-                killed.untracked = lost;
+                Err(e) => {
+                    listed = false;
+                    report.unlisted(Kind::Instances, &e);
+                }
             }
         }
         if opts.expired {
-            let now = SystemTime::now();
-            for i in ec2.describe_expiring(&owner).await? {
-                let expired = i
-                    .tags
-                    .get(TAG_EXPIRES)
-                    .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-                    .is_some_and(|t| t <= now);
-                if expired && !ids.contains(&i.id) {
-                    output::note(format!(
-                        "{}: expired at {} (case {}): terminating",
-                        i.id,
-                        i.tags[TAG_EXPIRES],
-                        i.tags.get(TAG_CASE).map(String::as_str).unwrap_or("?")
-                    ));
-                    ids.push(i.id);
+            match ec2.describe_expiring(&owner).await {
+                Ok(expiring) => {
+                    let now = SystemTime::now();
+                    for i in expiring {
+                        let expired = i
+                            .tags
+                            .get(TAG_EXPIRES)
+                            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+                            .is_some_and(|t| t <= now);
+                        if expired && !ids.contains(&i.id) {
+                            output::note(format!(
+                                "{}: expired at {} (case {}): terminating",
+                                i.id,
+                                i.tags[TAG_EXPIRES],
+                                i.tags.get(TAG_CASE).map(String::as_str).unwrap_or("?")
+                            ));
+                            ids.push(i.id);
+                        }
+                    }
                 }
+                Err(e) => report.undeleted(
+                    Kind::Instances,
+                    &e,
+                    format!(
+                        "aws ec2 describe-instances --region {} --filters {} \
+                         Name=tag-key,Values={TAG_EXPIRES}",
+                        quote(&report.region),
+                        quote(&format!("Name=tag:{TAG_OWNER},Values={owner}"))
+                    ),
+                ),
             }
         }
         if !ids.is_empty() {
-            let result = ec2.terminate(&ids, &fresh).await?;
-            let mut done = BTreeSet::new();
-            for (id, state) in &result.accepted {
-                if state.is_gone() {
-                    store.remove(id)?;
-                    killed.terminated.push((id.clone(), *state));
-                    done.insert(id.clone());
+            match ec2.terminate(&ids, &fresh).await {
+                Ok(result) => {
+                    let mut done = BTreeSet::new();
+                    for (id, state) in &result.accepted {
+                        if state.is_gone() {
+                            store.remove(id)?;
+                            killed.terminated.push((id.clone(), *state));
+                            done.insert(id.clone());
+                        }
+                    }
+                    for id in &result.unknown {
+                        store.remove(id)?;
+                        output::note(format!(
+                            "{id}: AWS no longer knows this instance; descriptor removed"
+                        ));
+                        killed.unknown.push(id.clone());
+                        done.insert(id.clone());
+                    }
+                    let failed: Vec<String> = ids
+                        .iter()
+                        .filter(|id| !done.contains(*id))
+                        .cloned()
+                        .collect();
+                    if !failed.is_empty() {
+                        output::note(format!(
+                            "{} of {} instances not confirmed terminated (descriptors kept): {}",
+                            failed.len(),
+                            ids.len(),
+                            failed.join(", ")
+                        ));
+                        killed.unconfirmed = failed;
+                    }
+                }
+                Err(e) => {
+                    output::note(format!("{e} (descriptors kept)"));
+                    report.undeleted(
+                        Kind::Instances,
+                        &e,
+                        format!(
+                            "aws ec2 terminate-instances --region {} --instance-ids {}",
+                            quote(&report.region),
+                            ids.join(" ")
+                        ),
+                    );
+                    killed.unconfirmed = ids.clone();
                 }
             }
-            for id in &result.unknown {
-                store.remove(id)?;
-                output::note(format!(
-                    "{id}: AWS no longer knows this instance; descriptor removed"
-                ));
-                killed.unknown.push(id.clone());
-                done.insert(id.clone());
-            }
-            let failed: Vec<&String> = ids.iter().filter(|id| !done.contains(*id)).collect();
-            if !failed.is_empty() {
-                output::note(format!(
-                    "{} of {} instances not confirmed terminated (descriptors kept): {}",
-                    failed.len(),
-                    ids.len(),
-                    failed
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-                killed.unconfirmed = failed.into_iter().cloned().collect();
-            }
-        } else if !has_resources && !opts.case_sweep {
+        } else if !has_resources && !opts.case_sweep && listed {
             output::note(format!("no instances of case {} to terminate", cfg.case));
         }
-        if killed.code() == Code::Ok && store.load_all()?.is_empty() {
+        let instances_gone = killed.unconfirmed.is_empty()
+            && killed.untracked.is_empty()
+            && store.load_all()?.is_empty();
+        if instances_gone {
+            // Instances terminated just now take a while to release what they use: worth
+            // waiting for. With none terminated and none listable, one try each.
+            let patience = if !listed && killed.terminated.is_empty() {
+                Duration::ZERO
+            } else {
+                CLEANUP_PATIENCE
+            };
+            let alive = alive_known(ec2, cfg, &owner, listed, &mut report).await;
             if has_resources {
-                cleanup(&ec2, cfg, &store, CLEANUP_PATIENCE).await?;
+                cleanup(ec2, cfg, &store, alive.as_deref(), patience, &mut report).await?;
             }
             if opts.case_sweep {
-                sweep_tagged(&ec2, cfg, &owner, CLEANUP_PATIENCE).await?;
+                sweep_tagged(ec2, cfg, &owner, alive.as_deref(), patience, &mut report).await;
             }
         }
+        killed.left = report.left;
         Ok(killed)
     })
 }
 
-/// `--images`: deregister the images tagged with this case and owner, and their snapshots.
-fn delete_images(cfg: &Config) -> Result<()> {
-    crate::aws::runtime()?.block_on(async {
-        let ec2 = ec2::connect(cfg.region.as_deref()).await?;
-        for i in ec2.owned_images(&owner(), Some(&cfg.case)).await? {
-            ec2.delete_image(&i).await?;
-            output::note(format!(
-                "deregistered image {} ({}) and deleted {}",
-                i.id,
-                i.name,
-                output::count(i.snapshots.len(), "snapshot")
-            ));
+/// Whether instances of the case are still alive: `Some(ids)` (empty: none), or `None` when
+/// they cannot be listed (said once in the report).
+async fn alive_known(
+    ec2: &Ec2,
+    cfg: &Config,
+    owner: &str,
+    listed: bool,
+    report: &mut Report<'_>,
+) -> Option<Vec<crate::aws::ec2::InstanceInfo>> {
+    if !listed {
+        return None;
+    }
+    match ec2
+        .describe_case(&cfg.case, Some(owner), &InstanceState::LIVE)
+        .await
+    {
+        Ok(v) => Some(v),
+        Err(e) => {
+            report.unlisted(Kind::Instances, &e);
+            None
         }
+    }
+}
+
+/// `--images`: deregister the images tagged with this case and owner, and their snapshots,
+/// each on its own.
+fn delete_images(cfg: &Config, killed: &mut Killed) -> Result<()> {
+    crate::aws::runtime()?.block_on(async {
+        let ec2 = crate::aws::ec2::connect(cfg.region.as_deref()).await?;
+        let owner = owner();
+        let mut report = Report {
+            cfg,
+            region: ec2.region.clone(),
+            owner: owner.clone(),
+            left: vec![],
+        };
+        match ec2.owned_images(&owner, Some(&cfg.case)).await {
+            Ok(images) => {
+                for i in images {
+                    match ec2.delete_image(&i).await {
+                        Ok(()) => output::note(format!(
+                            "deregistered image {} ({}) and deleted {}",
+                            i.id,
+                            i.name,
+                            output::count(i.snapshots.len(), "snapshot")
+                        )),
+                        Err(e) => report.undeleted(
+                            Kind::Images,
+                            &e,
+                            format!(
+                                "aws ec2 deregister-image --region {} --image-id {}{}",
+                                quote(&report.region),
+                                i.id,
+                                i.snapshots
+                                    .iter()
+                                    .map(|s| format!(
+                                        " && aws ec2 delete-snapshot --region {} --snapshot-id {s}",
+                                        quote(&report.region)
+                                    ))
+                                    .collect::<String>()
+                            ),
+                        ),
+                    }
+                }
+            }
+            Err(e) => report.unlisted(Kind::Images, &e),
+        }
+        killed.left.extend(report.left);
         Ok(())
     })
 }
 
-/// `--case-sweep`: delete the security groups and key pairs tagged with the case and owner
-/// (what a case whose `.ec2-tools/` was lost still has), once none of its instances is alive.
-async fn sweep_tagged(ec2: &Ec2, cfg: &Config, owner: &str, patience: Duration) -> Result<()> {
-    let groups = ec2.tagged_groups(&cfg.case, owner).await?;
-    let keys = ec2.tagged_key_pairs(&cfg.case, owner).await?;
-    let placements = ec2.tagged_placement_groups(&cfg.case, owner).await?;
-    let networks = ec2.tagged_networks(&cfg.case, owner).await?;
-    if groups.is_empty() && keys.is_empty() && placements.is_empty() && networks.is_empty() {
-        return Ok(());
-    }
-    let alive = ec2
-        .describe_case(&cfg.case, Some(owner), &InstanceState::LIVE)
-        .await?;
-    if !alive.is_empty() {
+/// `--case-sweep`: delete the spot requests, security groups, key pairs, placement groups and
+/// networks tagged with the case and owner (what a case whose `.ec2-tools/` was lost still
+/// has), once none of its instances is alive — each kind on its own.
+async fn sweep_tagged(
+    ec2: &Ec2,
+    cfg: &Config,
+    owner: &str,
+    alive: Option<&[crate::aws::ec2::InstanceInfo]>,
+    patience: Duration,
+    report: &mut Report<'_>,
+) {
+    if let Some(alive) = alive.filter(|a| !a.is_empty()) {
         output::note(format!(
             "keeping the case's tagged key pairs and groups: {} instances still alive",
             alive.len()
         ));
-        return Ok(());
+        return;
     }
-    for g in groups {
-        ec2.delete_group(&g, patience).await?;
-        output::note(format!(
-            "deleted security group {g} (tagged with case {})",
-            cfg.case
-        ));
+    let tagged = || format!("(tagged with case {})", cfg.case);
+    match ec2.tagged_spot_requests(&cfg.case, owner).await {
+        Ok(ids) if !ids.is_empty() => match ec2.cancel_spot_requests(&ids).await {
+            Ok(()) => output::note(format!(
+                "cancelled spot requests {} {}",
+                ids.join(", "),
+                tagged()
+            )),
+            Err(e) => report.undeleted(
+                Kind::SpotRequests,
+                &e,
+                format!(
+                    "aws ec2 cancel-spot-instance-requests --region {} --spot-instance-request-ids {}",
+                    quote(&report.region),
+                    ids.join(" ")
+                ),
+            ),
+        },
+        Ok(_) => {}
+        Err(e) => report.unlisted(Kind::SpotRequests, &e),
     }
-    for k in keys {
-        ec2.delete_key_pair(&k).await?;
-        output::note(format!(
-            "deleted key pair {k} (tagged with case {})",
-            cfg.case
-        ));
+    match ec2.tagged_groups(&cfg.case, owner).await {
+        Ok(groups) => {
+            for g in groups {
+                match ec2.delete_group(&g, patience).await {
+                    Ok(()) => output::note(format!("deleted security group {g} {}", tagged())),
+                    Err(e) => report.undeleted(
+                        Kind::SecurityGroups,
+                        &e,
+                        delete_group_line(&report.region, &g),
+                    ),
+                }
+            }
+        }
+        Err(e) => report.unlisted(Kind::SecurityGroups, &e),
     }
-    for p in placements {
-        ec2.delete_placement_group(&p, patience).await?;
-        output::note(format!(
-            "deleted placement group {p} (tagged with case {})",
-            cfg.case
-        ));
+    match ec2.tagged_key_pairs(&cfg.case, owner).await {
+        Ok(keys) if alive.is_none() && !keys.is_empty() => {
+            for k in keys {
+                report.left.push(kept_key(&report.region, &k));
+            }
+        }
+        Ok(keys) => {
+            for k in keys {
+                match ec2.delete_key_pair(&k).await {
+                    Ok(()) => output::note(format!("deleted key pair {k} {}", tagged())),
+                    Err(e) => {
+                        report.undeleted(Kind::KeyPairs, &e, delete_key_line(&report.region, &k))
+                    }
+                }
+            }
+        }
+        Err(e) => report.unlisted(Kind::KeyPairs, &e),
+    }
+    match ec2.tagged_placement_groups(&cfg.case, owner).await {
+        Ok(groups) => {
+            for p in groups {
+                match ec2.delete_placement_group(&p, patience).await {
+                    Ok(()) => output::note(format!("deleted placement group {p} {}", tagged())),
+                    Err(e) => report.undeleted(
+                        Kind::PlacementGroups,
+                        &e,
+                        delete_placement_line(&report.region, &p),
+                    ),
+                }
+            }
+        }
+        Err(e) => report.unlisted(Kind::PlacementGroups, &e),
     }
     // Last: the security groups in them are gone.
-    for n in networks {
-        ec2.delete_network(&n, patience).await?;
-        output::note(format!(
-            "deleted network {} (tagged with case {})",
-            n.vpc, cfg.case
-        ));
+    match ec2.tagged_networks(&cfg.case, owner).await {
+        Ok(nets) => {
+            for n in nets {
+                match ec2.delete_network(&n, patience).await {
+                    Ok(()) => output::note(format!("deleted network {} {}", n.vpc, tagged())),
+                    Err(e) => report.undeleted(
+                        Kind::Networks,
+                        &e,
+                        delete_network_line(&report.region, &n.vpc),
+                    ),
+                }
+            }
+        }
+        Err(e) => report.unlisted(Kind::Networks, &e),
     }
-    Ok(())
 }
 
-/// Delete what the tools created for the case once no instance of it is alive.
-async fn cleanup(ec2: &Ec2, cfg: &Config, store: &Store, patience: Duration) -> Result<()> {
+fn delete_group_line(region: &str, id: &str) -> String {
+    format!(
+        "aws ec2 delete-security-group --region {} --group-id {id}",
+        quote(region)
+    )
+}
+
+fn delete_key_line(region: &str, name: &str) -> String {
+    format!(
+        "aws ec2 delete-key-pair --region {} --key-name {}",
+        quote(region),
+        quote(name)
+    )
+}
+
+fn delete_placement_line(region: &str, name: &str) -> String {
+    format!(
+        "aws ec2 delete-placement-group --region {} --group-name {}",
+        quote(region),
+        quote(name)
+    )
+}
+
+fn delete_network_line(region: &str, vpc: &str) -> String {
+    format!(
+        "aws ec2 delete-vpc --region {} --vpc-id {vpc} (after its subnets, route table and \
+         internet gateway: aws ec2 describe-subnets --filters Name=vpc-id,Values={vpc})",
+        quote(region)
+    )
+}
+
+/// A key pair kept because the case's instances cannot be listed: one may still need it.
+fn kept_key(region: &str, name: &str) -> Leftover {
+    Leftover {
+        kind: Kind::KeyPairs,
+        action: format!("DeleteKeyPair {name}"),
+        error: "kept: the case's instances cannot be listed, and one may still need it".into(),
+        by_hand: delete_key_line(region, name),
+    }
+}
+
+/// Delete what the tools created for the case once no instance of it is alive, each kind on
+/// its own (the case state forgets each as it goes).
+async fn cleanup(
+    ec2: &Ec2,
+    cfg: &Config,
+    store: &Store,
+    alive: Option<&[crate::aws::ec2::InstanceInfo]>,
+    patience: Duration,
+    report: &mut Report<'_>,
+) -> Result<()> {
     let mut state = CaseState::load(store)?;
     if state.key_name.is_none()
         && state.security_group.is_none()
         && state.placement_group.is_none()
         && state.network.is_none()
+        && !state.spot
     {
         return Ok(());
     }
-    let alive = ec2
-        .describe_case(&cfg.case, Some(&owner()), &InstanceState::LIVE)
-        .await?;
-    let ours: Vec<&str> = alive
-        .iter()
-        .filter(|i| {
-            i.tags
-                .get(TAG_LAUNCH)
-                .is_some_and(|t| t.contains(&state.nonce))
-        })
-        .map(|i| i.id.as_str())
-        .collect();
-    if !ours.is_empty() {
-        output::note(format!(
-            "keeping the case's key pair and security group: still used by {}",
-            ours.join(", ")
-        ));
-        return Ok(());
+    if let Some(alive) = alive {
+        let ours: Vec<&str> = alive
+            .iter()
+            .filter(|i| {
+                i.tags
+                    .get(TAG_LAUNCH)
+                    .is_some_and(|t| t.contains(&state.nonce))
+            })
+            .map(|i| i.id.as_str())
+            .collect();
+        if !ours.is_empty() {
+            output::note(format!(
+                "keeping the case's key pair and security group: still used by {}",
+                ours.join(", ")
+            ));
+            return Ok(());
+        }
+    }
+    if state.spot {
+        match ec2.tagged_spot_requests(&cfg.case, &owner()).await {
+            Ok(ids) if !ids.is_empty() => match ec2.cancel_spot_requests(&ids).await {
+                Ok(()) => output::note(format!("cancelled spot requests {}", ids.join(", "))),
+                Err(e) => report.undeleted(
+                    Kind::SpotRequests,
+                    &e,
+                    format!(
+                        "aws ec2 cancel-spot-instance-requests --region {} \
+                         --spot-instance-request-ids {}",
+                        quote(&report.region),
+                        ids.join(" ")
+                    ),
+                ),
+            },
+            Ok(_) => {}
+            Err(e) => report.unlisted(Kind::SpotRequests, &e),
+        }
     }
     if let Some(pg) = state.placement_group.clone() {
-        ec2.delete_placement_group(&pg, patience).await?;
-        output::note(format!("deleted placement group {pg}"));
-        state.placement_group = None;
-        state.save(store)?;
+        match ec2.delete_placement_group(&pg, patience).await {
+            Ok(()) => {
+                output::note(format!("deleted placement group {pg}"));
+                state.placement_group = None;
+                state.save(store)?;
+            }
+            Err(e) => report.undeleted(
+                Kind::PlacementGroups,
+                &e,
+                delete_placement_line(&report.region, &pg),
+            ),
+        }
     }
     if let Some(sg) = state.security_group.clone() {
-        ec2.delete_group(&sg, patience).await?;
-        output::note(format!("deleted security group {sg}"));
-        state.security_group = None;
-        state.save(store)?;
+        match ec2.delete_group(&sg, patience).await {
+            Ok(()) => {
+                output::note(format!("deleted security group {sg}"));
+                state.security_group = None;
+                state.save(store)?;
+            }
+            Err(e) => report.undeleted(
+                Kind::SecurityGroups,
+                &e,
+                delete_group_line(&report.region, &sg),
+            ),
+        }
     }
     if let Some(key) = state.key_name.clone() {
-        ec2.delete_key_pair(&key).await?;
-        let key_file = case_key_path(store.dir());
-        let had_file = std::fs::remove_file(&key_file).is_ok();
-        let _ = std::fs::remove_file(key_file.with_extension("pub"));
-        output::note(if had_file {
-            format!("deleted key pair {key} and its local private key")
+        if alive.is_none() {
+            report.left.push(kept_key(&report.region, &key));
         } else {
-            format!("deleted key pair {key}")
-        });
-        state.key_name = None;
-        state.save(store)?;
+            match ec2.delete_key_pair(&key).await {
+                Ok(()) => {
+                    let key_file = case_key_path(store.dir());
+                    let had_file = std::fs::remove_file(&key_file).is_ok();
+                    let _ = std::fs::remove_file(key_file.with_extension("pub"));
+                    output::note(if had_file {
+                        format!("deleted key pair {key} and its local private key")
+                    } else {
+                        format!("deleted key pair {key}")
+                    });
+                    state.key_name = None;
+                    state.save(store)?;
+                }
+                Err(e) => {
+                    report.undeleted(Kind::KeyPairs, &e, delete_key_line(&report.region, &key))
+                }
+            }
+        }
     }
     // Last: the group in it is gone (its instances' interfaces may linger: retried).
     if let Some(net) = state.network.clone() {
-        ec2.delete_network(&net, patience).await?;
-        output::note(format!("deleted network {}", net.vpc));
-        state.network = None;
+        match ec2.delete_network(&net, patience).await {
+            Ok(()) => {
+                output::note(format!("deleted network {}", net.vpc));
+                state.network = None;
+                state.save(store)?;
+            }
+            Err(e) => report.undeleted(
+                Kind::Networks,
+                &e,
+                delete_network_line(&report.region, &net.vpc),
+            ),
+        }
+    }
+    if state.spot && report.left.iter().all(|l| l.kind != Kind::SpotRequests) {
+        state.spot = false;
         state.save(store)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_hand_lines_quote_what_the_shell_would_split() {
+        assert_eq!(quote("us-east-1"), "us-east-1");
+        assert_eq!(
+            quote("Name=tag:ec2-tools:owner,Values=me@host"),
+            "Name=tag:ec2-tools:owner,Values=me@host"
+        );
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn a_leftover_is_one_line_naming_the_kind_the_action_and_the_error() {
+        let l = Leftover {
+            kind: Kind::PlacementGroups,
+            action: "DescribePlacementGroups".into(),
+            error: "UnauthorizedOperation: You are not authorized".into(),
+            by_hand: "aws ec2 describe-placement-groups".into(),
+        };
+        let s = l.to_string();
+        assert!(!s.contains('\n'));
+        assert!(
+            s.starts_with("placement groups left: DescribePlacementGroups: UnauthorizedOperation"),
+            "{s}"
+        );
+    }
 }
