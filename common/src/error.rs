@@ -48,10 +48,21 @@ pub struct Error {
     pub code: Code,
     /// One line, naming the thing (`i-0abc: descriptor is not valid JSON: …`).
     pub message: String,
-    /// What AWS said, as data: its error code (`UnauthorizedOperation`,
+    /// What AWS said, as data: the call, its error code (`UnauthorizedOperation`,
     /// `InsufficientInstanceCapacity`) or, for an answer that was no AWS error at all, the
     /// fact. Decisions read this, never the message.
-    pub aws: Option<AwsFault>,
+    pub aws: Option<AwsFailure>,
+}
+
+/// A failed AWS call, as data (see [`Error::aws`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsFailure {
+    /// The API action (`DescribePlacementGroups`).
+    pub action: String,
+    /// How it failed.
+    pub fault: AwsFault,
+    /// What AWS said, one line, without the action (`UnauthorizedOperation: You are not …`).
+    pub detail: String,
 }
 
 /// How an AWS call failed, as data (see [`Error::aws`]).
@@ -113,7 +124,7 @@ impl Error {
 
     /// The AWS error code this error carries, if any.
     pub fn aws_code(&self) -> Option<&str> {
-        match &self.aws {
+        match self.aws.as_ref().map(|a| &a.fault) {
             Some(AwsFault::Code(c)) => Some(c),
             _ => None,
         }
@@ -127,7 +138,10 @@ impl Error {
     /// True when no retry of the same call can succeed: the call is denied or unknown, or the
     /// endpoint does not implement it.
     pub fn is_final(&self) -> bool {
-        matches!(self.aws, Some(AwsFault::NotAws(_))) || self.is_aws(FINAL_CODES)
+        matches!(
+            self.aws.as_ref().map(|a| &a.fault),
+            Some(AwsFault::NotAws(_))
+        ) || self.is_aws(FINAL_CODES)
     }
 
     /// Prefix the message with what was being worked on: `i-0abc: <message>`.

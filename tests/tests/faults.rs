@@ -231,23 +231,30 @@ fn ctrl_c_during_create_stops_launching_keeps_descriptors_and_says_how_to_clean_
 #[test]
 fn kill_9_while_run_instances_is_in_flight_then_case_sweep_leaves_nothing_even_without_state() {
     let c = Case::new();
-    c.faults(json!({"latency_ms": {"RunInstances": 3000}}));
-    let child = spawn(&c, "ec2-create", &["3"]);
-    assert!(eventually(Duration::from_secs(30), || n(
-        &c.counters()["calls"]["RunInstances"]
-    ) == 1));
-    std::thread::sleep(Duration::from_millis(1000));
-    kill9(child);
-    assert!(eventually(Duration::from_secs(10), || c
-        .live_instances()
-        .len()
-        == 3));
-    assert!(c.descriptors().is_empty());
-    // Plain killall says what it cannot see and how to reach it: exit 1.
+    let crash = |c: &Case| {
+        c.faults(json!({"latency_ms": {"RunInstances": 3000}}));
+        let child = spawn(c, "ec2-create", &["3"]);
+        assert!(eventually(Duration::from_secs(30), || n(
+            &c.counters()["calls"]["RunInstances"]
+        ) == 1));
+        std::thread::sleep(Duration::from_millis(1000));
+        kill9(child);
+        assert!(eventually(Duration::from_secs(10), || c
+            .live_instances()
+            .len()
+            == 3));
+        assert!(c.descriptors().is_empty());
+        c.faults(json!({}));
+    };
+    // The state directory kept: the call in flight is recorded there, so plain killall
+    // terminates its instances as the directory's own.
+    crash(&c);
     let r = c.run("ec2-killall", &[]);
-    r.assert_code(1);
-    assert!(r.stderr.contains("--case-sweep"), "{r}");
-    // The state directory is lost too: the sweep finds instances, group and key pair by tag.
+    r.assert_code(0);
+    assert_eq!(r.stdout.lines().count(), 3, "{r}");
+    assert_nothing_left(&c, "kill -9 during RunInstances, then killall");
+    // The state directory lost too: the sweep finds instances, group and key pair by tag.
+    crash(&c);
     std::fs::remove_dir_all(c.path().join(".ec2-tools")).unwrap();
     let r = c.run("ec2-killall", &["--case-sweep"]);
     r.assert_code(0);

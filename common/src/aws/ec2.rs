@@ -202,6 +202,16 @@ pub(crate) async fn sdk_config(region: Option<&str>) -> Result<aws_config::SdkCo
     Ok(sdk)
 }
 
+/// The filter for instances in a live state (pending, running, stopping, stopped).
+fn live_filter() -> Filter {
+    Filter::builder()
+        .name("instance-state-name")
+        .set_values(Some(
+            InstanceState::LIVE.iter().map(|s| s.to_string()).collect(),
+        ))
+        .build()
+}
+
 pub(crate) fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build()
 }
@@ -370,12 +380,7 @@ impl Ec2 {
                 .name(format!("tag:{TAG_LAUNCH}"))
                 .values(token)
                 .build(),
-            Filter::builder()
-                .name("instance-state-name")
-                .set_values(Some(
-                    InstanceState::LIVE.iter().map(|s| s.to_string()).collect(),
-                ))
-                .build(),
+            live_filter(),
         ];
         self.describe_filtered(filters).await
     }
@@ -569,12 +574,7 @@ impl Ec2 {
                 .name("tag-key")
                 .values(TAG_EXPIRES)
                 .build(),
-            Filter::builder()
-                .name("instance-state-name")
-                .set_values(Some(
-                    InstanceState::LIVE.iter().map(|s| s.to_string()).collect(),
-                ))
-                .build(),
+            live_filter(),
         ];
         self.describe_filtered(filters).await
     }

@@ -3,7 +3,7 @@
 //! does not belong here: which calls retry (retry.rs), the calls themselves (ec2.rs).
 
 use crate::case::descriptor::{is_instance_id, Descriptor};
-use crate::error::{AwsFault, Code, Error};
+use crate::error::{AwsFailure, AwsFault, Code, Error};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use std::collections::BTreeSet;
 
@@ -66,8 +66,17 @@ where
     let input = code.as_deref().is_some_and(|c| {
         c.starts_with("Invalid") || c.starts_with("Missing") || c.starts_with("Unsupported")
     });
+    let detail = msg
+        .strip_prefix(action)
+        .and_then(|m| m.strip_prefix(": "))
+        .unwrap_or(&msg)
+        .to_owned();
     let mut e = Error::new(if input { Code::Usage } else { Code::Infra }, msg);
-    e.aws = fault;
+    e.aws = fault.map(|fault| AwsFailure {
+        action: action.to_owned(),
+        fault,
+        detail,
+    });
     e
 }
 

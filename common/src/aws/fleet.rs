@@ -460,8 +460,9 @@ impl Fleet {
     }
 
     /// Write a descriptor for each instance of one RunInstances answer, at `first` + its
-    /// AmiLaunchIndex (the next free index when that one is taken); an instance already
-    /// described keeps its descriptor and index. Returns the index after the highest used.
+    /// AmiLaunchIndex (the caller chose `first`: ec2-create after every index in use,
+    /// ec2-revert the index it replaces); an instance already described keeps its
+    /// descriptor and index. Returns the index after the highest used.
     fn write_launched(
         &self,
         instances: &[InstanceInfo],
@@ -470,7 +471,6 @@ impl Fleet {
         market: Market,
         out: &mut Launched,
     ) -> Result<u32> {
-        let described: BTreeSet<u32> = self.store.load_all()?.iter().map(|d| d.index).collect();
         let fresh: Vec<&InstanceInfo> = instances
             .iter()
             .filter(|i| {
@@ -486,7 +486,7 @@ impl Fleet {
             })
             .collect();
         let launch_indexes: Vec<Option<i32>> = fresh.iter().map(|i| i.launch_index).collect();
-        let indexes = launch_indexes_to_indexes(first, &launch_indexes, &described);
+        let indexes = launch_indexes_to_indexes(first, &launch_indexes, &BTreeSet::new());
         let mut after = first;
         // Fault injection for the crash-recovery test: die after this many descriptors.
         let die_after: Option<usize> = std::env::var("EC2_TOOLS_FAULT")

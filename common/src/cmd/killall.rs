@@ -182,6 +182,19 @@ impl Kind {
         }
     }
 
+    /// One of them: `security group`.
+    fn one(self) -> &'static str {
+        match self {
+            Kind::Instances => "instance",
+            Kind::SpotRequests => "spot request",
+            Kind::SecurityGroups => "security group",
+            Kind::KeyPairs => "key pair",
+            Kind::PlacementGroups => "placement group",
+            Kind::Networks => "network",
+            Kind::Images => "image",
+        }
+    }
+
     /// The AWS CLI subcommand that lists this kind.
     fn describe(self) -> &'static str {
         match self {
@@ -261,20 +274,23 @@ impl Report<'_> {
             kind.describe(),
             cli_filters(self.cfg, &self.region, &self.owner)
         );
-        self.push(kind, e, by_hand);
+        self.push(kind, e, "", by_hand);
     }
 
     /// One resource that could not be deleted: the AWS CLI line that deletes it.
-    fn undeleted(&mut self, kind: Kind, e: &Error, by_hand: String) {
-        self.push(kind, e, by_hand);
+    fn undeleted(&mut self, kind: Kind, e: &Error, resource: &str, by_hand: String) {
+        self.push(kind, e, resource, by_hand);
     }
 
-    fn push(&mut self, kind: Kind, e: &Error, by_hand: String) {
-        let (action, error) = match e.message.split_once(": ") {
-            Some((a, rest)) if !a.contains(' ') || a.starts_with("Delete") => {
-                (a.to_owned(), rest.to_owned())
-            }
-            _ => ("-".to_owned(), e.message.clone()),
+    fn push(&mut self, kind: Kind, e: &Error, resource: &str, by_hand: String) {
+        let (action, error) = match &e.aws {
+            Some(a) => (a.action.clone(), a.detail.clone()),
+            None => ("-".to_owned(), e.message.clone()),
+        };
+        let action = if resource.is_empty() {
+            action
+        } else {
+            format!("{action} {resource}")
         };
         self.left.push(Leftover {
             kind,
@@ -400,6 +416,7 @@ fn kill(cfg: &Config, opts: &Cli, settings: &crate::settings::Settings) -> Resul
                 Err(e) => report.undeleted(
                     Kind::Instances,
                     &e,
+                    "",
                     format!(
                         "aws ec2 describe-instances --region {} --filters {} \
                          Name=tag-key,Values={TAG_EXPIRES}",
@@ -448,6 +465,7 @@ fn kill(cfg: &Config, opts: &Cli, settings: &crate::settings::Settings) -> Resul
                     report.undeleted(
                         Kind::Instances,
                         &e,
+                        "",
                         format!(
                             "aws ec2 terminate-instances --region {} --instance-ids {}",
                             quote(&report.region),
@@ -533,6 +551,7 @@ fn delete_images(cfg: &Config, killed: &mut Killed) -> Result<()> {
                         Err(e) => report.undeleted(
                             Kind::Images,
                             &e,
+                            &i.id,
                             format!(
                                 "aws ec2 deregister-image --region {} --image-id {}{}",
                                 quote(&report.region),
@@ -584,7 +603,7 @@ async fn sweep_tagged(
             )),
             Err(e) => report.undeleted(
                 Kind::SpotRequests,
-                &e,
+                &e, "",
                 format!(
                     "aws ec2 cancel-spot-instance-requests --region {} --spot-instance-request-ids {}",
                     quote(&report.region),
@@ -595,69 +614,81 @@ async fn sweep_tagged(
         Ok(_) => {}
         Err(e) => report.unlisted(Kind::SpotRequests, &e),
     }
-    match ec2.tagged_groups(&cfg.case, owner).await {
-        Ok(groups) => {
-            for g in groups {
-                match ec2.delete_group(&g, patience).await {
-                    Ok(()) => output::note(format!("deleted security group {g} {}", tagged())),
-                    Err(e) => report.undeleted(
-                        Kind::SecurityGroups,
-                        &e,
-                        delete_group_line(&report.region, &g),
-                    ),
-                }
-            }
-        }
-        Err(e) => report.unlisted(Kind::SecurityGroups, &e),
-    }
-    match ec2.tagged_key_pairs(&cfg.case, owner).await {
-        Ok(keys) if alive.is_none() && !keys.is_empty() => {
+    delete_each(
+        report,
+        Kind::SecurityGroups,
+        ec2.tagged_groups(&cfg.case, owner).await,
+        delete_group_line,
+        async |g: &String| ec2.delete_group(g, patience).await,
+        &tagged(),
+    )
+    .await;
+    let keys = match ec2.tagged_key_pairs(&cfg.case, owner).await {
+        Ok(keys) if alive.is_none() => {
             for k in keys {
                 report.left.push(kept_key(&report.region, &k));
             }
+            Ok(vec![])
         }
-        Ok(keys) => {
-            for k in keys {
-                match ec2.delete_key_pair(&k).await {
-                    Ok(()) => output::note(format!("deleted key pair {k} {}", tagged())),
-                    Err(e) => {
-                        report.undeleted(Kind::KeyPairs, &e, delete_key_line(&report.region, &k))
-                    }
-                }
-            }
-        }
-        Err(e) => report.unlisted(Kind::KeyPairs, &e),
-    }
-    match ec2.tagged_placement_groups(&cfg.case, owner).await {
-        Ok(groups) => {
-            for p in groups {
-                match ec2.delete_placement_group(&p, patience).await {
-                    Ok(()) => output::note(format!("deleted placement group {p} {}", tagged())),
-                    Err(e) => report.undeleted(
-                        Kind::PlacementGroups,
-                        &e,
-                        delete_placement_line(&report.region, &p),
-                    ),
-                }
-            }
-        }
-        Err(e) => report.unlisted(Kind::PlacementGroups, &e),
-    }
+        listed => listed,
+    };
+    delete_each(
+        report,
+        Kind::KeyPairs,
+        keys,
+        delete_key_line,
+        async |k: &String| ec2.delete_key_pair(k).await,
+        &tagged(),
+    )
+    .await;
+    delete_each(
+        report,
+        Kind::PlacementGroups,
+        ec2.tagged_placement_groups(&cfg.case, owner).await,
+        delete_placement_line,
+        async |p: &String| ec2.delete_placement_group(p, patience).await,
+        &tagged(),
+    )
+    .await;
     // Last: the security groups in them are gone.
-    match ec2.tagged_networks(&cfg.case, owner).await {
-        Ok(nets) => {
-            for n in nets {
-                match ec2.delete_network(&n, patience).await {
-                    Ok(()) => output::note(format!("deleted network {} {}", n.vpc, tagged())),
-                    Err(e) => report.undeleted(
-                        Kind::Networks,
-                        &e,
-                        delete_network_line(&report.region, &n.vpc),
-                    ),
-                }
+    let nets = ec2.tagged_networks(&cfg.case, owner).await;
+    let by_vpc: Vec<crate::case::store::NetworkState> = nets.as_ref().cloned().unwrap_or_default();
+    delete_each(
+        report,
+        Kind::Networks,
+        nets.map(|n| n.into_iter().map(|n| n.vpc).collect()),
+        delete_network_line,
+        async |vpc: &String| match by_vpc.iter().find(|n| &n.vpc == vpc) {
+            Some(n) => ec2.delete_network(n, patience).await,
+            None => Ok(()),
+        },
+        &tagged(),
+    )
+    .await;
+}
+
+/// One kind of the sweep: what its listing found, deleted one by one. A listing that failed,
+/// or a deletion, is one leftover each; the others go on.
+async fn delete_each(
+    report: &mut Report<'_>,
+    kind: Kind,
+    listed: Result<Vec<String>>,
+    by_hand: fn(&str, &str) -> String,
+    delete: impl AsyncFn(&String) -> Result<()>,
+    why: &str,
+) {
+    let items = match listed {
+        Ok(items) => items,
+        Err(e) => return report.unlisted(kind, &e),
+    };
+    for item in items {
+        match delete(&item).await {
+            Ok(()) => output::note(format!("deleted {} {item} {why}", kind.one())),
+            Err(e) => {
+                let line = by_hand(&report.region, &item);
+                report.undeleted(kind, &e, &item, line);
             }
         }
-        Err(e) => report.unlisted(Kind::Networks, &e),
     }
 }
 
@@ -746,6 +777,7 @@ async fn cleanup(
                 Err(e) => report.undeleted(
                     Kind::SpotRequests,
                     &e,
+                    "",
                     format!(
                         "aws ec2 cancel-spot-instance-requests --region {} \
                          --spot-instance-request-ids {}",
@@ -768,6 +800,7 @@ async fn cleanup(
             Err(e) => report.undeleted(
                 Kind::PlacementGroups,
                 &e,
+                &pg,
                 delete_placement_line(&report.region, &pg),
             ),
         }
@@ -782,6 +815,7 @@ async fn cleanup(
             Err(e) => report.undeleted(
                 Kind::SecurityGroups,
                 &e,
+                &sg,
                 delete_group_line(&report.region, &sg),
             ),
         }
@@ -803,9 +837,12 @@ async fn cleanup(
                     state.key_name = None;
                     state.save(store)?;
                 }
-                Err(e) => {
-                    report.undeleted(Kind::KeyPairs, &e, delete_key_line(&report.region, &key))
-                }
+                Err(e) => report.undeleted(
+                    Kind::KeyPairs,
+                    &e,
+                    &key,
+                    delete_key_line(&report.region, &key),
+                ),
             }
         }
     }
@@ -820,6 +857,7 @@ async fn cleanup(
             Err(e) => report.undeleted(
                 Kind::Networks,
                 &e,
+                &net.vpc,
                 delete_network_line(&report.region, &net.vpc),
             ),
         }
