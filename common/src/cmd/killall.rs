@@ -594,26 +594,7 @@ async fn sweep_tagged(
         return;
     }
     let tagged = || format!("(tagged with case {})", cfg.case);
-    match ec2.tagged_spot_requests(&cfg.case, owner).await {
-        Ok(ids) if !ids.is_empty() => match ec2.cancel_spot_requests(&ids).await {
-            Ok(()) => output::note(format!(
-                "cancelled spot requests {} {}",
-                ids.join(", "),
-                tagged()
-            )),
-            Err(e) => report.undeleted(
-                Kind::SpotRequests,
-                &e, "",
-                format!(
-                    "aws ec2 cancel-spot-instance-requests --region {} --spot-instance-request-ids {}",
-                    quote(&report.region),
-                    ids.join(" ")
-                ),
-            ),
-        },
-        Ok(_) => {}
-        Err(e) => report.unlisted(Kind::SpotRequests, &e),
-    }
+    cancel_spot_requests(ec2, cfg, owner, report).await;
     delete_each(
         report,
         Kind::SecurityGroups,
@@ -665,6 +646,32 @@ async fn sweep_tagged(
         &tagged(),
     )
     .await;
+}
+
+/// Cancel the case's spot requests still open or active (one call for all of them).
+async fn cancel_spot_requests(ec2: &Ec2, cfg: &Config, owner: &str, report: &mut Report<'_>) {
+    match ec2.tagged_spot_requests(&cfg.case, owner).await {
+        Ok(ids) if !ids.is_empty() => match ec2.cancel_spot_requests(&ids).await {
+            Ok(()) => output::note(format!(
+                "cancelled spot requests {} (tagged with case {})",
+                ids.join(", "),
+                cfg.case
+            )),
+            Err(e) => report.undeleted(
+                Kind::SpotRequests,
+                &e,
+                "",
+                format!(
+                    "aws ec2 cancel-spot-instance-requests --region {} \
+                     --spot-instance-request-ids {}",
+                    quote(&report.region),
+                    ids.join(" ")
+                ),
+            ),
+        },
+        Ok(_) => {}
+        Err(e) => report.unlisted(Kind::SpotRequests, &e),
+    }
 }
 
 /// One kind of the sweep: what its listing found, deleted one by one. A listing that failed,
@@ -771,24 +778,7 @@ async fn cleanup(
         }
     }
     if state.spot {
-        match ec2.tagged_spot_requests(&cfg.case, &owner()).await {
-            Ok(ids) if !ids.is_empty() => match ec2.cancel_spot_requests(&ids).await {
-                Ok(()) => output::note(format!("cancelled spot requests {}", ids.join(", "))),
-                Err(e) => report.undeleted(
-                    Kind::SpotRequests,
-                    &e,
-                    "",
-                    format!(
-                        "aws ec2 cancel-spot-instance-requests --region {} \
-                         --spot-instance-request-ids {}",
-                        quote(&report.region),
-                        ids.join(" ")
-                    ),
-                ),
-            },
-            Ok(_) => {}
-            Err(e) => report.unlisted(Kind::SpotRequests, &e),
-        }
+        cancel_spot_requests(ec2, cfg, &owner(), report).await;
     }
     if let Some(pg) = state.placement_group.clone() {
         match ec2.delete_placement_group(&pg, patience).await {
