@@ -55,6 +55,7 @@ pub mod error;
 pub(crate) mod log;
 pub(crate) mod output;
 pub(crate) mod remote;
+pub(crate) mod report;
 pub(crate) mod settings;
 mod testcase;
 pub mod tool;

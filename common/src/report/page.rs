@@ -1,0 +1,393 @@
+//! `index.html`: one self-contained page (inline SVG and CSS; no script, no network) that
+//! answers the load test at a glance — the headline figures with their grades, throughput
+//! and latency over time, the percentile spectrum, per-host throughput, each client's CPU
+//! with its client-bound seconds shaded, the targets' CPU, network and memory; for a sweep,
+//! the scaling curve through the measured points. What does not belong here: computing
+//! figures (timeline.rs, write.rs) and chart geometry (svg.rs).
+
+use super::svg::{bar_chart, esc, line_chart, num, Chart, Series};
+use super::timeline::Latency;
+use super::write::{Report, Sweep};
+use super::{Analysis, Role};
+use std::fmt::Write;
+
+const STYLE: &str = r#"body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:960px;color:#222;padding:0 12px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 6px}p.sub{color:#555;margin:0 0 16px}
+table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}td,th{padding:3px 9px;border-bottom:1px solid #e4e4e4;text-align:right}
+td:first-child,th:first-child{text-align:left}th{background:#f4f6f8;font-weight:600}
+.grade{font-size:11px;padding:1px 6px;border-radius:8px;background:#e8f1fa;color:#0b4f85;white-space:nowrap}
+.grade.summary-only{background:#fdf0e6;color:#8a3b00}.grade.throughput-only{background:#eaf6f1;color:#00553d}
+.note{background:#fff8e6;border-left:4px solid #E69F00;padding:6px 10px;margin:8px 0}
+.ok{background:#eef7f2;border-left:4px solid #009E73;padding:6px 10px;margin:8px 0}
+svg.chart{display:block;margin:6px 0 2px;border:1px solid #eee}
+svg text{font:12px system-ui,sans-serif;fill:#333}svg .t{font-size:14px;font-weight:600}svg .yt{text-anchor:end}svg .xt{text-anchor:middle}svg .xl{text-anchor:middle}svg .yl{text-anchor:middle}
+"#;
+
+fn open(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>\n",
+        esc(title)
+    )
+}
+
+fn grade(g: &str) -> String {
+    format!(r#"<span class="grade {g}">{g}</span>"#)
+}
+
+fn f(v: Option<f64>) -> String {
+    v.map(|v| num((v * 1000.0).round() / 1000.0)).unwrap_or_else(|| "–".into())
+}
+
+/// The page of one run.
+pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
+    let iv = a.interval_us as f64 / 1e6;
+    let rows = a.fleet.rows();
+    let t0 = rows.first().map(|r| r.0).unwrap_or(0);
+    let rel = |k: i64| (k - t0) as f64 * iv;
+    let shade: Vec<(f64, f64)> = a.bound.iter().map(|k| (rel(*k), rel(*k) + iv)).collect();
+    let mut out = open(title);
+    let fl = &r.fleet;
+    let _ = write!(
+        out,
+        "<h1>{}</h1><p class=\"sub\">{} hosts merged · {} requests over {} s · interval {} s</p>",
+        esc(title),
+        fl.hosts_merged,
+        fl.requests,
+        num(fl.duration_s),
+        num(iv)
+    );
+    // Headline.
+    out.push_str("<table id=\"headline\"><tr><th></th><th>grade</th><th>requests</th><th>errors</th><th>req/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>client-bound s</th></tr>");
+    let line = |out: &mut String, name: &str, req: u64, err: u64, rps: f64, l: &Latency, b: f64| {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{req}</td><td>{err}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(name),
+            grade("lossless"),
+            num(rps),
+            f(Some(l.p50)),
+            f(Some(l.p90)),
+            f(Some(l.p99)),
+            f(Some(l.p999)),
+            f(Some(l.max)),
+            num(b)
+        );
+    };
+    line(&mut out, "fleet", fl.requests, fl.errors, fl.rps, &fl.latency_ms, fl.client_bound_s);
+    if fl.client_bound_s > 0.0 {
+        let w = &fl.without_client_bound;
+        line(&mut out, "fleet without client-bound seconds", w.requests, w.errors, w.rps, &w.latency_ms, 0.0);
+    }
+    out.push_str("</table>");
+    if let Some(b) = &fl.throughput_bps {
+        let _ = write!(out, "<p>iperf3, summed over clients {}: mean {} bit/s, best interval {} bit/s, {} retransmits</p>", grade("throughput-only"), num(b.mean), num(b.max), b.retransmits);
+    }
+    // Verdict on the clients.
+    if a.bound.is_empty() {
+        let sampled = a.clients().filter(|h| h.samples.is_some()).count();
+        if sampled > 0 {
+            let _ = write!(out, "<p class=\"ok\">No client was the limit: {sampled} sampled clients stayed under the thresholds (CPU &lt; 90 % busy, steal &lt; 10 %, the job's busy threads &lt; 95 % of a core each).</p>");
+        } else {
+            out.push_str("<p class=\"note\">The clients were not sampled (<code>ec2-exec-remote --sample</code>): whether a load generator was the limit is unknown.</p>");
+        }
+    } else {
+        let names: Vec<String> = a
+            .clients()
+            .filter(|h| h.client_bound_s > 0.0)
+            .map(|h| format!("#{} {} ({} s)", h.index, h.id, num(h.client_bound_s)))
+            .collect();
+        let _ = write!(out, "<p class=\"note\" id=\"client-bound\"><b>Client-bound:</b> {} — in {} s of the run a load generator, not the target, was the limit (shaded below). The figures without those seconds are in the second row.</p>", esc(&names.join(", ")), num(fl.client_bound_s));
+    }
+    for n in &fl.not_merged {
+        let _ = write!(out, "<p class=\"note\">#{}: {}</p>", n.index, esc(&n.reason));
+    }
+    if a.shared_kernel {
+        out.push_str("<p class=\"note\">These hosts share one kernel (the local cloud): machine-wide CPU is the machine's, not each instance's, so only each job's own CPU judged client-bound.</p>");
+    }
+    for (i, o) in &a.skewed {
+        let _ = write!(out, "<p class=\"note\">#{i}: its clock is {o:+.3} s off this machine's (more than one interval); its timestamps were corrected.</p>");
+    }
+    // Throughput over time.
+    let rps = Series {
+        name: "fleet req/s".into(),
+        points: rows.iter().map(|(k, b)| (rel(*k), b.map(|b| b.requests as f64 / iv).unwrap_or(0.0))).collect(),
+    };
+    out.push_str("<h2>Throughput over time</h2>");
+    out.push_str(&line_chart(&Chart {
+        id: "throughput",
+        title: "Requests per second, all clients merged",
+        x_label: "time since the first request (s)",
+        y_label: "requests/s",
+        series: vec![rps],
+        shade: shade.clone(),
+        shade_label: "client-bound",
+        log_y: false,
+        x_ticks: None,
+        markers: false,
+    }));
+    let bits = a.bits();
+    if !bits.is_empty() {
+        out.push_str(&line_chart(&Chart {
+            id: "bits",
+            title: "iperf3 throughput, summed over clients",
+            x_label: "time since the first request (s)",
+            y_label: "bits/s",
+            series: vec![Series { name: "bits/s".into(), points: bits.iter().map(|(k, v)| (rel(*k), *v)).collect() }],
+            shade: shade.clone(),
+            shade_label: "client-bound",
+            log_y: false,
+            x_ticks: None,
+            markers: false,
+        }));
+    }
+    // Latency over time.
+    let pick = |q: fn(&Latency) -> f64| -> Vec<(f64, f64)> {
+        rows.iter()
+            .map(|(k, b)| (rel(*k), b.filter(|b| b.requests > 0).map(|b| q(&Latency::of(&b.hist))).unwrap_or(f64::NAN)))
+            .collect()
+    };
+    out.push_str("<h2>Latency over time</h2>");
+    out.push_str(&line_chart(&Chart {
+        id: "latency",
+        title: "Latency percentiles per interval, all clients merged",
+        x_label: "time since the first request (s)",
+        y_label: "latency (ms, log scale)",
+        series: vec![
+            Series { name: "p50".into(), points: pick(|l| l.p50) },
+            Series { name: "p99".into(), points: pick(|l| l.p99) },
+            Series { name: "max".into(), points: pick(|l| l.max) },
+        ],
+        shade: shade.clone(),
+        shade_label: "client-bound",
+        log_y: true,
+        x_ticks: None,
+        markers: false,
+    }));
+    // Percentile spectrum.
+    let total = a.fleet.total();
+    let mut spectrum = vec![spectrum_series("fleet", &total)];
+    // Hosts' own spectra are not kept (only counts): the fleet's is the merged one.
+    out.push_str("<h2>Latency by percentile</h2>");
+    let top = (total.len().max(10) as f64).log10().floor().min(6.0);
+    out.push_str(&line_chart(&Chart {
+        id: "spectrum",
+        title: "Latency by percentile, the whole run merged (as HdrHistogram plots it)",
+        x_label: "percentile (log scale of 1/(1−p))",
+        y_label: "latency (ms)",
+        series: std::mem::take(&mut spectrum),
+        shade: vec![],
+        shade_label: "",
+        log_y: false,
+        x_ticks: Some(
+            (0..=top as i32)
+                .map(|e| (f64::from(e), ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"][e as usize].to_string()))
+                .collect(),
+        ),
+        markers: false,
+    }));
+    // Per host.
+    out.push_str("<h2>Per host</h2>");
+    let bars: Vec<(String, f64, bool)> = r
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::Client && h.rps.is_some())
+        .map(|h| (format!("#{}", h.index), h.rps.unwrap_or(0.0), h.grade != Some(super::formats::Grade::Lossless)))
+        .collect();
+    out.push_str(&bar_chart("per-host", "Requests per second per client (hatched: summary-only, not merged)", "requests/s", &bars));
+    let host_series: Vec<Series> = a
+        .clients()
+        .filter(|h| !h.counts.is_empty())
+        .map(|h| Series {
+            name: format!("#{}", h.index),
+            points: rows.iter().map(|(k, _)| (rel(*k), h.counts.get(k).map(|c| c.0 as f64 / iv).unwrap_or(0.0))).collect(),
+        })
+        .collect();
+    if !host_series.is_empty() {
+        out.push_str(&line_chart(&Chart {
+            id: "per-host-time",
+            title: "Requests per second per client over time",
+            x_label: "time since the first request (s)",
+            y_label: "requests/s",
+            series: host_series,
+            shade: shade.clone(),
+            shade_label: "client-bound",
+            log_y: false,
+            x_ticks: None,
+            markers: false,
+        }));
+    }
+    out.push_str(&host_table(r));
+    // Clients' CPU.
+    let sampled: Vec<&super::Host> = a.clients().filter(|h| h.samples.is_some()).collect();
+    let t0_us = t0 * a.interval_us;
+    let at = |t_us: i64| (t_us - t0_us) as f64 / 1e6;
+    if !sampled.is_empty() {
+        out.push_str("<h2>Clients' CPU</h2>");
+        out.push_str(&line_chart(&Chart {
+            id: "client-job-cpu",
+            title: "Each client's load-generator process tree: CPU per busy thread",
+            x_label: "time since the first request (s)",
+            y_label: "cores per busy thread (1 = pinned)",
+            series: sampled
+                .iter()
+                .map(|h| Series {
+                    name: format!("#{}", h.index),
+                    points: h.samples.as_ref().map(|s| s.cpu.iter().map(|c| (at(c.t_us), if c.busy_threads > 0 { c.job_cpu / f64::from(c.busy_threads) } else { 0.0 })).collect()).unwrap_or_default(),
+                })
+                .collect(),
+            shade: shade.clone(),
+            shade_label: "client-bound",
+            log_y: false,
+            x_ticks: None,
+            markers: false,
+        }));
+        out.push_str(&line_chart(&Chart {
+            id: "client-machine-cpu",
+            title: "Each client's machine CPU busy (user + system + steal)",
+            x_label: "time since the first request (s)",
+            y_label: "CPU busy (%)",
+            series: sampled
+                .iter()
+                .map(|h| Series {
+                    name: format!("#{}", h.index),
+                    points: h.samples.as_ref().map(|s| s.cpu.iter().map(|c| (at(c.t_us), c.busy)).collect()).unwrap_or_default(),
+                })
+                .collect(),
+            shade: shade.clone(),
+            shade_label: "client-bound",
+            log_y: false,
+            x_ticks: None,
+            markers: false,
+        }));
+    }
+    // Targets.
+    let targets: Vec<&super::Host> = a.hosts.iter().filter(|h| h.role == Role::Target).collect();
+    if !targets.is_empty() {
+        out.push_str("<h2>Targets (sampled, no results: the system under test)</h2>");
+        let chart = |id: &str, title: &str, y: &str, pts: &dyn Fn(&super::samples::Samples) -> Vec<(f64, f64)>| {
+            line_chart(&Chart {
+                id,
+                title,
+                x_label: "time since the first request (s)",
+                y_label: y,
+                series: targets
+                    .iter()
+                    .map(|h| Series { name: format!("#{}", h.index), points: h.samples.as_ref().map(pts).unwrap_or_default() })
+                    .collect(),
+                shade: vec![],
+                shade_label: "",
+                log_y: false,
+                x_ticks: None,
+                markers: false,
+            })
+        };
+        out.push_str(&chart("target-cpu", "Targets' CPU busy", "CPU busy (%)", &|s| s.cpu.iter().map(|c| (at(c.t_us), c.busy)).collect()));
+        out.push_str(&chart("target-net", "Targets' network, all interfaces", "received + sent (bytes/s)", &|s| {
+            let mut m = std::collections::BTreeMap::<i64, f64>::new();
+            for n in &s.net {
+                *m.entry(n.t_us).or_default() += n.rx_bytes_s + n.tx_bytes_s;
+            }
+            m.into_iter().map(|(t, v)| (at(t), v)).collect()
+        }));
+        out.push_str(&chart("target-mem", "Targets' memory in use", "memory (MiB)", &|s| s.cpu.iter().map(|c| (at(c.t_us), c.mem_used_mb)).collect()));
+    }
+    if !r.skipped.is_empty() {
+        out.push_str("<h2>Files not used</h2><ul>");
+        for s in &r.skipped {
+            let _ = write!(out, "<li><code>{}</code>: {}</li>", esc(&s.path), esc(&s.reason));
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("<p class=\"sub\">Written by ec2-report. Figures and their grades are in summary.json; per interval in timeline.csv; the merged histograms in latency.hlog.</p></body></html>\n");
+    out
+}
+
+fn host_table(r: &Report) -> String {
+    let mut out = String::from("<table id=\"hosts\"><tr><th>host</th><th>format</th><th>grade</th><th>requests</th><th>errors</th><th>req/s</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th><th>client-bound s</th></tr>");
+    for h in r.hosts.iter().filter(|h| h.role != Role::Idle) {
+        let l = h.latency_ms.clone().unwrap_or_default();
+        let g = h.grade.map(|g| g.to_string()).unwrap_or_else(|| "target".into());
+        let _ = write!(
+            out,
+            "<tr><td>#{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            h.index,
+            esc(&h.id),
+            h.format.unwrap_or("–"),
+            grade(&g),
+            h.requests.map(|v| v.to_string()).unwrap_or_else(|| "–".into()),
+            h.errors.map(|v| v.to_string()).unwrap_or_else(|| "–".into()),
+            f(h.rps),
+            f(l.p50),
+            f(l.p99),
+            f(l.max),
+            num(h.client_bound_s)
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
+/// The percentile spectrum of a histogram: x = log10(1/(1−q)), y = latency in ms.
+fn spectrum_series(name: &str, h: &hdrhistogram::Histogram<u64>) -> Series {
+    let top = (h.len().max(10) as f64).log10().min(6.0);
+    let points = (0..=(top * 20.0) as i32)
+        .map(|i| {
+            let x = f64::from(i) / 20.0;
+            let q = 1.0 - 10f64.powf(-x);
+            (x, h.value_at_quantile(q).min(h.max()) as f64 / 1000.0)
+        })
+        .collect();
+    Series { name: name.into(), points }
+}
+
+/// The page of a sweep: throughput against N with the fitted curve.
+pub fn sweep_page(s: &Sweep, title: &str) -> String {
+    let mut out = open(title);
+    let _ = write!(out, "<h1>{}</h1><p class=\"sub\">{} runs</p>", esc(title), s.runs.len());
+    match (&s.usl, &s.usl_error) {
+        (Some(u), _) => {
+            let se = |i: usize| u.stderr.map(|e| format!(" ± {}", num(e[i]))).unwrap_or_default();
+            let _ = write!(
+                out,
+                "<p id=\"usl\">Universal Scalability Law X(N) = λN / (1 + σ(N−1) + κN(N−1)): σ = {}{}, κ = {}{}, λ = {}{} req/s; fit relative RMSE {:.1} %, R² {:.4}. {}</p>",
+                num(u.sigma), se(0), num(u.kappa), se(1), num(u.lambda), se(2), u.rel_rmse * 100.0, u.r2,
+                match (u.n_peak, u.x_peak) {
+                    (Some(n), Some(x)) => format!("Peak throughput {} req/s at N ≈ {:.1}.", num(x), n),
+                    _ => "No peak: with κ = 0 throughput never falls, it only levels off.".into(),
+                }
+            );
+        }
+        (None, Some(e)) => {
+            let _ = write!(out, "<p class=\"note\">No fit: {}</p>", esc(e));
+        }
+        _ => {}
+    }
+    if s.client_bound {
+        out.push_str("<p class=\"note\">Some runs were client-bound: the curve measures the load generators as well as the target.</p>");
+    }
+    let measured = Series { name: "measured".into(), points: s.runs.iter().map(|r| (r.n, r.rps)).collect() };
+    let mut series = vec![measured];
+    if let Some(u) = &s.usl {
+        let hi = s.runs.iter().map(|r| r.n).fold(1.0, f64::max).max(u.n_peak.unwrap_or(0.0).min(4.0 * s.runs.iter().map(|r| r.n).fold(1.0, f64::max))) * 1.25;
+        series.push(Series { name: "USL fit".into(), points: (0..=100).map(|i| { let n = 1.0 + (hi - 1.0) * f64::from(i) / 100.0; (n, u.x(n)) }).collect() });
+        series.push(Series { name: "linear (λN)".into(), points: vec![(1.0, u.lambda), (hi, u.lambda * hi)] });
+    }
+    out.push_str(&line_chart(&Chart {
+        id: "usl-curve",
+        title: "Throughput against the number of clients",
+        x_label: "clients (N)",
+        y_label: "requests/s",
+        series,
+        shade: vec![],
+        shade_label: "",
+        log_y: false,
+        x_ticks: None,
+        markers: true,
+    }));
+    out.push_str("<table id=\"runs\"><tr><th>N</th><th>req/s</th><th>efficiency</th><th>p99 ms</th><th>client-bound s</th><th>run</th></tr>");
+    for r in &s.runs {
+        let _ = write!(out, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", num(r.n), num(r.rps), f(r.efficiency), f(Some(r.p99_ms)), num(r.client_bound_s), esc(&r.dir));
+    }
+    out.push_str("</table></body></html>\n");
+    out
+}
