@@ -63,6 +63,34 @@ impl S3 {
         }
     }
 
+    /// Download an object into `path`, streamed (memory bounded by the SDK's chunks); returns
+    /// its SHA-256 (hex). A missing object is bad input (the URL names it), not a failure.
+    pub async fn download_file(&self, bucket: &str, key: &str, path: &Path) -> Result<String> {
+        use std::io::Write;
+        let url = format!("s3://{bucket}/{key}");
+        let out = match self.client.get_object().bucket(bucket).key(key).send().await {
+            Ok(o) => o,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                return Err(Error::input(format!("{url}: no such object")))
+            }
+            Err(e) => return Err(aws_error("GetObject", e).context(&url)),
+        };
+        let mut file = std::fs::File::create(path)
+            .map_err(|e| Error::infra(format!("{}: {e}", path.display())))?;
+        let mut hash = sha2::Sha256::new();
+        let mut body = out.body;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| Error::infra(format!("{url}: {e}")))?
+        {
+            hash.update(&chunk);
+            file.write_all(&chunk)
+                .map_err(|e| Error::infra(format!("{}: {e}", path.display())))?;
+        }
+        Ok(hex(&hash.finalize()))
+    }
+
     /// Upload a small object from memory.
     pub async fn put_bytes(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<()> {
         self.client

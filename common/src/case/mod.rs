@@ -5,6 +5,7 @@
 //! flags (cli/), settings, and anything that talks to AWS or to hosts — aws/ and remote/
 //! take descriptors from here; nothing here reaches down to them.
 
+pub mod clocks;
 pub mod descriptor;
 pub mod select;
 pub mod store;

@@ -84,6 +84,13 @@ pub struct Cli {
     /// With --at: refuse to run when a host's clock is off by more than this
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     max_skew: Duration,
+    /// Sample each host every INTERVAL while CMD runs (CPU incl. steal, memory, load,
+    /// network per interface, and CMD's own process tree's CPU and threads) into
+    /// ~/.ec2-tools/samples/<job>-<id>.tsv; ec2-get brings it home, ec2-report judges
+    /// whether a client was the limit
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "1s", value_parser = parse_sample_interval)]
+    sample: Option<Duration>,
     #[command(flatten)]
     output: OutputArgs,
     #[command(flatten)]
@@ -126,17 +133,21 @@ impl Tool for ExecRemote {
             return jobs::follow(&reach, &f, cli.output.resolve());
         }
         let command = cli.command.join(" ");
+        let job = cli.job.clone().unwrap_or_else(jobs::new_job_id);
+        let sample = cli
+            .sample
+            .map(|iv| crate::report::samples::start_prefix(&job, iv.as_secs_f64()));
         if cli.bg {
-            let job = cli.job.unwrap_or_else(jobs::new_job_id);
             // With --at: each host's job waits for the instant on its own clock, corrected
             // by its measured offset, and the tool returns at once.
             let starts = match cli.at {
-                Some(at) => sync::plan(&ssh, &hosts, at, cli.max_skew, fanout)?,
+                Some(at) => sync::plan(&ssh, &hosts, at, cli.max_skew, fanout, state_dir.as_deref())?,
                 None => BTreeMap::new(),
             };
+            let sampler = sample.clone().unwrap_or_default();
             let command_for = |d: &Descriptor| match starts.get(&d.id) {
-                Some(t) => format!("{}{command}", sync::wait_until_prefix(*t)),
-                None => command.clone(),
+                Some(t) => format!("{sampler}{}{command}", sync::wait_until_prefix(*t)),
+                None => format!("{sampler}{command}"),
             };
             return jobs::start(&reach, &job, &command_for, fanout);
         }
@@ -147,7 +158,7 @@ impl Tool for ExecRemote {
             piped_stdin()?
         };
         let job = RemoteJob {
-            command,
+            command: format!("{}{command}", sample.unwrap_or_default()),
             stdin,
             fanout,
             timeout: cli.command_timeout,
@@ -244,7 +255,7 @@ fn remote_outcomes(
     };
     let mut command = PerHost::Same(job.command.clone());
     if let Some(at) = job.at {
-        let starts = sync::plan(cfg, hosts, at, job.max_skew, job.fanout)?;
+        let starts = sync::plan(cfg, hosts, at, job.max_skew, job.fanout, job.state_dir.as_deref())?;
         command = PerHost::Each(
             hosts
                 .iter()
@@ -292,6 +303,15 @@ fn remote_outcomes(
     };
     let outcomes = run_task(&collector, &cfg, hosts, &task, &opts, &judge)?;
     Ok((outcomes, collector))
+}
+
+/// `--sample`'s interval: from 0.1 s (finer costs the host more than it tells) to 1 h.
+fn parse_sample_interval(s: &str) -> std::result::Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(format!("{s:?}: the interval must be between 0.1s and 1h"));
+    }
+    Ok(d)
 }
 
 fn until(at: Option<SystemTime>) -> Duration {

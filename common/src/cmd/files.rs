@@ -92,6 +92,10 @@ pub struct GetCli {
     /// How many hosts at once (pdsh -f)
     #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
+    /// Do not bring home the hosts' sample files (`ec2-exec-remote --sample`), which by
+    /// default land in LOCAL_DIR/<index>-<id>/ec2-samples/ for ec2-report
+    #[arg(long)]
+    no_samples: bool,
     #[command(flatten)]
     hosts: HostArgs,
 }
@@ -130,6 +134,7 @@ impl Tool for Get {
                 &cli.remote,
                 &cli.local,
                 cli.fanout as usize,
+                (!cli.no_samples).then(|| crate::report::samples::REMOTE_DIR.to_owned()),
             ),
         }
     }
@@ -176,6 +181,7 @@ fn get(
     remote: &str,
     local_dir: &Path,
     fanout: usize,
+    samples: Option<String>,
 ) -> Result<Code> {
     std::fs::create_dir_all(local_dir)
         .map_err(|e| Error::input(format!("{}: {e}", local_dir.display())))?;
@@ -183,6 +189,7 @@ fn get(
         remote: remote.to_owned(),
         local_dir: std::path::absolute(local_dir)
             .map_err(|e| Error::input(format!("{}: {e}", local_dir.display())))?,
+        samples,
     };
     copy(cfg, hosts, state_dir, &task, fanout, &|d, address, _, _| {
         // As the user named it (relative stays relative).

@@ -16,6 +16,7 @@ pub(crate) mod jobs;
 pub mod killall;
 pub mod lifecycle;
 pub mod login;
+pub mod report;
 pub(crate) mod results_s3;
 pub mod status;
 pub mod suite;

@@ -58,6 +58,7 @@ pub fn commands() -> Vec<clap::Command> {
         tool::command::<exec_local::Cli>("ec2-exec-local"),
         tool::command::<files::PutCli>("ec2-put"),
         tool::command::<files::GetCli>("ec2-get"),
+        tool::command::<report::Cli>("ec2-report"),
         tool::command::<status::Cli>("ec2-status"),
         tool::command::<login::Cli>("ec2-ssh"),
         tool::command::<lifecycle::StopCli>("ec2-stop"),

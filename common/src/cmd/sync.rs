@@ -6,6 +6,7 @@
 //! instant each host waits for is corrected by its own offset, so even skewed clocks start
 //! together (to within the measurement's round-trip).
 
+use crate::case::clocks::{self, Clock};
 use crate::case::descriptor::Descriptor;
 use crate::config::{parse_duration, SshConfig};
 use crate::error::{Error, Result};
@@ -104,18 +105,15 @@ fn epoch(t: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
-/// Measure every host's clock; refuse if one is off by more than `max_skew`; return the
-/// instant (on each host's own clock) at which it must start.
-pub(crate) fn plan(
+/// Measure every host's clock (its `date` against the midpoint of our request and reply):
+/// `(id, address, offset s)` per host, host − here. Saved in the case (`clocks.json`) when
+/// `state_dir` is given, so `ec2-report` can correct the hosts' timestamps later.
+pub(crate) fn measure(
     cfg: &SshConfig,
     hosts: &[Descriptor],
-    at: SystemTime,
-    max_skew: Duration,
     fanout: usize,
-) -> Result<BTreeMap<String, f64>> {
-    if at <= SystemTime::now() {
-        return Err(Error::input("--at: that time has passed"));
-    }
+    state_dir: Option<&std::path::Path>,
+) -> Result<Vec<(String, String, f64)>> {
     let targets = resolve_targets(cfg, hosts)?;
     let measured = fan_out(&targets, fanout, |(d, t)| {
         let t = t.as_ref().map_err(|e| e.message.clone())?;
@@ -130,7 +128,8 @@ pub(crate) fn plan(
             .parse()
             .map_err(|_| "cannot read the host's clock".to_string())?;
         let mid = (epoch(sent) + epoch(back)) / 2.0;
-        Ok::<_, String>((d.id.clone(), t.address.clone(), remote - mid))
+        let rtt = epoch(back) - epoch(sent);
+        Ok::<_, String>((d.id.clone(), t.address.clone(), remote - mid, rtt))
     });
     let mut offsets = Vec::new();
     let mut errors = Vec::new();
@@ -141,12 +140,52 @@ pub(crate) fn plan(
             None => errors.push(format!("{}: interrupted", d.id)),
         }
     }
+    if let Some(dir) = state_dir {
+        let now = epoch(SystemTime::now());
+        let clocks: Vec<(String, Clock)> = offsets
+            .iter()
+            .map(|(id, _, off, rtt)| {
+                (
+                    id.clone(),
+                    Clock {
+                        offset_s: *off,
+                        rtt_s: *rtt,
+                        at: now,
+                    },
+                )
+            })
+            .collect();
+        if let Err(e) = clocks::save(dir, &clocks) {
+            output::note(format!("clock offsets not kept: {}", e.message));
+        }
+    }
     if !errors.is_empty() {
         return Err(Error::infra(format!(
-            "--at: could not read every host's clock: {}",
+            "could not read every host's clock: {}",
             errors.join("; ")
         )));
     }
+    Ok(offsets
+        .into_iter()
+        .map(|(id, a, off, _)| (id, a, off))
+        .collect())
+}
+
+/// Measure every host's clock; refuse if one is off by more than `max_skew`; return the
+/// instant (on each host's own clock) at which it must start.
+pub(crate) fn plan(
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    at: SystemTime,
+    max_skew: Duration,
+    fanout: usize,
+    state_dir: Option<&std::path::Path>,
+) -> Result<BTreeMap<String, f64>> {
+    if at <= SystemTime::now() {
+        return Err(Error::input("--at: that time has passed"));
+    }
+    let offsets = measure(cfg, hosts, fanout, state_dir)
+        .map_err(|e| Error::infra(format!("--at: {}", e.message)))?;
     let worst = offsets
         .iter()
         .max_by(|a, b| a.2.abs().total_cmp(&b.2.abs()))

@@ -13,7 +13,7 @@ use super::ssh::Conn;
 use super::ssh::SshError;
 use crate::case::descriptor::Descriptor;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// One value for every host, or one per host (in the hosts' order).
@@ -68,8 +68,15 @@ pub enum Task {
         remote: String,
         /// An absolute local directory.
         local_dir: PathBuf,
+        /// A remote directory whose `*.tsv` files (the sampler's) come home too, into
+        /// `<local_dir>/<index>-<id>/ec2-samples/`; a host without it is not an error.
+        #[serde(default)]
+        samples: Option<String>,
     },
 }
+
+/// Where a host's sample files land under its ec2-get directory.
+pub const SAMPLES_HOME: &str = "ec2-samples";
 
 /// How a host's task ended, when it ran.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +158,11 @@ pub fn perform(
             };
             copied(copy())
         }
-        Task::Get { remote, local_dir } => {
+        Task::Get {
+            remote,
+            local_dir,
+            samples,
+        } => {
             let sftp = open_sftp(conn)?;
             let src = remote_path(remote);
             let into = get_dir(local_dir, d);
@@ -163,11 +174,31 @@ pub fn perform(
                     .unwrap_or_else(|| PathBuf::from("home"));
                 let mut t = Tally::default();
                 download(&sftp, &src, &into.join(name), &mut t)?;
+                if let Some(dir) = samples {
+                    get_samples(&sftp, &remote_path(dir), &into.join(SAMPLES_HOME), &mut t)?;
+                }
                 Ok(t)
             };
             copied(copy())
         }
     }
+}
+
+/// The sampler's files (`*.tsv`) of `dir`, if it exists, into `into`.
+fn get_samples(sftp: &ssh2::Sftp, dir: &Path, into: &Path, t: &mut Tally) -> Result<(), String> {
+    let Ok(entries) = sftp.readdir(dir) else {
+        return Ok(());
+    };
+    for (path, st) in entries {
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        if st.is_file() && name.to_string_lossy().ends_with(".tsv") {
+            std::fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
+            download(sftp, &dir.join(name), &into.join(name), t)?;
+        }
+    }
+    Ok(())
 }
 
 /// Where ec2-get puts host `d`'s copy: `<local_dir>/<index>-<id>`.
