@@ -19,13 +19,13 @@ release:
 	$(CARGO) build --workspace --release
 
 # The installs (apt-get, pip) run while cargo builds: a fresh clone waits for the longer of the
-# two, not their sum.
+# two, not their sum. `make test` adds Debian's chromium (the report page's browser test).
 prepare:
-	scripts/localcloud install & inst=$$!; $(CARGO) build --workspace --bins --examples && wait $$inst
+	scripts/localcloud install $(INSTALL_ARGS) & inst=$$!; $(CARGO) build --workspace --bins --examples && wait $$inst
 
 test:
 	$(CARGO) fmt --all -- --check
-	$(MAKE) prepare
+	$(MAKE) prepare INSTALL_ARGS=--browser
 	mkdir -p target
 	$(CARGO) test --workspace -- --test-threads 4 2>&1 | tee target/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test.log

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # An HTTP load test: one server instance, N client instances running ApacheBench (`ab`, Debian's
-# apache2-utils) against it at the same instant; the results are fetched with ec2-get and merged
-# into one CSV (per client: requests, failures, throughput, p50/p99 latency) and a PNG plot.
+# apache2-utils) against it at the same instant, every host sampled while it runs. ab writes
+# one line per request (`ab -g`, lossless); ec2-get brings the results and the samples home and
+# ec2-report merges them into one answer: fleet throughput and exact percentiles per second,
+# whether a client was the limit, the server's CPU and network beside them, one page of charts.
 # The JMeter and OpenVPN seeds both found result analysis by hand the painful part: here it is
 # the last two lines.
 #
-#   testcases/http-load/run.sh [WORKDIR]   (CLIENTS=3 REQUESTS=2000 CONCURRENCY=8;
+#   testcases/http-load/run.sh [WORKDIR]   (CLIENTS=3 REQUESTS=2000 CONCURRENCY=8 REPORT=report;
 #                                           ec2-* on PATH, AWS + SSH configured)
 # On AWS: an Ubuntu or Debian AMI (python3 serves; clients get ab from apt in their setup).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
 clients=${CLIENTS:-3} requests=${REQUESTS:-2000} concurrency=${CONCURRENCY:-8}
 work=${1:-$(mktemp -d)}
 mkdir -p "$work/http-load" && cd "$work/http-load"
@@ -26,26 +27,27 @@ ec2-create "$clients" --role client --setup client-setup.sh >/dev/null
 ec2-status
 
 # The server's private address (how clients inside the VPC reach it) goes to every instance as
-# a file; the server binds to it. The case's security group lets its instances reach each
-# other on every port, so nothing is opened to the world.
+# a file; the server binds to it, sampled from its start (it is the target: its CPU and network
+# are the finding). The case's security group lets its instances reach each other on every
+# port, so nothing is opened to the world.
 ec2-exec-local -q --label none --role server 'echo "$CURRENT_AMI_PRIVATE_IP"' > server.addr
 mkdir -p www && head -c 4096 /dev/zero | tr '\0' 'x' > www/index.html
 ec2-put server.addr www . >/dev/null
-ec2-exec-remote -q --role server --job http -bg \
-  'cd www && exec python3 -m http.server 8080 --bind "$(cat ../server.addr)"' >/dev/null
+ec2-exec-remote -q --role server --job http --sample -bg \
+  'cd www && exec python3 -m http.server 8080 --bind "$(cat ../server.addr)" 2>../access.log' >/dev/null
 
-# Every client starts at the same instant, once the server answers.
+# Every client starts at the same instant, once the server answers; -g: one line per request.
 cat > load.sh <<LOAD
 #!/bin/sh
 url="http://\$(cat server.addr):8080/index.html"
 i=0; until ab -q -n 1 "\$url" >/dev/null 2>&1; do i=\$((i+1)); [ \$i -lt 100 ] || exit 3; sleep 0.2; done
-ab -n $requests -c $concurrency "\$url" > ab.txt 2>&1
+ab -g ab.tsv -n $requests -c $concurrency "\$url" > ab.txt 2>&1
 LOAD
 ec2-put --role client load.sh . >/dev/null
-ec2-exec-remote --role client --at +5s 'sh load.sh'
-
-# Results home, merged, plotted.
-ec2-get --role client ab.txt results >/dev/null
-"${PYTHON:-python3}" "$here/report.py" results results.csv results.png
-cat results.csv
+ec2-exec-remote -q --role client --at +5s --sample 'sh load.sh'
 ec2-exec-remote -q --role server --job http --stop >/dev/null
+
+# Results and samples home; the answer.
+ec2-get --role client ab.tsv results >/dev/null
+ec2-get --role server access.log results >/dev/null
+ec2-report -o "${REPORT:-report}" --title "HTTP load: $clients clients × $requests requests" results

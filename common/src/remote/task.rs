@@ -175,7 +175,7 @@ pub fn perform(
                 let mut t = Tally::default();
                 download(&sftp, &src, &into.join(name), &mut t)?;
                 if let Some(dir) = samples {
-                    get_samples(&sftp, &remote_path(dir), &into.join(SAMPLES_HOME), &mut t)?;
+                    get_samples(&sftp, &remote_path(dir), &d.id, &into.join(SAMPLES_HOME), &mut t)?;
                 }
                 Ok(t)
             };
@@ -184,8 +184,16 @@ pub fn perform(
     }
 }
 
-/// The sampler's files (`*.tsv`) of `dir`, if it exists, into `into`.
-fn get_samples(sftp: &ssh2::Sftp, dir: &Path, into: &Path, t: &mut Tally) -> Result<(), String> {
+/// The sampler's files of instance `id` (`*-<id>.tsv`: a home shared by several instances
+/// holds theirs too) in `dir`, if it exists, into `into`.
+fn get_samples(
+    sftp: &ssh2::Sftp,
+    dir: &Path,
+    id: &str,
+    into: &Path,
+    t: &mut Tally,
+) -> Result<(), String> {
+    let suffix = format!("-{id}.tsv");
     let Ok(entries) = sftp.readdir(dir) else {
         return Ok(());
     };
@@ -193,7 +201,7 @@ fn get_samples(sftp: &ssh2::Sftp, dir: &Path, into: &Path, t: &mut Tally) -> Res
         let Some(name) = path.file_name() else {
             continue;
         };
-        if st.is_file() && name.to_string_lossy().ends_with(".tsv") {
+        if st.is_file() && name.to_string_lossy().ends_with(&suffix) {
             std::fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
             download(sftp, &dir.join(name), &into.join(name), t)?;
         }

@@ -212,14 +212,19 @@ fn judge(mut hosts: Vec<Host>, fleet: Fleet, skipped: Vec<Skipped>, interval_us:
             s.net.retain(|c| c.t_us >= a && c.t_us <= b + interval_us);
         }
     }
-    let boots: Vec<&str> = hosts
-        .iter()
-        .filter_map(|h| h.samples.as_ref().map(|s| s.boot.as_str()))
+    // Hosts whose kernel another host shares: their machine-wide CPU is not theirs alone.
+    let mut kernels: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in hosts.iter().filter_map(|h| h.samples.as_ref()) {
+        if s.kernel != "0-none" && !s.kernel.is_empty() {
+            *kernels.entry(s.kernel.as_str()).or_default() += 1;
+        }
+    }
+    let shared: BTreeSet<String> = kernels
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(k, _)| k.to_owned())
         .collect();
-    let shared_kernel = boots.len() > 1 && {
-        let unique: BTreeSet<&&str> = boots.iter().collect();
-        unique.len() < boots.len()
-    };
+    let shared_kernel = !shared.is_empty();
     let mut bound = BTreeSet::new();
     for h in &mut hosts {
         let has_results = h.figures.is_some() || h.summary.is_some() || !h.bits.is_empty();
@@ -234,7 +239,7 @@ fn judge(mut hosts: Vec<Host>, fleet: Fleet, skipped: Vec<Skipped>, interval_us:
         if let Some(s) = &h.samples {
             let half = (s.interval_s * 5e5) as i64;
             for c in &s.cpu {
-                if let Some(why) = samples::bound(c, !shared_kernel) {
+                if let Some(why) = samples::bound(c, !shared.contains(&s.kernel)) {
                     let k = (c.t_us - half).div_euclid(interval_us);
                     h.bound.entry(k).or_insert(why);
                     bound.insert(k);

@@ -45,6 +45,8 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
     let t0 = rows.first().map(|r| r.0).unwrap_or(0);
     let rel = |k: i64| (k - t0) as f64 * iv;
     let shade: Vec<(f64, f64)> = a.bound.iter().map(|k| (rel(*k), rel(*k) + iv)).collect();
+    // Every chart over time spans the run, so they line up one above the other.
+    let span = (0.0, rows.last().map(|r| rel(r.0) + iv).unwrap_or(1.0));
     let mut out = open(title);
     let fl = &r.fleet;
     let _ = write!(
@@ -86,7 +88,7 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
     if a.bound.is_empty() {
         let sampled = a.clients().filter(|h| h.samples.is_some()).count();
         if sampled > 0 {
-            let _ = write!(out, "<p class=\"ok\">No client was the limit: {sampled} sampled clients stayed under the thresholds (CPU &lt; 90 % busy, steal &lt; 10 %, the job's busy threads &lt; 95 % of a core each).</p>");
+            let _ = write!(out, "<p class=\"ok\">No client was the limit: {sampled} sampled clients stayed under the thresholds (CPU &lt; 90 % busy, steal &lt; 10 %, the job's busy threads running or waiting to run &lt; 95 % of the time).</p>");
         } else {
             out.push_str("<p class=\"note\">The clients were not sampled (<code>ec2-exec-remote --sample</code>): whether a load generator was the limit is unknown.</p>");
         }
@@ -124,6 +126,7 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
         log_y: false,
         x_ticks: None,
         markers: false,
+        x_range: Some(span),
     }));
     let bits = a.bits();
     if !bits.is_empty() {
@@ -138,6 +141,7 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
             log_y: false,
             x_ticks: None,
             markers: false,
+            x_range: Some(span),
         }));
     }
     // Latency over time.
@@ -162,6 +166,7 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
         log_y: true,
         x_ticks: None,
         markers: false,
+        x_range: Some(span),
     }));
     // Percentile spectrum.
     let total = a.fleet.total();
@@ -184,6 +189,7 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
                 .collect(),
         ),
         markers: false,
+        x_range: None,
     }));
     // Per host.
     out.push_str("<h2>Per host</h2>");
@@ -214,6 +220,7 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
             log_y: false,
             x_ticks: None,
             markers: false,
+            x_range: Some(span),
         }));
     }
     out.push_str(&host_table(r));
@@ -225,14 +232,14 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
         out.push_str("<h2>Clients' CPU</h2>");
         out.push_str(&line_chart(&Chart {
             id: "client-job-cpu",
-            title: "Each client's load-generator process tree: CPU per busy thread",
+            title: "Each client's load-generator process tree: demand per busy thread (ran or waited to run)",
             x_label: "time since the first request (s)",
-            y_label: "cores per busy thread (1 = pinned)",
+            y_label: "share of a core (1 = saturated)",
             series: sampled
                 .iter()
                 .map(|h| Series {
                     name: format!("#{}", h.index),
-                    points: h.samples.as_ref().map(|s| s.cpu.iter().map(|c| (at(c.t_us), if c.busy_threads > 0 { c.job_cpu / f64::from(c.busy_threads) } else { 0.0 })).collect()).unwrap_or_default(),
+                    points: h.samples.as_ref().map(|s| s.cpu.iter().map(|c| (at(c.t_us), if c.busy_threads > 0 { c.busy_demand / f64::from(c.busy_threads) } else { 0.0 })).collect()).unwrap_or_default(),
                 })
                 .collect(),
             shade: shade.clone(),
@@ -240,6 +247,7 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
             log_y: false,
             x_ticks: None,
             markers: false,
+            x_range: Some(span),
         }));
         out.push_str(&line_chart(&Chart {
             id: "client-machine-cpu",
@@ -258,6 +266,7 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
             log_y: false,
             x_ticks: None,
             markers: false,
+            x_range: Some(span),
         }));
     }
     // Targets.
@@ -279,6 +288,7 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
                 log_y: false,
                 x_ticks: None,
                 markers: false,
+                x_range: Some(span),
             })
         };
         out.push_str(&chart("target-cpu", "Targets' CPU busy", "CPU busy (%)", &|s| s.cpu.iter().map(|c| (at(c.t_us), c.busy)).collect()));
@@ -383,6 +393,7 @@ pub fn sweep_page(s: &Sweep, title: &str) -> String {
         log_y: false,
         x_ticks: None,
         markers: true,
+        x_range: None,
     }));
     out.push_str("<table id=\"runs\"><tr><th>N</th><th>req/s</th><th>efficiency</th><th>p99 ms</th><th>client-bound s</th><th>run</th></tr>");
     for r in &s.runs {

@@ -45,6 +45,8 @@ pub struct Chart<'a> {
     pub x_ticks: Option<Vec<(f64, String)>>,
     /// Points drawn as markers too (few points, such as a sweep's).
     pub markers: bool,
+    /// The x axis's range (charts over time share the run's); default: the data's.
+    pub x_range: Option<(f64, f64)>,
 }
 
 const W: f64 = 900.0;
@@ -131,6 +133,9 @@ pub fn line_chart(c: &Chart) -> String {
         let _ = write!(out, r#"<text x="{}" y="{}" class="empty">no data</text></svg>"#, W / 2.0 - 30.0, H / 2.0);
         return out;
     }
+    if let Some((a, b)) = c.x_range {
+        (x0, x1) = (a, b);
+    }
     if let Some(t) = &c.x_ticks {
         for (v, _) in t {
             x0 = x0.min(*v);
@@ -191,7 +196,9 @@ pub fn line_chart(c: &Chart) -> String {
         T + (H - T - B) / 2.0,
         esc(c.y_label)
     );
-    // Lines.
+    // Lines, clipped to the plot (samples may start before the first request).
+    let clip = format!("clip-{}", esc(c.id));
+    let _ = write!(out, r#"<clipPath id="{clip}"><rect x="{L}" y="{}" width="{}" height="{}"/></clipPath><g clip-path="url(#{clip})">"#, T - 4.0, W - L - R + 4.0, H - T - B + 8.0);
     for (i, s) in c.series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         let dash = DASHES[(i / PALETTE.len() + i) % DASHES.len()];
@@ -217,6 +224,7 @@ pub fn line_chart(c: &Chart) -> String {
             }
         }
     }
+    out.push_str("</g>");
     legend(&mut out, c.series.iter().map(|s| s.name.as_str()), (!c.shade.is_empty()).then_some(c.shade_label));
     out.push_str("</svg>");
     out
@@ -291,6 +299,7 @@ mod tests {
             log_y: true,
             x_ticks: None,
             markers: false,
+            x_range: None,
         });
         assert!(svg.contains(r#"data-series="p99""#));
         assert!(svg.contains("a &lt;b&gt; &amp; c"));
