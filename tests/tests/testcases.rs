@@ -20,14 +20,7 @@ fn described(dir: &std::path::Path) -> usize {
 fn run_testcase(name: &str) -> e2e::Run {
     let c = Case::new();
     let script = repo_root().join("testcases").join(name).join("run.sh");
-    // The report's plot uses the project venv's matplotlib (installed by `make test`).
-    let python = repo_root().join(".venv/bin/python");
-    let r = c.shell(&format!(
-        "PYTHON='{}' '{}' '{}'",
-        python.display(),
-        script.display(),
-        c.path().display()
-    ));
+    let r = c.shell(&format!("'{}' '{}'", script.display(), c.path().display()));
     assert_eq!(
         r.code,
         0,
@@ -97,41 +90,6 @@ fn master_slaves_tells_every_slave_the_master_address() {
         1,
         "{r}"
     );
-}
-
-#[test]
-fn http_load_merges_every_clients_ab_report_into_one_csv_and_a_png_plot() {
-    let c = Case::new();
-    let script = repo_root().join("testcases/http-load/run.sh");
-    let python = repo_root().join(".venv/bin/python");
-    let r = c.shell(&format!(
-        "CLIENTS=3 REQUESTS=500 PYTHON='{}' '{}' '{}'",
-        python.display(),
-        script.display(),
-        c.path().display()
-    ));
-    assert_eq!(r.code, 0, "{r}");
-    let dir = c.path().join("http-load");
-    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
-    let mut lines = csv.lines();
-    assert_eq!(
-        lines.next(),
-        Some("client,instance,requests,failures,rps,p50_ms,p99_ms"),
-        "{csv}"
-    );
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.len(), 3, "one row per client: {csv}");
-    for row in &rows {
-        assert_eq!((row[2], row[3]), ("500", "0"), "{csv}");
-        assert!(row[4].parse::<f64>().unwrap() > 0.0, "{csv}");
-        assert!(row[1].starts_with("i-"), "{csv}");
-    }
-    let png = std::fs::read(dir.join("results.png")).unwrap();
-    assert!(
-        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5000,
-        "a real plot"
-    );
-    assert_eq!(described(&dir), 0, "every instance terminated\n{r}");
 }
 
 #[test]
