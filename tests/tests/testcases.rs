@@ -127,3 +127,37 @@ fn baked_image_launches_a_ready_made_fleet_and_killall_images_removes_it() {
     assert!(!left.stdout.contains(&ami), "killall --images: {left}");
     assert_eq!(described(&c.path().join("baked")), 0, "{r}");
 }
+
+#[test]
+fn scalability_sweeps_n_clients_and_ends_in_the_usl_curve() {
+    let c = Case::new();
+    let script = repo_root().join("testcases/scalability/run.sh");
+    let r = c.shell(&format!(
+        "STEPS='1 2 4 8' REQUESTS=300 '{}' '{}'",
+        script.display(),
+        c.path().display()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let dir = c.path().join("scalability");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("sweep/summary.json")).unwrap()).unwrap();
+    let runs = s["runs"].as_array().unwrap();
+    let ns: Vec<f64> = runs.iter().map(|r| r["n"].as_f64().unwrap()).collect();
+    assert_eq!(ns, vec![1.0, 2.0, 4.0, 8.0], "N from each run's clients: {s:#}");
+    // Each step's report merged exactly its N clients' requests (the fleet grew, reused).
+    for n in [1u64, 2, 4, 8] {
+        let step: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join(format!("reports/n{n}/summary.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(step["fleet"]["requests"].as_u64(), Some(300 * n), "{step:#}");
+        assert_eq!(step["targets"].as_array().unwrap().len(), 1, "the server: {step:#}");
+    }
+    let u = &s["usl"];
+    assert!(u["lambda"].as_f64().unwrap() > 0.0, "{s:#}");
+    assert!(u["sigma"].as_f64().unwrap() >= 0.0 && u["kappa"].as_f64().unwrap() >= 0.0, "{s:#}");
+    assert!(r.stderr.contains("USL: sigma"), "{r}");
+    let page = std::fs::read_to_string(dir.join("sweep/index.html")).unwrap();
+    assert!(page.contains(r#"data-series="USL fit""#) && page.contains(r#"data-series="measured""#));
+    assert_eq!(described(&dir), 0, "every instance terminated\n{r}");
+}
