@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 TOOLS := $(notdir $(wildcard tools/*))
 
-.PHONY: all build release test demo install bench lint doc fmt setup prepare clean fuzz
+.PHONY: all build release test demo install bench bench-report lint doc fmt setup prepare clean fuzz
 
 all: build
 
@@ -42,6 +42,14 @@ bench: setup release
 	@command -v pdsh >/dev/null && command -v parallel-ssh >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pdsh pssh)
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
+	$(MAKE) bench-report
+
+# ec2-report merging 100 hosts x 100,000 requests against pandas, the hdrhistogram PyPI package
+# and cat (target/bench/report-merge.md).
+bench-report: release
+	scripts/localcloud install
+	.venv/bin/pip install -q --disable-pip-version-check pandas==2.2.3 hdrhistogram==0.10.3
+	.venv/bin/python scripts/bench_report.py $(BENCH_REPORT_ARGS)
 
 # The property tests (common/src/properties.rs) at 100,000 cases each instead of 256.
 fuzz:

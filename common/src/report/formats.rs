@@ -78,6 +78,15 @@ impl Format {
         }
     }
 
+    /// The step of the format's request timestamps, µs.
+    pub fn resolution_us(self) -> i64 {
+        match self {
+            Format::AbGnuplot => 1_000_000,
+            Format::PlainCsv | Format::JmeterJtl => 1000,
+            _ => 1,
+        }
+    }
+
     /// What the format lets the report say.
     pub fn grade(self) -> Grade {
         match self {

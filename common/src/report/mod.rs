@@ -340,6 +340,7 @@ fn read_host(d: &HostDir, interval_us: i64) -> (Host, Option<timeline::HostLaten
         // when the host already has results.
         let mut scratch = HostAcc::new(interval_us, offset_us);
         let sink: &mut HostAcc = if lossless { &mut scratch } else { &mut acc };
+        sink.set_resolution(fmt.resolution_us());
         match formats::read(fmt, &mut r, sink) {
             Ok(Content::Streamed) => {
                 if lossless {

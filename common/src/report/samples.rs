@@ -11,7 +11,8 @@
 //! schedstat): a generator starved of CPU by its neighbours is as much the limit as one
 //! pinned at a full core, and only demand sees both. It runs
 //! in a session of its own, so it never counts itself, and ends when the job's process group
-//! has no process left. What does not belong here: intervals and merging (timeline.rs).
+//! has no live process left (zombies do not count: an init that never reaps them would keep
+//! it sampling forever). What does not belong here: intervals and merging (timeline.rs).
 
 /// The first line of a sampler file starts with this.
 pub const MAGIC: &str = "# ec2-tools sampler 1";
@@ -56,7 +57,7 @@ BEGIN {
     np = split(names("/proc"), ps, " ")
     for (i = 1; i <= np; i++) {
       p = ps[i]
-      if (statf("/proc/" p "/stat", a) < 18 || a[3] != pg) continue
+      if (statf("/proc/" p "/stat", a) < 18 || a[3] != pg || a[1] == "Z") continue
       members++
       jt += a[12] + a[13] + a[14] + a[15]
       nt = split(names("/proc/" p "/task"), ts, " ")

@@ -64,6 +64,8 @@ pub struct HostAcc {
     cur: Option<(i64, Bucket)>,
     first_us: i64,
     last_end_us: i64,
+    last_start_us: i64,
+    resolution_us: i64,
 }
 
 impl HostAcc {
@@ -76,7 +78,16 @@ impl HostAcc {
             cur: None,
             first_us: i64::MAX,
             last_end_us: i64::MIN,
+            last_start_us: i64::MIN,
+            resolution_us: 1,
         }
+    }
+
+    /// The coarsest timestamp step of what is read (ab -g stamps whole seconds): a run's
+    /// duration is then at least from the first stamp to the last stamp plus one step, so a
+    /// host's rate is never inflated by stamps that round its requests together.
+    pub fn set_resolution(&mut self, us: i64) {
+        self.resolution_us = self.resolution_us.max(us);
     }
 
     fn bucket(&mut self, k: i64) -> &mut Bucket {
@@ -93,6 +104,7 @@ impl HostAcc {
     /// Take in another file's records of the same host (several generator processes on one
     /// host): its intervals are added to these.
     pub fn absorb(&mut self, other: HostAcc) {
+        self.resolution_us = self.resolution_us.max(other.resolution_us);
         let l = other.finish();
         if let Some((k, b)) = self.cur.take() {
             self.buckets.insert(k, b);
@@ -110,6 +122,11 @@ impl HostAcc {
     pub fn finish(mut self) -> HostLatency {
         if let Some((k, b)) = self.cur.take() {
             self.buckets.insert(k, b);
+        }
+        if self.last_start_us > i64::MIN {
+            self.last_end_us = self
+                .last_end_us
+                .max(self.last_start_us.saturating_add(self.resolution_us));
         }
         let mut total = new_hist();
         let (mut requests, mut errors) = (0, 0);
@@ -134,6 +151,7 @@ impl Sink for HostAcc {
         let t = start_us - self.offset_us;
         let k = t.div_euclid(self.interval_us);
         self.first_us = self.first_us.min(t);
+        self.last_start_us = self.last_start_us.max(t);
         self.last_end_us = self
             .last_end_us
             .max(t.saturating_add(latency_us.min(i64::MAX as u64) as i64));
@@ -434,6 +452,17 @@ mod tests {
         let mut behind = HostAcc::new(1_000_000, -2_000_000);
         behind.request(500_000, 1000, true);
         assert_eq!(behind.finish().buckets.keys().copied().collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn whole_second_stamps_never_inflate_a_hosts_rate() {
+        // ab -g: 500 requests stamped in one second are 500/s at most, not 500 per 3 ms.
+        let mut acc = HostAcc::new(1_000_000, 0);
+        acc.set_resolution(1_000_000);
+        for _ in 0..500 {
+            acc.request(5_000_000, 3000, true);
+        }
+        assert_eq!(acc.finish().duration_s(), 1.0);
     }
 
     #[test]
