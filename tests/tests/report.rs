@@ -54,39 +54,73 @@ fn summary_only_hosts_are_shown_but_never_merged_and_broken_files_are_named() {
         "This is ApacheBench, Version 2.3\nComplete requests:      5000\nFailed requests:        0\nRequests per second:    2500.00 [#/sec] (mean)\nPercentage of the requests served within a certain time (ms)\n  50%      9\n  99%     40\n 100%     90 (longest request)\n",
     )
     .unwrap();
-    std::fs::write(host("4-i-ddd").join("broken.csv"), "unix_ms,latency_us\n1764582643000,12\n1764582643001,oops\n").unwrap();
+    std::fs::write(
+        host("4-i-ddd").join("broken.csv"),
+        "unix_ms,latency_us\n1764582643000,12\n1764582643001,oops\n",
+    )
+    .unwrap();
     let before = snapshot(&input);
     let r = c.run("ec2-report", &["-o", "rep", "out"]);
     r.assert_code(1); // the broken file
-    assert!(r.stderr.contains("broken.csv: plain-csv: line 3: latency_us"), "{r}");
-    assert!(r.stderr.contains("#3: not merged: ab-text is summary-only"), "{r}");
+    assert!(
+        r.stderr
+            .contains("broken.csv: plain-csv: line 3: latency_us"),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains("#3: not merged: ab-text is summary-only"),
+        "{r}"
+    );
     assert_eq!(snapshot(&input), before, "nothing in the input changed");
     let s = summary(&c.path().join("rep"));
     let f = &s["fleet"];
-    assert_eq!((f["requests"].as_u64(), f["hosts_merged"].as_u64()), (Some(2000), Some(2)), "{s:#}");
+    assert_eq!(
+        (f["requests"].as_u64(), f["hosts_merged"].as_u64()),
+        (Some(2000), Some(2)),
+        "{s:#}"
+    );
     assert_eq!(f["latency_ms"]["p50"].as_f64(), Some(1.0));
-    assert!((f["latency_ms"]["p99"].as_f64().unwrap() - 3.0).abs() < 0.005, "{s:#}");
+    assert!(
+        (f["latency_ms"]["p99"].as_f64().unwrap() - 3.0).abs() < 0.005,
+        "{s:#}"
+    );
     let h3 = &s["hosts"][2];
-    assert_eq!((h3["grade"].as_str(), h3["requests"].as_u64()), (Some("summary-only"), Some(5000)));
+    assert_eq!(
+        (h3["grade"].as_str(), h3["requests"].as_u64()),
+        (Some("summary-only"), Some(5000))
+    );
     assert_eq!(h3["latency_ms"]["p99"].as_f64(), Some(40.0));
     // The table: the fleet first, each figure beside its grade.
     let fleet_line = r.stdout.lines().nth(1).unwrap();
-    assert!(fleet_line.starts_with("fleet (2 merged)") && fleet_line.contains("lossless"), "{r}");
+    assert!(
+        fleet_line.starts_with("fleet (2 merged)") && fleet_line.contains("lossless"),
+        "{r}"
+    );
     for f in ["index.html", "timeline.csv", "hosts.csv", "latency.hlog"] {
         assert!(c.path().join("rep").join(f).exists(), "{f}");
     }
     // The merged interval log is itself an input ec2-report reads, with the same figures.
     std::fs::create_dir_all(c.path().join("again/1-i-merged")).unwrap();
-    std::fs::copy(c.path().join("rep/latency.hlog"), c.path().join("again/1-i-merged/latency.hlog")).unwrap();
+    std::fs::copy(
+        c.path().join("rep/latency.hlog"),
+        c.path().join("again/1-i-merged/latency.hlog"),
+    )
+    .unwrap();
     let r = c.run("ec2-report", &["-o", "rep2", "--json", "again"]);
     r.assert_code(0);
     let s2: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(s2["fleet"]["requests"].as_u64(), Some(2000));
-    assert_eq!(s2["fleet"]["latency_ms"]["p50"], s["fleet"]["latency_ms"]["p50"]);
+    assert_eq!(
+        s2["fleet"]["latency_ms"]["p50"],
+        s["fleet"]["latency_ms"]["p50"]
+    );
     assert_eq!(s2["hosts"][0]["format"].as_str(), Some("hdr-log"));
     // Markdown for a wiki page.
     let r = c.run("ec2-report", &["-o", "rep3", "--markdown", "out"]);
-    assert!(r.stdout.lines().nth(1).unwrap().starts_with("| --- |"), "{r}");
+    assert!(
+        r.stdout.lines().nth(1).unwrap().starts_with("| --- |"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -95,7 +129,10 @@ fn bad_input_is_refused_before_anything_is_written() {
     std::fs::create_dir_all(c.path().join("empty")).unwrap();
     let r = c.run("ec2-report", &["empty"]);
     r.assert_code(2);
-    assert!(r.stderr.contains("empty: no <index>-<id>/ directories"), "{r}");
+    assert!(
+        r.stderr.contains("empty: no <index>-<id>/ directories"),
+        "{r}"
+    );
     let r = c.run("ec2-report", &["missing"]);
     r.assert_code(2);
     std::fs::create_dir_all(c.path().join("out/1-i-a")).unwrap();
@@ -124,11 +161,15 @@ if [ "$CURRENT_AMI_INDEX" = 1 ]; then
 else
   while [ "$(date +%s)" -lt "$end" ]; do echo "$(date +%s%3N),800,1"; sleep 0.2; done > lat.csv
 fi"#;
-    let r = c.run("ec2-exec-remote", &["--at", "+2s", "--sample=0.5s", generator]);
+    let r = c.run(
+        "ec2-exec-remote",
+        &["--at", "+2s", "--sample=0.5s", generator],
+    );
     r.assert_code(0);
     // The offsets --at measured are kept in the case for the report.
     let clocks: Value =
-        serde_json::from_slice(&std::fs::read(c.path().join(".ec2-tools/clocks.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(c.path().join(".ec2-tools/clocks.json")).unwrap())
+            .unwrap();
     assert_eq!(clocks.as_object().unwrap().len(), 2, "{clocks}");
     c.run("ec2-get", &["lat.csv", "out"]).assert_code(0);
     let samples = std::fs::read_dir(c.path().join("out"))
@@ -143,11 +184,27 @@ fi"#;
     let (busy, idle) = (&s["hosts"][0], &s["hosts"][1]);
     assert!(busy["client_bound_s"].as_f64().unwrap() >= 1.0, "{s:#}");
     assert_eq!(idle["client_bound_s"].as_f64(), Some(0.0), "{s:#}");
-    assert!(busy["client_bound"].as_array().unwrap().iter().all(|b| b[1] == "job"), "{s:#}");
-    assert!(r.stderr.contains(&format!("#1 {}: client-bound", busy["id"].as_str().unwrap())), "{r}");
+    assert!(
+        busy["client_bound"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b[1] == "job"),
+        "{s:#}"
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "#1 {}: client-bound",
+            busy["id"].as_str().unwrap()
+        )),
+        "{r}"
+    );
     assert!(s["fleet"]["client_bound_s"].as_f64().unwrap() >= 1.0);
     let w = &s["fleet"]["without_client_bound"];
-    assert!(w["requests"].as_u64().unwrap() < s["fleet"]["requests"].as_u64().unwrap(), "{s:#}");
+    assert!(
+        w["requests"].as_u64().unwrap() < s["fleet"]["requests"].as_u64().unwrap(),
+        "{s:#}"
+    );
     // Without --strict the same run is a success that says what it found.
     c.run("ec2-report", &["-o", "rep", "out"]).assert_code(0);
     c.run("ec2-killall", &[]).assert_code(0);
@@ -165,13 +222,20 @@ fn a_report_reads_what_ec2_get_uploaded_to_s3() {
         &["for i in $(seq 1 200); do echo \"$(date +%s%3N),$((CURRENT_AMI_INDEX * 1000)),1\"; done > lat.csv"],
     )
     .assert_code(0);
-    c.run("ec2-get", &["lat.csv", &format!("s3://{bucket}/run1/")]).assert_code(0);
-    let r = c.run("ec2-report", &["--json", "-o", "rep", &format!("s3://{bucket}/run1/")]);
+    c.run("ec2-get", &["lat.csv", &format!("s3://{bucket}/run1/")])
+        .assert_code(0);
+    let r = c.run(
+        "ec2-report",
+        &["--json", "-o", "rep", &format!("s3://{bucket}/run1/")],
+    );
     r.assert_code(0);
     let s: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(s["fleet"]["requests"].as_u64(), Some(400), "{s:#}");
     assert_eq!(s["fleet"]["latency_ms"]["max"].as_f64(), Some(2.0));
-    let r = c.run("ec2-report", &["-o", "rep", &format!("s3://{bucket}/nothing/")]);
+    let r = c.run(
+        "ec2-report",
+        &["-o", "rep", &format!("s3://{bucket}/nothing/")],
+    );
     r.assert_code(2);
     assert!(r.stderr.contains("no such object"), "{r}");
     c.run("ec2-killall", &[]).assert_code(0);
@@ -201,11 +265,21 @@ fn chromium(page: &Path, screenshot: &Path) -> (String, String) {
             .arg(&url)
             .output()
             .expect("chromium (installed by make test: scripts/localcloud install --browser)");
-        assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
-        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        assert!(
+            out.status.success(),
+            "chromium: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (dom, log) = run(&["--dump-dom".into()]);
-    run(&["--window-size=1000,4200".into(), format!("--screenshot={}", screenshot.display())]);
+    run(&[
+        "--window-size=1000,4200".into(),
+        format!("--screenshot={}", screenshot.display()),
+    ]);
     (dom, log)
 }
 
@@ -213,25 +287,69 @@ fn chromium(page: &Path, screenshot: &Path) -> (String, String) {
 fn http_load_ends_in_a_merged_graded_report_that_renders_in_a_real_browser() {
     let c = Case::new();
     let script = repo_root().join("testcases/http-load/run.sh");
-    let r = c.shell(&format!("CLIENTS=3 REQUESTS=500 '{}' '{}'", script.display(), c.path().display()));
+    let r = c.shell(&format!(
+        "CLIENTS=3 REQUESTS=500 '{}' '{}'",
+        script.display(),
+        c.path().display()
+    ));
     assert_eq!(r.code, 0, "{r}");
     let dir = c.path().join("http-load");
     let s = summary(&dir.join("report"));
     let f = &s["fleet"];
-    assert_eq!((f["requests"].as_u64(), f["errors"].as_u64(), f["hosts_merged"].as_u64()), (Some(1500), Some(0), Some(3)), "{s:#}");
+    assert_eq!(
+        (
+            f["requests"].as_u64(),
+            f["errors"].as_u64(),
+            f["hosts_merged"].as_u64()
+        ),
+        (Some(1500), Some(0), Some(3)),
+        "{s:#}"
+    );
     let l = &f["latency_ms"];
     let q = |k: &str| l[k].as_f64().unwrap();
-    assert!(q("p50") > 0.0 && q("p50") <= q("p90") && q("p90") <= q("p99") && q("p99") <= q("p999") && q("p999") <= q("max"), "{s:#}");
-    let clients: Vec<&Value> = s["hosts"].as_array().unwrap().iter().filter(|h| h["role"] == "client").collect();
+    assert!(
+        q("p50") > 0.0
+            && q("p50") <= q("p90")
+            && q("p90") <= q("p99")
+            && q("p99") <= q("p999")
+            && q("p999") <= q("max"),
+        "{s:#}"
+    );
+    let clients: Vec<&Value> = s["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["role"] == "client")
+        .collect();
     assert_eq!(clients.len(), 3);
     for h in &clients {
-        assert_eq!((h["format"].as_str(), h["grade"].as_str(), h["requests"].as_u64()), (Some("ab-gnuplot"), Some("lossless"), Some(500)), "{s:#}");
+        assert_eq!(
+            (
+                h["format"].as_str(),
+                h["grade"].as_str(),
+                h["requests"].as_u64()
+            ),
+            (Some("ab-gnuplot"), Some("lossless"), Some(500)),
+            "{s:#}"
+        );
     }
     // The server was sampled and produced no results: the target, charted beside the clients.
     assert_eq!(s["targets"].as_array().unwrap().len(), 1, "{s:#}");
     let timeline = std::fs::read_to_string(dir.join("report/timeline.csv")).unwrap();
-    assert_eq!(timeline.lines().next().unwrap().matches(",job_cpu_").count(), 3, "{timeline}");
-    assert!(r.stdout.lines().any(|l| l.starts_with("fleet (3 merged)")), "{r}");
+    assert_eq!(
+        timeline
+            .lines()
+            .next()
+            .unwrap()
+            .matches(",job_cpu_")
+            .count(),
+        3,
+        "{timeline}"
+    );
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("fleet (3 merged)")),
+        "{r}"
+    );
     // The page in a real browser: every chart drew its series, and nothing was fetched.
     let artifacts = repo_root().join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
@@ -253,9 +371,17 @@ fn http_load_ends_in_a_merged_graded_report_that_renders_in_a_real_browser() {
         assert!(dom.contains(series), "{series} missing from the page's DOM");
     }
     assert_eq!(dom.matches(r#"class="bar""#).count(), 3);
-    for bad in ["CONSOLE", "Uncaught", "Failed to load resource", "net::ERR_"] {
+    for bad in [
+        "CONSOLE",
+        "Uncaught",
+        "Failed to load resource",
+        "net::ERR_",
+    ] {
         assert!(!log.contains(bad), "the browser said {bad}: {log}");
     }
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "a real screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000,
+        "a real screenshot"
+    );
 }

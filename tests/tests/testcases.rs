@@ -143,21 +143,38 @@ fn scalability_sweeps_n_clients_and_ends_in_the_usl_curve() {
         serde_json::from_slice(&std::fs::read(dir.join("sweep/summary.json")).unwrap()).unwrap();
     let runs = s["runs"].as_array().unwrap();
     let ns: Vec<f64> = runs.iter().map(|r| r["n"].as_f64().unwrap()).collect();
-    assert_eq!(ns, vec![1.0, 2.0, 4.0, 8.0], "N from each run's clients: {s:#}");
+    assert_eq!(
+        ns,
+        vec![1.0, 2.0, 4.0, 8.0],
+        "N from each run's clients: {s:#}"
+    );
     // Each step's report merged exactly its N clients' requests (the fleet grew, reused).
     for n in [1u64, 2, 4, 8] {
         let step: serde_json::Value = serde_json::from_slice(
             &std::fs::read(dir.join(format!("reports/n{n}/summary.json"))).unwrap(),
         )
         .unwrap();
-        assert_eq!(step["fleet"]["requests"].as_u64(), Some(300 * n), "{step:#}");
-        assert_eq!(step["targets"].as_array().unwrap().len(), 1, "the server: {step:#}");
+        assert_eq!(
+            step["fleet"]["requests"].as_u64(),
+            Some(300 * n),
+            "{step:#}"
+        );
+        assert_eq!(
+            step["targets"].as_array().unwrap().len(),
+            1,
+            "the server: {step:#}"
+        );
     }
     let u = &s["usl"];
     assert!(u["lambda"].as_f64().unwrap() > 0.0, "{s:#}");
-    assert!(u["sigma"].as_f64().unwrap() >= 0.0 && u["kappa"].as_f64().unwrap() >= 0.0, "{s:#}");
+    assert!(
+        u["sigma"].as_f64().unwrap() >= 0.0 && u["kappa"].as_f64().unwrap() >= 0.0,
+        "{s:#}"
+    );
     assert!(r.stderr.contains("USL: sigma"), "{r}");
     let page = std::fs::read_to_string(dir.join("sweep/index.html")).unwrap();
-    assert!(page.contains(r#"data-series="USL fit""#) && page.contains(r#"data-series="measured""#));
+    assert!(
+        page.contains(r#"data-series="USL fit""#) && page.contains(r#"data-series="measured""#)
+    );
     assert_eq!(described(&dir), 0, "every instance terminated\n{r}");
 }

@@ -68,7 +68,14 @@ impl S3 {
     pub async fn download_file(&self, bucket: &str, key: &str, path: &Path) -> Result<String> {
         use std::io::Write;
         let url = format!("s3://{bucket}/{key}");
-        let out = match self.client.get_object().bucket(bucket).key(key).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(o) => o,
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
                 return Err(Error::input(format!("{url}: no such object")))

@@ -59,7 +59,11 @@ mod tests {
     fn a_newer_measurement_replaces_a_hosts_older_one_and_keeps_the_rest() {
         let d = tempfile::tempdir().unwrap();
         assert!(load(d.path()).unwrap().is_empty());
-        let c = |o: f64| Clock { offset_s: o, rtt_s: 0.001, at: 1.0 };
+        let c = |o: f64| Clock {
+            offset_s: o,
+            rtt_s: 0.001,
+            at: 1.0,
+        };
         save(d.path(), &[("i-1".into(), c(0.5)), ("i-2".into(), c(-1.0))]).unwrap();
         save(d.path(), &[("i-1".into(), c(0.25))]).unwrap();
         let all = load(d.path()).unwrap();

@@ -86,7 +86,7 @@ pub struct Cli {
     max_skew: Duration,
     /// Sample each host every INTERVAL while CMD runs (CPU incl. steal, memory, load,
     /// network per interface, and CMD's own process tree's CPU and threads) into
-    /// ~/.ec2-tools/samples/<job>-<id>.tsv; ec2-get brings it home, ec2-report judges
+    /// `~/.ec2-tools/samples/<job>-<id>.tsv`; ec2-get brings it home, ec2-report judges
     /// whether a client was the limit
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
           default_missing_value = "1s", value_parser = parse_sample_interval)]
@@ -141,7 +141,9 @@ impl Tool for ExecRemote {
             // With --at: each host's job waits for the instant on its own clock, corrected
             // by its measured offset, and the tool returns at once.
             let starts = match cli.at {
-                Some(at) => sync::plan(&ssh, &hosts, at, cli.max_skew, fanout, state_dir.as_deref())?,
+                Some(at) => {
+                    sync::plan(&ssh, &hosts, at, cli.max_skew, fanout, state_dir.as_deref())?
+                }
                 None => BTreeMap::new(),
             };
             let sampler = sample.clone().unwrap_or_default();
@@ -255,7 +257,14 @@ fn remote_outcomes(
     };
     let mut command = PerHost::Same(job.command.clone());
     if let Some(at) = job.at {
-        let starts = sync::plan(cfg, hosts, at, job.max_skew, job.fanout, job.state_dir.as_deref())?;
+        let starts = sync::plan(
+            cfg,
+            hosts,
+            at,
+            job.max_skew,
+            job.fanout,
+            job.state_dir.as_deref(),
+        )?;
         command = PerHost::Each(
             hosts
                 .iter()

@@ -93,7 +93,7 @@ pub struct GetCli {
     #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=4096))]
     fanout: u32,
     /// Do not bring home the hosts' sample files (`ec2-exec-remote --sample`), which by
-    /// default land in LOCAL_DIR/<index>-<id>/ec2-samples/ for ec2-report
+    /// default land in `LOCAL_DIR/<index>-<id>/ec2-samples/` for ec2-report
     #[arg(long)]
     no_samples: bool,
     #[command(flatten)]

@@ -41,7 +41,7 @@ Examples:
   ec2-report -o sweep --sweep n1/report n2/report n4/report   throughput against N, USL fit"
 )]
 pub struct Cli {
-    /// What ec2-get wrote (DIR/<index>-<id>/…, several DIRs merge) or s3://BUCKET/PREFIX/;
+    /// What ec2-get wrote (`DIR/<index>-<id>/…`, several DIRs merge) or `s3://BUCKET/PREFIX/`;
     /// with --sweep, the report directories of the runs
     #[arg(value_name = "INPUT", required = true, num_args = 1..)]
     inputs: Vec<String>,
@@ -93,12 +93,21 @@ impl Tool for Report {
     type Cli = Cli;
 
     fn run(cli: Cli) -> Result<Code> {
-        let style = if cli.markdown { Style::Markdown } else { Style::Text };
+        let style = if cli.markdown {
+            Style::Markdown
+        } else {
+            Style::Text
+        };
         refuse_out_inside_inputs(&cli.out, &cli.inputs)?;
         if cli.sweep {
             return sweep(&cli, style);
         }
-        let case_dir = cli.hosts.dir.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        let case_dir = cli
+            .hosts
+            .dir
+            .dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."));
         // Inputs first (bad input is found before any host is touched).
         let tmp = tempfile::tempdir().map_err(|e| Error::infra(format!("temp directory: {e}")))?;
         let mut dirs = Vec::new();
@@ -115,7 +124,12 @@ impl Tool for Report {
         if cli.measure_clocks {
             let (ssh, store, hosts) = super::selected_hosts(&cli.hosts)?;
             let state = store.state_dir()?;
-            super::sync::measure(&ssh, &hosts, crate::cli::DEFAULT_FANOUT as usize, Some(&state))?;
+            super::sync::measure(
+                &ssh,
+                &hosts,
+                crate::cli::DEFAULT_FANOUT as usize,
+                Some(&state),
+            )?;
         }
         let clocks = clocks::load(&case_dir.join(STATE_DIR))?;
         for d in &mut dirs {
@@ -133,9 +147,10 @@ impl Tool for Report {
         std::fs::create_dir_all(&cli.out)
             .map_err(|e| Error::input(format!("{}: {e}", cli.out.display())))?;
         out::files(&a, &r, &cli.out).map_err(Error::infra)?;
-        let title = cli.title.clone().unwrap_or_else(|| {
-            format!("Load test: {}", cli.inputs.join(", "))
-        });
+        let title = cli
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("Load test: {}", cli.inputs.join(", ")));
         let page = cli.out.join("index.html");
         std::fs::write(&page, report::page::run_page(&a, &r, &title))
             .map_err(|e| Error::infra(format!("{}: {e}", page.display())))?;
@@ -167,12 +182,17 @@ fn refuse_out_inside_inputs(out: &Path, inputs: &[String]) -> Result<()> {
 
 /// `DIR/<index>-<id>/` directories, by index.
 fn host_dirs(dir: &Path) -> Result<Vec<HostDir>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::input(format!("{}: {e}", dir.display())))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::input(format!("{}: {e}", dir.display())))?;
     let mut out = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some((index, id)) = name.split_once('-') else { continue };
-        let (Ok(index), true) = (index.parse::<u32>(), e.path().is_dir()) else { continue };
+        let Some((index, id)) = name.split_once('-') else {
+            continue;
+        };
+        let (Ok(index), true) = (index.parse::<u32>(), e.path().is_dir()) else {
+            continue;
+        };
         if id.is_empty() {
             continue;
         }
@@ -201,12 +221,20 @@ fn from_s3(cli: &Cli, bucket: &str, prefix: &str, into: &Path) -> Result<Vec<Hos
     let rt = crate::aws::runtime()?;
     std::fs::create_dir_all(into).map_err(|e| Error::infra(format!("{}: {e}", into.display())))?;
     let manifest_path = into.join("manifest.json");
-    let join = |a: &str, b: &str| if a.is_empty() { b.to_owned() } else { format!("{a}/{b}") };
+    let join = |a: &str, b: &str| {
+        if a.is_empty() {
+            b.to_owned()
+        } else {
+            format!("{a}/{b}")
+        }
+    };
     let mut keys = vec![join(prefix, "manifest.json")];
     if let Some(c) = &case {
         keys.push(join(&join(prefix, &c.case), "manifest.json"));
     }
-    let s3 = rt.block_on(crate::aws::s3::connect(case.as_ref().and_then(|c| c.region.as_deref())))?;
+    let s3 = rt.block_on(crate::aws::s3::connect(
+        case.as_ref().and_then(|c| c.region.as_deref()),
+    ))?;
     let mut found = None;
     let mut last = None;
     for k in &keys {
@@ -224,27 +252,44 @@ fn from_s3(cli: &Cli, bucket: &str, prefix: &str, into: &Path) -> Result<Vec<Hos
     let m: serde_json::Value = std::fs::read(&manifest_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| Error::input(format!("s3://{bucket}/{}: not a manifest", found.clone().unwrap_or_default())))?;
+        .ok_or_else(|| {
+            Error::input(format!(
+                "s3://{bucket}/{}: not a manifest",
+                found.clone().unwrap_or_default()
+            ))
+        })?;
     let mut out = Vec::new();
-    for o in m.get("objects").and_then(|o| o.as_array()).into_iter().flatten() {
+    for o in m
+        .get("objects")
+        .and_then(|o| o.as_array())
+        .into_iter()
+        .flatten()
+    {
         let (Some(id), Some(index), Some(key)) = (
             o.get("id").and_then(|v| v.as_str()),
             o.get("index").and_then(|v| v.as_u64()),
             o.get("key").and_then(|v| v.as_str()),
         ) else {
-            return Err(Error::input(format!("s3://{bucket}: a manifest object without id, index or key: {o}")));
+            return Err(Error::input(format!(
+                "s3://{bucket}: a manifest object without id, index or key: {o}"
+            )));
         };
         let archive = into.join(format!("{index}-{id}.tar.zst"));
         let sha = rt.block_on(s3.download_file(bucket, key, &archive))?;
         if let Some(want) = o.get("sha256").and_then(|v| v.as_str()) {
             if want != sha {
-                return Err(Error::infra(format!("s3://{bucket}/{key}: SHA-256 {sha}, the manifest says {want}")));
+                return Err(Error::infra(format!(
+                    "s3://{bucket}/{key}: SHA-256 {sha}, the manifest says {want}"
+                )));
             }
         }
         let dir = into.join(format!("{index}-{id}"));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::infra(format!("{}: {e}", dir.display())))?;
-        let f = std::fs::File::open(&archive).map_err(|e| Error::infra(format!("{}: {e}", archive.display())))?;
-        let z = zstd::stream::read::Decoder::new(f).map_err(|e| Error::infra(format!("{}: {e}", archive.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::infra(format!("{}: {e}", dir.display())))?;
+        let f = std::fs::File::open(&archive)
+            .map_err(|e| Error::infra(format!("{}: {e}", archive.display())))?;
+        let z = zstd::stream::read::Decoder::new(f)
+            .map_err(|e| Error::infra(format!("{}: {e}", archive.display())))?;
         tar::Archive::new(z)
             .unpack(&dir)
             .map_err(|e| Error::input(format!("s3://{bucket}/{key}: {e}")))?;
@@ -256,11 +301,20 @@ fn from_s3(cli: &Cli, bucket: &str, prefix: &str, into: &Path) -> Result<Vec<Hos
             offset_s: None,
         });
     }
-    for f in m.get("failed").and_then(|o| o.as_array()).into_iter().flatten() {
-        output::note(format!("the upload had failed for {f}: that host is not in the report"));
+    for f in m
+        .get("failed")
+        .and_then(|o| o.as_array())
+        .into_iter()
+        .flatten()
+    {
+        output::note(format!(
+            "the upload had failed for {f}: that host is not in the report"
+        ));
     }
     if out.is_empty() {
-        return Err(Error::input(format!("s3://{bucket}/{prefix}: the manifest lists no objects")));
+        return Err(Error::input(format!(
+            "s3://{bucket}/{prefix}: the manifest lists no objects"
+        )));
     }
     out.sort_by_key(|d| d.index);
     Ok(out)
@@ -278,7 +332,12 @@ fn notes(a: &report::Analysis, r: &out::Report) {
         let why: std::collections::BTreeSet<String> = h
             .bound
             .values()
-            .map(|b| serde_json::to_value(b).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+            .map(|b| {
+                serde_json::to_value(b)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            })
             .collect();
         output::note(format!(
             "#{} {}: client-bound for {} s ({}): the load generator, not the target, was the limit then",
@@ -304,11 +363,16 @@ fn notes(a: &report::Analysis, r: &out::Report) {
 
 fn verdict(a: &report::Analysis, r: &out::Report, strict: bool) -> Result<Code> {
     if a.hosts.iter().all(|h| h.role == report::Role::Idle) {
-        return Err(Error::input("no results and no samples in the input: nothing to report"));
+        return Err(Error::input(
+            "no results and no samples in the input: nothing to report",
+        ));
     }
     let broken = r.skipped.iter().filter(|s| s.broken).count();
     if broken > 0 {
-        output::note(format!("{} could not be read (named above)", output::count(broken, "file")));
+        output::note(format!(
+            "{} could not be read (named above)",
+            output::count(broken, "file")
+        ));
         return Ok(Code::Partial);
     }
     if strict && r.fleet.client_bound_s > 0.0 {
@@ -331,26 +395,46 @@ fn sweep(cli: &Cli, style: Style) -> Result<Code> {
     for (i, dir) in cli.inputs.iter().enumerate() {
         let p = Path::new(dir).join("summary.json");
         let v: serde_json::Value = std::fs::read(&p)
-            .map_err(|e| Error::input(format!("{}: {e} (a run's report directory has summary.json)", p.display())))
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| Error::input(format!("{}: not valid JSON: {e}", p.display()))))?;
-        let fleet = v.get("fleet").ok_or_else(|| Error::input(format!("{}: no fleet", p.display())))?;
+            .map_err(|e| {
+                Error::input(format!(
+                    "{}: {e} (a run's report directory has summary.json)",
+                    p.display()
+                ))
+            })
+            .and_then(|b| {
+                serde_json::from_slice(&b)
+                    .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", p.display())))
+            })?;
+        let fleet = v
+            .get("fleet")
+            .ok_or_else(|| Error::input(format!("{}: no fleet", p.display())))?;
         let num = |k: &str| fleet.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
         let clients = v
             .get("hosts")
             .and_then(|h| h.as_array())
-            .map(|h| h.iter().filter(|h| h.get("role").and_then(|r| r.as_str()) == Some("client")).count())
+            .map(|h| {
+                h.iter()
+                    .filter(|h| h.get("role").and_then(|r| r.as_str()) == Some("client"))
+                    .count()
+            })
             .unwrap_or(0) as f64;
         let n = cli.n.get(i).copied().unwrap_or(clients);
         let rps = num("rps");
         if n < 1.0 || rps <= 0.0 {
-            return Err(Error::input(format!("{}: N {n}, {rps} req/s: a sweep's run needs clients and requests", p.display())));
+            return Err(Error::input(format!(
+                "{}: N {n}, {rps} req/s: a sweep's run needs clients and requests",
+                p.display()
+            )));
         }
         runs.push(SweepRun {
             dir: dir.clone(),
             n,
             rps,
             efficiency: None,
-            p99_ms: fleet.pointer("/latency_ms/p99").and_then(|x| x.as_f64()).unwrap_or(0.0),
+            p99_ms: fleet
+                .pointer("/latency_ms/p99")
+                .and_then(|x| x.as_f64())
+                .unwrap_or(0.0),
             client_bound_s: num("client_bound_s"),
         });
     }
@@ -360,7 +444,10 @@ fn sweep(cli: &Cli, style: Style) -> Result<Code> {
         Ok(u) => (Some(u), None),
         Err(e) => (None, Some(e)),
     };
-    let lambda = usl.as_ref().map(|u| u.lambda).or_else(|| runs.iter().find(|r| r.n == 1.0).map(|r| r.rps));
+    let lambda = usl
+        .as_ref()
+        .map(|u| u.lambda)
+        .or_else(|| runs.iter().find(|r| r.n == 1.0).map(|r| r.rps));
     for r in &mut runs {
         r.efficiency = lambda.map(|l| (r.rps / (r.n * l) * 1000.0).round() / 1000.0);
     }
@@ -371,12 +458,16 @@ fn sweep(cli: &Cli, style: Style) -> Result<Code> {
         usl,
         usl_error,
     };
-    std::fs::create_dir_all(&cli.out).map_err(|e| Error::input(format!("{}: {e}", cli.out.display())))?;
+    std::fs::create_dir_all(&cli.out)
+        .map_err(|e| Error::input(format!("{}: {e}", cli.out.display())))?;
     let write = |name: &str, text: String| {
         let p = cli.out.join(name);
         std::fs::write(&p, text).map_err(|e| Error::infra(format!("{}: {e}", p.display())))
     };
-    write("summary.json", serde_json::to_string_pretty(&s).expect("plain data serializes") + "\n")?;
+    write(
+        "summary.json",
+        serde_json::to_string_pretty(&s).expect("plain data serializes") + "\n",
+    )?;
     let mut csv = String::from("n,rps,efficiency,p99_ms,client_bound_s,model_rps,dir\n");
     for r in &s.runs {
         csv.push_str(&format!(
@@ -386,12 +477,18 @@ fn sweep(cli: &Cli, style: Style) -> Result<Code> {
             r.efficiency.map(|e| e.to_string()).unwrap_or_default(),
             r.p99_ms,
             r.client_bound_s,
-            s.usl.as_ref().map(|u| format!("{:.3}", u.x(r.n))).unwrap_or_default(),
+            s.usl
+                .as_ref()
+                .map(|u| format!("{:.3}", u.x(r.n)))
+                .unwrap_or_default(),
             r.dir
         ));
     }
     write("sweep.csv", csv)?;
-    let title = cli.title.clone().unwrap_or_else(|| "Scalability: throughput against clients".into());
+    let title = cli
+        .title
+        .clone()
+        .unwrap_or_else(|| "Scalability: throughput against clients".into());
     write("index.html", report::page::sweep_page(&s, &title))?;
     if cli.json {
         output::data(serde_json::to_string_pretty(&s).expect("plain data serializes"));
@@ -416,6 +513,13 @@ fn sweep(cli: &Cli, style: Style) -> Result<Code> {
     if s.client_bound {
         output::note("some runs were client-bound: the curve measures the load generators as well as the target");
     }
-    output::note(format!("the report: {}", cli.out.join("index.html").display()));
-    Ok(if cli.strict && s.client_bound { Code::Partial } else { Code::Ok })
+    output::note(format!(
+        "the report: {}",
+        cli.out.join("index.html").display()
+    ));
+    Ok(if cli.strict && s.client_bound {
+        Code::Partial
+    } else {
+        Code::Ok
+    })
 }

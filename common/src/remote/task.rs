@@ -175,7 +175,13 @@ pub fn perform(
                 let mut t = Tally::default();
                 download(&sftp, &src, &into.join(name), &mut t)?;
                 if let Some(dir) = samples {
-                    get_samples(&sftp, &remote_path(dir), &d.id, &into.join(SAMPLES_HOME), &mut t)?;
+                    get_samples(
+                        &sftp,
+                        &remote_path(dir),
+                        &d.id,
+                        &into.join(SAMPLES_HOME),
+                        &mut t,
+                    )?;
                 }
                 Ok(t)
             };

@@ -136,8 +136,14 @@ pub struct Bits {
 /// What reading a file gave, beyond what went into the [`Sink`].
 #[derive(Debug)]
 pub enum Content {
-    /// Requests or histograms went into the sink.
-    Streamed,
+    /// Requests or histograms went into the sink; `broken` lines were skipped (a generator
+    /// killed mid-write leaves one), the first of them described in `first_broken`.
+    Streamed {
+        /// Lines that could not be read (skipped; every other line counts).
+        broken: u64,
+        /// The first such line's number and what was wrong with it.
+        first_broken: Option<String>,
+    },
     /// A summary-only report.
     Summary(Summary),
     /// Throughput intervals.
@@ -167,15 +173,20 @@ pub fn detect(head: &[u8]) -> Option<Format> {
         return Some(Format::VegetaCsv);
     }
     if first.starts_with('{') {
-        if first.contains("\"type\"") && (first.contains("\"Metric\"") || first.contains("\"Point\""))
+        if first.contains("\"type\"")
+            && (first.contains("\"Metric\"") || first.contains("\"Point\""))
         {
             return Some(Format::K6Json);
         }
-        if first.contains("\"latency\"") && first.contains("\"timestamp\"") && first.contains("\"code\"")
+        if first.contains("\"latency\"")
+            && first.contains("\"timestamp\"")
+            && first.contains("\"code\"")
         {
             return Some(Format::VegetaJson);
         }
-        if text.contains("\"intervals\"") && text.contains("\"start\"") && text.contains("\"connected\"")
+        if text.contains("\"intervals\"")
+            && text.contains("\"start\"")
+            && text.contains("\"connected\"")
             || text.contains("\"iperf_version\"")
         {
             return Some(Format::Iperf3Json);
@@ -183,7 +194,9 @@ pub fn detect(head: &[u8]) -> Option<Format> {
         return None;
     }
     if text.contains("\"Interval_Compressed_Histogram\"")
-        || text.lines().any(|l| l.starts_with("#[StartTime:") || l.starts_with("#[BaseTime:"))
+        || text
+            .lines()
+            .any(|l| l.starts_with("#[StartTime:") || l.starts_with("#[BaseTime:"))
     {
         return Some(Format::HdrLog);
     }
@@ -203,7 +216,8 @@ fn is_plain_row(l: &str) -> bool {
         && f[0].bytes().all(|b| b.is_ascii_digit())
         && !f[1].is_empty()
         && f[1].bytes().all(|b| b.is_ascii_digit())
-        && f.get(2).is_none_or(|o| ["0", "1", "true", "false"].contains(o))
+        && f.get(2)
+            .is_none_or(|o| ["0", "1", "true", "false"].contains(o))
 }
 
 fn is_vegeta_csv_row(l: &str) -> bool {
@@ -243,22 +257,50 @@ fn read_text(r: &mut dyn Read) -> Result<String, String> {
     Ok(s)
 }
 
-type LineFn = fn(&[u8], &mut dyn Sink) -> Result<(), String>;
-
 /// Feed every line of `r` (in 1 MiB chunks: memory stays flat whatever the file's size) to
-/// `each`; header and blank lines are skipped by `each` itself.
-fn lines(r: &mut dyn Read, sink: &mut dyn Sink, each: LineFn) -> Result<Content, String> {
-    for_each_line(r, &mut |n, line| {
-        each(line, sink).map_err(|e| format!("line {n}: {e}"))
+/// `each`; header and blank lines are skipped by `each` itself. Generic, so each format's
+/// line parser is inlined into the loop.
+fn lines<F>(r: &mut dyn Read, sink: &mut dyn Sink, each: F) -> Result<Content, String>
+where
+    F: Fn(&[u8], &mut dyn Sink) -> Result<(), String>,
+{
+    let mut bad = Broken::default();
+    for_each_line(r, |n, line| {
+        if let Err(e) = each(line, sink) {
+            bad.add(n, e);
+        }
+        Ok(())
     })?;
-    Ok(Content::Streamed)
+    Ok(bad.content())
+}
+
+/// Lines skipped while reading a lossless file.
+#[derive(Default)]
+struct Broken {
+    count: u64,
+    first: Option<String>,
+}
+
+impl Broken {
+    fn add(&mut self, line: u64, e: String) {
+        self.count += 1;
+        self.first
+            .get_or_insert_with(|| format!("line {line}: {e}"));
+    }
+
+    fn content(self) -> Content {
+        Content::Streamed {
+            broken: self.count,
+            first_broken: self.first,
+        }
+    }
 }
 
 /// Call `f(line_number, line)` for every line (without its `\n` or `\r`).
-pub fn for_each_line(
-    r: &mut dyn Read,
-    f: &mut dyn FnMut(u64, &[u8]) -> Result<(), String>,
-) -> Result<(), String> {
+pub fn for_each_line<F>(r: &mut dyn Read, mut f: F) -> Result<(), String>
+where
+    F: FnMut(u64, &[u8]) -> Result<(), String>,
+{
     let mut buf = vec![0u8; 1 << 20];
     let mut filled = 0usize;
     let mut n = 0u64;
@@ -295,7 +337,7 @@ pub fn for_each_line(
 }
 
 fn memchr(c: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&b| b == c)
+    memchr::memchr(c, s)
 }
 
 /// A non-negative decimal integer, whole field.
@@ -324,12 +366,19 @@ fn ab_gnuplot_line(line: &[u8], sink: &mut dyn Sink) -> Result<(), String> {
     if line.is_empty() || line.starts_with(b"starttime\t") {
         return Ok(());
     }
-    let mut it = line.split(|&b| b == b'\t');
-    let _date = it.next();
-    let secs = it.next().unwrap_or_default();
+    // The first five tabs: date | seconds | ctime | dtime | ttime | wait.
+    let mut tabs = [0usize; 5];
+    let mut n = 0;
+    for p in memchr::memchr_iter(b'\t', line).take(5) {
+        tabs[n] = p;
+        n += 1;
+    }
+    if n < 4 {
+        return Err(format!("{} fields, ab -g writes 6", n + 1));
+    }
+    let secs = &line[tabs[0] + 1..tabs[1]];
     let s = uint(secs).ok_or_else(|| field_err("seconds", secs))?;
-    let (_ctime, _dtime) = (it.next(), it.next());
-    let ttime = it.next().unwrap_or_default();
+    let ttime = &line[tabs[3] + 1..if n > 4 { tabs[4] } else { line.len() }];
     let ms = uint(ttime).ok_or_else(|| field_err("ttime", ttime))?;
     sink.request(s as i64 * 1_000_000, ms * 1000, true);
     Ok(())
@@ -341,14 +390,21 @@ fn plain_line(line: &[u8], sink: &mut dyn Sink) -> Result<(), String> {
     if line.is_empty() || line.starts_with(b"unix_ms") {
         return Ok(());
     }
-    let mut it = line.split(|&b| b == b',');
-    let t = it.next().unwrap_or_default();
+    let c1 = memchr(b',', line).ok_or("no latency_us field")?;
+    let t = &line[..c1];
     let ms = uint(t).ok_or_else(|| field_err("unix_ms", t))?;
-    let l = it.next().ok_or("no latency_us field")?;
+    let rest = &line[c1 + 1..];
+    let (l, ok) = match memchr(b',', rest) {
+        None => (rest, None),
+        Some(c2) => (&rest[..c2], Some(&rest[c2 + 1..])),
+    };
     let us = uint(l).ok_or_else(|| field_err("latency_us", l))?;
-    let ok = match it.next() {
+    let ok = match ok {
         None | Some(b"1") | Some(b"true") => true,
         Some(b"0") | Some(b"false") => false,
+        Some(o) if memchr(b',', o).is_some() => {
+            return Err("more than 3 fields (unix_ms,latency_us,ok)".into())
+        }
         Some(o) => {
             return Err(format!(
                 "ok: {:?} is not 1, 0, true or false",
@@ -356,9 +412,6 @@ fn plain_line(line: &[u8], sink: &mut dyn Sink) -> Result<(), String> {
             ))
         }
     };
-    if it.next().is_some() {
-        return Err("more than 3 fields (unix_ms,latency_us,ok)".into());
-    }
     sink.request(ms as i64 * 1000, us, ok);
     Ok(())
 }
@@ -377,18 +430,23 @@ fn vegeta_csv(r: &mut dyn Read, sink: &mut dyn Sink) -> Result<Content, String> 
     let mut rd = csv_reader(r, false);
     let mut rec = csv::ByteRecord::new();
     let mut n = 0u64;
+    let mut bad = Broken::default();
     while rd.read_byte_record(&mut rec).map_err(|e| e.to_string())? {
         n += 1;
         let get = |i: usize, what: &str| -> Result<u64, String> {
             let f = rec.get(i).unwrap_or_default();
-            uint(f).ok_or_else(|| format!("line {n}: {}", field_err(what, f)))
+            uint(f).ok_or_else(|| field_err(what, f))
         };
-        let (t, code, lat) = (get(0, "timestamp")?, get(1, "code")?, get(2, "latency")?);
-        let error = rec.get(5).unwrap_or_default();
-        let ok = (200..400).contains(&code) && error.is_empty();
-        sink.request((t / 1000) as i64, lat / 1000, ok);
+        match (get(0, "timestamp"), get(1, "code"), get(2, "latency")) {
+            (Ok(t), Ok(code), Ok(lat)) => {
+                let error = rec.get(5).unwrap_or_default();
+                let ok = (200..400).contains(&code) && error.is_empty();
+                sink.request((t / 1000) as i64, lat / 1000, ok);
+            }
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => bad.add(n, e),
+        }
     }
-    Ok(Content::Streamed)
+    Ok(bad.content())
 }
 
 /// One line of `vegeta encode -to json`.
@@ -471,17 +529,22 @@ fn jtl(r: &mut dyn Read, sink: &mut dyn Sink) -> Result<Content, String> {
     let (ts, el, su) = (col("timeStamp")?, col("elapsed")?, col("success").ok());
     let mut rec = csv::ByteRecord::new();
     let mut n = 1u64;
+    let mut bad = Broken::default();
     while rd.read_byte_record(&mut rec).map_err(|e| e.to_string())? {
         n += 1;
         let get = |i: usize, what: &str| -> Result<u64, String> {
             let f = rec.get(i).unwrap_or_default();
-            uint(f).ok_or_else(|| format!("line {n}: {}", field_err(what, f)))
+            uint(f).ok_or_else(|| field_err(what, f))
         };
-        let (t, e) = (get(ts, "timeStamp")?, get(el, "elapsed")?);
-        let ok = su.is_none_or(|i| rec.get(i) == Some(b"true"));
-        sink.request(t as i64 * 1000, e * 1000, ok);
+        match (get(ts, "timeStamp"), get(el, "elapsed")) {
+            (Ok(t), Ok(e)) => {
+                let ok = su.is_none_or(|i| rec.get(i) == Some(b"true"));
+                sink.request(t as i64 * 1000, e * 1000, ok);
+            }
+            (Err(e), _) | (_, Err(e)) => bad.add(n, e),
+        }
     }
-    Ok(Content::Streamed)
+    Ok(bad.content())
 }
 
 /// An HdrHistogram interval log. Values are converted to µs: the log's `Interval_Max` column
@@ -529,7 +592,10 @@ fn hdr_log(r: &mut dyn Read, sink: &mut dyn Sink) -> Result<Content, String> {
     if n == 0 {
         return Err("an interval log without intervals".into());
     }
-    Ok(Content::Streamed)
+    Ok(Content::Streamed {
+        broken: 0,
+        first_broken: None,
+    })
 }
 
 /// Multiply raw histogram values by this to get µs, from the histogram's max and the log's
@@ -539,7 +605,7 @@ fn unit_to_us(raw_max: u64, interval_max_ms: f64) -> f64 {
         return 1.0;
     }
     let ratio = raw_max as f64 / interval_max_ms; // raw units per ms
-    // The nearest of ns (1e6 per ms), µs (1e3), ms (1).
+                                                  // The nearest of ns (1e6 per ms), µs (1e3), ms (1).
     let exp = ratio.log10().round().clamp(0.0, 6.0) as i32;
     let per_ms = 10f64.powi(3 * ((exp + 1) / 3));
     1000.0 / per_ms
@@ -551,7 +617,10 @@ fn wrk_text(t: &str) -> Result<Summary, String> {
     let mut seen_total = false;
     let mut in_dist = false;
     for l in t.lines().map(str::trim) {
-        if let Some(rest) = l.strip_suffix(" read").and_then(|l| l.split_once(" requests in ")) {
+        if let Some(rest) = l
+            .strip_suffix(" read")
+            .and_then(|l| l.split_once(" requests in "))
+        {
             s.requests = rest.0.trim().parse().map_err(|_| "requests total")?;
             seen_total = true;
         } else if let Some(v) = l.strip_prefix("Requests/sec:") {
@@ -612,7 +681,8 @@ fn ab_text(t: &str) -> Result<Summary, String> {
             .and_then(|v| v.parse().ok())
     };
     s.requests = num("Complete requests:").ok_or("no `Complete requests:` line")? as u64;
-    s.errors = num("Failed requests:").unwrap_or(0.0) as u64 + num("Non-2xx responses:").unwrap_or(0.0) as u64;
+    s.errors = num("Failed requests:").unwrap_or(0.0) as u64
+        + num("Non-2xx responses:").unwrap_or(0.0) as u64;
     s.rps = num("Requests per second:").ok_or("no `Requests per second:` line")?;
     let mut dist = false;
     for l in t.lines().map(str::trim) {
@@ -624,7 +694,9 @@ fn ab_text(t: &str) -> Result<Summary, String> {
             };
             let (Ok(p), Some(ms)) = (
                 p.trim().parse::<f64>(),
-                rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()),
+                rest.split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok()),
             ) else {
                 continue;
             };
@@ -640,7 +712,9 @@ fn ab_text(t: &str) -> Result<Summary, String> {
 
 /// Locust's `_stats.csv`: the `Aggregated` row.
 fn locust_stats(t: &str) -> Result<Summary, String> {
-    let mut rd = csv::ReaderBuilder::new().flexible(true).from_reader(t.as_bytes());
+    let mut rd = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(t.as_bytes());
     let h = rd.headers().map_err(|e| e.to_string())?.clone();
     let col = |n: &str| h.iter().position(|c| c == n);
     for rec in rd.records() {
@@ -648,7 +722,11 @@ fn locust_stats(t: &str) -> Result<Summary, String> {
         if col("Name").and_then(|i| rec.get(i)) != Some("Aggregated") {
             continue;
         }
-        let f = |n: &str| col(n).and_then(|i| rec.get(i)).and_then(|v| v.parse::<f64>().ok());
+        let f = |n: &str| {
+            col(n)
+                .and_then(|i| rec.get(i))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
         let mut s = Summary {
             requests: f("Request Count").ok_or("no Request Count")? as u64,
             errors: f("Failure Count").unwrap_or(0.0) as u64,
@@ -707,7 +785,14 @@ pub fn rfc3339_us(s: &str) -> Option<i64> {
         return None;
     }
     let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        n(0..4)?,
+        n(5..7)?,
+        n(8..10)?,
+        n(11..13)?,
+        n(14..16)?,
+        n(17..19)?,
+    );
     let mut i = 19;
     let mut frac_us = 0i64;
     if b.get(i) == Some(&b'.') {
@@ -717,7 +802,11 @@ pub fn rfc3339_us(s: &str) -> Option<i64> {
             i += 1;
         }
         let digits = &s[start..i];
-        let six: String = digits.chars().chain(std::iter::repeat('0')).take(6).collect();
+        let six: String = digits
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(6)
+            .collect();
         frac_us = six.parse().ok()?;
     }
     let zone = &s[i..];
@@ -770,19 +859,34 @@ mod tests {
     fn each_lossless_format_is_recognised_by_content_and_read_in_microseconds() {
         let ab = "starttime\tseconds\tctime\tdtime\tttime\twait\nTue Dec  1 09:50:43 2026\t1764582643\t0\t2\t3\t2\n";
         let (f, r, _) = read_all(ab);
-        assert_eq!((f, r.0), (Format::AbGnuplot, vec![(1_764_582_643_000_000, 3000, true)]));
+        assert_eq!(
+            (f, r.0),
+            (Format::AbGnuplot, vec![(1_764_582_643_000_000, 3000, true)])
+        );
 
         let plain = "unix_ms,latency_us,ok\n1764582643123,1500,1\n1764582643124,900,0\n";
         let (f, r, _) = read_all(plain);
         assert_eq!(f, Format::PlainCsv);
-        assert_eq!(r.0, vec![(1_764_582_643_123_000, 1500, true), (1_764_582_643_124_000, 900, false)]);
+        assert_eq!(
+            r.0,
+            vec![
+                (1_764_582_643_123_000, 1500, true),
+                (1_764_582_643_124_000, 900, false)
+            ]
+        );
         let (f, _, _) = read_all("1764582643123,1500\n");
         assert_eq!(f, Format::PlainCsv);
 
         let vegeta = "1764582643000000000,200,2500000,0,12,,,,0,GET,http://x/,\n1764582644000000000,500,1000000,0,0,\"500 Internal, Server Error\",,,1,GET,http://x/,\n";
         let (f, r, _) = read_all(vegeta);
         assert_eq!(f, Format::VegetaCsv);
-        assert_eq!(r.0, vec![(1_764_582_643_000_000, 2500, true), (1_764_582_644_000_000, 1000, false)]);
+        assert_eq!(
+            r.0,
+            vec![
+                (1_764_582_643_000_000, 2500, true),
+                (1_764_582_644_000_000, 1000, false)
+            ]
+        );
 
         let vj = r#"{"attack":"","seq":0,"code":200,"timestamp":"2025-12-01T09:50:43.5+01:00","latency":2000000,"bytes_out":0,"bytes_in":10,"error":"","body":null}"#;
         let (f, r, _) = read_all(vj);
@@ -790,9 +894,12 @@ mod tests {
         assert_eq!(r.0, vec![(1_764_579_043_500_000, 2000, true)]);
 
         let k6 = concat!(
-            r#"{"type":"Metric","data":{"name":"http_req_duration","type":"trend"},"metric":"http_req_duration"}"#, "\n",
-            r#"{"type":"Point","data":{"time":"2025-12-01T09:50:43.010Z","value":10,"tags":{"status":"200","expected_response":"true"}},"metric":"http_req_duration"}"#, "\n",
-            r#"{"type":"Point","data":{"time":"2025-12-01T09:50:43.010Z","value":1,"tags":{}},"metric":"http_reqs"}"#, "\n",
+            r#"{"type":"Metric","data":{"name":"http_req_duration","type":"trend"},"metric":"http_req_duration"}"#,
+            "\n",
+            r#"{"type":"Point","data":{"time":"2025-12-01T09:50:43.010Z","value":10,"tags":{"status":"200","expected_response":"true"}},"metric":"http_req_duration"}"#,
+            "\n",
+            r#"{"type":"Point","data":{"time":"2025-12-01T09:50:43.010Z","value":1,"tags":{}},"metric":"http_reqs"}"#,
+            "\n",
         );
         let (f, r, _) = read_all(k6);
         assert_eq!(f, Format::K6Json);
@@ -801,7 +908,13 @@ mod tests {
         let jtl = "timeStamp,elapsed,label,responseCode,responseMessage,threadName,dataType,success,failureMessage,bytes\n1764582643000,12,home,200,\"OK, fine\",t 1-1,text,true,,100\n1764582643100,30,home,500,err,t 1-1,text,false,boom,0\n";
         let (f, r, _) = read_all(jtl);
         assert_eq!(f, Format::JmeterJtl);
-        assert_eq!(r.0, vec![(1_764_582_643_000_000, 12_000, true), (1_764_582_643_100_000, 30_000, false)]);
+        assert_eq!(
+            r.0,
+            vec![
+                (1_764_582_643_000_000, 12_000, true),
+                (1_764_582_643_100_000, 30_000, false)
+            ]
+        );
     }
 
     #[test]
@@ -816,12 +929,19 @@ mod tests {
             let mut out = Vec::new();
             let mut ser = V2DeflateSerializer::new();
             let mut w = IntervalLogWriterBuilder::new()
-                .with_start_time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_582_643))
+                .with_start_time(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_582_643),
+                )
                 .with_max_value_divisor(divisor)
                 .begin_log_with(&mut out, &mut ser)
                 .unwrap();
-            w.write_histogram(&h, std::time::Duration::from_secs(2), std::time::Duration::from_secs(1), None)
-                .unwrap();
+            w.write_histogram(
+                &h,
+                std::time::Duration::from_secs(2),
+                std::time::Duration::from_secs(1),
+                None,
+            )
+            .unwrap();
             drop(w);
             let text = String::from_utf8(out).unwrap();
             assert_eq!(detect(text.as_bytes()), Some(Format::HdrLog), "{text}");
@@ -848,7 +968,10 @@ mod tests {
         let (f, _, got) = read_all(wrk);
         assert_eq!(f, Format::WrkText);
         let Content::Summary(s) = got else { panic!() };
-        assert_eq!((s.requests, s.errors, s.rps, s.max_ms), (80_000, 8, 8000.0, Some(12.5)));
+        assert_eq!(
+            (s.requests, s.errors, s.rps, s.max_ms),
+            (80_000, 8, 8000.0, Some(12.5))
+        );
         assert_eq!(s.percentiles_ms, vec![(50.0, 1.1), (99.0, 3.0)]);
 
         let ab = "This is ApacheBench, Version 2.3\nComplete requests:      2000\nFailed requests:        3\nRequests per second:    1500.50 [#/sec] (mean)\nPercentage of the requests served within a certain time (ms)\n  50%      5\n  99%     12\n 100%     40 (longest request)\n";
@@ -862,7 +985,10 @@ mod tests {
         let (f, _, got) = read_all(locust);
         assert_eq!(f, Format::LocustStats);
         let Content::Summary(s) = got else { panic!() };
-        assert_eq!((s.requests, s.errors, s.rps, s.max_ms), (10, 1, 2.5, Some(50.0)));
+        assert_eq!(
+            (s.requests, s.errors, s.rps, s.max_ms),
+            (10, 1, 2.5, Some(50.0))
+        );
     }
 
     #[test]
@@ -873,17 +999,39 @@ mod tests {
           "end":{}}"#;
         let (f, _, got) = read_all(j);
         assert_eq!(f, Format::Iperf3Json);
-        let Content::Throughput(b) = got else { panic!() };
+        let Content::Throughput(b) = got else {
+            panic!()
+        };
         assert_eq!(b.len(), 2);
-        assert_eq!((b[0].start_us, b[0].retransmits), (1_764_582_643_000_000, 3));
+        assert_eq!(
+            (b[0].start_us, b[0].retransmits),
+            (1_764_582_643_000_000, 3)
+        );
         assert_eq!(b[1].bits_per_second, 9.0e8);
     }
 
     #[test]
     fn broken_lines_are_named_and_unknown_files_are_not_guessed() {
         let mut r = Rec::default();
-        let e = read(Format::PlainCsv, &mut "1764582643123,15\n1764582643124,x\n".as_bytes(), &mut r).unwrap_err();
-        assert!(e.starts_with("line 2: latency_us"), "{e}");
+        let got = read(
+            Format::PlainCsv,
+            &mut "1764582643123,15\n1764582643124,x\n1764582643125,16\n".as_bytes(),
+            &mut r,
+        )
+        .unwrap();
+        let Content::Streamed {
+            broken,
+            first_broken,
+        } = got
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (broken, r.0.len()),
+            (1, 2),
+            "the broken line is skipped, the others count"
+        );
+        assert!(first_broken.unwrap().starts_with("line 2: latency_us"));
         assert_eq!(detect(b"hello world\n"), None);
         assert_eq!(detect(b"{\"a\": 1}\n"), None);
         assert_eq!(detect(b""), None);
@@ -893,7 +1041,10 @@ mod tests {
     fn rfc3339_takes_zones_and_any_fraction() {
         assert_eq!(rfc3339_us("1970-01-01T00:00:01Z"), Some(1_000_000));
         assert_eq!(rfc3339_us("1970-01-01T01:00:01.5+01:00"), Some(1_500_000));
-        assert_eq!(rfc3339_us("2025-12-01T09:50:43.123456789Z"), Some(1_764_582_643_123_456));
+        assert_eq!(
+            rfc3339_us("2025-12-01T09:50:43.123456789Z"),
+            Some(1_764_582_643_123_456)
+        );
         assert_eq!(rfc3339_us("yesterday"), None);
     }
 }

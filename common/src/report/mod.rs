@@ -172,24 +172,38 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Read and merge every host; `progress` is told after each host.
 pub fn analyze(dirs: &[HostDir], opts: &Options, progress: &(dyn Fn() + Sync)) -> Analysis {
-    let fleet = Mutex::new(Fleet::new(opts.interval_us));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Mutex<Vec<(Host, Vec<Skipped>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..opts.threads.clamp(1, dirs.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(d) = dirs.get(i) else { break };
-                let (host, latency, skipped) = read_host(d, opts.interval_us);
-                if let Some(l) = latency {
-                    fleet.lock().unwrap_or_else(|e| e.into_inner()).add(&l);
-                }
-                results.lock().unwrap_or_else(|e| e.into_inner()).push((host, skipped));
-                progress();
-            });
-        }
+    // Each worker records into its own fleet (no lock per host); they are merged at the end.
+    let fleets: Vec<Fleet> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..opts.threads.clamp(1, dirs.len().max(1)))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut fleet = Fleet::new(opts.interval_us);
+                    while let Some(d) =
+                        dirs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        let (host, f, skipped) = read_host(d, opts.interval_us, fleet);
+                        fleet = f;
+                        results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((host, skipped));
+                        progress();
+                    }
+                    fleet
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a report worker panicked"))
+            .collect()
     });
-    let fleet = fleet.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut fleet = Fleet::new(opts.interval_us);
+    for f in fleets {
+        fleet.merge(f);
+    }
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     results.sort_by_key(|(h, _)| h.index);
     let mut hosts = Vec::new();
@@ -204,8 +218,12 @@ pub fn analyze(dirs: &[HostDir], opts: &Options, progress: &(dyn Fn() + Sync)) -
 /// Roles, client-bound intervals, clock remarks: decisions on what was read.
 fn judge(mut hosts: Vec<Host>, fleet: Fleet, skipped: Vec<Skipped>, interval_us: i64) -> Analysis {
     // The run's window: samples outside it belong to other runs.
-    let window = (fleet.first_us <= fleet.last_end_us)
-        .then(|| (fleet.first_us - interval_us, fleet.last_end_us + interval_us));
+    let window = (fleet.first_us <= fleet.last_end_us).then(|| {
+        (
+            fleet.first_us - interval_us,
+            fleet.last_end_us + interval_us,
+        )
+    });
     for h in &mut hosts {
         if let (Some(s), Some((a, b))) = (h.samples.as_mut(), window) {
             s.cpu.retain(|c| c.t_us >= a && c.t_us <= b + interval_us);
@@ -250,7 +268,11 @@ fn judge(mut hosts: Vec<Host>, fleet: Fleet, skipped: Vec<Skipped>, interval_us:
     }
     let skewed = hosts
         .iter()
-        .filter_map(|h| h.offset_s.filter(|o| o.abs() * 1e6 > interval_us as f64).map(|o| (h.index, o)))
+        .filter_map(|h| {
+            h.offset_s
+                .filter(|o| o.abs() * 1e6 > interval_us as f64)
+                .map(|o| (h.index, o))
+        })
         .collect();
     let unmeasured = hosts
         .iter()
@@ -270,7 +292,8 @@ fn judge(mut hosts: Vec<Host>, fleet: Fleet, skipped: Vec<Skipped>, interval_us:
 }
 
 /// Read one host's files.
-fn read_host(d: &HostDir, interval_us: i64) -> (Host, Option<timeline::HostLatency>, Vec<Skipped>) {
+/// Read one host's files, recording its requests into `fleet` (the worker's), given back.
+fn read_host(d: &HostDir, interval_us: i64, fleet: Fleet) -> (Host, Fleet, Vec<Skipped>) {
     let offset_us = d.offset_s.map(|o| (o * 1e6).round() as i64).unwrap_or(0);
     let mut host = Host {
         index: d.index,
@@ -297,7 +320,7 @@ fn read_host(d: &HostDir, interval_us: i64) -> (Host, Option<timeline::HostLaten
             broken: true,
         });
     }
-    let mut acc = HostAcc::new(interval_us, offset_us);
+    let mut acc = HostAcc::new(interval_us, offset_us, fleet);
     let mut lossless = false;
     let mut all_samples: Vec<Samples> = Vec::new();
     for path in files {
@@ -317,7 +340,10 @@ fn read_host(d: &HostDir, interval_us: i64) -> (Host, Option<timeline::HostLaten
         let n = read_full(&mut f, &mut head);
         head.truncate(n);
         if samples::is_samples(&head) {
-            match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| samples::parse(&t)) {
+            match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| samples::parse(&t))
+            {
                 Ok(mut s) => {
                     for c in &mut s.cpu {
                         c.t_us -= offset_us;
@@ -332,23 +358,32 @@ fn read_host(d: &HostDir, interval_us: i64) -> (Host, Option<timeline::HostLaten
             continue;
         }
         let Some(fmt) = formats::detect(&head) else {
-            skipped.push(skip("not a format ec2-report reads (see README: Results)".into(), false));
+            skipped.push(skip(
+                "not a format ec2-report reads (see README: Results)".into(),
+                false,
+            ));
             continue;
         };
         let mut r = std::io::Read::chain(&head[..], f);
-        // A broken file's records must not count: read into a scratch accumulator first
-        // when the host already has results.
-        let mut scratch = HostAcc::new(interval_us, offset_us);
-        let sink: &mut HostAcc = if lossless { &mut scratch } else { &mut acc };
-        sink.set_resolution(fmt.resolution_us());
-        match formats::read(fmt, &mut r, sink) {
-            Ok(Content::Streamed) => {
-                if lossless {
-                    acc.absorb(scratch);
-                }
+        acc.set_resolution(fmt.resolution_us());
+        match formats::read(fmt, &mut r, &mut acc) {
+            Ok(Content::Streamed {
+                broken,
+                first_broken,
+            }) => {
                 lossless = true;
                 host.format.get_or_insert(fmt);
                 host.files.push((path.clone(), fmt));
+                if broken > 0 {
+                    skipped.push(skip(
+                        format!(
+                            "{}: {broken} lines skipped (the rest counted); {}",
+                            fmt.name(),
+                            first_broken.unwrap_or_default()
+                        ),
+                        true,
+                    ));
+                }
             }
             Ok(Content::Summary(s)) => {
                 if host.summary.is_none() {
@@ -363,9 +398,11 @@ fn read_host(d: &HostDir, interval_us: i64) -> (Host, Option<timeline::HostLaten
                 }));
                 host.files.push((path.clone(), fmt));
             }
+            // What was read before a file broke off still counts: it is named, and exit 1.
             Err(e) => {
-                if !lossless {
-                    acc = HostAcc::new(interval_us, offset_us);
+                if fmt.grade() == Grade::Lossless {
+                    lossless = true;
+                    host.format.get_or_insert(fmt);
                 }
                 skipped.push(skip(format!("{}: {e}", fmt.name()), true))
             }
@@ -373,17 +410,17 @@ fn read_host(d: &HostDir, interval_us: i64) -> (Host, Option<timeline::HostLaten
     }
     // The sampler file that covers most of this host's run (a host keeps every job's).
     host.samples = all_samples.into_iter().max_by_key(|s| s.cpu.len());
-    let latency = lossless.then(|| acc.finish());
-    if let Some(l) = &latency {
+    let (l, fleet) = acc.finish();
+    if lossless {
         host.figures = Some(Figures::of(&l.total, l.requests, l.errors, l.duration_s()));
-        host.counts = l.counts();
+        host.counts = l.counts;
         host.summary = None;
     }
     if host.format.is_none() {
         host.format = host.files.first().map(|f| f.1);
     }
     host.grade = host.format.map(Format::grade);
-    (host, latency, skipped)
+    (host, fleet, skipped)
 }
 
 fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> usize {

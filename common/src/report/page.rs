@@ -35,7 +35,8 @@ fn grade(g: &str) -> String {
 }
 
 fn f(v: Option<f64>) -> String {
-    v.map(|v| num((v * 1000.0).round() / 1000.0)).unwrap_or_else(|| "–".into())
+    v.map(|v| num((v * 1000.0).round() / 1000.0))
+        .unwrap_or_else(|| "–".into())
 }
 
 /// The page of one run.
@@ -75,10 +76,26 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
             num(b)
         );
     };
-    line(&mut out, "fleet", fl.requests, fl.errors, fl.rps, &fl.latency_ms, fl.client_bound_s);
+    line(
+        &mut out,
+        "fleet",
+        fl.requests,
+        fl.errors,
+        fl.rps,
+        &fl.latency_ms,
+        fl.client_bound_s,
+    );
     if fl.client_bound_s > 0.0 {
         let w = &fl.without_client_bound;
-        line(&mut out, "fleet without client-bound seconds", w.requests, w.errors, w.rps, &w.latency_ms, 0.0);
+        line(
+            &mut out,
+            "fleet without client-bound seconds",
+            w.requests,
+            w.errors,
+            w.rps,
+            &w.latency_ms,
+            0.0,
+        );
     }
     out.push_str("</table>");
     if let Some(b) = &fl.throughput_bps {
@@ -101,7 +118,12 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
         let _ = write!(out, "<p class=\"note\" id=\"client-bound\"><b>Client-bound:</b> {} — in {} s of the run a load generator, not the target, was the limit (shaded below). The figures without those seconds are in the second row.</p>", esc(&names.join(", ")), num(fl.client_bound_s));
     }
     for n in &fl.not_merged {
-        let _ = write!(out, "<p class=\"note\">#{}: {}</p>", n.index, esc(&n.reason));
+        let _ = write!(
+            out,
+            "<p class=\"note\">#{}: {}</p>",
+            n.index,
+            esc(&n.reason)
+        );
     }
     if a.shared_kernel {
         out.push_str("<p class=\"note\">These hosts share one kernel (the local cloud): machine-wide CPU is the machine's, not each instance's, so only each job's own CPU judged client-bound.</p>");
@@ -112,7 +134,10 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
     // Throughput over time.
     let rps = Series {
         name: "fleet req/s".into(),
-        points: rows.iter().map(|(k, b)| (rel(*k), b.map(|b| b.requests as f64 / iv).unwrap_or(0.0))).collect(),
+        points: rows
+            .iter()
+            .map(|(k, b)| (rel(*k), b.map(|b| b.requests as f64 / iv).unwrap_or(0.0)))
+            .collect(),
     };
     out.push_str("<h2>Throughput over time</h2>");
     out.push_str(&line_chart(&Chart {
@@ -135,7 +160,10 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
             title: "iperf3 throughput, summed over clients",
             x_label: "time since the first request (s)",
             y_label: "bits/s",
-            series: vec![Series { name: "bits/s".into(), points: bits.iter().map(|(k, v)| (rel(*k), *v)).collect() }],
+            series: vec![Series {
+                name: "bits/s".into(),
+                points: bits.iter().map(|(k, v)| (rel(*k), *v)).collect(),
+            }],
             shade: shade.clone(),
             shade_label: "client-bound",
             log_y: false,
@@ -147,7 +175,14 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
     // Latency over time.
     let pick = |q: fn(&Latency) -> f64| -> Vec<(f64, f64)> {
         rows.iter()
-            .map(|(k, b)| (rel(*k), b.filter(|b| b.requests > 0).map(|b| q(&Latency::of(&b.hist))).unwrap_or(f64::NAN)))
+            .map(|(k, b)| {
+                (
+                    rel(*k),
+                    b.filter(|b| b.requests > 0)
+                        .map(|b| q(&Latency::of(&b.hist)))
+                        .unwrap_or(f64::NAN),
+                )
+            })
             .collect()
     };
     out.push_str("<h2>Latency over time</h2>");
@@ -157,9 +192,18 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
         x_label: "time since the first request (s)",
         y_label: "latency (ms, log scale)",
         series: vec![
-            Series { name: "p50".into(), points: pick(|l| l.p50) },
-            Series { name: "p99".into(), points: pick(|l| l.p99) },
-            Series { name: "max".into(), points: pick(|l| l.max) },
+            Series {
+                name: "p50".into(),
+                points: pick(|l| l.p50),
+            },
+            Series {
+                name: "p99".into(),
+                points: pick(|l| l.p99),
+            },
+            Series {
+                name: "max".into(),
+                points: pick(|l| l.max),
+            },
         ],
         shade: shade.clone(),
         shade_label: "client-bound",
@@ -185,7 +229,13 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
         log_y: false,
         x_ticks: Some(
             (0..=top as i32)
-                .map(|e| (f64::from(e), ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"][e as usize].to_string()))
+                .map(|e| {
+                    (
+                        f64::from(e),
+                        ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"][e as usize]
+                            .to_string(),
+                    )
+                })
                 .collect(),
         ),
         markers: false,
@@ -197,15 +247,34 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
         .hosts
         .iter()
         .filter(|h| h.role == Role::Client && h.rps.is_some())
-        .map(|h| (format!("#{}", h.index), h.rps.unwrap_or(0.0), h.grade != Some(super::formats::Grade::Lossless)))
+        .map(|h| {
+            (
+                format!("#{}", h.index),
+                h.rps.unwrap_or(0.0),
+                h.grade != Some(super::formats::Grade::Lossless),
+            )
+        })
         .collect();
-    out.push_str(&bar_chart("per-host", "Requests per second per client (hatched: summary-only, not merged)", "requests/s", &bars));
+    out.push_str(&bar_chart(
+        "per-host",
+        "Requests per second per client (hatched: summary-only, not merged)",
+        "requests/s",
+        &bars,
+    ));
     let host_series: Vec<Series> = a
         .clients()
         .filter(|h| !h.counts.is_empty())
         .map(|h| Series {
             name: format!("#{}", h.index),
-            points: rows.iter().map(|(k, _)| (rel(*k), h.counts.get(k).map(|c| c.0 as f64 / iv).unwrap_or(0.0))).collect(),
+            points: rows
+                .iter()
+                .map(|(k, _)| {
+                    (
+                        rel(*k),
+                        h.counts.get(k).map(|c| c.0 as f64 / iv).unwrap_or(0.0),
+                    )
+                })
+                .collect(),
         })
         .collect();
     if !host_series.is_empty() {
@@ -258,7 +327,11 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
                 .iter()
                 .map(|h| Series {
                     name: format!("#{}", h.index),
-                    points: h.samples.as_ref().map(|s| s.cpu.iter().map(|c| (at(c.t_us), c.busy)).collect()).unwrap_or_default(),
+                    points: h
+                        .samples
+                        .as_ref()
+                        .map(|s| s.cpu.iter().map(|c| (at(c.t_us), c.busy)).collect())
+                        .unwrap_or_default(),
                 })
                 .collect(),
             shade: shade.clone(),
@@ -273,38 +346,65 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
     let targets: Vec<&super::Host> = a.hosts.iter().filter(|h| h.role == Role::Target).collect();
     if !targets.is_empty() {
         out.push_str("<h2>Targets (sampled, no results: the system under test)</h2>");
-        let chart = |id: &str, title: &str, y: &str, pts: &dyn Fn(&super::samples::Samples) -> Vec<(f64, f64)>| {
-            line_chart(&Chart {
-                id,
-                title,
-                x_label: "time since the first request (s)",
-                y_label: y,
-                series: targets
-                    .iter()
-                    .map(|h| Series { name: format!("#{}", h.index), points: h.samples.as_ref().map(pts).unwrap_or_default() })
-                    .collect(),
-                shade: vec![],
-                shade_label: "",
-                log_y: false,
-                x_ticks: None,
-                markers: false,
-                x_range: Some(span),
-            })
-        };
-        out.push_str(&chart("target-cpu", "Targets' CPU busy", "CPU busy (%)", &|s| s.cpu.iter().map(|c| (at(c.t_us), c.busy)).collect()));
-        out.push_str(&chart("target-net", "Targets' network, all interfaces", "received + sent (bytes/s)", &|s| {
-            let mut m = std::collections::BTreeMap::<i64, f64>::new();
-            for n in &s.net {
-                *m.entry(n.t_us).or_default() += n.rx_bytes_s + n.tx_bytes_s;
-            }
-            m.into_iter().map(|(t, v)| (at(t), v)).collect()
-        }));
-        out.push_str(&chart("target-mem", "Targets' memory in use", "memory (MiB)", &|s| s.cpu.iter().map(|c| (at(c.t_us), c.mem_used_mb)).collect()));
+        let chart =
+            |id: &str,
+             title: &str,
+             y: &str,
+             pts: &dyn Fn(&super::samples::Samples) -> Vec<(f64, f64)>| {
+                line_chart(&Chart {
+                    id,
+                    title,
+                    x_label: "time since the first request (s)",
+                    y_label: y,
+                    series: targets
+                        .iter()
+                        .map(|h| Series {
+                            name: format!("#{}", h.index),
+                            points: h.samples.as_ref().map(pts).unwrap_or_default(),
+                        })
+                        .collect(),
+                    shade: vec![],
+                    shade_label: "",
+                    log_y: false,
+                    x_ticks: None,
+                    markers: false,
+                    x_range: Some(span),
+                })
+            };
+        out.push_str(&chart(
+            "target-cpu",
+            "Targets' CPU busy",
+            "CPU busy (%)",
+            &|s| s.cpu.iter().map(|c| (at(c.t_us), c.busy)).collect(),
+        ));
+        out.push_str(&chart(
+            "target-net",
+            "Targets' network, all interfaces",
+            "received + sent (bytes/s)",
+            &|s| {
+                let mut m = std::collections::BTreeMap::<i64, f64>::new();
+                for n in &s.net {
+                    *m.entry(n.t_us).or_default() += n.rx_bytes_s + n.tx_bytes_s;
+                }
+                m.into_iter().map(|(t, v)| (at(t), v)).collect()
+            },
+        ));
+        out.push_str(&chart(
+            "target-mem",
+            "Targets' memory in use",
+            "memory (MiB)",
+            &|s| s.cpu.iter().map(|c| (at(c.t_us), c.mem_used_mb)).collect(),
+        ));
     }
     if !r.skipped.is_empty() {
         out.push_str("<h2>Files not used</h2><ul>");
         for s in &r.skipped {
-            let _ = write!(out, "<li><code>{}</code>: {}</li>", esc(&s.path), esc(&s.reason));
+            let _ = write!(
+                out,
+                "<li><code>{}</code>: {}</li>",
+                esc(&s.path),
+                esc(&s.reason)
+            );
         }
         out.push_str("</ul>");
     }
@@ -316,7 +416,10 @@ fn host_table(r: &Report) -> String {
     let mut out = String::from("<table id=\"hosts\"><tr><th>host</th><th>format</th><th>grade</th><th>requests</th><th>errors</th><th>req/s</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th><th>client-bound s</th></tr>");
     for h in r.hosts.iter().filter(|h| h.role != Role::Idle) {
         let l = h.latency_ms.clone().unwrap_or_default();
-        let g = h.grade.map(|g| g.to_string()).unwrap_or_else(|| "target".into());
+        let g = h
+            .grade
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "target".into());
         let _ = write!(
             out,
             "<tr><td>#{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -347,16 +450,28 @@ fn spectrum_series(name: &str, h: &hdrhistogram::Histogram<u64>) -> Series {
             (x, h.value_at_quantile(q).min(h.max()) as f64 / 1000.0)
         })
         .collect();
-    Series { name: name.into(), points }
+    Series {
+        name: name.into(),
+        points,
+    }
 }
 
 /// The page of a sweep: throughput against N with the fitted curve.
 pub fn sweep_page(s: &Sweep, title: &str) -> String {
     let mut out = open(title);
-    let _ = write!(out, "<h1>{}</h1><p class=\"sub\">{} runs</p>", esc(title), s.runs.len());
+    let _ = write!(
+        out,
+        "<h1>{}</h1><p class=\"sub\">{} runs</p>",
+        esc(title),
+        s.runs.len()
+    );
     match (&s.usl, &s.usl_error) {
         (Some(u), _) => {
-            let se = |i: usize| u.stderr.map(|e| format!(" ± {}", num(e[i]))).unwrap_or_default();
+            let se = |i: usize| {
+                u.stderr
+                    .map(|e| format!(" ± {}", num(e[i])))
+                    .unwrap_or_default()
+            };
             let _ = write!(
                 out,
                 "<p id=\"usl\">Universal Scalability Law X(N) = λN / (1 + σ(N−1) + κN(N−1)): σ = {}{}, κ = {}{}, λ = {}{} req/s; fit relative RMSE {:.1} %, R² {:.4}. {}</p>",
@@ -375,12 +490,30 @@ pub fn sweep_page(s: &Sweep, title: &str) -> String {
     if s.client_bound {
         out.push_str("<p class=\"note\">Some runs were client-bound: the curve measures the load generators as well as the target.</p>");
     }
-    let measured = Series { name: "measured".into(), points: s.runs.iter().map(|r| (r.n, r.rps)).collect() };
+    let measured = Series {
+        name: "measured".into(),
+        points: s.runs.iter().map(|r| (r.n, r.rps)).collect(),
+    };
     let mut series = vec![measured];
     if let Some(u) = &s.usl {
-        let hi = s.runs.iter().map(|r| r.n).fold(1.0, f64::max).max(u.n_peak.unwrap_or(0.0).min(4.0 * s.runs.iter().map(|r| r.n).fold(1.0, f64::max))) * 1.25;
-        series.push(Series { name: "USL fit".into(), points: (0..=100).map(|i| { let n = 1.0 + (hi - 1.0) * f64::from(i) / 100.0; (n, u.x(n)) }).collect() });
-        series.push(Series { name: "linear (λN)".into(), points: vec![(1.0, u.lambda), (hi, u.lambda * hi)] });
+        let hi = s.runs.iter().map(|r| r.n).fold(1.0, f64::max).max(
+            u.n_peak
+                .unwrap_or(0.0)
+                .min(4.0 * s.runs.iter().map(|r| r.n).fold(1.0, f64::max)),
+        ) * 1.25;
+        series.push(Series {
+            name: "USL fit".into(),
+            points: (0..=100)
+                .map(|i| {
+                    let n = 1.0 + (hi - 1.0) * f64::from(i) / 100.0;
+                    (n, u.x(n))
+                })
+                .collect(),
+        });
+        series.push(Series {
+            name: "linear (λN)".into(),
+            points: vec![(1.0, u.lambda), (hi, u.lambda * hi)],
+        });
     }
     out.push_str(&line_chart(&Chart {
         id: "usl-curve",
@@ -397,7 +530,16 @@ pub fn sweep_page(s: &Sweep, title: &str) -> String {
     }));
     out.push_str("<table id=\"runs\"><tr><th>N</th><th>req/s</th><th>efficiency</th><th>p99 ms</th><th>client-bound s</th><th>run</th></tr>");
     for r in &s.runs {
-        let _ = write!(out, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", num(r.n), num(r.rps), f(r.efficiency), f(Some(r.p99_ms)), num(r.client_bound_s), esc(&r.dir));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            num(r.n),
+            num(r.rps),
+            f(r.efficiency),
+            f(Some(r.p99_ms)),
+            num(r.client_bound_s),
+            esc(&r.dir)
+        );
     }
     out.push_str("</table></body></html>\n");
     out

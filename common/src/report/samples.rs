@@ -176,7 +176,10 @@ pub fn is_samples(head: &[u8]) -> bool {
 /// Read a sampler file. A truncated last line (the job was killed mid-write) is dropped.
 pub fn parse(text: &str) -> Result<Samples, String> {
     let mut lines = text.lines();
-    let head = lines.next().filter(|l| l.starts_with(MAGIC)).ok_or("not a sampler file")?;
+    let head = lines
+        .next()
+        .filter(|l| l.starts_with(MAGIC))
+        .ok_or("not a sampler file")?;
     let mut s = Samples {
         ncpu: 1,
         interval_s: 1.0,
@@ -325,7 +328,10 @@ mod tests {
                 .status()
                 .unwrap();
             assert!(st.success());
-            let file = dir.path().join(REMOTE_DIR).join(format!("{job}-i-test.tsv"));
+            let file = dir
+                .path()
+                .join(REMOTE_DIR)
+                .join(format!("{job}-i-test.tsv"));
             // The sampler ends on its own once the job's group is empty.
             for _ in 0..50 {
                 std::thread::sleep(std::time::Duration::from_millis(200));
@@ -342,11 +348,25 @@ mod tests {
         );
         assert!(busy.kernel.len() > 2 && busy.ncpu >= 1);
         let mid = &busy.cpu[1..busy.cpu.len() - 1];
-        assert!(mid.iter().any(|c| c.job_cpu > 0.5 && c.busy_threads >= 1), "{:?}", busy.cpu);
-        assert!(mid.iter().any(|c| bound(c, false) == Some(Bound::Job)), "{:?}", busy.cpu);
+        assert!(
+            mid.iter().any(|c| c.job_cpu > 0.5 && c.busy_threads >= 1),
+            "{:?}",
+            busy.cpu
+        );
+        assert!(
+            mid.iter().any(|c| bound(c, false) == Some(Bound::Job)),
+            "{:?}",
+            busy.cpu
+        );
         assert!(!busy.net.is_empty());
         let idle = run("idle", "sleep 3");
-        assert!(idle.cpu.iter().all(|c| c.job_cpu < 0.2 && bound(c, false).is_none()), "{:?}", idle.cpu);
+        assert!(
+            idle.cpu
+                .iter()
+                .all(|c| c.job_cpu < 0.2 && bound(c, false).is_none()),
+            "{:?}",
+            idle.cpu
+        );
     }
 
     #[test]

@@ -89,7 +89,10 @@ pub fn ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
 pub fn num(v: f64) -> String {
     let a = v.abs();
     if a >= 1e9 {
-        format!("{:.3}G", v / 1e9).trim_end_matches('0').trim_end_matches('.').to_owned()
+        format!("{:.3}G", v / 1e9)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
     } else if a >= 1e6 {
         format!("{:.3}M", v / 1e6).replace(".000M", "M")
     } else if a >= 1e4 {
@@ -97,9 +100,15 @@ pub fn num(v: f64) -> String {
     } else if a >= 100.0 || v == v.round() {
         format!("{v:.0}")
     } else if a >= 1.0 {
-        format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_owned()
+        format!("{v:.2}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
     } else {
-        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_owned()
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
     }
 }
 
@@ -118,7 +127,11 @@ fn header(out: &mut String, id: &str, title: &str) {
 pub fn line_chart(c: &Chart) -> String {
     let mut out = String::new();
     header(&mut out, c.id, c.title);
-    let pts = c.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
+    let pts = c
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|p| p.0.is_finite() && p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
         if c.log_y && y <= 0.0 {
@@ -130,7 +143,12 @@ pub fn line_chart(c: &Chart) -> String {
         y1 = y1.max(y);
     }
     if x0 > x1 {
-        let _ = write!(out, r#"<text x="{}" y="{}" class="empty">no data</text></svg>"#, W / 2.0 - 30.0, H / 2.0);
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="{}" class="empty">no data</text></svg>"#,
+            W / 2.0 - 30.0,
+            H / 2.0
+        );
         return out;
     }
     if let Some((a, b)) = c.x_range {
@@ -162,18 +180,35 @@ pub fn line_chart(c: &Chart) -> String {
     for (a, b) in &c.shade {
         let (xa, xb) = (px(a.max(x0)), px(b.min(x1)));
         if xb > xa {
-            let _ = write!(out, r##"<rect class="shade" x="{xa:.1}" y="{T}" width="{:.1}" height="{}" fill="#E69F00" fill-opacity="0.25"/>"##, xb - xa, H - T - B);
+            let _ = write!(
+                out,
+                r##"<rect class="shade" x="{xa:.1}" y="{T}" width="{:.1}" height="{}" fill="#E69F00" fill-opacity="0.25"/>"##,
+                xb - xa,
+                H - T - B
+            );
         }
     }
     // Axes, grid, ticks.
     let yt: Vec<(f64, String)> = if c.log_y {
-        (ly0 as i32..=ly1 as i32).map(|e| (10f64.powi(e), num(10f64.powi(e)))).collect()
+        (ly0 as i32..=ly1 as i32)
+            .map(|e| (10f64.powi(e), num(10f64.powi(e))))
+            .collect()
     } else {
-        ticks(ly0, ly1, 5).into_iter().map(|v| (v, num(v))).collect()
+        ticks(ly0, ly1, 5)
+            .into_iter()
+            .map(|v| (v, num(v)))
+            .collect()
     };
     for (v, label) in &yt {
         let y = py(*v);
-        let _ = write!(out, r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" class="yt">{}</text>"##, W - R, L - 6.0, y + 4.0, esc(label));
+        let _ = write!(
+            out,
+            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" class="yt">{}</text>"##,
+            W - R,
+            L - 6.0,
+            y + 4.0,
+            esc(label)
+        );
     }
     let xt: Vec<(f64, String)> = match &c.x_ticks {
         Some(t) => t.clone(),
@@ -181,7 +216,14 @@ pub fn line_chart(c: &Chart) -> String {
     };
     for (v, label) in &xt {
         let x = px(*v);
-        let _ = write!(out, r##"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="#999"/><text x="{x:.1}" y="{}" class="xt">{}</text>"##, H - B, H - B + 5.0, H - B + 18.0, esc(label));
+        let _ = write!(
+            out,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="#999"/><text x="{x:.1}" y="{}" class="xt">{}</text>"##,
+            H - B,
+            H - B + 5.0,
+            H - B + 18.0,
+            esc(label)
+        );
     }
     let _ = write!(
         out,
@@ -198,7 +240,13 @@ pub fn line_chart(c: &Chart) -> String {
     );
     // Lines, clipped to the plot (samples may start before the first request).
     let clip = format!("clip-{}", esc(c.id));
-    let _ = write!(out, r#"<clipPath id="{clip}"><rect x="{L}" y="{}" width="{}" height="{}"/></clipPath><g clip-path="url(#{clip})">"#, T - 4.0, W - L - R + 4.0, H - T - B + 8.0);
+    let _ = write!(
+        out,
+        r#"<clipPath id="{clip}"><rect x="{L}" y="{}" width="{}" height="{}"/></clipPath><g clip-path="url(#{clip})">"#,
+        T - 4.0,
+        W - L - R + 4.0,
+        H - T - B + 8.0
+    );
     for (i, s) in c.series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         let dash = DASHES[(i / PALETTE.len() + i) % DASHES.len()];
@@ -209,7 +257,13 @@ pub fn line_chart(c: &Chart) -> String {
                 pen = false;
                 continue;
             }
-            let _ = write!(d, "{}{:.1},{:.1}", if pen { "L" } else { "M" }, px(x), py(y));
+            let _ = write!(
+                d,
+                "{}{:.1},{:.1}",
+                if pen { "L" } else { "M" },
+                px(x),
+                py(y)
+            );
             pen = true;
         }
         let _ = write!(
@@ -219,13 +273,26 @@ pub fn line_chart(c: &Chart) -> String {
             if d.is_empty() { "M0,0".into() } else { d }
         );
         if c.markers {
-            for &(x, y) in s.points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()) {
-                let _ = write!(out, r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="4" fill="{colour}"/>"#, px(x), py(y));
+            for &(x, y) in s
+                .points
+                .iter()
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+            {
+                let _ = write!(
+                    out,
+                    r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="4" fill="{colour}"/>"#,
+                    px(x),
+                    py(y)
+                );
             }
         }
     }
     out.push_str("</g>");
-    legend(&mut out, c.series.iter().map(|s| s.name.as_str()), (!c.shade.is_empty()).then_some(c.shade_label));
+    legend(
+        &mut out,
+        c.series.iter().map(|s| s.name.as_str()),
+        (!c.shade.is_empty()).then_some(c.shade_label),
+    );
     out.push_str("</svg>");
     out
 }
@@ -236,14 +303,28 @@ fn legend<'a>(out: &mut String, names: impl Iterator<Item = &'a str>, shade: Opt
     for (i, n) in names.enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         let dash = DASHES[(i / PALETTE.len() + i) % DASHES.len()];
-        let _ = write!(out, r#"<line x1="{x}" x2="{}" y1="{}" y2="{}" stroke="{colour}" stroke-width="2.5" stroke-dasharray="{dash}"/><text x="{}" y="{y}" class="lg">{}</text>"#, x + 22.0, y - 4.0, y - 4.0, x + 26.0, esc(n));
+        let _ = write!(
+            out,
+            r#"<line x1="{x}" x2="{}" y1="{}" y2="{}" stroke="{colour}" stroke-width="2.5" stroke-dasharray="{dash}"/><text x="{}" y="{y}" class="lg">{}</text>"#,
+            x + 22.0,
+            y - 4.0,
+            y - 4.0,
+            x + 26.0,
+            esc(n)
+        );
         x += 34.0 + 7.0 * n.chars().count() as f64;
         if x > W - 120.0 {
             break;
         }
     }
     if let Some(s) = shade {
-        let _ = write!(out, r##"<rect x="{x}" y="{}" width="18" height="10" fill="#E69F00" fill-opacity="0.35"/><text x="{}" y="{y}" class="lg">{}</text>"##, y - 9.0, x + 22.0, esc(s));
+        let _ = write!(
+            out,
+            r##"<rect x="{x}" y="{}" width="18" height="10" fill="#E69F00" fill-opacity="0.35"/><text x="{}" y="{y}" class="lg">{}</text>"##,
+            y - 9.0,
+            x + 22.0,
+            esc(s)
+        );
     }
 }
 
@@ -257,7 +338,14 @@ pub fn bar_chart(id: &str, title: &str, y_label: &str, bars: &[(String, f64, boo
     let py = |v: f64| H - B - v / hi * (H - T - B);
     for v in ticks(0.0, hi, 5) {
         let y = py(v);
-        let _ = write!(out, r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" class="yt">{}</text>"##, W - R, L - 6.0, y + 4.0, num(v));
+        let _ = write!(
+            out,
+            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" class="yt">{}</text>"##,
+            W - R,
+            L - 6.0,
+            y + 4.0,
+            num(v)
+        );
     }
     let n = bars.len().max(1) as f64;
     let slot = (W - L - R) / n;
@@ -265,12 +353,35 @@ pub fn bar_chart(id: &str, title: &str, y_label: &str, bars: &[(String, f64, boo
     for (i, (label, v, hatched)) in bars.iter().enumerate() {
         let x = L + slot * i as f64 + (slot - bw) / 2.0;
         let fill = if *hatched { "url(#hatch)" } else { PALETTE[0] };
-        let _ = write!(out, r##"<rect class="bar" data-bar="{}" x="{x:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="{fill}" stroke="#0072B2"><title>{}: {}</title></rect>"##, esc(label), py(*v), (H - B - py(*v)).max(0.0), esc(label), num(*v));
+        let _ = write!(
+            out,
+            r##"<rect class="bar" data-bar="{}" x="{x:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="{fill}" stroke="#0072B2"><title>{}: {}</title></rect>"##,
+            esc(label),
+            py(*v),
+            (H - B - py(*v)).max(0.0),
+            esc(label),
+            num(*v)
+        );
         if bars.len() <= 40 {
-            let _ = write!(out, r#"<text x="{:.1}" y="{}" class="xt">{}</text>"#, x + bw / 2.0, H - B + 16.0, esc(label));
+            let _ = write!(
+                out,
+                r#"<text x="{:.1}" y="{}" class="xt">{}</text>"#,
+                x + bw / 2.0,
+                H - B + 16.0,
+                esc(label)
+            );
         }
     }
-    let _ = write!(out, r##"<line x1="{L}" x2="{L}" y1="{T}" y2="{}" stroke="#333"/><line x1="{L}" x2="{}" y1="{}" y2="{}" stroke="#333"/><text transform="translate(16 {}) rotate(-90)" class="yl">{}</text></svg>"##, H - B, W - R, H - B, H - B, T + (H - T - B) / 2.0, esc(y_label));
+    let _ = write!(
+        out,
+        r##"<line x1="{L}" x2="{L}" y1="{T}" y2="{}" stroke="#333"/><line x1="{L}" x2="{}" y1="{}" y2="{}" stroke="#333"/><text transform="translate(16 {}) rotate(-90)" class="yl">{}</text></svg>"##,
+        H - B,
+        W - R,
+        H - B,
+        H - B,
+        T + (H - T - B) / 2.0,
+        esc(y_label)
+    );
     out
 }
 
@@ -293,7 +404,10 @@ mod tests {
             title: "a <b> & c",
             x_label: "time (s)",
             y_label: "ms",
-            series: vec![Series { name: "p99".into(), points: vec![(0.0, 1.0), (1.0, 2.0)] }],
+            series: vec![Series {
+                name: "p99".into(),
+                points: vec![(0.0, 1.0), (1.0, 2.0)],
+            }],
             shade: vec![(0.5, 1.0)],
             shade_label: "client-bound",
             log_y: true,

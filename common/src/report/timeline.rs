@@ -51,17 +51,24 @@ impl Bucket {
     fn add(&mut self, o: &Bucket) {
         self.requests += o.requests;
         self.errors += o.errors;
-        self.hist.add(&o.hist).expect("auto-resizing histograms add");
+        self.hist
+            .add(&o.hist)
+            .expect("auto-resizing histograms add");
     }
 }
 
-/// One host's lossless results, as they are read.
+/// One host's lossless results, as they are read: each request is recorded once into the
+/// reading worker's own fleet (its interval's histogram) and once into the host's whole-run
+/// histogram, so no per-host interval histograms are built and merged afterwards.
 pub struct HostAcc {
     interval_us: i64,
     offset_us: i64,
-    buckets: BTreeMap<i64, Bucket>,
-    /// The bucket being filled (records mostly arrive in time order).
-    cur: Option<(i64, Bucket)>,
+    fleet: Fleet,
+    /// The fleet interval being filled (records mostly arrive in time order), with this
+    /// host's requests and errors in it.
+    cur: Option<(i64, Bucket, u64, u64)>,
+    counts: BTreeMap<i64, (u64, u64)>,
+    total: Histogram<u64>,
     first_us: i64,
     last_end_us: i64,
     last_start_us: i64,
@@ -69,13 +76,16 @@ pub struct HostAcc {
 }
 
 impl HostAcc {
-    /// Intervals of `interval_us`; the host's clock is `offset_us` ahead of this machine's.
-    pub fn new(interval_us: i64, offset_us: i64) -> HostAcc {
+    /// Intervals of `interval_us`, recorded into `fleet` (the reading worker's); the host's
+    /// clock is `offset_us` ahead of this machine's.
+    pub fn new(interval_us: i64, offset_us: i64, fleet: Fleet) -> HostAcc {
         HostAcc {
             interval_us: interval_us.max(1),
             offset_us,
-            buckets: BTreeMap::new(),
+            fleet,
             cur: None,
+            counts: BTreeMap::new(),
+            total: new_hist(),
             first_us: i64::MAX,
             last_end_us: i64::MIN,
             last_start_us: i64::MIN,
@@ -90,59 +100,51 @@ impl HostAcc {
         self.resolution_us = self.resolution_us.max(us);
     }
 
-    fn bucket(&mut self, k: i64) -> &mut Bucket {
+    fn flush(&mut self) {
+        if let Some((k, b, r, e)) = self.cur.take() {
+            self.fleet.buckets.insert(k, b);
+            let c = self.counts.entry(k).or_insert((0, 0));
+            c.0 += r;
+            c.1 += e;
+        }
+    }
+
+    fn bucket(&mut self, k: i64) -> &mut (i64, Bucket, u64, u64) {
         if self.cur.as_ref().map(|c| c.0) != Some(k) {
-            if let Some((old, b)) = self.cur.take() {
-                self.buckets.insert(old, b);
-            }
-            let b = self.buckets.remove(&k).unwrap_or_else(Bucket::new);
-            self.cur = Some((k, b));
+            self.flush();
+            let b = self.fleet.buckets.remove(&k).unwrap_or_else(Bucket::new);
+            self.cur = Some((k, b, 0, 0));
         }
-        &mut self.cur.as_mut().expect("just set").1
+        self.cur.as_mut().expect("just set")
     }
 
-    /// Take in another file's records of the same host (several generator processes on one
-    /// host): its intervals are added to these.
-    pub fn absorb(&mut self, other: HostAcc) {
-        self.resolution_us = self.resolution_us.max(other.resolution_us);
-        let l = other.finish();
-        if let Some((k, b)) = self.cur.take() {
-            self.buckets.insert(k, b);
-        }
-        for (k, b) in &l.buckets {
-            self.buckets.entry(*k).or_insert_with(Bucket::new).add(b);
-        }
-        if l.requests > 0 {
-            self.first_us = self.first_us.min(l.first_us);
-            self.last_end_us = self.last_end_us.max(l.last_end_us);
-        }
-    }
-
-    /// The host's results: its intervals and totals.
-    pub fn finish(mut self) -> HostLatency {
-        if let Some((k, b)) = self.cur.take() {
-            self.buckets.insert(k, b);
-        }
+    /// The host's results, and the worker's fleet back (with this host in it).
+    pub fn finish(mut self) -> (HostLatency, Fleet) {
+        self.flush();
         if self.last_start_us > i64::MIN {
             self.last_end_us = self
                 .last_end_us
                 .max(self.last_start_us.saturating_add(self.resolution_us));
         }
-        let mut total = new_hist();
-        let (mut requests, mut errors) = (0, 0);
-        for b in self.buckets.values() {
-            total.add(&b.hist).expect("auto-resizing histograms add");
-            requests += b.requests;
-            errors += b.errors;
+        let (requests, errors) = self
+            .counts
+            .values()
+            .fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1));
+        if requests > 0 {
+            self.fleet.first_us = self.fleet.first_us.min(self.first_us);
+            self.fleet.last_end_us = self.fleet.last_end_us.max(self.last_end_us);
         }
-        HostLatency {
-            buckets: self.buckets,
-            total,
-            requests,
-            errors,
-            first_us: self.first_us,
-            last_end_us: self.last_end_us,
-        }
+        (
+            HostLatency {
+                counts: self.counts,
+                total: self.total,
+                requests,
+                errors,
+                first_us: self.first_us,
+                last_end_us: self.last_end_us,
+            },
+            self.fleet,
+        )
     }
 }
 
@@ -155,27 +157,33 @@ impl Sink for HostAcc {
         self.last_end_us = self
             .last_end_us
             .max(t.saturating_add(latency_us.min(i64::MAX as u64) as i64));
-        let b = self.bucket(k);
-        b.requests += 1;
-        b.errors += u64::from(!ok);
-        record(&mut b.hist, latency_us, 1);
+        record(&mut self.total, latency_us, 1);
+        let c = self.bucket(k);
+        c.1.requests += 1;
+        c.1.errors += u64::from(!ok);
+        c.2 += 1;
+        c.3 += u64::from(!ok);
+        record(&mut c.1.hist, latency_us, 1);
     }
 
     fn histogram(&mut self, start_us: i64, hist: &Histogram<u64>) {
         let t = start_us - self.offset_us;
         let k = t.div_euclid(self.interval_us);
         self.first_us = self.first_us.min(t);
+        self.last_start_us = self.last_start_us.max(t);
         self.last_end_us = self.last_end_us.max(t + self.interval_us);
-        let b = self.bucket(k);
-        b.requests += hist.len();
-        b.hist.add(hist).expect("auto-resizing histograms add");
+        self.total.add(hist).expect("auto-resizing histograms add");
+        let c = self.bucket(k);
+        c.1.requests += hist.len();
+        c.2 += hist.len();
+        c.1.hist.add(hist).expect("auto-resizing histograms add");
     }
 }
 
 /// One host's lossless results on this machine's clock.
 pub struct HostLatency {
-    /// Interval index (start = k × interval since the epoch) → its requests.
-    pub buckets: BTreeMap<i64, Bucket>,
+    /// Interval index (start = k × interval since the epoch) → its requests and errors.
+    pub counts: BTreeMap<i64, (u64, u64)>,
     /// The whole run's latencies.
     pub total: Histogram<u64>,
     /// Requests.
@@ -189,21 +197,12 @@ pub struct HostLatency {
 }
 
 impl HostLatency {
-    /// Seconds from the first start to the last end (at least one interval's worth of time is
-    /// not assumed: a single request lasts its latency).
+    /// Seconds from the first start to the last end.
     pub fn duration_s(&self) -> f64 {
         if self.requests == 0 {
             return 0.0;
         }
         (self.last_end_us - self.first_us).max(1) as f64 / 1e6
-    }
-
-    /// Requests per interval (for the per-host throughput chart), without the histograms.
-    pub fn counts(&self) -> BTreeMap<i64, (u64, u64)> {
-        self.buckets
-            .iter()
-            .map(|(k, b)| (*k, (b.requests, b.errors)))
-            .collect()
     }
 }
 
@@ -230,15 +229,18 @@ impl Fleet {
         }
     }
 
-    /// Merge one host in (its histograms are added, bucket by bucket).
-    pub fn add(&mut self, h: &HostLatency) {
-        for (k, b) in &h.buckets {
-            self.buckets.entry(*k).or_insert_with(Bucket::new).add(b);
+    /// Merge another worker's fleet in (histograms added, interval by interval).
+    pub fn merge(&mut self, o: Fleet) {
+        for (k, b) in o.buckets {
+            match self.buckets.entry(k) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(b);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().add(&b),
+            }
         }
-        if h.requests > 0 {
-            self.first_us = self.first_us.min(h.first_us);
-            self.last_end_us = self.last_end_us.max(h.last_end_us);
-        }
+        self.first_us = self.first_us.min(o.first_us);
+        self.last_end_us = self.last_end_us.max(o.last_end_us);
     }
 
     /// The whole run's figures; with `skip`, without the intervals it names (the
@@ -258,7 +260,12 @@ impl Fleet {
         } else {
             0
         };
-        Figures::of(&total.hist, total.requests, total.errors, span.max(0) as f64 / 1e6)
+        Figures::of(
+            &total.hist,
+            total.requests,
+            total.errors,
+            span.max(0) as f64 / 1e6,
+        )
     }
 
     /// Every interval from the first to the last, gaps as empty intervals.
@@ -388,30 +395,44 @@ mod tests {
         // Shapes: uniform, exponential, log-normal-ish, bimodal; hosts skewed (one slow, one
         // with ten times the requests).
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let shapes: Vec<Box<dyn Fn(&mut Rng) -> u64>> = vec![
+        type Shape = Box<dyn Fn(&mut Rng) -> u64>;
+        let shapes: Vec<Shape> = vec![
             Box::new(|r| 1000 + (r.next() * 9000.0) as u64),
             Box::new(|r| (-(1.0 - r.next()).ln() * 2000.0) as u64 + 50),
             Box::new(|r| ((r.next() * 4.0 + r.next() * 4.0).exp() * 10.0) as u64),
-            Box::new(|r| if r.next() < 0.9 { 500 + (r.next() * 100.0) as u64 } else { 250_000 + (r.next() * 1e5) as u64 }),
+            Box::new(|r| {
+                if r.next() < 0.9 {
+                    500 + (r.next() * 100.0) as u64
+                } else {
+                    250_000 + (r.next() * 1e5) as u64
+                }
+            }),
         ];
-        let mut fleet = Fleet::new(1_000_000);
+        // Two workers, as analyze() runs them: hosts 0 and 2 on one, 1 and 3 on the other.
+        let mut workers = [Fleet::new(1_000_000), Fleet::new(1_000_000)];
         let mut all = Vec::new();
         for (host, shape) in shapes.iter().enumerate() {
             let n = if host == 1 { 100_000 } else { 10_000 };
-            let mut acc = HostAcc::new(1_000_000, 0);
+            let w = std::mem::replace(&mut workers[host % 2], Fleet::new(1));
+            let mut acc = HostAcc::new(1_000_000, 0, w);
             for i in 0..n {
                 let v = shape(&mut rng);
                 all.push(v);
                 acc.request(1_764_582_643_000_000 + i as i64 * 97, v, i % 50 != 0);
             }
-            fleet.add(&acc.finish());
+            workers[host % 2] = acc.finish().1;
         }
+        let [mut fleet, other] = workers;
+        fleet.merge(other);
         all.sort_unstable();
         let merged = fleet.total();
         assert_eq!(merged.len(), all.len() as u64);
         for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
             let (got, want) = (merged.value_at_quantile(q), exact(&all, q));
-            assert!(merged.equivalent(got, want), "q={q}: merged {got}, exact {want}");
+            assert!(
+                merged.equivalent(got, want),
+                "q={q}: merged {got}, exact {want}"
+            );
             assert!((got as f64 - want as f64).abs() <= want as f64 * 1e-3 + 1.0);
         }
         let f = fleet.figures(&|_| false);
@@ -425,18 +446,17 @@ mod tests {
     fn averaging_the_hosts_percentiles_would_be_wrong_and_the_merge_is_not_that() {
         // One fast host with many requests, one slow host with few: the mean of the two p99s
         // is far from the fleet's p99.
-        let mut fleet = Fleet::new(1_000_000);
-        let (mut fast, mut slow) = (HostAcc::new(1_000_000, 0), HostAcc::new(1_000_000, 0));
+        let mut fast = HostAcc::new(1_000_000, 0, Fleet::new(1_000_000));
         for i in 0..9900 {
             fast.request(i, 1000, true);
         }
+        let (fast, fleet) = fast.finish();
+        let mut slow = HostAcc::new(1_000_000, 0, fleet);
         for i in 0..100 {
             slow.request(i, 100_000, true);
         }
-        let (fast, slow) = (fast.finish(), slow.finish());
+        let (slow, fleet) = slow.finish();
         let avg = (Latency::of(&fast.total).p99 + Latency::of(&slow.total).p99) / 2.0;
-        fleet.add(&fast);
-        fleet.add(&slow);
         let p99 = fleet.figures(&|_| false).latency_ms.p99;
         assert!((p99 - 1.0).abs() < 0.01, "fleet p99 {p99}");
         assert!(avg > 50.0);
@@ -445,36 +465,43 @@ mod tests {
     #[test]
     fn a_shifted_hosts_intervals_move_back_by_its_clock_offset() {
         // The host's clock is 3.5 s ahead: its request stamped 10.2 s happened at 6.7 s here.
-        let mut acc = HostAcc::new(1_000_000, 3_500_000);
+        let mut acc = HostAcc::new(1_000_000, 3_500_000, Fleet::new(1_000_000));
         acc.request(10_200_000, 1000, true);
-        let h = acc.finish();
-        assert_eq!(h.buckets.keys().copied().collect::<Vec<_>>(), vec![6]);
-        let mut behind = HostAcc::new(1_000_000, -2_000_000);
+        let (h, fleet) = acc.finish();
+        assert_eq!(h.counts.keys().copied().collect::<Vec<_>>(), vec![6]);
+        assert_eq!(fleet.buckets.keys().copied().collect::<Vec<_>>(), vec![6]);
+        let mut behind = HostAcc::new(1_000_000, -2_000_000, Fleet::new(1_000_000));
         behind.request(500_000, 1000, true);
-        assert_eq!(behind.finish().buckets.keys().copied().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(
+            behind.finish().0.counts.keys().copied().collect::<Vec<_>>(),
+            vec![2]
+        );
     }
 
     #[test]
     fn whole_second_stamps_never_inflate_a_hosts_rate() {
         // ab -g: 500 requests stamped in one second are 500/s at most, not 500 per 3 ms.
-        let mut acc = HostAcc::new(1_000_000, 0);
+        let mut acc = HostAcc::new(1_000_000, 0, Fleet::new(1_000_000));
         acc.set_resolution(1_000_000);
         for _ in 0..500 {
             acc.request(5_000_000, 3000, true);
         }
-        assert_eq!(acc.finish().duration_s(), 1.0);
+        assert_eq!(acc.finish().0.duration_s(), 1.0);
     }
 
     #[test]
     fn skipped_intervals_leave_the_figures_with_their_time() {
-        let mut acc = HostAcc::new(1_000_000, 0);
+        let mut acc = HostAcc::new(1_000_000, 0, Fleet::new(1_000_000));
         for s in 0..4i64 {
             for i in 0..100 {
-                acc.request(s * 1_000_000 + i * 10_000, if s == 2 { 50_000 } else { 1000 }, true);
+                acc.request(
+                    s * 1_000_000 + i * 10_000,
+                    if s == 2 { 50_000 } else { 1000 },
+                    true,
+                );
             }
         }
-        let mut fleet = Fleet::new(1_000_000);
-        fleet.add(&acc.finish());
+        let fleet = acc.finish().1;
         let all = fleet.figures(&|_| false);
         let clean = fleet.figures(&|k| k == 2);
         assert_eq!((all.requests, clean.requests), (400, 300));

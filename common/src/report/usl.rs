@@ -37,7 +37,10 @@ impl Usl {
 
 /// Fit the law to (N, X) points. Needs 3 distinct N ≥ 1 and X > 0.
 pub fn fit(points: &[(f64, f64)]) -> Result<Usl, String> {
-    if points.iter().any(|&(n, x)| !(n >= 1.0 && x > 0.0 && n.is_finite() && x.is_finite())) {
+    if points
+        .iter()
+        .any(|&(n, x)| !(n >= 1.0 && x > 0.0 && n.is_finite() && x.is_finite()))
+    {
         return Err("every point needs N ≥ 1 and throughput > 0".into());
     }
     let mut ns: Vec<f64> = points.iter().map(|p| p.0).collect();
@@ -87,7 +90,11 @@ pub fn fit(points: &[(f64, f64)]) -> Result<Usl, String> {
         rel += (e / x) * (e / x);
     }
     u.rel_rmse = (rel / points.len() as f64).sqrt();
-    u.r2 = if ss_tot > 0.0 { 1.0 - ss_res / ss_tot } else { 1.0 };
+    u.r2 = if ss_tot > 0.0 {
+        1.0 - ss_res / ss_tot
+    } else {
+        1.0
+    };
     u.stderr = stderr(points, coef, free);
     Ok(u)
 }
@@ -140,8 +147,9 @@ fn gauss(mut m: [[f64; 3]; 3], mut v: [f64; 3]) -> Option<[f64; 3]> {
         v.swap(col, p);
         for r in col + 1..3 {
             let f = m[r][col] / m[col][col];
-            for c in col..3 {
-                m[r][c] -= f * m[col][c];
+            let pivot = m[col];
+            for (c, x) in m[r].iter_mut().enumerate().skip(col) {
+                *x -= f * pivot[c];
             }
             v[r] -= f * v[col];
         }
@@ -187,8 +195,16 @@ fn stderr(points: &[(f64, f64)], coef: [f64; 3], free: [bool; 2]) -> Option<[f64
         s.max(0.0).sqrt()
     };
     Some([
-        if free[0] { var([-b / (a * a), 1.0 / a, 0.0]) } else { 0.0 },
-        if free[1] { var([-c / (a * a), 0.0, 1.0 / a]) } else { 0.0 },
+        if free[0] {
+            var([-b / (a * a), 1.0 / a, 0.0])
+        } else {
+            0.0
+        },
+        if free[1] {
+            var([-c / (a * a), 0.0, 1.0 / a])
+        } else {
+            0.0
+        },
         var([-1.0 / (a * a), 0.0, 0.0]),
     ])
 }
@@ -203,7 +219,11 @@ mod tests {
 
     #[test]
     fn the_fit_recovers_known_sigma_kappa_lambda_from_generated_points() {
-        for (s, k, l) in [(0.05, 0.002, 1000.0), (0.2, 0.0, 250.0), (0.01, 0.0001, 5e4)] {
+        for (s, k, l) in [
+            (0.05, 0.002, 1000.0),
+            (0.2, 0.0, 250.0),
+            (0.01, 0.0001, 5e4),
+        ] {
             let pts: Vec<(f64, f64)> = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
                 .iter()
                 .map(|&n| (n, model(s, k, l, n)))
@@ -232,7 +252,10 @@ mod tests {
             .collect();
         let u = fit(&pts).unwrap();
         assert!((u.lambda - 800.0).abs() < 40.0, "{u:?}");
-        assert!((u.sigma - 0.03).abs() < 0.03 && (u.kappa - 0.001).abs() < 0.002, "{u:?}");
+        assert!(
+            (u.sigma - 0.03).abs() < 0.03 && (u.kappa - 0.001).abs() < 0.002,
+            "{u:?}"
+        );
         assert!(u.stderr.is_some() && u.rel_rmse < 0.05);
     }
 
@@ -242,7 +265,9 @@ mod tests {
         let pts = [(1.0, 100.0), (2.0, 205.0), (4.0, 415.0), (8.0, 830.0)];
         let u = fit(&pts).unwrap();
         assert!(u.sigma >= 0.0 && u.kappa >= 0.0, "{u:?}");
-        assert!(fit(&[(1.0, 1.0), (2.0, 1.9)]).unwrap_err().contains("3 or more"));
+        assert!(fit(&[(1.0, 1.0), (2.0, 1.9)])
+            .unwrap_err()
+            .contains("3 or more"));
         assert!(fit(&[(1.0, 1.0), (2.0, 0.0), (3.0, 1.0)]).is_err());
     }
 }

@@ -185,9 +185,19 @@ pub struct ClockOut {
 
 fn host_out(h: &Host, interval_s: f64) -> HostOut {
     let (requests, errors, rps, latency_ms) = match (&h.figures, &h.summary) {
-        (Some(f), _) => (Some(f.requests), Some(f.errors), Some(f.rps), Some((&f.latency_ms).into())),
+        (Some(f), _) => (
+            Some(f.requests),
+            Some(f.errors),
+            Some(f.rps),
+            Some((&f.latency_ms).into()),
+        ),
         (None, Some(s)) => {
-            let p = |q: f64| s.percentiles_ms.iter().find(|(pp, _)| (*pp - q).abs() < 1e-9).map(|x| x.1);
+            let p = |q: f64| {
+                s.percentiles_ms
+                    .iter()
+                    .find(|(pp, _)| (*pp - q).abs() < 1e-9)
+                    .map(|x| x.1)
+            };
             (
                 Some(s.requests),
                 Some(s.errors),
@@ -218,7 +228,11 @@ fn host_out(h: &Host, interval_s: f64) -> HostOut {
         latency_ms,
         bits_per_second: bits,
         client_bound_s: h.client_bound_s,
-        client_bound: h.bound.iter().map(|(k, w)| (*k as f64 * interval_s, *w)).collect(),
+        client_bound: h
+            .bound
+            .iter()
+            .map(|(k, w)| (*k as f64 * interval_s, *w))
+            .collect(),
         offset_s: h.offset_s,
         files: h.files.iter().map(|f| f.0.display().to_string()).collect(),
     }
@@ -265,7 +279,12 @@ pub fn report(a: &Analysis) -> Report {
     let throughput_bps = (!bits.is_empty()).then(|| Bps {
         mean: round3(bits.values().sum::<f64>() / bits.len() as f64),
         max: bits.values().copied().fold(0.0, f64::max),
-        retransmits: a.hosts.iter().flat_map(|h| h.bits.iter()).map(|b| b.retransmits).sum(),
+        retransmits: a
+            .hosts
+            .iter()
+            .flat_map(|h| h.bits.iter())
+            .map(|b| b.retransmits)
+            .sum(),
     });
     Report {
         version: 1,
@@ -284,7 +303,12 @@ pub fn report(a: &Analysis) -> Report {
             not_merged,
         },
         hosts: a.hosts.iter().map(|h| host_out(h, interval_s)).collect(),
-        targets: a.hosts.iter().filter(|h| h.role == Role::Target).filter_map(target_out).collect(),
+        targets: a
+            .hosts
+            .iter()
+            .filter(|h| h.role == Role::Target)
+            .filter_map(target_out)
+            .collect(),
         skipped: a
             .skipped
             .iter()
@@ -331,7 +355,9 @@ fn opt(v: Option<f64>) -> String {
 pub fn timeline_csv(a: &Analysis) -> String {
     let iv = a.interval_us as f64 / 1e6;
     let clients: Vec<&Host> = a.clients().filter(|h| h.samples.is_some()).collect();
-    let mut out = String::from("t,requests,errors,rps,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,client_bound,bits_per_s");
+    let mut out = String::from(
+        "t,requests,errors,rps,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,client_bound,bits_per_s",
+    );
     for h in &clients {
         out.push_str(&format!(",job_cpu_{0},busy_pct_{0}", h.index));
     }
@@ -346,7 +372,12 @@ pub fn timeline_csv(a: &Analysis) -> String {
             let half = (s.interval_s * 5e5) as i64;
             s.cpu
                 .iter()
-                .map(|c| ((c.t_us - half).div_euclid(a.interval_us), (c.job_cpu, c.busy)))
+                .map(|c| {
+                    (
+                        (c.t_us - half).div_euclid(a.interval_us),
+                        (c.job_cpu, c.busy),
+                    )
+                })
                 .collect()
         })
         .collect();
@@ -382,7 +413,10 @@ pub fn hosts_csv(r: &Report) -> String {
     let mut out = String::from("index,id,role,format,grade,requests,errors,rps,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,bits_per_s,client_bound_s,offset_s\n");
     for h in &r.hosts {
         let l = h.latency_ms.clone().unwrap_or_default();
-        let role = serde_json::to_value(h.role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let role = serde_json::to_value(h.role)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         out.push_str(&format!(
             "{},{},{role},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             h.index,
@@ -447,8 +481,14 @@ pub enum Style {
 
 /// The short table: the fleet, then each host; the grade beside every figure.
 pub fn table(r: &Report, style: Style) -> String {
-    let head = ["host", "format", "grade", "requests", "errors", "rps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "bound s"];
-    let f = |v: Option<f64>| v.map(|v| format!("{}", round3(v))).unwrap_or_else(|| "-".into());
+    let head = [
+        "host", "format", "grade", "requests", "errors", "rps", "p50 ms", "p90 ms", "p99 ms",
+        "p99.9 ms", "max ms", "bound s",
+    ];
+    let f = |v: Option<f64>| {
+        v.map(|v| format!("{}", round3(v)))
+            .unwrap_or_else(|| "-".into())
+    };
     let mut rows: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
     let fl = &r.fleet;
     rows.push(vec![
@@ -484,13 +524,21 @@ pub fn table(r: &Report, style: Style) -> String {
     }
     for h in r.hosts.iter().filter(|h| h.role != Role::Idle) {
         let l = h.latency_ms.clone().unwrap_or_default();
-        let role = if h.role == Role::Target { " (target)" } else { "" };
+        let role = if h.role == Role::Target {
+            " (target)"
+        } else {
+            ""
+        };
         rows.push(vec![
             format!("#{} {}{role}", h.index, h.id),
             h.format.unwrap_or("-").into(),
             h.grade.map(|g| g.to_string()).unwrap_or_else(|| "-".into()),
-            h.requests.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-            h.errors.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            h.requests
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
+            h.errors
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
             f(h.rps),
             f(l.p50),
             f(l.p90),
@@ -516,13 +564,24 @@ pub fn render(rows: &[Vec<String>], style: Style) -> String {
                 let cells: Vec<String> = r
                     .iter()
                     .enumerate()
-                    .map(|(c, v)| if c < 3 { format!("{v:<w$}", w = width[c]) } else { format!("{v:>w$}", w = width[c]) })
+                    .map(|(c, v)| {
+                        if c < 3 {
+                            format!("{v:<w$}", w = width[c])
+                        } else {
+                            format!("{v:>w$}", w = width[c])
+                        }
+                    })
                     .collect();
                 out.push_str(cells.join("  ").trim_end());
             }
             Style::Markdown => {
                 out.push_str("| ");
-                out.push_str(&r.iter().map(|v| v.replace('|', "\\|")).collect::<Vec<_>>().join(" | "));
+                out.push_str(
+                    &r.iter()
+                        .map(|v| v.replace('|', "\\|"))
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                );
                 out.push_str(" |");
                 if i == 0 {
                     out.push_str("\n|");
@@ -571,15 +630,23 @@ pub struct Sweep {
 
 /// A sweep's table.
 pub fn sweep_table(s: &Sweep, style: Style) -> String {
-    let mut rows = vec![["N", "rps", "efficiency", "p99 ms", "bound s", "model rps"].iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    let mut rows = vec![["N", "rps", "efficiency", "p99 ms", "bound s", "model rps"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()];
     for r in &s.runs {
         rows.push(vec![
             r.n.to_string(),
             round3(r.rps).to_string(),
-            r.efficiency.map(|e| format!("{:.3}", e)).unwrap_or_else(|| "-".into()),
+            r.efficiency
+                .map(|e| format!("{:.3}", e))
+                .unwrap_or_else(|| "-".into()),
             r.p99_ms.to_string(),
             r.client_bound_s.to_string(),
-            s.usl.as_ref().map(|u| format!("{:.1}", u.x(r.n))).unwrap_or_else(|| "-".into()),
+            s.usl
+                .as_ref()
+                .map(|u| format!("{:.1}", u.x(r.n)))
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
     render(&rows, style)
