@@ -39,7 +39,8 @@
 //! The layers, from the bottom: [`error`], `output`, `settings` (flag > env > files >
 //! default, with sources), [`tool`] (process concerns) · `config` (plain resolved data) ·
 //! `case` (the test case on disk) · `remote` (SSH, fan-out, per-host results) · `aws`
-//! (EC2 calls, the fleet, waiting — it probes SSH through `remote`) · `cli` (the flags,
+//! (EC2 calls, the fleet, waiting — it probes SSH through `remote`) · `report` (the answer of
+//! a load test: formats, merging, the page; pure data, it imports no other layer) · `cli` (the flags,
 //! resolved into config and a selection) · [`cmd`] (one module per tool) · [`TestCase`]
 //! (the library's face: the tools' work, results returned). A module imports only from layers
 //! below it: no cycles, nothing reaches back up.

@@ -50,4 +50,4 @@ ec2-exec-remote -q --role server --job http --stop >/dev/null
 # Results and samples home; the answer.
 ec2-get --role client ab.tsv results >/dev/null
 ec2-get --role server access.log results >/dev/null
-ec2-report -o "${REPORT:-report}" --title "HTTP load: $clients clients × $requests requests" results
+ec2-report --measure-clocks -o "${REPORT:-report}" --title "HTTP load: $clients clients × $requests requests" results

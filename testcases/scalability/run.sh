@@ -43,7 +43,7 @@ for n in $steps; do
   ec2-exec-remote -q --role client --at +3s --sample 'sh load.sh'
   ec2-get --role client ab.tsv "results/n$n" >/dev/null
   ec2-get --role server access.log "results/n$n" >/dev/null
-  ec2-report -o "reports/n$n" --title "HTTP load, $n clients" "results/n$n" >/dev/null
+  ec2-report --measure-clocks -o "reports/n$n" --title "HTTP load, $n clients" "results/n$n" >/dev/null
   reports+=("reports/n$n")
 done
 ec2-exec-remote -q --role server --job http --stop >/dev/null
