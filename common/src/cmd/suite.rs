@@ -78,6 +78,7 @@ A test case is a directory: one JSON descriptor per instance, named by its id.
   ec2-create 5                               launch, wait for SSH, write descriptors
   ec2-exec-remote 'tar xzf b.tgz && ./load.sh' -bg
   ec2-get results.csv out/                   each instance's file into out/<index>-<id>/
+  ec2-report out/                            the answer: merged, graded, one page of charts
   ec2-killall                                terminate everything this directory launched
 
 Descriptor: {\"id\", \"index\", \"case\", \"region\", \"az\", \"type\", \"ami\", \"state\",

@@ -377,8 +377,9 @@ fn read_host(d: &HostDir, interval_us: i64, fleet: Fleet) -> (Host, Fleet, Vec<S
                 if broken > 0 {
                     skipped.push(skip(
                         format!(
-                            "{}: {broken} lines skipped (the rest counted); {}",
+                            "{}: {broken} {} skipped (the rest counted); {}",
                             fmt.name(),
+                            if broken == 1 { "line" } else { "lines" },
                             first_broken.unwrap_or_default()
                         ),
                         true,
