@@ -15,10 +15,23 @@ use ec2_tools::{Code, TestCase};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    const USAGE: &str = "usage: fleet DIR [N] [COMMAND]";
     let mut args = std::env::args().skip(1);
-    let Some(dir) = args.next() else {
-        eprintln!("usage: fleet DIR [N] [COMMAND]");
-        return ExitCode::from(Code::Usage.as_u8());
+    let dir = match args.next() {
+        Some(h) if h == "-h" || h == "--help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        // An option where DIR belongs is a mistake, not a directory to make and launch in.
+        Some(d) if d.starts_with('-') => {
+            eprintln!("fleet: {d:?}: not a directory name ({USAGE})");
+            return ExitCode::from(Code::Usage.as_u8());
+        }
+        Some(d) => d,
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(Code::Usage.as_u8());
+        }
     };
     let count = match args.next().map(|n| n.parse::<u32>()) {
         None => 2,
@@ -44,9 +57,10 @@ fn run(dir: &str, count: u32, command: &str) -> ec2_tools::Result<Code> {
     // From here on the fleet is terminated on every path, errors included.
     let worked = create_and_run(&case, count, command);
     let killed = case.killall()?;
+    let n = killed.terminated.len() + killed.unknown.len();
     eprintln!(
-        "fleet: terminated {} instances",
-        killed.terminated.len() + killed.unknown.len()
+        "fleet: terminated {n} instance{}",
+        if n == 1 { "" } else { "s" }
     );
     Ok(worked?.merge(killed.code()))
 }
@@ -56,7 +70,8 @@ fn create_and_run(case: &TestCase, count: u32, command: &str) -> ec2_tools::Resu
     if let Some(problem) = fleet.problem {
         return Err(problem);
     }
-    eprintln!("fleet: {} instances ready", fleet.ready.len());
+    let n = fleet.ready.len();
+    eprintln!("fleet: {n} instance{} ready", if n == 1 { "" } else { "s" });
     let mut code = Code::Ok;
     for run in case.exec(command)? {
         let out = String::from_utf8_lossy(&run.stdout);

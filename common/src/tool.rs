@@ -205,21 +205,53 @@ pub fn parse<C: clap::Parser>(name: &'static str, args: Vec<OsString>) -> crate:
 
 /// clap's multi-line usage error as one line: its `error:` sentence (and tip), no usage block.
 fn usage_line(rendered: &str) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for line in rendered.lines().map(str::trim) {
+    let mut out = String::new();
+    // After a sentence ending in `:` (clap's "were not provided:"), the indented lines are
+    // its list: the first follows it with a space, the others with commas.
+    let mut list: Option<bool> = None; // Some(first item still to come)
+    for raw in rendered.lines() {
+        let line = raw.trim();
         if line.starts_with("Usage:") || line.starts_with("For more information") {
             break;
         }
-        if !line.is_empty() {
-            parts.push(line.trim_start_matches("error: ").to_owned());
+        if line.is_empty() {
+            continue;
         }
+        let item = raw.starts_with(' ') && list.is_some() && !line.starts_with("tip:");
+        let sep = match (out.is_empty(), item, list) {
+            (true, _, _) => "",
+            (false, true, Some(true)) => " ",
+            (false, true, _) => ", ",
+            (false, false, _) => "; ",
+        };
+        if item {
+            list = Some(false);
+        } else {
+            list = line.ends_with(':').then_some(true);
+        }
+        out.push_str(sep);
+        out.push_str(line.trim_start_matches("error: "));
     }
-    format!("{} (see --help)", parts.join("; "))
+    format!("{out} (see --help)")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_usage_error_listing_missing_arguments_reads_as_one_sentence() {
+        let clap = "error: the following required arguments were not provided:\n  --job <ID>\n  --wait\n\nUsage: ec2-exec-remote --job <ID>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_line(clap),
+            "the following required arguments were not provided: --job <ID>, --wait (see --help)"
+        );
+        let tip = "error: unexpected argument '--foo' found\n\n  tip: to pass '--foo' as a value, use '-- --foo'\n\nUsage: x\n";
+        assert_eq!(
+            usage_line(tip),
+            "unexpected argument '--foo' found; tip: to pass '--foo' as a value, use '-- --foo' (see --help)"
+        );
+    }
 
     #[test]
     fn bg_is_accepted_anywhere_before_dashdash() {

@@ -372,3 +372,37 @@ fn a_dummy_secret_never_appears_in_any_output() {
         }
     }
 }
+
+/// ec2-killall in a directory that never held a case used to leave `.ec2-tools/` behind.
+#[test]
+fn killall_in_an_empty_directory_leaves_it_empty() {
+    let c = Case::new();
+    let before = files(&c);
+    c.run("ec2-killall", &[]).assert_code(0);
+    let state = c.path().join(".ec2-tools");
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        !state.exists(),
+        "state made in an empty directory: {left:?}"
+    );
+    assert_eq!(files(&c), before);
+}
+
+/// ec2-status in an empty directory exited 0 without a word, while every other tool said how
+/// to start; it now says so too (exit 0: an empty listing is a true answer).
+#[test]
+fn status_in_an_empty_directory_says_how_to_start() {
+    let c = Case::new();
+    let r = c.run("ec2-status", &[]);
+    r.assert_code(0);
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr.contains("no instance descriptors in")
+            && r.stderr.contains("run ec2-create there first"),
+        "{r}"
+    );
+}

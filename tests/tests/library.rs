@@ -83,3 +83,24 @@ fn a_bad_setting_stops_the_library_before_anything_is_launched_exit_2() {
         "launched despite bad input"
     );
 }
+
+/// `fleet --help` once made a directory named `--help` and launched two instances in it.
+#[test]
+fn the_example_given_help_or_an_option_for_dir_launches_nothing() {
+    let c = Case::new();
+    let run = |arg: &str| {
+        c.cmd("examples/fleet")
+            .current_dir(c.path())
+            .arg(arg)
+            .output()
+            .unwrap()
+    };
+    let help = run("--help");
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: fleet DIR"));
+    let bad = run("--dir");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a directory name"));
+    assert!(!c.path().join("--help").exists() && !c.path().join("--dir").exists());
+    assert_eq!(c.counters()["instances_launched"].as_u64().unwrap_or(0), 0);
+}

@@ -428,8 +428,8 @@ async fn apply(
             members.extend(launched.descs);
         }
         None if !want.add => output::note(format!(
-            "the case already has {} instances{}: launching none",
-            members.len(),
+            "the case already has {}{}: launching none",
+            output::count(members.len(), "instance"),
             want.role
                 .as_deref()
                 .map(|r| format!(" of role {r}"))

@@ -252,6 +252,14 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
             instance_type: i.instance_type.clone(),
         },
     }));
+    if rows.is_empty() {
+        // The rule every tool follows on a directory without a case: say so, and how to start.
+        output::note(format!(
+            "no instance descriptors in {} and no instance of case {} in AWS (run ec2-create there first)",
+            cfg.dir.display(),
+            cfg.case
+        ));
+    }
 
     if opts.check {
         let checks = fan_out(&hosts, 32, |d| {

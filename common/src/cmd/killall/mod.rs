@@ -145,15 +145,28 @@ impl Killed {
 /// case's ssh_config and known_hosts then follow the descriptors that are left.
 pub(crate) fn killall(settings: &crate::settings::Settings, cli: &Cli) -> Result<Killed> {
     let cfg = crate::cli::resolve_case(settings, &cli.case.case, &cli.case.aws)?;
+    let state = cfg.dir.join(crate::case::store::STATE_DIR);
+    let had_state = state.exists();
     // The case's warm sessions go first: nothing of the case outlives its instances.
-    crate::remote::holder::stop(&cfg.dir.join(crate::case::store::STATE_DIR));
-    let mut killed = kill(&cfg, cli, settings)?;
-    if cli.images {
-        delete_images(&cfg, &mut killed)?;
+    crate::remote::holder::stop(&state);
+    let result = kill(&cfg, cli, settings).and_then(|mut killed| {
+        if cli.images {
+            delete_images(&cfg, &mut killed)?;
+        }
+        let ssh = crate::cli::SshArgs::default().resolve(settings)?;
+        crate::remote::sshconf::update(&Store::new(&cfg.dir), &ssh);
+        Ok(killed)
+    });
+    // A directory that had no state keeps none: the lock and the (empty) ssh_config and
+    // known_hosts this run made go, and the directory only if that left it empty (anything
+    // else in it stays).
+    if !had_state && Store::new(&cfg.dir).load_all().is_ok_and(|d| d.is_empty()) {
+        for f in ["lock", "ssh_config", "known_hosts"] {
+            let _ = std::fs::remove_file(state.join(f));
+        }
+        let _ = std::fs::remove_dir(&state);
     }
-    let ssh = crate::cli::SshArgs::default().resolve(settings)?;
-    crate::remote::sshconf::update(&Store::new(&cfg.dir), &ssh);
-    Ok(killed)
+    result
 }
 
 fn kill(cfg: &Config, opts: &Cli, settings: &crate::settings::Settings) -> Result<Killed> {
