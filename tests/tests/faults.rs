@@ -457,6 +457,15 @@ fn status_exits_1_on_a_duplicate_index_or_an_instance_aws_does_not_know() {
         r.stderr.contains("index 1 is held by two descriptors"),
         "{r}"
     );
+    // The same rule for the tools that act on hosts: they stop before running anything
+    // (they used to run both, each labelled `1:`, and exit 0).
+    let r = c.run("ec2-exec-remote", &["touch ran"]);
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("index 1 is held by two descriptors"),
+        "{r}"
+    );
+    assert!(r.stdout.is_empty(), "{r}");
     c.edit(&hosts[1].0, |d| d["index"] = 2.into());
     // A descriptor of an instance AWS never knew, launched long ago.
     let ghost = "i-0bbbbbbbbbbbbbbb2";

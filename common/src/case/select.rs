@@ -201,7 +201,22 @@ pub fn select_some(store: &Store, args: &Selection) -> Result<Vec<Descriptor>> {
             store.dir().display()
         )));
     }
+    // Two hosts answering as `1:` would be told apart by nobody: the same rule as ec2-status
+    // (which lists both and exits 1), but a tool that acts on hosts stops before acting.
+    if let Some((a, b)) = duplicate_index(&v) {
+        return Err(Error::input(format!(
+            "index {} is held by two descriptors: {} and {} (edited by hand?): give one its own index",
+            a.index, a.id, b.id
+        )));
+    }
     Ok(v)
+}
+
+/// The first two descriptors that share an index (`v` is in index order).
+pub fn duplicate_index(v: &[Descriptor]) -> Option<(&Descriptor, &Descriptor)> {
+    v.windows(2)
+        .find(|w| w[0].index == w[1].index)
+        .map(|w| (&w[0], &w[1]))
 }
 
 #[cfg(test)]
