@@ -10,6 +10,7 @@
 pub mod formats;
 pub mod page;
 pub mod samples;
+pub mod summaries;
 pub mod svg;
 pub mod timeline;
 pub mod usl;

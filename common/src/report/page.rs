@@ -140,37 +140,27 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
             .collect(),
     };
     out.push_str("<h2>Throughput over time</h2>");
-    out.push_str(&line_chart(&Chart {
-        id: "throughput",
-        title: "Requests per second, all clients merged",
-        x_label: "time since the first request (s)",
-        y_label: "requests/s",
-        series: vec![rps],
-        shade: shade.clone(),
-        shade_label: "client-bound",
-        log_y: false,
-        x_ticks: None,
-        markers: false,
-        x_range: Some(span),
-    }));
+    out.push_str(&line_chart(&over_time(
+        "throughput",
+        "Requests per second, all clients merged",
+        "requests/s",
+        vec![rps],
+        &shade,
+        span,
+    )));
     let bits = a.bits();
     if !bits.is_empty() {
-        out.push_str(&line_chart(&Chart {
-            id: "bits",
-            title: "iperf3 throughput, summed over clients",
-            x_label: "time since the first request (s)",
-            y_label: "bits/s",
-            series: vec![Series {
+        out.push_str(&line_chart(&over_time(
+            "bits",
+            "iperf3 throughput, summed over clients",
+            "bits/s",
+            vec![Series {
                 name: "bits/s".into(),
                 points: bits.iter().map(|(k, v)| (rel(*k), *v)).collect(),
             }],
-            shade: shade.clone(),
-            shade_label: "client-bound",
-            log_y: false,
-            x_ticks: None,
-            markers: false,
-            x_range: Some(span),
-        }));
+            &shade,
+            span,
+        )));
     }
     // Latency over time.
     let pick = |q: fn(&Latency) -> f64| -> Vec<(f64, f64)> {
@@ -187,30 +177,28 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
     };
     out.push_str("<h2>Latency over time</h2>");
     out.push_str(&line_chart(&Chart {
-        id: "latency",
-        title: "Latency percentiles per interval, all clients merged",
-        x_label: "time since the first request (s)",
-        y_label: "latency (ms, log scale)",
-        series: vec![
-            Series {
-                name: "p50".into(),
-                points: pick(|l| l.p50),
-            },
-            Series {
-                name: "p99".into(),
-                points: pick(|l| l.p99),
-            },
-            Series {
-                name: "max".into(),
-                points: pick(|l| l.max),
-            },
-        ],
-        shade: shade.clone(),
-        shade_label: "client-bound",
         log_y: true,
-        x_ticks: None,
-        markers: false,
-        x_range: Some(span),
+        ..over_time(
+            "latency",
+            "Latency percentiles per interval, all clients merged",
+            "latency (ms, log scale)",
+            vec![
+                Series {
+                    name: "p50".into(),
+                    points: pick(|l| l.p50),
+                },
+                Series {
+                    name: "p99".into(),
+                    points: pick(|l| l.p99),
+                },
+                Series {
+                    name: "max".into(),
+                    points: pick(|l| l.max),
+                },
+            ],
+            &shade,
+            span,
+        )
     }));
     // Percentile spectrum.
     let total = a.fleet.total();
@@ -278,19 +266,14 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
         })
         .collect();
     if !host_series.is_empty() {
-        out.push_str(&line_chart(&Chart {
-            id: "per-host-time",
-            title: "Requests per second per client over time",
-            x_label: "time since the first request (s)",
-            y_label: "requests/s",
-            series: host_series,
-            shade: shade.clone(),
-            shade_label: "client-bound",
-            log_y: false,
-            x_ticks: None,
-            markers: false,
-            x_range: Some(span),
-        }));
+        out.push_str(&line_chart(&over_time(
+            "per-host-time",
+            "Requests per second per client over time",
+            "requests/s",
+            host_series,
+            &shade,
+            span,
+        )));
     }
     out.push_str(&host_table(r));
     // Clients' CPU.
@@ -299,31 +282,18 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
     let at = |t_us: i64| (t_us - t0_us) as f64 / 1e6;
     if !sampled.is_empty() {
         out.push_str("<h2>Clients' CPU</h2>");
-        out.push_str(&line_chart(&Chart {
-            id: "client-job-cpu",
-            title: "Each client's load-generator process tree: demand per busy thread (ran or waited to run)",
-            x_label: "time since the first request (s)",
-            y_label: "share of a core (1 = saturated)",
-            series: sampled
+        out.push_str(&line_chart(&over_time("client-job-cpu", "Each client's load-generator process tree: demand per busy thread (ran or waited to run)", "share of a core (1 = saturated)", sampled
                 .iter()
                 .map(|h| Series {
                     name: format!("#{}", h.index),
                     points: h.samples.as_ref().map(|s| s.cpu.iter().map(|c| (at(c.t_us), if c.busy_threads > 0 { c.busy_demand / f64::from(c.busy_threads) } else { 0.0 })).collect()).unwrap_or_default(),
                 })
-                .collect(),
-            shade: shade.clone(),
-            shade_label: "client-bound",
-            log_y: false,
-            x_ticks: None,
-            markers: false,
-            x_range: Some(span),
-        }));
-        out.push_str(&line_chart(&Chart {
-            id: "client-machine-cpu",
-            title: "Each client's machine CPU busy (user + system + steal)",
-            x_label: "time since the first request (s)",
-            y_label: "CPU busy (%)",
-            series: sampled
+                .collect(), &shade, span)));
+        out.push_str(&line_chart(&over_time(
+            "client-machine-cpu",
+            "Each client's machine CPU busy (user + system + steal)",
+            "CPU busy (%)",
+            sampled
                 .iter()
                 .map(|h| Series {
                     name: format!("#{}", h.index),
@@ -334,13 +304,9 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
                         .unwrap_or_default(),
                 })
                 .collect(),
-            shade: shade.clone(),
-            shade_label: "client-bound",
-            log_y: false,
-            x_ticks: None,
-            markers: false,
-            x_range: Some(span),
-        }));
+            &shade,
+            span,
+        )));
     }
     // Targets.
     let targets: Vec<&super::Host> = a.hosts.iter().filter(|h| h.role == Role::Target).collect();
@@ -351,25 +317,20 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
              title: &str,
              y: &str,
              pts: &dyn Fn(&super::samples::Samples) -> Vec<(f64, f64)>| {
-                line_chart(&Chart {
+                line_chart(&over_time(
                     id,
                     title,
-                    x_label: "time since the first request (s)",
-                    y_label: y,
-                    series: targets
+                    y,
+                    targets
                         .iter()
                         .map(|h| Series {
                             name: format!("#{}", h.index),
                             points: h.samples.as_ref().map(pts).unwrap_or_default(),
                         })
                         .collect(),
-                    shade: vec![],
-                    shade_label: "",
-                    log_y: false,
-                    x_ticks: None,
-                    markers: false,
-                    x_range: Some(span),
-                })
+                    &[],
+                    span,
+                ))
             };
         out.push_str(&chart(
             "target-cpu",
@@ -410,6 +371,31 @@ pub fn run_page(a: &Analysis, r: &Report, title: &str) -> String {
     }
     out.push_str("<p class=\"sub\">Written by ec2-report. Figures and their grades are in summary.json; per interval in timeline.csv; the merged histograms in latency.hlog.</p></body></html>\n");
     out
+}
+
+/// A chart over the run's time: every one shares the run's x axis and its client-bound
+/// shading, so they line up one above the other.
+fn over_time<'a>(
+    id: &'a str,
+    title: &'a str,
+    y_label: &'a str,
+    series: Vec<Series>,
+    shade: &[(f64, f64)],
+    span: (f64, f64),
+) -> Chart<'a> {
+    Chart {
+        id,
+        title,
+        x_label: "time since the first request (s)",
+        y_label,
+        series,
+        shade: shade.to_vec(),
+        shade_label: "client-bound",
+        log_y: false,
+        x_ticks: None,
+        markers: false,
+        x_range: Some(span),
+    }
 }
 
 fn host_table(r: &Report) -> String {
