@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::output;
 use crate::remote::ssh::{self, Conn, Kind, SshError, Target};
 use crate::tool;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,12 +41,88 @@ pub struct ReadyCheck {
 pub struct Waited {
     /// Ready, in index order.
     pub ready: Vec<Descriptor>,
-    /// Not ready: (descriptor, why), in index order.
-    pub failed: Vec<(Descriptor, String)>,
+    /// Not ready, and why, in index order.
+    pub failed: Vec<(Descriptor, NotReady)>,
     pub timed_out: bool,
     pub interrupted: bool,
 }
 
+/// Why an instance did not get ready: decisions read [`NotReady::cause`], people the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    pub cause: Cause,
+    /// One line (`connection refused`, `stopped while waiting for it to run`).
+    pub message: String,
+}
+
+/// What kept an instance from getting ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// It stopped or terminated in AWS while we waited.
+    Left(InstanceState),
+    /// Still not running in AWS when the wait ended.
+    NotRunning(InstanceState),
+    /// Running, but the last SSH attempt failed this way.
+    Ssh(Kind),
+    /// The setup hook failed on it.
+    Setup,
+}
+
+impl NotReady {
+    fn ssh(e: SshError) -> NotReady {
+        NotReady {
+            cause: Cause::Ssh(e.kind),
+            message: e.message,
+        }
+    }
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What the instances were waited for, as the error says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// ec2-start: running again, and accepting SSH.
+    Start,
+    AcceptSsh,
+    SetUp,
+    Reboot,
+}
+
+impl Goal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Goal::Start => "start",
+            Goal::AcceptSsh => "accept SSH",
+            Goal::SetUp => "get ready and set up",
+            Goal::Reboot => "come back after the reboot",
+        }
+    }
+}
+
+/// What became of the instances that did not get ready, as the error says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Their descriptors are kept (ec2-killall terminates them).
+    Kept,
+    /// `ec2-create --drop-failed` terminated them.
+    Dropped,
+}
+
+impl Fate {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fate::Kept => "descriptors kept",
+            Fate::Dropped => "terminated by --drop-failed",
+        }
+    }
+}
+
+/// What a probe thread reports.
 enum Probe {
     Ready {
         id: String,
@@ -55,11 +131,11 @@ enum Probe {
     },
     Retrying {
         id: String,
-        error: String,
+        why: NotReady,
     },
     Fatal {
         id: String,
-        error: String,
+        why: NotReady,
     },
 }
 
@@ -99,86 +175,13 @@ pub async fn ready(
     patience: Patience,
     check: ReadyCheck,
 ) -> Result<Waited> {
-    let (ec2, ssh_cfg, store) = (&fleet.ec2, &fleet.ssh, &fleet.store);
-    let Patience { timeout, poll } = patience;
-    let deadline = Instant::now() + timeout;
-    let mode = ssh_cfg.address_mode();
-    let mut descs: BTreeMap<String, Descriptor> =
-        descs.into_iter().map(|d| (d.id.clone(), d)).collect();
-    let mut probing: BTreeSet<String> = BTreeSet::new();
-    let mut last_error: BTreeMap<String, String> = BTreeMap::new();
-    let mut ready: BTreeSet<String> = BTreeSet::new();
-    let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Probe>();
-    let bar = output::progress(descs.len() as u64, "ready");
-    let check = Arc::new(check);
+    let deadline = Instant::now() + patience.timeout;
+    let mut w = Wait::new(fleet, descs, deadline, check);
     let mut timed_out = false;
-    let began = Instant::now();
-    let mut next_note = began + NOTE_EVERY;
-
-    loop {
-        if tool::interrupted() {
-            break;
-        }
-        let waiting: Vec<String> = descs
-            .iter()
-            .filter(|(id, d)| {
-                !ready.contains(*id)
-                    && !failed.contains_key(*id)
-                    && d.state() != InstanceState::Running
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        if !waiting.is_empty() {
-            for info in ec2.describe(&waiting).await? {
-                let Some(d) = descs.get_mut(&info.id) else {
-                    continue;
-                };
-                if info.update(d, mode) {
-                    store.write(d)?;
-                }
-                if matches!(
-                    info.state,
-                    InstanceState::ShuttingDown
-                        | InstanceState::Terminated
-                        | InstanceState::Stopping
-                        | InstanceState::Stopped
-                ) {
-                    failed.insert(
-                        info.id.clone(),
-                        format!("{} while waiting for it to run", info.state),
-                    );
-                }
-            }
-        }
-        for (id, d) in &descs {
-            if d.state() != InstanceState::Running
-                || probing.contains(id)
-                || ready.contains(id)
-                || failed.contains_key(id)
-            {
-                continue;
-            }
-            match Target::for_descriptor(d, ssh_cfg) {
-                Ok(target) => {
-                    probing.insert(id.clone());
-                    spawn_probe(
-                        d.clone(),
-                        target,
-                        ssh_cfg.clone(),
-                        deadline,
-                        stop.clone(),
-                        tx.clone(),
-                        check.clone(),
-                    );
-                }
-                Err(e) => {
-                    last_error.insert(id.clone(), e.message);
-                }
-            }
-        }
-        if ready.len() + failed.len() == descs.len() {
+    while !tool::interrupted() {
+        w.describe_booting().await?;
+        w.start_probes();
+        if w.all_ended() {
             break;
         }
         let now = Instant::now();
@@ -186,78 +189,231 @@ pub async fn ready(
             timed_out = true;
             break;
         }
-        let round_end = tokio::time::Instant::from_std((now + poll).min(deadline));
+        w.listen_until((now + patience.poll).min(deadline)).await?;
+    }
+    Ok(w.finish(timed_out))
+}
+
+/// Where one instance is in the wait: one value per host, so none is in two states at once.
+enum At {
+    /// Not running in AWS yet, or running with no address to use; with why, if known.
+    Booting(Option<NotReady>),
+    /// A probe thread is logging in; with its latest failure.
+    Probing(Option<NotReady>),
+    Ready,
+    Failed(NotReady),
+}
+
+impl At {
+    fn ended(&self) -> bool {
+        matches!(self, At::Ready | At::Failed(_))
+    }
+}
+
+/// One wait for readiness: every host with where it is, and the probes' channel.
+struct Wait<'a> {
+    fleet: &'a Fleet,
+    hosts: BTreeMap<String, (Descriptor, At)>,
+    deadline: Instant,
+    check: Arc<ReadyCheck>,
+    stop: Arc<AtomicBool>,
+    tx: tokio::sync::mpsc::UnboundedSender<Probe>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Probe>,
+    bar: output::Progress,
+    began: Instant,
+    next_note: Instant,
+}
+
+impl<'a> Wait<'a> {
+    fn new(fleet: &'a Fleet, descs: Vec<Descriptor>, deadline: Instant, check: ReadyCheck) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Probe>();
+        let began = Instant::now();
+        Wait {
+            fleet,
+            bar: output::progress(descs.len() as u64, "ready"),
+            hosts: descs
+                .into_iter()
+                .map(|d| (d.id.clone(), (d, At::Booting(None))))
+                .collect(),
+            deadline,
+            check: Arc::new(check),
+            stop: Arc::new(AtomicBool::new(false)),
+            tx,
+            rx,
+            began,
+            next_note: began + NOTE_EVERY,
+        }
+    }
+
+    fn all_ended(&self) -> bool {
+        self.hosts.values().all(|(_, at)| at.ended())
+    }
+
+    /// One DescribeInstances for the hosts not yet running: addresses and states are written
+    /// to their descriptors; one that stopped or terminated fails.
+    async fn describe_booting(&mut self) -> Result<()> {
+        let waiting: Vec<String> = self
+            .hosts
+            .iter()
+            .filter(|(_, (d, at))| {
+                matches!(at, At::Booting(_)) && d.state() != InstanceState::Running
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let mode = self.fleet.ssh.address_mode();
+        for info in self.fleet.ec2.describe(&waiting).await? {
+            let Some((d, at)) = self.hosts.get_mut(&info.id) else {
+                continue;
+            };
+            if info.update(d, mode) {
+                self.fleet.store.write(d)?;
+            }
+            if matches!(
+                info.state,
+                InstanceState::ShuttingDown
+                    | InstanceState::Terminated
+                    | InstanceState::Stopping
+                    | InstanceState::Stopped
+            ) {
+                *at = At::Failed(NotReady {
+                    cause: Cause::Left(info.state),
+                    message: format!("{} while waiting for it to run", info.state),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A probe thread for each host that runs now and has an address to use.
+    fn start_probes(&mut self) {
+        for (d, at) in self.hosts.values_mut() {
+            if d.state() != InstanceState::Running || !matches!(at, At::Booting(_)) {
+                continue;
+            }
+            match Target::for_descriptor(d, &self.fleet.ssh) {
+                Ok(target) => {
+                    *at = At::Probing(None);
+                    spawn_probe(
+                        d.clone(),
+                        target,
+                        self.fleet.ssh.clone(),
+                        self.deadline,
+                        self.stop.clone(),
+                        self.tx.clone(),
+                        self.check.clone(),
+                    );
+                }
+                Err(e) => *at = At::Booting(Some(NotReady::ssh(e))),
+            }
+        }
+    }
+
+    /// Take the probes' reports until `end` (or every host has ended), saying meanwhile what
+    /// is still waited for.
+    async fn listen_until(&mut self, end: Instant) -> Result<()> {
+        let end = tokio::time::Instant::from_std(end);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(round_end) => break,
+                _ = tokio::time::sleep_until(end) => return Ok(()),
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if tool::interrupted() { break; }
-                    let why = pending(&descs, &ready, &failed, &last_error);
-                    if !bar.is_hidden() {
-                        bar.set_message(why);
-                    } else if Instant::now() >= next_note {
-                        next_note += NOTE_EVERY;
-                        output::note(format!(
-                            "{} of {} ready after {}; waiting for {why}",
-                            ready.len(),
-                            descs.len(),
-                            humantime::format_duration(Duration::from_secs(began.elapsed().as_secs()))
-                        ));
-                    }
+                    if tool::interrupted() { return Ok(()); }
+                    self.show_pending();
                 }
-                Some(msg) = rx.recv() => match msg {
-                    Probe::Ready { id, host_key, public_key } => {
-                        if let Some(d) = descs.get_mut(&id) {
-                            if d.ssh.host_key.is_none() && host_key.is_some() {
-                                d.ssh.host_key = host_key;
-                                d.ssh.host_public_key = public_key;
-                                store.write(d)?;
-                            } else if d.ssh.host_public_key.is_none()
-                                && public_key.is_some()
-                                && d.ssh.host_key == host_key
-                            {
-                                d.ssh.host_public_key = public_key;
-                                store.write(d)?;
-                            }
-                        }
-                        probing.remove(&id);
-                        ready.insert(id);
-                        bar.inc(1);
-                        if ready.len() + failed.len() == descs.len() { break; }
-                    }
-                    Probe::Retrying { id, error } => { last_error.insert(id, error); }
-                    Probe::Fatal { id, error } => {
-                        probing.remove(&id);
-                        failed.insert(id, error);
-                        if ready.len() + failed.len() == descs.len() { break; }
-                    }
+                Some(msg) = self.rx.recv() => {
+                    self.take(msg)?;
+                    if self.all_ended() { return Ok(()); }
                 }
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    drop(bar);
 
-    let mut all: Vec<Descriptor> = descs.into_values().collect();
-    all.sort_by_key(|d| d.index);
-    let mut out = Waited {
-        timed_out,
-        interrupted: tool::interrupted(),
-        ..Default::default()
-    };
-    for d in all {
-        if ready.contains(&d.id) {
-            out.ready.push(d);
-        } else {
-            let why = failed
-                .get(&d.id)
-                .or_else(|| last_error.get(&d.id))
-                .cloned()
-                .unwrap_or_else(|| format!("state {}", d.state()));
-            out.failed.push((d, why));
+    fn show_pending(&mut self) {
+        let why = pending(&self.hosts);
+        if !self.bar.is_hidden() {
+            self.bar.set_message(why);
+        } else if Instant::now() >= self.next_note {
+            self.next_note += NOTE_EVERY;
+            let ready = self
+                .hosts
+                .values()
+                .filter(|(_, at)| matches!(at, At::Ready));
+            output::note(format!(
+                "{} of {} ready after {}; waiting for {why}",
+                ready.count(),
+                self.hosts.len(),
+                humantime::format_duration(Duration::from_secs(self.began.elapsed().as_secs()))
+            ));
         }
     }
-    Ok(out)
+
+    /// A probe's report: a ready host's first host key is written to its descriptor.
+    fn take(&mut self, msg: Probe) -> Result<()> {
+        match msg {
+            Probe::Ready {
+                id,
+                host_key,
+                public_key,
+            } => {
+                if let Some((d, at)) = self.hosts.get_mut(&id) {
+                    if d.ssh.host_key.is_none() && host_key.is_some() {
+                        d.ssh.host_key = host_key;
+                        d.ssh.host_public_key = public_key;
+                        self.fleet.store.write(d)?;
+                    } else if d.ssh.host_public_key.is_none()
+                        && public_key.is_some()
+                        && d.ssh.host_key == host_key
+                    {
+                        d.ssh.host_public_key = public_key;
+                        self.fleet.store.write(d)?;
+                    }
+                    *at = At::Ready;
+                    self.bar.inc(1);
+                }
+            }
+            Probe::Retrying { id, why } => {
+                if let Some((_, at @ At::Probing(_))) = self.hosts.get_mut(&id) {
+                    *at = At::Probing(Some(why));
+                }
+            }
+            Probe::Fatal { id, why } => {
+                if let Some((_, at)) = self.hosts.get_mut(&id) {
+                    *at = At::Failed(why);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop the probes; every host is ready or failed with its last reason, in index order.
+    fn finish(self, timed_out: bool) -> Waited {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.bar);
+        let mut all: Vec<(Descriptor, At)> = self.hosts.into_values().collect();
+        all.sort_by_key(|(d, _)| d.index);
+        let mut out = Waited {
+            timed_out,
+            interrupted: tool::interrupted(),
+            ..Default::default()
+        };
+        for (d, at) in all {
+            let why = match at {
+                At::Ready => {
+                    out.ready.push(d);
+                    continue;
+                }
+                At::Failed(why) | At::Booting(Some(why)) | At::Probing(Some(why)) => why,
+                At::Booting(None) | At::Probing(None) => NotReady {
+                    cause: Cause::NotRunning(d.state()),
+                    message: format!("state {}", d.state()),
+                },
+            };
+            out.failed.push((d, why));
+        }
+        out
+    }
 }
 
 /// How often a wait off a terminal says what it is waiting for.
@@ -265,25 +421,21 @@ const NOTE_EVERY: Duration = Duration::from_secs(30);
 
 /// The hosts still pending and why, lowest indexes first: `#4 127.0.0.7: connection refused;
 /// #5: pending; +3 more`.
-fn pending(
-    descs: &BTreeMap<String, Descriptor>,
-    ready: &BTreeSet<String>,
-    failed: &BTreeMap<String, String>,
-    last_error: &BTreeMap<String, String>,
-) -> String {
-    let mut left: Vec<&Descriptor> = descs
+fn pending(hosts: &BTreeMap<String, (Descriptor, At)>) -> String {
+    let mut left: Vec<(&Descriptor, &At)> = hosts
         .values()
-        .filter(|d| !ready.contains(&d.id) && !failed.contains_key(&d.id))
+        .filter(|(_, at)| !at.ended())
+        .map(|(d, at)| (d, at))
         .collect();
-    left.sort_by_key(|d| d.index);
+    left.sort_by_key(|(d, _)| d.index);
     let mut parts: Vec<String> = left
         .iter()
         .take(3)
-        .map(|d| {
-            let why = match last_error.get(&d.id) {
-                Some(e) => e.clone(),
-                None if d.state() == InstanceState::Running => "logging in".to_owned(),
-                None => d.state().to_string(),
+        .map(|(d, at)| {
+            let why = match at {
+                At::Booting(Some(e)) | At::Probing(Some(e)) => e.message.clone(),
+                _ if d.state() == InstanceState::Running => "logging in".to_owned(),
+                _ => d.state().to_string(),
             };
             match &d.address {
                 Some(a) => format!("#{} {a}: {why}", d.index),
@@ -308,9 +460,9 @@ impl Waited {
     pub fn failures(&self) -> String {
         let mut by_why: Vec<(&str, Vec<&Descriptor>)> = Vec::new();
         for (d, why) in &self.failed {
-            match by_why.iter_mut().find(|(w, _)| w == why) {
+            match by_why.iter_mut().find(|(w, _)| *w == why.message) {
                 Some((_, ds)) => ds.push(d),
-                None => by_why.push((why, vec![d])),
+                None => by_why.push((&why.message, vec![d])),
             }
         }
         by_why
@@ -337,10 +489,9 @@ impl Waited {
         }
     }
 
-    /// The error for a wait that did not fully succeed (None when all are ready). `fate` says
-    /// what became of the instances that did not get ready: "descriptors kept", or that they
-    /// were terminated.
-    pub fn error(&self, what: &str, timeout: Duration, fate: &str) -> Option<Error> {
+    /// The error for a wait that did not fully succeed (None when all are ready): a timeout
+    /// or an address the policy refuses is infrastructure (3), hosts that failed are partial (1).
+    pub fn error(&self, goal: Goal, timeout: Duration, fate: Fate) -> Option<Error> {
         if self.interrupted {
             return Some(Error::interrupted().context(format!(
                 "{} of {} instances not ready; descriptors kept (ec2-killall terminates them)",
@@ -351,19 +502,16 @@ impl Waited {
         if self.failed.is_empty() {
             return None;
         }
-        let n = self.failed.len();
+        let (n, what, fate) = (self.failed.len(), goal.as_str(), fate.as_str());
         let total = n + self.ready.len();
+        let refused = |why: &NotReady| why.cause == Cause::Ssh(Kind::Policy);
         Some(if self.timed_out {
             Error::infra(format!(
                 "timed out after {} waiting for {n} of {total} instances to {what} ({fate}): {}",
                 humantime::format_duration(timeout),
                 self.failures()
             ))
-        } else if self
-            .failed
-            .iter()
-            .any(|(_, why)| why.contains("EC2_TOOLS_SSH_ALLOW"))
-        {
+        } else if self.failed.iter().any(|(_, why)| refused(why)) {
             Error::infra(self.failures())
         } else {
             Error::partial(format!(
@@ -374,6 +522,8 @@ impl Waited {
     }
 }
 
+/// One instance's login attempts on a thread of its own, with jittered backoff, until it is
+/// ready, fails for good, or the wait ends; each attempt is reported on `tx`.
 fn spawn_probe(
     d: Descriptor,
     target: Target,
@@ -393,81 +543,22 @@ fn spawn_probe(
             if stop.load(Ordering::Relaxed) || tool::interrupted() || Instant::now() >= deadline {
                 return;
             }
-            let attempt = ssh::connect(&target, &cfg).and_then(|conn| {
-                let (info, out, err) = conn.run_capture(&format!("true && {BOOT_ID}"), None)?;
-                if info.code != 0 {
-                    return Err(SshError::new(
-                        Kind::Session,
-                        format!(
-                            "login works but `true` exited {}: {}",
-                            info.code,
-                            String::from_utf8_lossy(&err).trim()
-                        ),
-                    ));
-                }
-                if let Some(old) = check.old_boot_ids.get(&id) {
-                    let now = String::from_utf8_lossy(&out).trim().to_owned();
-                    if &now == old {
-                        if started.elapsed() < check.grace {
-                            return Err(SshError::new(
-                                Kind::Session,
-                                "not rebooted yet (same boot id)",
-                            ));
-                        }
-                        output::note(format!(
-                            "{id}: still the same boot id after {}; taking it as ready",
-                            humantime::format_duration(check.grace)
-                        ));
-                    }
-                }
-                Ok(conn)
-            });
-            match attempt {
+            let report = match attempt(&target, &cfg, &check, &id, started) {
                 Ok(conn) => {
-                    if let Some(hook) = &check.hook {
-                        if let Err(e) = hook(&d, &conn) {
-                            let _ = tx.send(Probe::Fatal { id, error: e });
-                            return;
-                        }
-                    }
-                    let _ = tx.send(Probe::Ready {
-                        id,
-                        host_key: conn.host_key.clone(),
-                        public_key: conn.host_public_key.clone(),
-                    });
+                    let _ = tx.send(on_login(&d, &conn, &check));
                     return;
                 }
-                Err(error) if matches!(error.kind, Kind::Policy | Kind::HostKey | Kind::Config) => {
-                    let _ = tx.send(Probe::Fatal {
-                        id,
-                        error: error.message,
-                    });
+                Err(e) => judge(e, &cfg, &mut refused_since),
+            };
+            match report {
+                Err(why) => {
+                    let _ = tx.send(Probe::Fatal { id, why });
                     return;
                 }
-                Err(error) if error.kind == Kind::Auth => {
-                    let since = *refused_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= cfg.auth_grace {
-                        let _ = tx.send(Probe::Fatal {
-                            id,
-                            // The grace, not the time each host took: equal reasons fold.
-                            error: format!(
-                                "{} (for over auth_grace {}): {AUTH_HINT}",
-                                error.message,
-                                humantime::format_duration(cfg.auth_grace)
-                            ),
-                        });
-                        return;
-                    }
+                Ok(why) => {
                     let _ = tx.send(Probe::Retrying {
                         id: id.clone(),
-                        error: error.message,
-                    });
-                }
-                Err(error) => {
-                    refused_since = None;
-                    let _ = tx.send(Probe::Retrying {
-                        id: id.clone(),
-                        error: error.message,
+                        why,
                     });
                 }
             }
@@ -475,6 +566,96 @@ fn spawn_probe(
             pause = (pause * 2).min(Duration::from_secs(5));
         }
     });
+}
+
+/// One login that runs `true` and reads the boot id; after a reboot, an unchanged boot id is
+/// a failure until `check.grace` has passed.
+fn attempt(
+    target: &Target,
+    cfg: &SshConfig,
+    check: &ReadyCheck,
+    id: &str,
+    started: Instant,
+) -> std::result::Result<Conn, SshError> {
+    let conn = ssh::connect(target, cfg)?;
+    let (info, out, err) = conn.run_capture(&format!("true && {BOOT_ID}"), None)?;
+    if info.code != 0 {
+        return Err(SshError::new(
+            Kind::Session,
+            format!(
+                "login works but `true` exited {}: {}",
+                info.code,
+                String::from_utf8_lossy(&err).trim()
+            ),
+        ));
+    }
+    if let Some(old) = check.old_boot_ids.get(id) {
+        let now = String::from_utf8_lossy(&out).trim().to_owned();
+        if &now == old {
+            if started.elapsed() < check.grace {
+                return Err(SshError::new(
+                    Kind::Session,
+                    "not rebooted yet (same boot id)",
+                ));
+            }
+            output::note(format!(
+                "{id}: still the same boot id after {}; taking it as ready",
+                humantime::format_duration(check.grace)
+            ));
+        }
+    }
+    Ok(conn)
+}
+
+/// A logged-in host: the hook runs on its connection, then it is ready with its host key.
+fn on_login(d: &Descriptor, conn: &Conn, check: &ReadyCheck) -> Probe {
+    if let Some(hook) = &check.hook {
+        if let Err(message) = hook(d, conn) {
+            return Probe::Fatal {
+                id: d.id.clone(),
+                why: NotReady {
+                    cause: Cause::Setup,
+                    message,
+                },
+            };
+        }
+    }
+    Probe::Ready {
+        id: d.id.clone(),
+        host_key: conn.host_key.clone(),
+        public_key: conn.host_public_key.clone(),
+    }
+}
+
+/// A failed attempt: `Ok` to try again, `Err` when no retry helps (the policy, the host key,
+/// the configuration; a login refused for longer than `auth_grace`).
+fn judge(
+    error: SshError,
+    cfg: &SshConfig,
+    refused_since: &mut Option<Instant>,
+) -> std::result::Result<NotReady, NotReady> {
+    match error.kind {
+        Kind::Policy | Kind::HostKey | Kind::Config => Err(NotReady::ssh(error)),
+        Kind::Auth => {
+            let since = *refused_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < cfg.auth_grace {
+                return Ok(NotReady::ssh(error));
+            }
+            Err(NotReady {
+                cause: Cause::Ssh(Kind::Auth),
+                // The grace, not the time each host took: equal reasons fold.
+                message: format!(
+                    "{} (for over auth_grace {}): {AUTH_HINT}",
+                    error.message,
+                    humantime::format_duration(cfg.auth_grace)
+                ),
+            })
+        }
+        _ => {
+            *refused_since = None;
+            Ok(NotReady::ssh(error))
+        }
+    }
 }
 
 /// Wait until every instance reaches one of `states` in AWS (stop: `stopped`); instances AWS

@@ -10,7 +10,7 @@
 
 use crate::aws::ec2::InstanceInfo;
 use crate::aws::fleet::{tag_index, Fleet};
-use crate::aws::wait::{self, Patience, ReadyCheck};
+use crate::aws::wait::{self, Fate, Goal, NotReady, Patience, ReadyCheck};
 use crate::case::descriptor::{Descriptor, InstanceState};
 use crate::cli::{CaseDirArgs, LaunchArgs, SshArgs};
 use crate::config::{parse_duration, LaunchConfig};
@@ -231,7 +231,7 @@ pub struct Created {
     /// in index order; their descriptors are written.
     pub ready: Vec<Descriptor>,
     /// Those that did not get ready, and why (descriptors kept unless dropped on purpose).
-    pub failed: Vec<(Descriptor, String)>,
+    pub failed: Vec<(Descriptor, NotReady)>,
     /// Why the tool would exit non-zero: instances not ready or not launched (unless
     /// `--min-ready` were met), or an interruption. `None`: all is well.
     pub problem: Option<Error>,
@@ -306,25 +306,25 @@ pub(crate) fn create(settings: &crate::settings::Settings, cli: &Cli) -> Result<
             )
             .await?;
             fleet.sync_ssh_files();
-            let what = if cli.setup.is_some() {
-                "get ready and set up"
+            let goal = if cli.setup.is_some() {
+                Goal::SetUp
             } else {
-                "accept SSH"
+                Goal::AcceptSsh
             };
-            let mut fate = "descriptors kept";
+            let mut fate = Fate::Kept;
             if cli.drop_failed && !waited.failed.is_empty() && !waited.interrupted {
                 let failed: Vec<Descriptor> =
                     waited.failed.iter().map(|(d, _)| d.clone()).collect();
                 fleet.terminate(&failed).await?;
                 let ids: Vec<String> = failed.iter().map(|d| d.id.clone()).collect();
                 output::note(format!("--drop-failed: terminated {}", ids.join(", ")));
-                fate = "terminated by --drop-failed";
+                fate = Fate::Dropped;
             }
             let enough = cli
                 .min_ready
                 .is_some_and(|m| waited.ready.len() as u32 >= m);
             // What could not be launched (no capacity in any pool) counts as not ready.
-            let error = match (waited.error(what, cli.timeout, fate), missing) {
+            let error = match (waited.error(goal, cli.timeout, fate), missing) {
                 (Some(e), Some(m)) => Some(Error::new(
                     e.code.merge(m.code),
                     format!("{}; {}", m.message, e.message),

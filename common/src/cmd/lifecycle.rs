@@ -12,7 +12,7 @@
 //! one at a time, but the case never holds fewer instances than before.
 
 use crate::aws::fleet::Fleet;
-use crate::aws::wait::{self, Patience, ReadyCheck};
+use crate::aws::wait::{self, Fate, Goal, Patience, ReadyCheck};
 use crate::case::descriptor::{Descriptor, InstanceState};
 use crate::case::select::select_some;
 use crate::cli::{CaseDirArgs, FleetArgs, FleetSetup, LaunchArgs, SelectArgs, SshArgs};
@@ -175,7 +175,7 @@ impl Tool for Start {
             for d in &mut hosts {
                 d.state = Some(InstanceState::Pending);
             }
-            finish_ready(fleet, hosts, patience, ReadyCheck::default(), "start").await
+            finish_ready(fleet, hosts, patience, ReadyCheck::default(), Goal::Start).await
         })
     }
 }
@@ -223,7 +223,7 @@ impl Tool for Reboot {
                 grace: cli.reboot_grace,
                 hook: None,
             };
-            finish_ready(fleet, hosts, patience, check, "come back after the reboot").await
+            finish_ready(fleet, hosts, patience, check, Goal::Reboot).await
         })
     }
 }
@@ -233,11 +233,11 @@ async fn finish_ready(
     hosts: Vec<Descriptor>,
     patience: Patience,
     check: ReadyCheck,
-    what: &str,
+    goal: Goal,
 ) -> Result<Code> {
     let waited = wait::ready(fleet, hosts, patience, check).await?;
     waited.print_ready();
-    match waited.error(what, patience.timeout, "descriptors kept") {
+    match waited.error(goal, patience.timeout, Fate::Kept) {
         None => Ok(Code::Ok),
         Some(e) => Err(e),
     }
@@ -302,9 +302,7 @@ impl Tool for Revert {
                         .await?
                         .complete()?;
                     let waited = wait::ready(fleet, new, patience, ReadyCheck::default()).await?;
-                    if let Some(e) =
-                        waited.error("accept SSH", patience.timeout, "descriptors kept")
-                    {
+                    if let Some(e) = waited.error(Goal::AcceptSsh, patience.timeout, Fate::Kept) {
                         return Err(e.context(format!("replacing {} (kept)", old.label())));
                     }
                     fleet.terminate(std::slice::from_ref(old)).await?;
@@ -351,7 +349,7 @@ impl Tool for Revert {
                 replacements,
                 patience,
                 ReadyCheck::default(),
-                "accept SSH",
+                Goal::AcceptSsh,
             )
             .await
         })

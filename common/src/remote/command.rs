@@ -57,7 +57,7 @@ impl Conn {
         let mut ch = self
             .sess
             .channel_session()
-            .map_err(wrap(Kind::Session, NOTHING_RAN))?;
+            .map_err(wrap(Kind::NotStarted, "open channel"))?;
         ch.handle_extended_data(ExtendedData::Normal)
             .map_err(wrap(Kind::Session, "channel"))?;
         ch.exec(cmd).map_err(wrap(Kind::Session, "exec"))?;
@@ -290,10 +290,6 @@ impl Conn {
         Ok((info, out, err))
     }
 }
-
-/// The message start of a failure that happened before anything ran on the host (a held
-/// session that died): the session holder logs in afresh and tries once more.
-pub const NOTHING_RAN: &str = "open channel";
 
 const PID_MARK: &str = "\u{1}ec2-tools-pid ";
 

@@ -23,6 +23,9 @@ pub enum Kind {
     Timeout,
     /// The session broke while running.
     Session,
+    /// The session broke before anything ran on the host (a held session that died between
+    /// its keepalive and the channel): running it again is safe.
+    NotStarted,
     Interrupted,
 }
 

@@ -6,7 +6,7 @@
 //! What does not belong here: which hosts, over which connection (fanout.rs, holder/), how
 //! results are presented (results.rs), what a tool makes of them (cmd/).
 
-use super::command::{Stream, NOTHING_RAN};
+use super::command::Stream;
 use super::failure::Kind;
 use super::sftp::{download, mkdir_p, remote_path, upload, Tally};
 use super::ssh::Conn;
@@ -223,8 +223,8 @@ pub fn get_dir(local_dir: &std::path::Path, d: &Descriptor) -> PathBuf {
 fn open_sftp(conn: &Conn) -> Result<ssh2::Sftp, SshError> {
     conn.sftp().map_err(|e| {
         SshError::new(
-            Kind::Session,
-            format!("{NOTHING_RAN} (sftp): {}", e.message()),
+            Kind::NotStarted,
+            format!("open channel (sftp): {}", e.message()),
         )
     })
 }

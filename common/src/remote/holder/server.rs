@@ -5,7 +5,7 @@
 use super::{frame, write_frame, Ended, Request, RunRequest, KEEPALIVE, LOCK, PID_FILE};
 use crate::case::descriptor::Descriptor;
 use crate::config::SshConfig;
-use crate::remote::command::{Stream, NOTHING_RAN};
+use crate::remote::command::Stream;
 use crate::remote::failure::Kind;
 use crate::remote::pool::fan_out;
 use crate::remote::ssh::{self, Conn, Target};
@@ -409,7 +409,7 @@ fn run_one(
             Ok(done) => return Ended::Done(done),
             // The held session died between the keepalive and the channel: nothing ran, so
             // log in afresh and run it once more.
-            Err(e) if warm && e.kind == Kind::Session && e.message.starts_with(NOTHING_RAN) => {
+            Err(e) if warm && e.kind == Kind::NotStarted => {
                 warm = false;
             }
             Err(e) => {
