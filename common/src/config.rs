@@ -78,6 +78,7 @@ pub struct SshConfig {
     pub fallback_address: AddressMode,
     /// `EC2_TOOLS_SSH_ALLOW`: when set, no connection leaves these networks.
     pub allow: Option<Vec<IpNet>>,
+    /// `connect_timeout`: how long one login may take, TCP to shell (the bounds derived from it are [`SshConfig::holder_quiet_limit`], [`SshConfig::holder_start_limit`] and [`SshConfig::bastion_retry_after`]).
     pub connect_timeout: Duration,
     /// `--accept-new-host-key`: a changed host key is accepted and recorded (re-pinned) in
     /// the descriptors of this test-case directory. Never a setting: a deliberate act.
@@ -142,6 +143,24 @@ pub fn parse_host_spec(s: &str) -> Result<(Option<String>, String, Option<u16>),
 }
 
 impl SshConfig {
+    /// How long the session holder may send nothing, not even a heartbeat, before a tool
+    /// gives up on it: one login's bound (the holder is logging in for us meanwhile).
+    pub fn holder_quiet_limit(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// How long a session holder may take to start listening: one login's bound, at most
+    /// 3 s (a holder slower than that is stuck; the tool then connects directly).
+    pub fn holder_start_limit(&self) -> Duration {
+        self.connect_timeout.min(Duration::from_secs(3))
+    }
+
+    /// How long a bastion whose login failed is not tried again: one login's bound, so the
+    /// hosts behind a dead bastion fail with one login attempt, not one each.
+    pub fn bastion_retry_after(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// Is this IP one we may connect to?
     pub fn allows(&self, ip: IpAddr) -> bool {
         match &self.allow {

@@ -286,7 +286,7 @@ fn via_holder(
     let r = holder::run(
         stream,
         req,
-        req.ssh.connect_timeout,
+        req.ssh.holder_quiet_limit(),
         &tool::interrupted,
         &mut |i, event| {
             let i = i as usize;

@@ -121,7 +121,7 @@ fn relay(j: &Jump, cfg: &SshConfig, login: Login) -> Result<mpsc::Sender<Open>, 
     let mut relays = RELAYS.lock().unwrap_or_else(|e| e.into_inner());
     match relays.iter().find(|(k, _)| *k == bastion) {
         Some((_, Relay::Up(tx))) => return Ok(tx.clone()),
-        Some((_, Relay::Down(at, e))) if at.elapsed() < cfg.connect_timeout => {
+        Some((_, Relay::Down(at, e))) if at.elapsed() < cfg.bastion_retry_after() => {
             return Err(e.clone())
         }
         _ => {}

@@ -58,7 +58,7 @@ pub fn connect_or_start(state_dir: &Path, cfg: &SshConfig) -> Result<UnixStream,
     }
     cmd.spawn()
         .map_err(|e| Unavailable(format!("cannot start the session holder: {e}")))?;
-    let deadline = Instant::now() + cfg.connect_timeout.min(Duration::from_secs(3));
+    let deadline = Instant::now() + cfg.holder_start_limit();
     loop {
         if let Ok(s) = UnixStream::connect(&sock) {
             return Ok(s);
