@@ -43,6 +43,53 @@ pub struct Launcher<'a> {
     pacer: Pacer,
 }
 
+impl Launcher<'_> {
+    /// The round moves on before the first call: a crash at any later moment leaves a case
+    /// whose next launch has tokens of its own (only the recorded call in flight is ever
+    /// sent again, exactly as it was). Returns this launch's round.
+    fn next_round(&mut self, store: &Store) -> Result<u64> {
+        let round = self.state.round;
+        self.state.round = round.saturating_add(1);
+        self.state.spot |= self.config.spot != SpotMode::Off;
+        self.state.save(store)?;
+        Ok(round)
+    }
+
+    /// One call's request, its ClientToken ([`client_token`]: the case's nonce, the round,
+    /// the call's `label`, a digest of the request) made once and tagged on the instances.
+    fn spec(
+        &self,
+        (instance_type, subnet): &(String, Option<String>),
+        count: u32,
+        spot: bool,
+        tags: Vec<(String, String)>,
+        round: u64,
+        label: &str,
+    ) -> Result<LaunchSpec> {
+        let launch = &self.config;
+        let mut spec = LaunchSpec {
+            ami: launch.ami()?.to_owned(),
+            instance_type: instance_type.clone(),
+            count,
+            // Whatever the pool has: the rest goes to the next pool.
+            min_count: Some(1),
+            key_name: self.access.key_name.clone(),
+            subnet: subnet.clone(),
+            security_groups: self.access.security_groups.clone(),
+            placement_group: self.access.placement_group.clone(),
+            client_token: String::new(),
+            tags,
+            spot,
+            user_data: launch.ttl.map(ttl_user_data),
+            terminate_on_shutdown: launch.ttl.is_some() || spot,
+        };
+        spec.client_token = client_token(&self.state.nonce, round, label, &spec);
+        spec.tags
+            .push((TAG_LAUNCH.to_owned(), spec.client_token.clone()));
+        Ok(spec)
+    }
+}
+
 /// The user data that makes an instance power itself off (and so terminate) at its TTL.
 fn ttl_user_data(ttl: std::time::Duration) -> String {
     let minutes = ttl.as_secs().div_ceil(60).max(1);
@@ -100,6 +147,37 @@ impl Launched {
                 self.descs.len()
             ))
         })
+    }
+}
+
+/// How one RunInstances call ended, short of an error that ends the launch.
+enum Call {
+    Launched(Vec<InstanceInfo>),
+    /// No capacity in this pool: the rest goes to the next one.
+    NoCapacity(Error),
+    /// RequestLimitExceeded past the SDK's retries: the call is sent again.
+    Throttled(Error),
+}
+
+impl Launched {
+    /// `launched 5 instances (#1-#5) in 1 RunInstances call`.
+    fn say_launched(&self, calls: u32) {
+        let (Some(lo), Some(hi)) = (
+            self.descs.iter().map(|d| d.index).min(),
+            self.descs.iter().map(|d| d.index).max(),
+        ) else {
+            return;
+        };
+        let indexes = if lo == hi {
+            format!("#{lo}")
+        } else {
+            format!("#{lo}-#{hi}")
+        };
+        output::note(format!(
+            "launched {} ({indexes}) in {}",
+            output::count(self.descs.len(), "instance"),
+            output::count(calls as usize, "RunInstances call")
+        ));
     }
 }
 
@@ -302,7 +380,6 @@ impl Fleet {
         role: Option<&str>,
     ) -> Result<Launched> {
         let launch = l.config.clone();
-        let case = &self.cfg.case;
         let mut out = Launched::default();
         let mut next = first;
         let mut left = count;
@@ -312,13 +389,7 @@ impl Fleet {
             SpotMode::Fallback => &[true, false],
         };
         let pools = pools(&launch);
-        // The round moves on before the first call: a crash at any later moment leaves a
-        // case whose next launch has tokens of its own (only the recorded call in flight is
-        // ever sent again, exactly as it was).
-        let round = l.state.round;
-        l.state.round = round.saturating_add(1);
-        l.state.spot |= launch.spot != SpotMode::Off;
-        l.state.save(&self.store)?;
+        let round = l.next_round(&self.store)?;
         let mut calls = 0u32;
         'markets: for &spot in markets {
             let market = Market::of(spot);
@@ -335,85 +406,27 @@ impl Fleet {
                     break 'markets;
                 }
                 calls += 1;
-                let mut tags = vec![
-                    ("Name".to_owned(), case.clone()),
-                    (TAG_CASE.to_owned(), case.clone()),
-                    (TAG_OWNER.to_owned(), owner()),
-                    (TAG_INDEX_BASE.to_owned(), next.to_string()),
-                    (TAG_MARKET.to_owned(), market.as_str().to_owned()),
-                ];
-                if let Some(r) = role {
-                    tags.push((TAG_ROLE.to_owned(), r.to_owned()));
-                }
-                if let Some(ttl) = launch.ttl {
-                    let expires = std::time::SystemTime::now() + ttl;
-                    tags.push((
-                        TAG_EXPIRES.to_owned(),
-                        humantime::format_rfc3339_seconds(expires).to_string(),
-                    ));
-                }
-                let mut spec = LaunchSpec {
-                    ami: launch.ami()?.to_owned(),
-                    instance_type: itype.clone(),
-                    count: n,
-                    // Whatever the pool has: the rest goes to the next pool.
-                    min_count: Some(1),
-                    key_name: l.access.key_name.clone(),
-                    subnet: subnet.clone(),
-                    security_groups: l.access.security_groups.clone(),
-                    placement_group: l.access.placement_group.clone(),
-                    client_token: String::new(),
-                    tags,
-                    spot,
-                    user_data: launch.ttl.map(ttl_user_data),
-                    terminate_on_shutdown: launch.ttl.is_some() || spot,
-                };
-                spec.client_token = client_token(
-                    &l.state.nonce,
-                    round,
-                    &format!("{}{pool}-{calls}", market.letter()),
-                    &spec,
-                );
-                spec.tags
-                    .push((TAG_LAUNCH.to_owned(), spec.client_token.clone()));
-                // Written before it is sent: a crash from here on is recovered by sending
-                // this very request again (see `recover`).
-                l.state.in_flight = Some(InFlight {
-                    first: next,
-                    sent_at: unix_now(),
-                    request: serde_json::to_value(&spec).expect("a launch spec serializes"),
-                });
-                l.state.save(&self.store)?;
-                let instances = match self.ec2.run_instances(&spec).await {
-                    Ok(v) => v,
-                    Err(e) if e.is_aws(CAPACITY_ERRORS) => {
+                let tags = self.launch_tags(&launch, role, next, market);
+                let label = format!("{}{pool}-{calls}", market.letter());
+                let spec = l.spec(&pools[pool], n, spot, tags, round, &label)?;
+                let instances = match self.one_call(l, &spec, next).await? {
+                    Call::Launched(v) => v,
+                    Call::NoCapacity(e) => {
                         let pool_name = pool_label(itype, subnet.as_deref());
                         output::note(format!("{} {pool_name}: {e}", market.as_str()));
                         out.shortages
                             .push(format!("{} {pool_name}", market.as_str()));
                         l.pacer.give_back(n);
-                        self.settled(l)?;
                         pool += 1;
                         continue;
                     }
-                    Err(e) if e.is_aws(&["RequestLimitExceeded"]) => {
-                        // The account's bucket is emptier than ours thought (another tool,
-                        // another user): wait for it, and send the call again.
-                        output::note(format!(
-                            "RunInstances throttled after {} attempts; pausing",
-                            super::retry::MAX_ATTEMPTS
-                        ));
-                        l.pacer.drain();
-                        self.settled(l)?;
+                    Call::Throttled(e) => {
                         out.throttled += 1;
                         if out.throttled > 20 {
                             return Err(e);
                         }
                         continue;
                     }
-                    // Anything else may have launched (an answer lost on the way): the call
-                    // stays recorded, and the next run asks AWS for its answer.
-                    Err(e) => return Err(e),
                 };
                 if std::env::var("EC2_TOOLS_FAULT").as_deref() == Ok("after-run-instances") {
                     // Fault injection for the crash-recovery test: die as a crash would,
@@ -432,25 +445,71 @@ impl Fleet {
             }
         }
         out.short = left;
-        if let (Some(lo), Some(hi)) = (
-            out.descs.iter().map(|d| d.index).min(),
-            out.descs.iter().map(|d| d.index).max(),
-        ) {
-            let indexes = if lo == hi {
-                format!("#{lo}")
-            } else {
-                format!("#{lo}-#{hi}")
-            };
-            output::note(format!(
-                "launched {} ({indexes}) in {}",
-                output::count(out.descs.len(), "instance"),
-                output::count(calls as usize, "RunInstances call")
-            ));
-        }
+        out.say_launched(calls);
         if launch.name_tags {
             self.name_instances(&out.descs).await;
         }
         Ok(out)
+    }
+
+    /// The tags every instance of one call carries: the case, its owner, the first index,
+    /// the market, the role and the expiry (`--ttl`).
+    fn launch_tags(
+        &self,
+        launch: &LaunchConfig,
+        role: Option<&str>,
+        first: u32,
+        market: Market,
+    ) -> Vec<(String, String)> {
+        let case = &self.cfg.case;
+        let mut tags = vec![
+            ("Name".to_owned(), case.clone()),
+            (TAG_CASE.to_owned(), case.clone()),
+            (TAG_OWNER.to_owned(), owner()),
+            (TAG_INDEX_BASE.to_owned(), first.to_string()),
+            (TAG_MARKET.to_owned(), market.as_str().to_owned()),
+        ];
+        if let Some(r) = role {
+            tags.push((TAG_ROLE.to_owned(), r.to_owned()));
+        }
+        if let Some(ttl) = launch.ttl {
+            let expires = std::time::SystemTime::now() + ttl;
+            tags.push((
+                TAG_EXPIRES.to_owned(),
+                humantime::format_rfc3339_seconds(expires).to_string(),
+            ));
+        }
+        tags
+    }
+
+    /// One RunInstances, recorded in the case state before it is sent (a crash from then on
+    /// is recovered by sending this very request again, see `recover`) and forgotten once
+    /// answered. A capacity error or a throttle is an answer; anything else may have
+    /// launched (an answer lost on the way), so the call stays recorded.
+    async fn one_call(&self, l: &mut Launcher<'_>, spec: &LaunchSpec, first: u32) -> Result<Call> {
+        l.state.in_flight = Some(InFlight {
+            first,
+            sent_at: unix_now(),
+            request: serde_json::to_value(spec).expect("a launch spec serializes"),
+        });
+        l.state.save(&self.store)?;
+        let call = match self.ec2.run_instances(spec).await {
+            Ok(v) => return Ok(Call::Launched(v)),
+            Err(e) if e.is_aws(CAPACITY_ERRORS) => Call::NoCapacity(e),
+            Err(e) if e.is_aws(&["RequestLimitExceeded"]) => {
+                // The account's bucket is emptier than ours thought (another tool, another
+                // user): wait for it, and send the call again.
+                output::note(format!(
+                    "RunInstances throttled after {} attempts; pausing",
+                    super::retry::MAX_ATTEMPTS
+                ));
+                l.pacer.drain();
+                Call::Throttled(e)
+            }
+            Err(e) => return Err(e),
+        };
+        self.settled(l)?;
+        Ok(call)
     }
 
     /// The call in flight got its answer, or surely launched nothing: forget it.

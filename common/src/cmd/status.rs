@@ -143,73 +143,144 @@ struct Net {
     instance_type: Option<String>,
 }
 
+/// refresh → rows → check → render: the exit code is 1 when an index is held twice, a
+/// tracked instance is unknown to AWS, or a `--check` login fails.
 fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Result<Code> {
     let store = Store::new(&cfg.dir);
     let mut hosts = select(&store, sel)?;
-    let rt = crate::aws::runtime()?;
-    let mut code = Code::Ok;
+    let mut code = if held_twice(&hosts) {
+        Code::Partial
+    } else {
+        Code::Ok
+    };
+    let untracked = crate::aws::runtime()?.block_on(refresh(cfg, ssh_cfg, sel, &store, &mut hosts))?;
+    let mut rows: Vec<Row> = hosts.iter().map(Row::tracked).collect();
+    rows.extend(untracked.iter().map(|i| Row::untracked(i, ssh_cfg)));
+    if rows.is_empty() {
+        // The rule every tool follows on a directory without a case: say so, and how to start.
+        output::note(format!(
+            "no instance descriptors in {} and no instance of case {} in AWS (run ec2-create there first)",
+            cfg.dir.display(),
+            cfg.case
+        ));
+    }
+    if opts.check {
+        for (row, c) in rows.iter_mut().zip(check(&hosts, ssh_cfg)) {
+            row.ssh = c;
+        }
+    }
+    let failed = |r: &Row| {
+        (r.tracked && r.state == InstanceState::Unknown) || matches!(r.ssh, Some(Err(_)))
+    };
+    if rows.iter().any(failed) {
+        code = Code::Partial;
+    }
+    for r in &rows {
+        if opts.json {
+            output::data(r.json());
+        } else {
+            output::data(r.line());
+        }
+    }
+    crate::remote::sshconf::update(&store, ssh_cfg);
+    Ok(code)
+}
+
+/// Says so of each index two descriptors hold (edited by hand?); true if any is.
+fn held_twice(hosts: &[crate::case::descriptor::Descriptor]) -> bool {
     let mut seen = std::collections::BTreeMap::new();
-    for d in &hosts {
+    let mut twice = false;
+    for d in hosts {
         if let Some(other) = seen.insert(d.index, &d.id) {
             output::note(format!(
                 "index {} is held by two descriptors: {other} and {} (edited by hand?); \
                  selections by index are ambiguous",
                 d.index, d.id
             ));
-            code = Code::Partial;
+            twice = true;
         }
     }
-    let untracked: Vec<InstanceInfo> = rt.block_on(async {
-        let ec2 = ec2::connect(cfg.region.as_deref()).await?;
-        let ids: Vec<String> = hosts
-            .iter()
-            .filter(|d| !d.is_static())
-            .map(|d| d.id.clone())
-            .collect();
-        let infos = if ids.is_empty() {
-            vec![]
-        } else {
-            ec2.describe(&ids).await?
-        };
-        for d in hosts.iter_mut().filter(|d| !d.is_static()) {
-            match infos.iter().find(|i| i.id == d.id) {
-                Some(info) => {
-                    if info.update(d, ssh_cfg.address_mode()) {
-                        store.write(d)?;
-                    }
-                }
-                None if d.is_fresh(crate::aws::errors::FRESH) => {
-                    output::note(format!(
-                        "{}: launched moments ago and not visible in AWS yet",
-                        d.label()
-                    ));
-                    d.state = Some(InstanceState::Pending);
-                }
-                None => {
-                    output::note(format!(
-                        "{}: AWS does not know this instance (ec2-killall forgets it)",
-                        d.label()
-                    ));
-                    d.state = Some(InstanceState::Unknown);
+    twice
+}
+
+/// One DescribeInstances for the selected descriptors (states and addresses written back),
+/// and, without an explicit selection, the case's live instances no descriptor holds.
+async fn refresh(
+    cfg: &Config,
+    ssh_cfg: &SshConfig,
+    sel: &Selection,
+    store: &Store,
+    hosts: &mut [crate::case::descriptor::Descriptor],
+) -> Result<Vec<InstanceInfo>> {
+    let ec2 = ec2::connect(cfg.region.as_deref()).await?;
+    let ids: Vec<String> = hosts
+        .iter()
+        .filter(|d| !d.is_static())
+        .map(|d| d.id.clone())
+        .collect();
+    let infos = if ids.is_empty() {
+        vec![]
+    } else {
+        ec2.describe(&ids).await?
+    };
+    for d in hosts.iter_mut().filter(|d| !d.is_static()) {
+        match infos.iter().find(|i| i.id == d.id) {
+            Some(info) => {
+                if info.update(d, ssh_cfg.address_mode()) {
+                    store.write(d)?;
                 }
             }
+            None if d.is_fresh(crate::aws::errors::FRESH) => {
+                output::note(format!(
+                    "{}: launched moments ago and not visible in AWS yet",
+                    d.label()
+                ));
+                d.state = Some(InstanceState::Pending);
+            }
+            None => {
+                output::note(format!(
+                    "{}: AWS does not know this instance (ec2-killall forgets it)",
+                    d.label()
+                ));
+                d.state = Some(InstanceState::Unknown);
+            }
         }
-        if sel.is_explicit() {
-            return Ok::<_, crate::error::Error>(vec![]);
-        }
-        let all = store.load_all()?;
-        let case = ec2
-            .describe_case(&cfg.case, None, &InstanceState::LIVE)
-            .await?;
-        Ok(case
-            .into_iter()
-            .filter(|i| !all.iter().any(|d| d.id == i.id))
-            .collect())
-    })?;
+    }
+    if sel.is_explicit() {
+        return Ok(vec![]);
+    }
+    let all = store.load_all()?;
+    let case = ec2
+        .describe_case(&cfg.case, None, &InstanceState::LIVE)
+        .await?;
+    Ok(case
+        .into_iter()
+        .filter(|i| !all.iter().any(|d| d.id == i.id))
+        .collect())
+}
 
-    let mut rows: Vec<Row> = hosts
-        .iter()
-        .map(|d| Row {
+/// `--check`: a login that runs `true` on each host, in parallel.
+fn check(
+    hosts: &[crate::case::descriptor::Descriptor],
+    ssh_cfg: &SshConfig,
+) -> Vec<Option<std::result::Result<(), String>>> {
+    fan_out(hosts, 32, |d| {
+        if !matches!(d.state(), InstanceState::Running | InstanceState::Static) {
+            return Err(format!("not running ({})", d.state()));
+        }
+        let t = ssh::Target::for_descriptor(d, ssh_cfg).map_err(|e| e.message)?;
+        let conn = ssh::connect(&t, ssh_cfg).map_err(|e| e.message)?;
+        match conn.run_capture("true", None) {
+            Ok((info, _, _)) if info.code == 0 => Ok(()),
+            Ok((info, _, _)) => Err(format!("`true` exited {}", info.code)),
+            Err(e) => Err(e.message),
+        }
+    })
+}
+
+impl Row {
+    fn tracked(d: &crate::case::descriptor::Descriptor) -> Row {
+        Row {
             index: Some(d.index),
             id: d.id.clone(),
             role: d.role().map(str::to_owned),
@@ -227,110 +298,79 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
                 az: d.az.clone(),
                 instance_type: d.instance_type.clone(),
             },
-        })
-        .collect();
-    rows.extend(untracked.iter().map(|i| Row {
-        index: tag_index(i),
-        id: i.id.clone(),
-        role: i.tags.get(TAG_ROLE).cloned(),
-        state: i.state,
-        address: ssh_cfg.address_mode().pick(
-            i.public_dns.as_deref(),
-            i.public_ip.as_deref(),
-            i.private_ip.as_deref(),
-        ),
-        launched_at: i.launched_at.clone(),
-        tracked: false,
-        market: i.tags.get(TAG_MARKET).cloned(),
-        ssh: None,
-        net: Net {
-            private_ip: i.private_ip.clone(),
-            public_ip: i.public_ip.clone(),
-            private_dns: i.private_dns.clone(),
-            public_dns: i.public_dns.clone(),
-            az: i.az.clone(),
-            instance_type: i.instance_type.clone(),
-        },
-    }));
-    if rows.is_empty() {
-        // The rule every tool follows on a directory without a case: say so, and how to start.
-        output::note(format!(
-            "no instance descriptors in {} and no instance of case {} in AWS (run ec2-create there first)",
-            cfg.dir.display(),
-            cfg.case
-        ));
+        }
     }
 
-    if opts.check {
-        let checks = fan_out(&hosts, 32, |d| {
-            if !matches!(d.state(), InstanceState::Running | InstanceState::Static) {
-                return Err(format!("not running ({})", d.state()));
-            }
-            let t = ssh::Target::for_descriptor(d, ssh_cfg).map_err(|e| e.message)?;
-            let conn = ssh::connect(&t, ssh_cfg).map_err(|e| e.message)?;
-            match conn.run_capture("true", None) {
-                Ok((info, _, _)) if info.code == 0 => Ok(()),
-                Ok((info, _, _)) => Err(format!("`true` exited {}", info.code)),
-                Err(e) => Err(e.message),
-            }
+    fn untracked(i: &InstanceInfo, ssh_cfg: &SshConfig) -> Row {
+        Row {
+            index: tag_index(i),
+            id: i.id.clone(),
+            role: i.tags.get(TAG_ROLE).cloned(),
+            state: i.state,
+            address: ssh_cfg.address_mode().pick(
+                i.public_dns.as_deref(),
+                i.public_ip.as_deref(),
+                i.private_ip.as_deref(),
+            ),
+            launched_at: i.launched_at.clone(),
+            tracked: false,
+            market: i.tags.get(TAG_MARKET).cloned(),
+            ssh: None,
+            net: Net {
+                private_ip: i.private_ip.clone(),
+                public_ip: i.public_ip.clone(),
+                private_dns: i.private_dns.clone(),
+                public_dns: i.public_dns.clone(),
+                az: i.az.clone(),
+                instance_type: i.instance_type.clone(),
+            },
+        }
+    }
+
+    /// `--json`: one object, with the addresses and placement a script needs.
+    fn json(&self) -> serde_json::Value {
+        let r = self;
+        let mut v = json!({
+            "index": r.index, "id": r.id, "role": r.role, "state": r.state,
+            "address": r.address, "uptime_s": uptime(r.launched_at.as_deref(), r.state),
+            "launched_at": r.launched_at, "tracked": r.tracked, "market": r.market,
+            "private_ip": r.net.private_ip, "public_ip": r.net.public_ip,
+            "private_dns": r.net.private_dns, "public_dns": r.net.public_dns,
+            "az": r.net.az, "type": r.net.instance_type,
         });
-        for (row, c) in rows.iter_mut().zip(checks) {
-            row.ssh = c;
+        if let Some(c) = &r.ssh {
+            v["ssh"] = match c {
+                Ok(()) => json!("ok"),
+                Err(e) => json!(e),
+            };
         }
+        v
     }
 
-    if rows
-        .iter()
-        .any(|r| r.tracked && r.state == InstanceState::Unknown)
-    {
-        code = Code::Partial;
-    }
-    for r in &rows {
-        let up = uptime(r.launched_at.as_deref(), r.state);
-        if matches!(r.ssh, Some(Err(_))) {
-            code = Code::Partial;
+    /// The table's line: index, id, role, state, address, uptime[, ssh].
+    fn line(&self) -> String {
+        let r = self;
+        let mut line = format!(
+            "{:<4} {:<20} {:<8} {:<13} {:<16} {:<10}",
+            r.index.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            r.id,
+            r.role.as_deref().unwrap_or("-"),
+            if r.tracked {
+                r.state.as_str()
+            } else {
+                "untracked"
+            },
+            r.address.as_deref().unwrap_or("-"),
+            human(uptime(r.launched_at.as_deref(), r.state)),
+        );
+        match &r.ssh {
+            Some(Ok(())) => line.push_str(" ssh-ok"),
+            Some(Err(e)) => line.push_str(&format!(" ssh-failed: {e}")),
+            None => {}
         }
-        if opts.json {
-            let mut v = json!({
-                "index": r.index, "id": r.id, "role": r.role, "state": r.state,
-                "address": r.address, "uptime_s": up, "launched_at": r.launched_at,
-                "tracked": r.tracked, "market": r.market,
-                "private_ip": r.net.private_ip, "public_ip": r.net.public_ip,
-                "private_dns": r.net.private_dns, "public_dns": r.net.public_dns,
-                "az": r.net.az, "type": r.net.instance_type,
-            });
-            if let Some(c) = &r.ssh {
-                v["ssh"] = match c {
-                    Ok(()) => json!("ok"),
-                    Err(e) => json!(e),
-                };
-            }
-            output::data(v);
-        } else {
-            let mut line = format!(
-                "{:<4} {:<20} {:<8} {:<13} {:<16} {:<10}",
-                r.index.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
-                r.id,
-                r.role.as_deref().unwrap_or("-"),
-                if r.tracked {
-                    r.state.as_str()
-                } else {
-                    "untracked"
-                },
-                r.address.as_deref().unwrap_or("-"),
-                human(up),
-            );
-            match &r.ssh {
-                Some(Ok(())) => line.push_str(" ssh-ok"),
-                Some(Err(e)) => line.push_str(&format!(" ssh-failed: {e}")),
-                None => {}
-            }
-            if !r.tracked {
-                line.push_str(&format!(" ({} in AWS, no descriptor)", r.state));
-            }
-            output::data(line.trim_end());
+        if !r.tracked {
+            line.push_str(&format!(" ({} in AWS, no descriptor)", r.state));
         }
+        line.trim_end().to_owned()
     }
-    crate::remote::sshconf::update(&store, ssh_cfg);
-    Ok(code)
 }

@@ -175,12 +175,11 @@ fn kill(cfg: &Config, opts: &Cli, settings: &crate::settings::Settings) -> Resul
     let (own, hosts): (Vec<_>, Vec<_>) = select(&store, &opts.select.resolve())?
         .into_iter()
         .partition(|d| d.is_static());
-    let mut killed = Killed::default();
     // Hosts of your own are forgotten, never terminated: no AWS call is about them.
-    for d in &own {
-        store.remove(&d.id)?;
-        killed.forgotten.push(d.id.clone());
-    }
+    let mut killed = Killed {
+        forgotten: forget(&store, &own)?,
+        ..Default::default()
+    };
     if !own.is_empty() && hosts.is_empty() && !opts.select.is_empty() {
         return Ok(killed);
     }
@@ -217,132 +216,17 @@ fn kill(cfg: &Config, opts: &Cli, settings: &crate::settings::Settings) -> Resul
         }
         let mut ids: Vec<String> = hosts.iter().map(|d| d.id.clone()).collect();
         let fresh = crate::aws::errors::fresh_ids(&hosts);
-        // Whether no instance of the case is alive but those terminated here: None when the
+        // Whether no instance of the case is alive but those terminated here: false when the
         // case's instances cannot be listed.
         let mut listed = true;
-        // Instances of the case without a descriptor (a crash between launch and descriptor):
-        // terminated with --case-sweep, else reported (exit 1). One DescribeInstances.
         if opts.case_sweep || opts.select.is_empty() {
-            let known: BTreeSet<String> = store.load_all()?.into_iter().map(|d| d.id).collect();
-            match ec2
-                .describe_case(&cfg.case, Some(&owner), &InstanceState::LIVE)
-                .await
-            {
-                Ok(found) => {
-                    let lost: Vec<String> = found
-                        .into_iter()
-                        .map(|i| i.id)
-                        .filter(|id| !known.contains(id) && !ids.contains(id))
-                        .collect();
-                    if opts.case_sweep {
-                        for id in lost {
-                            output::note(format!(
-                                "{id}: tagged {TAG_CASE}={} but not described here: terminating",
-                                cfg.case
-                            ));
-                            ids.push(id);
-                        }
-                    } else if !lost.is_empty() {
-                        output::note(format!(
-                            "{} instances tagged {TAG_CASE}={} (owner {owner}) have no \
-                             descriptor here (a crash between launch and descriptor?): {}; \
-                             `ec2-killall --case-sweep` terminates them",
-                            lost.len(),
-                            cfg.case,
-                            lost.join(", ")
-                        ));
-                        killed.untracked = lost;
-                    }
-                }
-                Err(e) => {
-                    listed = false;
-                    report.unlisted(Kind::Instances, &e);
-                }
-            }
+            listed = find_untracked(&fleet, opts, &owner, &mut ids, &mut killed, &mut report).await?;
         }
         if opts.expired {
-            match ec2.describe_expiring(&owner).await {
-                Ok(expiring) => {
-                    let now = SystemTime::now();
-                    for i in expiring {
-                        let expired = i
-                            .tags
-                            .get(TAG_EXPIRES)
-                            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-                            .is_some_and(|t| t <= now);
-                        if expired && !ids.contains(&i.id) {
-                            output::note(format!(
-                                "{}: expired at {} (case {}): terminating",
-                                i.id,
-                                i.tags[TAG_EXPIRES],
-                                i.tags.get(TAG_CASE).map(String::as_str).unwrap_or("?")
-                            ));
-                            ids.push(i.id);
-                        }
-                    }
-                }
-                Err(e) => report.undeleted(
-                    Kind::Instances,
-                    &e,
-                    "",
-                    format!(
-                        "aws ec2 describe-instances --region {} --filters {} \
-                         Name=tag-key,Values={TAG_EXPIRES}",
-                        quote(&report.region),
-                        quote(&format!("Name=tag:{TAG_OWNER},Values={owner}"))
-                    ),
-                ),
-            }
+            find_expired(ec2, &owner, &mut ids, &mut report).await;
         }
         if !ids.is_empty() {
-            match ec2.terminate(&ids, &fresh).await {
-                Ok(result) => {
-                    let mut done = BTreeSet::new();
-                    for (id, state) in &result.accepted {
-                        if state.is_gone() {
-                            store.remove(id)?;
-                            killed.terminated.push((id.clone(), *state));
-                            done.insert(id.clone());
-                        }
-                    }
-                    for id in &result.unknown {
-                        store.remove(id)?;
-                        output::note(format!(
-                            "{id}: AWS no longer knows this instance; descriptor removed"
-                        ));
-                        killed.unknown.push(id.clone());
-                        done.insert(id.clone());
-                    }
-                    let failed: Vec<String> = ids
-                        .iter()
-                        .filter(|id| !done.contains(*id))
-                        .cloned()
-                        .collect();
-                    if !failed.is_empty() {
-                        output::note(format!(
-                            "{} of {} instances not confirmed terminated (descriptors kept): {}",
-                            failed.len(),
-                            ids.len(),
-                            failed.join(", ")
-                        ));
-                        killed.unconfirmed = failed;
-                    }
-                }
-                Err(e) => {
-                    output::note(format!("{e} (descriptors kept)"));
-                    report.undeleted(
-                        Kind::Instances,
-                        &e,
-                        "",
-                        format!(
-                            "aws ec2 terminate-instances --region {} --instance-ids {}",
-                            quote(&report.region),
-                            ids.join(" ")
-                        ),
-                    );
-                    killed.unconfirmed = ids.clone();
-                }
-            }
+            terminate(ec2, &store, &ids, &fresh, &mut killed, &mut report).await?;
         } else if !has_resources && !opts.case_sweep && listed {
             output::note(format!("no instances of case {} to terminate", cfg.case));
         }
@@ -350,24 +234,186 @@ fn kill(cfg: &Config, opts: &Cli, settings: &crate::settings::Settings) -> Resul
             && killed.untracked.is_empty()
             && store.load_all()?.is_empty();
         if instances_gone {
-            // Instances terminated just now take a while to release what they use: worth
-            // waiting for. With none terminated and none listable, one try each.
-            let patience = if !listed && killed.terminated.is_empty() {
-                Duration::ZERO
-            } else {
-                CLEANUP_PATIENCE
-            };
-            let alive = alive_known(ec2, cfg, &owner, listed, &mut report).await;
-            if has_resources {
-                cleanup(ec2, cfg, &store, alive.as_deref(), patience, &mut report).await?;
-            }
-            if opts.case_sweep {
-                sweep_tagged(ec2, cfg, &owner, alive.as_deref(), patience, &mut report).await;
-            }
+            let terminated = !killed.terminated.is_empty();
+            release(&fleet, opts, &owner, listed, terminated, has_resources, &mut report).await?;
         }
         killed.left = report.left;
         Ok(killed)
     })
+}
+
+/// With every instance of the case gone: delete what the case made (`has_resources`) and,
+/// with --case-sweep, what is tagged with it. Instances terminated just now take a while to
+/// release what they use: worth waiting for. With none terminated and none listable, one
+/// try each.
+async fn release(
+    fleet: &Fleet,
+    opts: &Cli,
+    owner: &str,
+    listed: bool,
+    terminated: bool,
+    has_resources: bool,
+    report: &mut Report<'_>,
+) -> Result<()> {
+    let (ec2, cfg) = (&fleet.ec2, &fleet.cfg);
+    let patience = if !listed && !terminated {
+        Duration::ZERO
+    } else {
+        CLEANUP_PATIENCE
+    };
+    let alive = alive_known(ec2, cfg, owner, listed, report).await;
+    if has_resources {
+        cleanup(ec2, cfg, &fleet.store, alive.as_deref(), patience, report).await?;
+    }
+    if opts.case_sweep {
+        sweep_tagged(ec2, cfg, owner, alive.as_deref(), patience, report).await;
+    }
+    Ok(())
+}
+
+/// Remove the descriptors of `own` hosts; returns their ids.
+fn forget(store: &Store, own: &[crate::case::descriptor::Descriptor]) -> Result<Vec<String>> {
+    own.iter()
+        .map(|d| store.remove(&d.id).map(|_| d.id.clone()))
+        .collect()
+}
+
+/// Instances of the case without a descriptor (a crash between launch and descriptor), in
+/// one DescribeInstances: added to `ids` with --case-sweep, else reported (exit 1). False
+/// when the case's instances cannot be listed.
+async fn find_untracked(
+    fleet: &Fleet,
+    opts: &Cli,
+    owner: &str,
+    ids: &mut Vec<String>,
+    killed: &mut Killed,
+    report: &mut Report<'_>,
+) -> Result<bool> {
+    let cfg = &fleet.cfg;
+    let known: BTreeSet<String> = fleet.store.load_all()?.into_iter().map(|d| d.id).collect();
+    let found = match fleet
+        .ec2
+        .describe_case(&cfg.case, Some(owner), &InstanceState::LIVE)
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => {
+            report.unlisted(Kind::Instances, &e);
+            return Ok(false);
+        }
+    };
+    let lost: Vec<String> = found
+        .into_iter()
+        .map(|i| i.id)
+        .filter(|id| !known.contains(id) && !ids.contains(id))
+        .collect();
+    if opts.case_sweep {
+        for id in lost {
+            output::note(format!(
+                "{id}: tagged {TAG_CASE}={} but not described here: terminating",
+                cfg.case
+            ));
+            ids.push(id);
+        }
+    } else if !lost.is_empty() {
+        output::note(format!(
+            "{} instances tagged {TAG_CASE}={} (owner {owner}) have no \
+             descriptor here (a crash between launch and descriptor?): {}; \
+             `ec2-killall --case-sweep` terminates them",
+            lost.len(),
+            cfg.case,
+            lost.join(", ")
+        ));
+        killed.untracked = lost;
+    }
+    Ok(true)
+}
+
+/// `--expired`: the owner's instances whose expiry tag has passed, added to `ids`.
+async fn find_expired(ec2: &Ec2, owner: &str, ids: &mut Vec<String>, report: &mut Report<'_>) {
+    let expiring = match ec2.describe_expiring(owner).await {
+        Ok(expiring) => expiring,
+        Err(e) => {
+            let cli = format!(
+                "aws ec2 describe-instances --region {} --filters {} \
+                 Name=tag-key,Values={TAG_EXPIRES}",
+                quote(&report.region),
+                quote(&format!("Name=tag:{TAG_OWNER},Values={owner}"))
+            );
+            report.undeleted(Kind::Instances, &e, "", cli);
+            return;
+        }
+    };
+    let now = SystemTime::now();
+    for i in expiring {
+        let expired = i
+            .tags
+            .get(TAG_EXPIRES)
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .is_some_and(|t| t <= now);
+        if expired && !ids.contains(&i.id) {
+            output::note(format!(
+                "{}: expired at {} (case {}): terminating",
+                i.id,
+                i.tags[TAG_EXPIRES],
+                i.tags.get(TAG_CASE).map(String::as_str).unwrap_or("?")
+            ));
+            ids.push(i.id);
+        }
+    }
+}
+
+/// Terminate `ids`: a descriptor goes only once AWS confirms its instance is gone (or no
+/// longer knows it); the rest are kept and named.
+async fn terminate(
+    ec2: &Ec2,
+    store: &Store,
+    ids: &[String],
+    fresh: &BTreeSet<String>,
+    killed: &mut Killed,
+    report: &mut Report<'_>,
+) -> Result<()> {
+    let result = match ec2.terminate(ids, fresh).await {
+        Ok(result) => result,
+        Err(e) => {
+            output::note(format!("{e} (descriptors kept)"));
+            let cli = format!(
+                "aws ec2 terminate-instances --region {} --instance-ids {}",
+                quote(&report.region),
+                ids.join(" ")
+            );
+            report.undeleted(Kind::Instances, &e, "", cli);
+            killed.unconfirmed = ids.to_vec();
+            return Ok(());
+        }
+    };
+    let mut done = BTreeSet::new();
+    for (id, state) in &result.accepted {
+        if state.is_gone() {
+            store.remove(id)?;
+            killed.terminated.push((id.clone(), *state));
+            done.insert(id.clone());
+        }
+    }
+    for id in &result.unknown {
+        store.remove(id)?;
+        output::note(format!(
+            "{id}: AWS no longer knows this instance; descriptor removed"
+        ));
+        killed.unknown.push(id.clone());
+        done.insert(id.clone());
+    }
+    let failed: Vec<String> = ids.iter().filter(|id| !done.contains(*id)).cloned().collect();
+    if !failed.is_empty() {
+        output::note(format!(
+            "{} of {} instances not confirmed terminated (descriptors kept): {}",
+            failed.len(),
+            ids.len(),
+            failed.join(", ")
+        ));
+        killed.unconfirmed = failed;
+    }
+    Ok(())
 }
 
 /// Whether instances of the case are still alive: `Some(ids)` (empty: none), or `None` when
