@@ -153,7 +153,8 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
     } else {
         Code::Ok
     };
-    let untracked = crate::aws::runtime()?.block_on(refresh(cfg, ssh_cfg, sel, &store, &mut hosts))?;
+    let untracked =
+        crate::aws::runtime()?.block_on(refresh(cfg, ssh_cfg, sel, &store, &mut hosts))?;
     let mut rows: Vec<Row> = hosts.iter().map(Row::tracked).collect();
     rows.extend(untracked.iter().map(|i| Row::untracked(i, ssh_cfg)));
     if rows.is_empty() {
@@ -169,9 +170,8 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
             row.ssh = c;
         }
     }
-    let failed = |r: &Row| {
-        (r.tracked && r.state == InstanceState::Unknown) || matches!(r.ssh, Some(Err(_)))
-    };
+    let failed =
+        |r: &Row| (r.tracked && r.state == InstanceState::Unknown) || matches!(r.ssh, Some(Err(_)));
     if rows.iter().any(failed) {
         code = Code::Partial;
     }

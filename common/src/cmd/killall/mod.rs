@@ -220,7 +220,8 @@ fn kill(cfg: &Config, opts: &Cli, settings: &crate::settings::Settings) -> Resul
         // case's instances cannot be listed.
         let mut listed = true;
         if opts.case_sweep || opts.select.is_empty() {
-            listed = find_untracked(&fleet, opts, &owner, &mut ids, &mut killed, &mut report).await?;
+            listed =
+                find_untracked(&fleet, opts, &owner, &mut ids, &mut killed, &mut report).await?;
         }
         if opts.expired {
             find_expired(ec2, &owner, &mut ids, &mut report).await;
@@ -235,7 +236,16 @@ fn kill(cfg: &Config, opts: &Cli, settings: &crate::settings::Settings) -> Resul
             && store.load_all()?.is_empty();
         if instances_gone {
             let terminated = !killed.terminated.is_empty();
-            release(&fleet, opts, &owner, listed, terminated, has_resources, &mut report).await?;
+            release(
+                &fleet,
+                opts,
+                &owner,
+                listed,
+                terminated,
+                has_resources,
+                &mut report,
+            )
+            .await?;
         }
         killed.left = report.left;
         Ok(killed)
@@ -403,7 +413,11 @@ async fn terminate(
         killed.unknown.push(id.clone());
         done.insert(id.clone());
     }
-    let failed: Vec<String> = ids.iter().filter(|id| !done.contains(*id)).cloned().collect();
+    let failed: Vec<String> = ids
+        .iter()
+        .filter(|id| !done.contains(*id))
+        .cloned()
+        .collect();
     if !failed.is_empty() {
         output::note(format!(
             "{} of {} instances not confirmed terminated (descriptors kept): {}",
