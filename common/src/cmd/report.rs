@@ -235,29 +235,7 @@ fn from_s3(cli: &Cli, bucket: &str, prefix: &str, into: &Path) -> Result<Vec<Hos
     let s3 = rt.block_on(crate::aws::s3::connect(
         case.as_ref().and_then(|c| c.region.as_deref()),
     ))?;
-    let mut found = None;
-    let mut last = None;
-    for k in &keys {
-        match rt.block_on(s3.download_file(bucket, k, &manifest_path)) {
-            Ok(_) => {
-                found = Some(k.clone());
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    if found.is_none() {
-        return Err(last.unwrap_or_else(|| Error::input("no manifest")));
-    }
-    let m: serde_json::Value = std::fs::read(&manifest_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| {
-            Error::input(format!(
-                "s3://{bucket}/{}: not a manifest",
-                found.clone().unwrap_or_default()
-            ))
-        })?;
+    let m = fetch_manifest(&rt, &s3, bucket, &keys, &manifest_path)?;
     let mut out = Vec::new();
     for o in m
         .get("objects")
@@ -265,41 +243,7 @@ fn from_s3(cli: &Cli, bucket: &str, prefix: &str, into: &Path) -> Result<Vec<Hos
         .into_iter()
         .flatten()
     {
-        let (Some(id), Some(index), Some(key)) = (
-            o.get("id").and_then(|v| v.as_str()),
-            o.get("index").and_then(|v| v.as_u64()),
-            o.get("key").and_then(|v| v.as_str()),
-        ) else {
-            return Err(Error::input(format!(
-                "s3://{bucket}: a manifest object without id, index or key: {o}"
-            )));
-        };
-        let archive = into.join(format!("{index}-{id}.tar.zst"));
-        let sha = rt.block_on(s3.download_file(bucket, key, &archive))?;
-        if let Some(want) = o.get("sha256").and_then(|v| v.as_str()) {
-            if want != sha {
-                return Err(Error::infra(format!(
-                    "s3://{bucket}/{key}: SHA-256 {sha}, the manifest says {want}"
-                )));
-            }
-        }
-        let dir = into.join(format!("{index}-{id}"));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::infra(format!("{}: {e}", dir.display())))?;
-        let f = std::fs::File::open(&archive)
-            .map_err(|e| Error::infra(format!("{}: {e}", archive.display())))?;
-        let z = zstd::stream::read::Decoder::new(f)
-            .map_err(|e| Error::infra(format!("{}: {e}", archive.display())))?;
-        tar::Archive::new(z)
-            .unpack(&dir)
-            .map_err(|e| Error::input(format!("s3://{bucket}/{key}: {e}")))?;
-        let _ = std::fs::remove_file(&archive);
-        out.push(HostDir {
-            index: index as u32,
-            id: id.to_owned(),
-            dir,
-            offset_s: None,
-        });
+        out.push(unpack_host(&rt, &s3, bucket, o, into)?);
     }
     for f in m
         .get("failed")
@@ -318,6 +262,79 @@ fn from_s3(cli: &Cli, bucket: &str, prefix: &str, into: &Path) -> Result<Vec<Hos
     }
     out.sort_by_key(|d| d.index);
     Ok(out)
+}
+
+/// The first of `keys` that downloads to `to` as a manifest, parsed.
+fn fetch_manifest(
+    rt: &tokio::runtime::Runtime,
+    s3: &crate::aws::s3::S3,
+    bucket: &str,
+    keys: &[String],
+    to: &Path,
+) -> Result<serde_json::Value> {
+    let mut last = None;
+    let mut found = None;
+    for k in keys {
+        match rt.block_on(s3.download_file(bucket, k, to)) {
+            Ok(_) => {
+                found = Some(k);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let Some(found) = found else {
+        return Err(last.unwrap_or_else(|| Error::input("no manifest")));
+    };
+    std::fs::read(to)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| Error::input(format!("s3://{bucket}/{found}: not a manifest")))
+}
+
+/// One manifest object: the host's archive downloaded, checked against its SHA-256 and
+/// unpacked into `<into>/<index>-<id>`.
+fn unpack_host(
+    rt: &tokio::runtime::Runtime,
+    s3: &crate::aws::s3::S3,
+    bucket: &str,
+    o: &serde_json::Value,
+    into: &Path,
+) -> Result<HostDir> {
+    let (Some(id), Some(index), Some(key)) = (
+        o.get("id").and_then(|v| v.as_str()),
+        o.get("index").and_then(|v| v.as_u64()),
+        o.get("key").and_then(|v| v.as_str()),
+    ) else {
+        return Err(Error::input(format!(
+            "s3://{bucket}: a manifest object without id, index or key: {o}"
+        )));
+    };
+    let archive = into.join(format!("{index}-{id}.tar.zst"));
+    let sha = rt.block_on(s3.download_file(bucket, key, &archive))?;
+    if let Some(want) = o.get("sha256").and_then(|v| v.as_str()) {
+        if want != sha {
+            return Err(Error::infra(format!(
+                "s3://{bucket}/{key}: SHA-256 {sha}, the manifest says {want}"
+            )));
+        }
+    }
+    let dir = into.join(format!("{index}-{id}"));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::infra(format!("{}: {e}", dir.display())))?;
+    let f = std::fs::File::open(&archive)
+        .map_err(|e| Error::infra(format!("{}: {e}", archive.display())))?;
+    let z = zstd::stream::read::Decoder::new(f)
+        .map_err(|e| Error::infra(format!("{}: {e}", archive.display())))?;
+    tar::Archive::new(z)
+        .unpack(&dir)
+        .map_err(|e| Error::input(format!("s3://{bucket}/{key}: {e}")))?;
+    let _ = std::fs::remove_file(&archive);
+    Ok(HostDir {
+        index: index as u32,
+        id: id.to_owned(),
+        dir,
+        offset_s: None,
+    })
 }
 
 /// One line on stderr per thing the reader should know.
@@ -391,53 +408,82 @@ fn sweep(cli: &Cli, style: Style) -> Result<Code> {
             cli.inputs.len()
         )));
     }
-    let mut runs = Vec::new();
-    for (i, dir) in cli.inputs.iter().enumerate() {
-        let p = Path::new(dir).join("summary.json");
-        let v: serde_json::Value = std::fs::read(&p)
-            .map_err(|e| {
-                Error::input(format!(
-                    "{}: {e} (a run's report directory has summary.json)",
-                    p.display()
-                ))
-            })
-            .and_then(|b| {
-                serde_json::from_slice(&b)
-                    .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", p.display())))
-            })?;
-        let fleet = v
-            .get("fleet")
-            .ok_or_else(|| Error::input(format!("{}: no fleet", p.display())))?;
-        let num = |k: &str| fleet.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
-        let clients = v
-            .get("hosts")
-            .and_then(|h| h.as_array())
-            .map(|h| {
-                h.iter()
-                    .filter(|h| h.get("role").and_then(|r| r.as_str()) == Some("client"))
-                    .count()
-            })
-            .unwrap_or(0) as f64;
-        let n = cli.n.get(i).copied().unwrap_or(clients);
-        let rps = num("rps");
-        if n < 1.0 || rps <= 0.0 {
-            return Err(Error::input(format!(
-                "{}: N {n}, {rps} req/s: a sweep's run needs clients and requests",
-                p.display()
-            )));
-        }
-        runs.push(SweepRun {
-            dir: dir.clone(),
-            n,
-            rps,
-            efficiency: None,
-            p99_ms: fleet
-                .pointer("/latency_ms/p99")
-                .and_then(|x| x.as_f64())
-                .unwrap_or(0.0),
-            client_bound_s: num("client_bound_s"),
-        });
+    let runs = cli
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| sweep_run(dir, cli.n.get(i).copied()))
+        .collect::<Result<Vec<_>>>()?;
+    let s = fit_sweep(runs);
+    write_sweep(cli, &s)?;
+    if cli.json {
+        output::data(serde_json::to_string_pretty(&s).expect("plain data serializes"));
+    } else {
+        output::data(out::sweep_table(&s, style).trim_end());
     }
+    sweep_notes(&s);
+    output::note(format!(
+        "the report: {}",
+        cli.out.join("index.html").display()
+    ));
+    Ok(if cli.strict && s.client_bound {
+        Code::Partial
+    } else {
+        Code::Ok
+    })
+}
+
+/// One run of a sweep, from its report directory's summary.json; N is `n` (`--n`), else
+/// its number of clients.
+fn sweep_run(dir: &str, n: Option<f64>) -> Result<SweepRun> {
+    let p = Path::new(dir).join("summary.json");
+    let v: serde_json::Value = std::fs::read(&p)
+        .map_err(|e| {
+            Error::input(format!(
+                "{}: {e} (a run's report directory has summary.json)",
+                p.display()
+            ))
+        })
+        .and_then(|b| {
+            serde_json::from_slice(&b)
+                .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", p.display())))
+        })?;
+    let fleet = v
+        .get("fleet")
+        .ok_or_else(|| Error::input(format!("{}: no fleet", p.display())))?;
+    let num = |k: &str| fleet.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
+    let clients = v
+        .get("hosts")
+        .and_then(|h| h.as_array())
+        .map(|h| {
+            h.iter()
+                .filter(|h| h.get("role").and_then(|r| r.as_str()) == Some("client"))
+                .count()
+        })
+        .unwrap_or(0) as f64;
+    let n = n.unwrap_or(clients);
+    let rps = num("rps");
+    if n < 1.0 || rps <= 0.0 {
+        return Err(Error::input(format!(
+            "{}: N {n}, {rps} req/s: a sweep's run needs clients and requests",
+            p.display()
+        )));
+    }
+    Ok(SweepRun {
+        dir: dir.to_owned(),
+        n,
+        rps,
+        efficiency: None,
+        p99_ms: fleet
+            .pointer("/latency_ms/p99")
+            .and_then(|x| x.as_f64())
+            .unwrap_or(0.0),
+        client_bound_s: num("client_bound_s"),
+    })
+}
+
+/// The runs in order of N, fitted to the USL; efficiency against λ (else the N = 1 run).
+fn fit_sweep(mut runs: Vec<SweepRun>) -> Sweep {
     runs.sort_by(|a, b| a.n.total_cmp(&b.n));
     let points: Vec<(f64, f64)> = runs.iter().map(|r| (r.n, r.rps)).collect();
     let (usl, usl_error) = match report::usl::fit(&points) {
@@ -451,13 +497,17 @@ fn sweep(cli: &Cli, style: Style) -> Result<Code> {
     for r in &mut runs {
         r.efficiency = lambda.map(|l| (r.rps / (r.n * l) * 1000.0).round() / 1000.0);
     }
-    let s = Sweep {
+    Sweep {
         version: 1,
         client_bound: runs.iter().any(|r| r.client_bound_s > 0.0),
         runs,
         usl,
         usl_error,
-    };
+    }
+}
+
+/// summary.json, sweep.csv and index.html in `--output`.
+fn write_sweep(cli: &Cli, s: &Sweep) -> Result<()> {
     std::fs::create_dir_all(&cli.out)
         .map_err(|e| Error::input(format!("{}: {e}", cli.out.display())))?;
     let write = |name: &str, text: String| {
@@ -489,12 +539,11 @@ fn sweep(cli: &Cli, style: Style) -> Result<Code> {
         .title
         .clone()
         .unwrap_or_else(|| "Scalability: throughput against clients".into());
-    write("index.html", report::page::sweep_page(&s, &title))?;
-    if cli.json {
-        output::data(serde_json::to_string_pretty(&s).expect("plain data serializes"));
-    } else {
-        output::data(out::sweep_table(&s, style).trim_end());
-    }
+    write("index.html", report::page::sweep_page(s, &title))
+}
+
+/// The fit, and whether the curve measures the load generators too, on stderr.
+fn sweep_notes(s: &Sweep) {
     match (&s.usl, &s.usl_error) {
         (Some(u), _) => output::note(format!(
             "USL: sigma {:.4}, kappa {:.6}, lambda {:.1} req/s (relative RMSE {:.1} %){}",
@@ -513,13 +562,4 @@ fn sweep(cli: &Cli, style: Style) -> Result<Code> {
     if s.client_bound {
         output::note("some runs were client-bound: the curve measures the load generators as well as the target");
     }
-    output::note(format!(
-        "the report: {}",
-        cli.out.join("index.html").display()
-    ));
-    Ok(if cli.strict && s.client_bound {
-        Code::Partial
-    } else {
-        Code::Ok
-    })
 }

@@ -123,26 +123,11 @@ fn header(out: &mut String, id: &str, title: &str) {
     );
 }
 
-/// A line chart as one `<svg>` element.
+/// A line chart as one `<svg>` element: shading under the lines, axes, the series, legend.
 pub fn line_chart(c: &Chart) -> String {
     let mut out = String::new();
     header(&mut out, c.id, c.title);
-    let pts = c
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter())
-        .filter(|p| p.0.is_finite() && p.1.is_finite());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
-        if c.log_y && y <= 0.0 {
-            continue;
-        }
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    if x0 > x1 {
+    let Some(f) = Frame::of(c) else {
         let _ = write!(
             out,
             r#"<text x="{}" y="{}" class="empty">no data</text></svg>"#,
@@ -150,144 +135,10 @@ pub fn line_chart(c: &Chart) -> String {
             H / 2.0
         );
         return out;
-    }
-    if let Some((a, b)) = c.x_range {
-        (x0, x1) = (a, b);
-    }
-    if let Some(t) = &c.x_ticks {
-        for (v, _) in t {
-            x0 = x0.min(*v);
-            x1 = x1.max(*v);
-        }
-    }
-    if x1 == x0 {
-        x1 = x0 + 1.0;
-    }
-    let (ly0, ly1) = if c.log_y {
-        let a = y0.max(1e-3).log10().floor();
-        let b = y1.max(1e-3).log10().ceil().max(a + 1.0);
-        (a, b)
-    } else {
-        let hi = if y1 <= 0.0 { 1.0 } else { y1 * 1.08 };
-        (y0.min(0.0), hi)
     };
-    let px = |x: f64| L + (x - x0) / (x1 - x0) * (W - L - R);
-    let py = |y: f64| {
-        let v = if c.log_y { y.max(1e-300).log10() } else { y };
-        H - B - (v - ly0) / (ly1 - ly0) * (H - T - B)
-    };
-    // Shading first (under the lines).
-    for (a, b) in &c.shade {
-        let (xa, xb) = (px(a.max(x0)), px(b.min(x1)));
-        if xb > xa {
-            let _ = write!(
-                out,
-                r##"<rect class="shade" x="{xa:.1}" y="{T}" width="{:.1}" height="{}" fill="#E69F00" fill-opacity="0.25"/>"##,
-                xb - xa,
-                H - T - B
-            );
-        }
-    }
-    // Axes, grid, ticks.
-    let yt: Vec<(f64, String)> = if c.log_y {
-        (ly0 as i32..=ly1 as i32)
-            .map(|e| (10f64.powi(e), num(10f64.powi(e))))
-            .collect()
-    } else {
-        ticks(ly0, ly1, 5)
-            .into_iter()
-            .map(|v| (v, num(v)))
-            .collect()
-    };
-    for (v, label) in &yt {
-        let y = py(*v);
-        let _ = write!(
-            out,
-            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" class="yt">{}</text>"##,
-            W - R,
-            L - 6.0,
-            y + 4.0,
-            esc(label)
-        );
-    }
-    let xt: Vec<(f64, String)> = match &c.x_ticks {
-        Some(t) => t.clone(),
-        None => ticks(x0, x1, 8).into_iter().map(|v| (v, num(v))).collect(),
-    };
-    for (v, label) in &xt {
-        let x = px(*v);
-        let _ = write!(
-            out,
-            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="#999"/><text x="{x:.1}" y="{}" class="xt">{}</text>"##,
-            H - B,
-            H - B + 5.0,
-            H - B + 18.0,
-            esc(label)
-        );
-    }
-    let _ = write!(
-        out,
-        r##"<line x1="{L}" x2="{L}" y1="{T}" y2="{}" stroke="#333"/><line x1="{L}" x2="{}" y1="{}" y2="{}" stroke="#333"/><text x="{}" y="{}" class="xl">{}</text><text transform="translate(16 {}) rotate(-90)" class="yl">{}</text>"##,
-        H - B,
-        W - R,
-        H - B,
-        H - B,
-        L + (W - L - R) / 2.0,
-        H - B + 36.0,
-        esc(c.x_label),
-        T + (H - T - B) / 2.0,
-        esc(c.y_label)
-    );
-    // Lines, clipped to the plot (samples may start before the first request).
-    let clip = format!("clip-{}", esc(c.id));
-    let _ = write!(
-        out,
-        r#"<clipPath id="{clip}"><rect x="{L}" y="{}" width="{}" height="{}"/></clipPath><g clip-path="url(#{clip})">"#,
-        T - 4.0,
-        W - L - R + 4.0,
-        H - T - B + 8.0
-    );
-    for (i, s) in c.series.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
-        let dash = DASHES[(i / PALETTE.len() + i) % DASHES.len()];
-        let mut d = String::new();
-        let mut pen = false;
-        for &(x, y) in &s.points {
-            if !(x.is_finite() && y.is_finite()) || (c.log_y && y <= 0.0) {
-                pen = false;
-                continue;
-            }
-            let _ = write!(
-                d,
-                "{}{:.1},{:.1}",
-                if pen { "L" } else { "M" },
-                px(x),
-                py(y)
-            );
-            pen = true;
-        }
-        let _ = write!(
-            out,
-            r#"<path class="series" data-series="{}" d="{}" fill="none" stroke="{colour}" stroke-width="1.8" stroke-dasharray="{dash}"/>"#,
-            esc(&s.name),
-            if d.is_empty() { "M0,0".into() } else { d }
-        );
-        if c.markers {
-            for &(x, y) in s
-                .points
-                .iter()
-                .filter(|p| p.0.is_finite() && p.1.is_finite())
-            {
-                let _ = write!(
-                    out,
-                    r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="4" fill="{colour}"/>"#,
-                    px(x),
-                    py(y)
-                );
-            }
-        }
-    }
-    out.push_str("</g>");
+    f.shading(&mut out, c);
+    f.axes(&mut out, c);
+    f.series(&mut out, c);
     legend(
         &mut out,
         c.series.iter().map(|s| s.name.as_str()),
@@ -295,6 +146,206 @@ pub fn line_chart(c: &Chart) -> String {
     );
     out.push_str("</svg>");
     out
+}
+
+/// A line chart's data ranges and how they map to the plot: x0..x1 across, ly0..ly1 up (in
+/// decades on a log scale).
+struct Frame {
+    x0: f64,
+    x1: f64,
+    ly0: f64,
+    ly1: f64,
+    log_y: bool,
+}
+
+impl Frame {
+    /// The ranges of the finite points (None: no data), widened to `x_range` and the ticks.
+    fn of(c: &Chart) -> Option<Frame> {
+        let pts = c
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.0.is_finite() && p.1.is_finite());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, y) in pts {
+            if c.log_y && y <= 0.0 {
+                continue;
+            }
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if x0 > x1 {
+            return None;
+        }
+        if let Some((a, b)) = c.x_range {
+            (x0, x1) = (a, b);
+        }
+        if let Some(t) = &c.x_ticks {
+            for (v, _) in t {
+                x0 = x0.min(*v);
+                x1 = x1.max(*v);
+            }
+        }
+        if x1 == x0 {
+            x1 = x0 + 1.0;
+        }
+        let (ly0, ly1) = if c.log_y {
+            let a = y0.max(1e-3).log10().floor();
+            let b = y1.max(1e-3).log10().ceil().max(a + 1.0);
+            (a, b)
+        } else {
+            let hi = if y1 <= 0.0 { 1.0 } else { y1 * 1.08 };
+            (y0.min(0.0), hi)
+        };
+        Some(Frame {
+            x0,
+            x1,
+            ly0,
+            ly1,
+            log_y: c.log_y,
+        })
+    }
+
+    fn px(&self, x: f64) -> f64 {
+        L + (x - self.x0) / (self.x1 - self.x0) * (W - L - R)
+    }
+
+    fn py(&self, y: f64) -> f64 {
+        let v = if self.log_y { y.max(1e-300).log10() } else { y };
+        H - B - (v - self.ly0) / (self.ly1 - self.ly0) * (H - T - B)
+    }
+
+    /// The shaded spans, first (under the lines).
+    fn shading(&self, out: &mut String, c: &Chart) {
+        let f = self;
+        // Shading first (under the lines).
+        for (a, b) in &c.shade {
+            let (xa, xb) = (f.px(a.max(f.x0)), f.px(b.min(f.x1)));
+            if xb > xa {
+                let _ = write!(
+                    out,
+                    r##"<rect class="shade" x="{xa:.1}" y="{T}" width="{:.1}" height="{}" fill="#E69F00" fill-opacity="0.25"/>"##,
+                    xb - xa,
+                    H - T - B
+                );
+            }
+        }
+    }
+
+    /// Axes, grid and ticks.
+    fn axes(&self, out: &mut String, c: &Chart) {
+        let f = self;
+        // Axes, grid, ticks.
+        let yt: Vec<(f64, String)> = if c.log_y {
+            (f.ly0 as i32..=f.ly1 as i32)
+                .map(|e| (10f64.powi(e), num(10f64.powi(e))))
+                .collect()
+        } else {
+            ticks(f.ly0, f.ly1, 5)
+                .into_iter()
+                .map(|v| (v, num(v)))
+                .collect()
+        };
+        for (v, label) in &yt {
+            let y = f.py(*v);
+            let _ = write!(
+                out,
+                r##"<line f.x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" class="yt">{}</text>"##,
+                W - R,
+                L - 6.0,
+                y + 4.0,
+                esc(label)
+            );
+        }
+        let xt: Vec<(f64, String)> = match &c.x_ticks {
+            Some(t) => t.clone(),
+            None => ticks(f.x0, f.x1, 8)
+                .into_iter()
+                .map(|v| (v, num(v)))
+                .collect(),
+        };
+        for (v, label) in &xt {
+            let x = f.px(*v);
+            let _ = write!(
+                out,
+                r##"<line f.x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="#999"/><text x="{x:.1}" y="{}" class="xt">{}</text>"##,
+                H - B,
+                H - B + 5.0,
+                H - B + 18.0,
+                esc(label)
+            );
+        }
+        let _ = write!(
+            out,
+            r##"<line f.x1="{L}" x2="{L}" y1="{T}" y2="{}" stroke="#333"/><line f.x1="{L}" x2="{}" y1="{}" y2="{}" stroke="#333"/><text x="{}" y="{}" class="xl">{}</text><text transform="translate(16 {}) rotate(-90)" class="yl">{}</text>"##,
+            H - B,
+            W - R,
+            H - B,
+            H - B,
+            L + (W - L - R) / 2.0,
+            H - B + 36.0,
+            esc(c.x_label),
+            T + (H - T - B) / 2.0,
+            esc(c.y_label)
+        );
+    }
+
+    /// The series' lines (and markers), clipped to the plot: samples may start before the
+    /// first request.
+    fn series(&self, out: &mut String, c: &Chart) {
+        let f = self;
+        let clip = format!("clip-{}", esc(c.id));
+        let _ = write!(
+            out,
+            r#"<clipPath id="{clip}"><rect x="{L}" y="{}" width="{}" height="{}"/></clipPath><g clip-path="url(#{clip})">"#,
+            T - 4.0,
+            W - L - R + 4.0,
+            H - T - B + 8.0
+        );
+        for (i, s) in c.series.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            let dash = DASHES[(i / PALETTE.len() + i) % DASHES.len()];
+            let mut d = String::new();
+            let mut pen = false;
+            for &(x, y) in &s.points {
+                if !(x.is_finite() && y.is_finite()) || (c.log_y && y <= 0.0) {
+                    pen = false;
+                    continue;
+                }
+                let _ = write!(
+                    d,
+                    "{}{:.1},{:.1}",
+                    if pen { "L" } else { "M" },
+                    f.px(x),
+                    f.py(y)
+                );
+                pen = true;
+            }
+            let _ = write!(
+                out,
+                r#"<path class="series" data-series="{}" d="{}" fill="none" stroke="{colour}" stroke-width="1.8" stroke-dasharray="{dash}"/>"#,
+                esc(&s.name),
+                if d.is_empty() { "M0,0".into() } else { d }
+            );
+            if c.markers {
+                for &(x, y) in s
+                    .points
+                    .iter()
+                    .filter(|p| p.0.is_finite() && p.1.is_finite())
+                {
+                    let _ = write!(
+                        out,
+                        r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="4" fill="{colour}"/>"#,
+                        f.px(x),
+                        f.py(y)
+                    );
+                }
+            }
+        }
+        out.push_str("</g>");
+    }
 }
 
 fn legend<'a>(out: &mut String, names: impl Iterator<Item = &'a str>, shade: Option<&str>) {
