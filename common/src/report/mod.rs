@@ -292,137 +292,167 @@ fn judge(mut hosts: Vec<Host>, fleet: Fleet, skipped: Vec<Skipped>, interval_us:
     }
 }
 
-/// Read one host's files.
 /// Read one host's files, recording its requests into `fleet` (the worker's), given back.
 fn read_host(d: &HostDir, interval_us: i64, fleet: Fleet) -> (Host, Fleet, Vec<Skipped>) {
     let offset_us = d.offset_s.map(|o| (o * 1e6).round() as i64).unwrap_or(0);
-    let mut host = Host {
-        index: d.index,
-        id: d.id.clone(),
-        role: Role::Idle,
-        format: None,
-        grade: None,
-        files: vec![],
-        figures: None,
-        summary: None,
-        counts: BTreeMap::new(),
-        bits: vec![],
-        samples: None,
-        offset_s: d.offset_s,
-        bound: BTreeMap::new(),
-        client_bound_s: 0.0,
+    let mut r = HostRead {
+        host: Host {
+            index: d.index,
+            id: d.id.clone(),
+            role: Role::Idle,
+            format: None,
+            grade: None,
+            files: vec![],
+            figures: None,
+            summary: None,
+            counts: BTreeMap::new(),
+            bits: vec![],
+            samples: None,
+            offset_s: d.offset_s,
+            bound: BTreeMap::new(),
+            client_bound_s: 0.0,
+        },
+        acc: HostAcc::new(interval_us, offset_us, fleet),
+        offset_us,
+        lossless: false,
+        samples: Vec::new(),
+        skipped: Vec::new(),
     };
-    let mut skipped = Vec::new();
     let mut files = Vec::new();
     if let Err(e) = files_under(&d.dir, &mut files) {
-        skipped.push(Skipped {
-            path: d.dir.clone(),
-            reason: e.to_string(),
-            broken: true,
-        });
+        r.skip(&d.dir, e.to_string(), true);
     }
-    let mut acc = HostAcc::new(interval_us, offset_us, fleet);
-    let mut lossless = false;
-    let mut all_samples: Vec<Samples> = Vec::new();
     for path in files {
-        let skip = |reason: String, broken: bool| Skipped {
-            path: path.clone(),
+        r.read_file(&path);
+    }
+    r.finish()
+}
+
+/// One host's files being read: what they gave so far, and what was skipped.
+struct HostRead {
+    host: Host,
+    acc: HostAcc,
+    offset_us: i64,
+    /// Some file gave requests one by one (the host's figures come from them).
+    lossless: bool,
+    samples: Vec<Samples>,
+    skipped: Vec<Skipped>,
+}
+
+impl HostRead {
+    fn skip(&mut self, path: &Path, reason: String, broken: bool) {
+        self.skipped.push(Skipped {
+            path: path.to_path_buf(),
             reason,
             broken,
-        };
-        let mut f = match std::fs::File::open(&path) {
+        });
+    }
+
+    /// One file, told by its content: sampler output, a result format, or skipped.
+    fn read_file(&mut self, path: &Path) {
+        let mut f = match std::fs::File::open(path) {
             Ok(f) => f,
-            Err(e) => {
-                skipped.push(skip(e.to_string(), true));
-                continue;
-            }
+            Err(e) => return self.skip(path, e.to_string(), true),
         };
         let mut head = vec![0u8; formats::SNIFF];
         let n = read_full(&mut f, &mut head);
         head.truncate(n);
         if samples::is_samples(&head) {
-            match std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| samples::parse(&t))
-            {
-                Ok(mut s) => {
-                    for c in &mut s.cpu {
-                        c.t_us -= offset_us;
-                    }
-                    for c in &mut s.net {
-                        c.t_us -= offset_us;
-                    }
-                    all_samples.push(s);
-                }
-                Err(e) => skipped.push(skip(e, true)),
-            }
-            continue;
+            return self.read_samples(path);
         }
         let Some(fmt) = formats::detect(&head) else {
-            skipped.push(skip(
-                "not a format ec2-report reads (see README: Results)".into(),
-                false,
-            ));
-            continue;
+            let why = "not a format ec2-report reads (see README: Results)";
+            return self.skip(path, why.into(), false);
         };
         let mut r = std::io::Read::chain(&head[..], f);
-        acc.set_resolution(fmt.resolution_us());
-        match formats::read(fmt, &mut r, &mut acc) {
+        self.acc.set_resolution(fmt.resolution_us());
+        let read = formats::read(fmt, &mut r, &mut self.acc);
+        self.take(path, fmt, read);
+    }
+
+    /// A sampler file, its timestamps moved onto this machine's clock.
+    fn read_samples(&mut self, path: &Path) {
+        match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| samples::parse(&t))
+        {
+            Ok(mut s) => {
+                for c in &mut s.cpu {
+                    c.t_us -= self.offset_us;
+                }
+                for c in &mut s.net {
+                    c.t_us -= self.offset_us;
+                }
+                self.samples.push(s);
+            }
+            Err(e) => self.skip(path, e, true),
+        }
+    }
+
+    /// What reading a result file gave.
+    fn take(&mut self, path: &Path, fmt: Format, read: std::result::Result<Content, String>) {
+        let host = &mut self.host;
+        match read {
             Ok(Content::Streamed {
                 broken,
                 first_broken,
             }) => {
-                lossless = true;
+                self.lossless = true;
                 host.format.get_or_insert(fmt);
-                host.files.push((path.clone(), fmt));
+                host.files.push((path.to_path_buf(), fmt));
                 if broken > 0 {
-                    skipped.push(skip(
-                        format!(
-                            "{}: {broken} {} skipped (the rest counted); {}",
-                            fmt.name(),
-                            if broken == 1 { "line" } else { "lines" },
-                            first_broken.unwrap_or_default()
-                        ),
-                        true,
-                    ));
+                    let why = format!(
+                        "{}: {broken} {} skipped (the rest counted); {}",
+                        fmt.name(),
+                        if broken == 1 { "line" } else { "lines" },
+                        first_broken.unwrap_or_default()
+                    );
+                    self.skip(path, why, true);
                 }
             }
             Ok(Content::Summary(s)) => {
                 if host.summary.is_none() {
                     host.summary = Some(s);
-                    host.files.push((path.clone(), fmt));
+                    host.files.push((path.to_path_buf(), fmt));
                 }
             }
             Ok(Content::Throughput(b)) => {
+                let offset_us = self.offset_us;
                 host.bits.extend(b.into_iter().map(|mut b| {
                     b.start_us -= offset_us;
                     b
                 }));
-                host.files.push((path.clone(), fmt));
+                host.files.push((path.to_path_buf(), fmt));
             }
             // What was read before a file broke off still counts: it is named, and exit 1.
             Err(e) => {
                 if fmt.grade() == Grade::Lossless {
-                    lossless = true;
+                    self.lossless = true;
                     host.format.get_or_insert(fmt);
                 }
-                skipped.push(skip(format!("{}: {e}", fmt.name()), true))
+                self.skip(path, format!("{}: {e}", fmt.name()), true)
             }
         }
     }
-    // The sampler file that covers most of this host's run (a host keeps every job's).
-    host.samples = all_samples.into_iter().max_by_key(|s| s.cpu.len());
-    let (l, fleet) = acc.finish();
-    if lossless {
-        host.figures = Some(Figures::of(&l.total, l.requests, l.errors, l.duration_s()));
-        host.counts = l.counts;
-        host.summary = None;
+
+    /// The host's figures (from its requests, when any file gave them one by one), its
+    /// sampler file and grade; the worker's fleet given back.
+    fn finish(self) -> (Host, Fleet, Vec<Skipped>) {
+        let mut host = self.host;
+        // The sampler file that covers most of this host's run (a host keeps every job's).
+        host.samples = self.samples.into_iter().max_by_key(|s| s.cpu.len());
+        let (l, fleet) = self.acc.finish();
+        if self.lossless {
+            host.figures = Some(Figures::of(&l.total, l.requests, l.errors, l.duration_s()));
+            host.counts = l.counts;
+            host.summary = None;
+        }
+        if host.format.is_none() {
+            host.format = host.files.first().map(|f| f.1);
+        }
+        host.grade = host.format.map(Format::grade);
+        (host, fleet, self.skipped)
     }
-    if host.format.is_none() {
-        host.format = host.files.first().map(|f| f.1);
-    }
-    host.grade = host.format.map(Format::grade);
-    (host, fleet, skipped)
 }
 
 fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> usize {
