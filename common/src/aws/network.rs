@@ -69,6 +69,20 @@ impl Ec2 {
             .send()
             .await
             .map_err(|e| aws_error("ModifyVpcAttribute", e))?;
+        let igw = self.create_gateway(&vpc, tags).await?;
+        net.gateway = Some(igw.clone());
+        let rtb = self.create_routes(&vpc, &igw, tags).await?;
+        net.route_table = Some(rtb.clone());
+        let names = self.zone_names().await?;
+        for (az, block) in names.iter().zip(subnet_blocks(cidr, names.len())?) {
+            let subnet = self.create_subnet(&vpc, &rtb, az, &block, tags).await?;
+            net.subnets.push(subnet);
+        }
+        Ok(net)
+    }
+
+    /// An internet gateway, attached to `vpc`.
+    async fn create_gateway(&self, vpc: &str, tags: &[(String, String)]) -> Result<String> {
         let igw = self
             .client
             .create_internet_gateway()
@@ -83,15 +97,24 @@ impl Ec2 {
         self.client
             .attach_internet_gateway()
             .internet_gateway_id(&igw)
-            .vpc_id(&vpc)
+            .vpc_id(vpc)
             .send()
             .await
             .map_err(|e| aws_error("AttachInternetGateway", e))?;
-        net.gateway = Some(igw.clone());
+        Ok(igw)
+    }
+
+    /// A route table in `vpc` with its default route through the gateway `igw`.
+    async fn create_routes(
+        &self,
+        vpc: &str,
+        igw: &str,
+        tags: &[(String, String)],
+    ) -> Result<String> {
         let rtb = self
             .client
             .create_route_table()
-            .vpc_id(&vpc)
+            .vpc_id(vpc)
             .tag_specifications(tagged(ResourceType::RouteTable, tags))
             .send()
             .await
@@ -104,11 +127,15 @@ impl Ec2 {
             .create_route()
             .route_table_id(&rtb)
             .destination_cidr_block("0.0.0.0/0")
-            .gateway_id(&igw)
+            .gateway_id(igw)
             .send()
             .await
             .map_err(|e| aws_error("CreateRoute", e))?;
-        net.route_table = Some(rtb.clone());
+        Ok(rtb)
+    }
+
+    /// The first [`ZONES`] available zones, by name.
+    async fn zone_names(&self) -> Result<Vec<String>> {
         let zones = self
             .client
             .describe_availability_zones()
@@ -123,38 +150,47 @@ impl Ec2 {
             .collect();
         names.sort();
         names.truncate(ZONES);
-        for (az, block) in names.iter().zip(subnet_blocks(cidr, names.len())?) {
-            let subnet = self
-                .client
-                .create_subnet()
-                .vpc_id(&vpc)
-                .cidr_block(block.to_string())
-                .availability_zone(az)
-                .tag_specifications(tagged(ResourceType::Subnet, tags))
-                .send()
-                .await
-                .map_err(|e| aws_error("CreateSubnet", e))?
-                .subnet()
-                .and_then(|s| s.subnet_id())
-                .unwrap_or_default()
-                .to_owned();
-            self.client
-                .modify_subnet_attribute()
-                .subnet_id(&subnet)
-                .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
-                .send()
-                .await
-                .map_err(|e| aws_error("ModifySubnetAttribute", e))?;
-            self.client
-                .associate_route_table()
-                .route_table_id(&rtb)
-                .subnet_id(&subnet)
-                .send()
-                .await
-                .map_err(|e| aws_error("AssociateRouteTable", e))?;
-            net.subnets.push(subnet);
-        }
-        Ok(net)
+        Ok(names)
+    }
+
+    /// One subnet in `az`: public addresses on launch, routed by `rtb`.
+    async fn create_subnet(
+        &self,
+        vpc: &str,
+        rtb: &str,
+        az: &str,
+        block: &ipnet::IpNet,
+        tags: &[(String, String)],
+    ) -> Result<String> {
+        let subnet = self
+            .client
+            .create_subnet()
+            .vpc_id(vpc)
+            .cidr_block(block.to_string())
+            .availability_zone(az)
+            .tag_specifications(tagged(ResourceType::Subnet, tags))
+            .send()
+            .await
+            .map_err(|e| aws_error("CreateSubnet", e))?
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .unwrap_or_default()
+            .to_owned();
+        self.client
+            .modify_subnet_attribute()
+            .subnet_id(&subnet)
+            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
+            .send()
+            .await
+            .map_err(|e| aws_error("ModifySubnetAttribute", e))?;
+        self.client
+            .associate_route_table()
+            .route_table_id(rtb)
+            .subnet_id(&subnet)
+            .send()
+            .await
+            .map_err(|e| aws_error("AssociateRouteTable", e))?;
+        Ok(subnet)
     }
 
     /// The VPCs tagged with the case and owner, and their tagged pieces, for `--case-sweep`.
@@ -225,33 +261,7 @@ impl Ec2 {
         // The route table's subnet associations first (explicitly: the table cannot go while
         // one remains).
         if let Some(r) = &net.route_table {
-            let tables = match self
-                .client
-                .describe_route_tables()
-                .route_table_ids(r)
-                .send()
-                .await
-            {
-                Ok(t) => t.route_tables().to_vec(),
-                Err(e) if error_code(&e).is_some_and(|c| c.ends_with(".NotFound")) => vec![],
-                Err(e) => return Err(aws_error("DescribeRouteTables", e).context(r)),
-            };
-            for a in tables.iter().flat_map(|t| t.associations()) {
-                if a.main() == Some(true) {
-                    continue;
-                }
-                if let Some(id) = a.route_table_association_id() {
-                    retry_in_use(patience, "DisassociateRouteTable", id, || async {
-                        self.client
-                            .disassociate_route_table()
-                            .association_id(id)
-                            .send()
-                            .await
-                            .map(|_| ())
-                    })
-                    .await?;
-                }
-            }
+            self.disassociate(r, patience).await?;
         }
         for s in &net.subnets {
             retry_in_use(patience, "DeleteSubnet", s, || async {
@@ -305,6 +315,38 @@ impl Ec2 {
                 .map(|_| ())
         })
         .await
+    }
+
+    /// Remove the route table `r`'s subnet associations (not its main one).
+    async fn disassociate(&self, r: &str, patience: Duration) -> Result<()> {
+        let tables = match self
+            .client
+            .describe_route_tables()
+            .route_table_ids(r)
+            .send()
+            .await
+        {
+            Ok(t) => t.route_tables().to_vec(),
+            Err(e) if error_code(&e).is_some_and(|c| c.ends_with(".NotFound")) => vec![],
+            Err(e) => return Err(aws_error("DescribeRouteTables", e).context(r)),
+        };
+        for a in tables.iter().flat_map(|t| t.associations()) {
+            if a.main() == Some(true) {
+                continue;
+            }
+            if let Some(id) = a.route_table_association_id() {
+                retry_in_use(patience, "DisassociateRouteTable", id, || async {
+                    self.client
+                        .disassociate_route_table()
+                        .association_id(id)
+                        .send()
+                        .await
+                        .map(|_| ())
+                })
+                .await?;
+            }
+        }
+        Ok(())
     }
 }
 

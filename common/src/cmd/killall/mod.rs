@@ -629,6 +629,41 @@ async fn delete_each(
 
 /// Delete what the tools created for the case once no instance of it is alive, each kind on
 /// its own (the case state forgets each as it goes).
+/// One deletion of something the case made: what it is, and what is said either way.
+struct Deleted<'a> {
+    kind: Kind,
+    name: &'a str,
+    /// The AWS CLI line that deletes it by hand.
+    line: String,
+    /// Said when it is gone.
+    said: String,
+}
+
+impl Deleted<'_> {
+    /// Gone: say so and forget it in case.json at once (a later failure keeps the rest).
+    /// Not: report it with the line that deletes it by hand.
+    fn settle(
+        self,
+        r: Result<()>,
+        state: &mut CaseState,
+        store: &Store,
+        report: &mut Report<'_>,
+        forget: impl FnOnce(&mut CaseState),
+    ) -> Result<()> {
+        match r {
+            Ok(()) => {
+                output::note(self.said);
+                forget(state);
+                state.save(store)
+            }
+            Err(e) => {
+                report.undeleted(self.kind, &e, self.name, self.line);
+                Ok(())
+            }
+        }
+    }
+}
+
 async fn cleanup(
     ec2: &Ec2,
     cfg: &Config,
@@ -667,81 +702,85 @@ async fn cleanup(
     if state.spot {
         cancel_spot_requests(ec2, cfg, &owner(), report).await;
     }
+    delete_made(ec2, store, &mut state, alive.is_some(), patience, report).await?;
+    if state.spot && report.left.iter().all(|l| l.kind != Kind::SpotRequests) {
+        state.spot = false;
+        state.save(store)?;
+    }
+    Ok(())
+}
+
+/// Delete what the case made, in dependency order (placement group, security group, key
+/// pair, then its network), each forgotten in case.json the moment it is gone. The key pair
+/// stays when the case's instances cannot be listed (`listed` false): one may still use it.
+async fn delete_made(
+    ec2: &Ec2,
+    store: &Store,
+    state: &mut CaseState,
+    listed: bool,
+    patience: Duration,
+    report: &mut Report<'_>,
+) -> Result<()> {
     if let Some(pg) = state.placement_group.clone() {
-        match ec2.delete_placement_group(&pg, patience).await {
-            Ok(()) => {
-                output::note(format!("deleted placement group {pg}"));
-                state.placement_group = None;
-                state.save(store)?;
-            }
-            Err(e) => report.undeleted(
-                Kind::PlacementGroups,
-                &e,
-                &pg,
-                delete_placement_line(&report.region, &pg),
-            ),
-        }
+        let r = ec2.delete_placement_group(&pg, patience).await;
+        let line = delete_placement_line(&report.region, &pg);
+        let said = format!("deleted placement group {pg}");
+        let gone = Deleted {
+            kind: Kind::PlacementGroups,
+            name: &pg,
+            line,
+            said,
+        };
+        gone.settle(r, state, store, report, |s| s.placement_group = None)?;
     }
     if let Some(sg) = state.security_group.clone() {
-        match ec2.delete_group(&sg, patience).await {
-            Ok(()) => {
-                output::note(format!("deleted security group {sg}"));
-                state.security_group = None;
-                state.save(store)?;
-            }
-            Err(e) => report.undeleted(
-                Kind::SecurityGroups,
-                &e,
-                &sg,
-                delete_group_line(&report.region, &sg),
-            ),
-        }
+        let r = ec2.delete_group(&sg, patience).await;
+        let line = delete_group_line(&report.region, &sg);
+        let said = format!("deleted security group {sg}");
+        let gone = Deleted {
+            kind: Kind::SecurityGroups,
+            name: &sg,
+            line,
+            said,
+        };
+        gone.settle(r, state, store, report, |s| s.security_group = None)?;
     }
     if let Some(key) = state.key_name.clone() {
-        if alive.is_none() {
+        if !listed {
             report.left.push(kept_key(&report.region, &key));
         } else {
-            match ec2.delete_key_pair(&key).await {
-                Ok(()) => {
-                    let key_file = case_key_path(store.dir());
-                    let had_file = std::fs::remove_file(&key_file).is_ok();
-                    let _ = std::fs::remove_file(key_file.with_extension("pub"));
-                    output::note(if had_file {
-                        format!("deleted key pair {key} and its local private key")
-                    } else {
-                        format!("deleted key pair {key}")
-                    });
-                    state.key_name = None;
-                    state.save(store)?;
-                }
-                Err(e) => report.undeleted(
-                    Kind::KeyPairs,
-                    &e,
-                    &key,
-                    delete_key_line(&report.region, &key),
-                ),
+            let r = ec2.delete_key_pair(&key).await;
+            let key_file = case_key_path(store.dir());
+            let said = if r.is_ok() && std::fs::remove_file(&key_file).is_ok() {
+                format!("deleted key pair {key} and its local private key")
+            } else {
+                format!("deleted key pair {key}")
+            };
+            if r.is_ok() {
+                let _ = std::fs::remove_file(key_file.with_extension("pub"));
             }
+            let line = delete_key_line(&report.region, &key);
+            let gone = Deleted {
+                kind: Kind::KeyPairs,
+                name: &key,
+                line,
+                said,
+            };
+            gone.settle(r, state, store, report, |s| s.key_name = None)?;
         }
     }
     // Last: the group in it is gone (its instances' interfaces may linger: retried).
     if let Some(net) = state.network.clone() {
-        match ec2.delete_network(&net, patience).await {
-            Ok(()) => {
-                output::note(format!("deleted network {}", net.vpc));
-                state.network = None;
-                state.save(store)?;
-            }
-            Err(e) => report.undeleted(
-                Kind::Networks,
-                &e,
-                &net.vpc,
-                delete_network_line(&report.region, &net.vpc),
-            ),
-        }
-    }
-    if state.spot && report.left.iter().all(|l| l.kind != Kind::SpotRequests) {
-        state.spot = false;
-        state.save(store)?;
+        let r = ec2.delete_network(&net, patience).await;
+        let line = delete_network_line(&report.region, &net.vpc);
+        let said = format!("deleted network {}", net.vpc);
+        let gone = Deleted {
+            kind: Kind::Networks,
+            name: &net.vpc,
+            line,
+            said,
+        };
+        gone.settle(r, state, store, report, |s| s.network = None)?;
     }
     Ok(())
 }
