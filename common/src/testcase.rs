@@ -3,9 +3,9 @@
 //!
 //! A [`TestCase`] is a test-case directory and its settings (the same layers as the tools':
 //! `ec2-tools.json` here and in the parents, the environment, defaults), plus what the program
-//! [sets](TestCase::set), which ranks as a flag. Each operation runs the tool's own code
-//! (cmd/) with the tool's own parser for its options, so defaults, checks and exit-code
-//! meanings are written once; what the tool would print on stdout comes back instead. Notes
+//! [sets](TestCase::set), which ranks as a flag. Each operation runs the tool's own work
+//! (cmd/) on the same resolved option types its command line becomes (nothing is turned back
+//! into argv), so defaults, checks and exit-code meanings are written once; what the tool would print on stdout comes back instead. Notes
 //! (what was reused, what was terminated) still go to stderr, as `ec2-tools: …` lines.
 //!
 //! What does not belong here: any behaviour of its own. An operation a tool lacks is added to
@@ -13,11 +13,14 @@
 
 use crate::case::descriptor::Descriptor;
 use crate::case::store::Store;
+use crate::cli::{HostArgs, SelectArgs};
+use crate::cmd::exec_remote::RemoteJob;
 use crate::cmd::{create, exec_remote, killall};
+use crate::config::{OutputConfig, OutputMode};
 use crate::error::{Error, Result};
 use crate::remote::results::HostRun;
 use crate::settings::Settings;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// A test case: one directory holding one descriptor per instance.
@@ -42,58 +45,7 @@ pub struct TestCase {
     settings: Settings,
 }
 
-/// How [`TestCase::create_with`] brings the case to its size (`ec2-create`'s options).
-#[derive(Debug, Clone, Default)]
-pub struct CreateOptions {
-    /// How many instances (of the role) the case must hold: running ones are reused, stopped
-    /// ones started, only the missing launched.
-    pub count: u32,
-    /// The role of these instances; `count` counts this role only.
-    pub role: Option<String>,
-    /// Launch `count` more, whatever the case holds.
-    pub add: bool,
-    /// Terminate instances of the role above this many, highest index first.
-    pub max: Option<u32>,
-    /// A script uploaded to and run on each instance as soon as that one accepts SSH; one that
-    /// fails fails its instance.
-    pub setup: Option<PathBuf>,
-    /// Give up waiting after this long [default: 10 minutes].
-    pub timeout: Option<Duration>,
-    /// Enough: no [problem](crate::Created::problem) when at least this many got ready.
-    pub min_ready: Option<u32>,
-    /// Terminate the instances that did not get ready.
-    pub drop_failed: bool,
-}
-
-impl CreateOptions {
-    /// `count` instances, the other options at their defaults.
-    pub fn new(count: u32) -> CreateOptions {
-        CreateOptions {
-            count,
-            ..Default::default()
-        }
-    }
-
-    fn args(&self) -> Vec<String> {
-        let mut a = vec!["ec2-create".to_owned(), self.count.to_string()];
-        push_opt(&mut a, "--role", self.role.as_deref());
-        push_opt(&mut a, "--max", self.max.map(|m| m.to_string()).as_deref());
-        push_opt(
-            &mut a,
-            "--setup",
-            self.setup.as_deref().map(path_text).as_deref(),
-        );
-        push_opt(&mut a, "--timeout", self.timeout.map(secs).as_deref());
-        push_opt(
-            &mut a,
-            "--min-ready",
-            self.min_ready.map(|m| m.to_string()).as_deref(),
-        );
-        push_flag(&mut a, "--add", self.add);
-        push_flag(&mut a, "--drop-failed", self.drop_failed);
-        a
-    }
-}
+pub use crate::cmd::create::CreateOptions;
 
 /// Which hosts [`TestCase::exec_with`] runs on, and how (`ec2-exec-remote`'s options).
 #[derive(Debug, Clone, Default)]
@@ -112,49 +64,42 @@ pub struct ExecOptions {
 }
 
 impl ExecOptions {
-    fn args(&self, command: &str) -> Vec<String> {
-        let mut a = vec!["ec2-exec-remote".to_owned()];
-        push_opt(&mut a, "--role", self.role.as_deref());
-        let indexes: Vec<String> = self.indexes.iter().map(u32::to_string).collect();
-        push_opt(
-            &mut a,
-            "--select",
-            (!indexes.is_empty()).then(|| indexes.join(",")).as_deref(),
-        );
-        push_opt(
-            &mut a,
-            "--fanout",
-            self.fanout.map(|f| f.to_string()).as_deref(),
-        );
-        push_opt(
-            &mut a,
-            "--command-timeout",
-            self.timeout.map(secs).as_deref(),
-        );
-        a.extend(["--".to_owned(), command.to_owned()]);
-        a
+    /// The hosts chosen and the job, as ec2-exec-remote's own work takes them; a bad value is
+    /// an input error naming the option, found before any host is contacted.
+    fn job(&self, command: &str) -> Result<(HostArgs, RemoteJob)> {
+        let fanout = self.fanout.unwrap_or(crate::cli::DEFAULT_FANOUT);
+        if !(1..=MAX_FANOUT).contains(&fanout) {
+            return Err(Error::input(format!(
+                "fanout: {fanout} is not in 1..={MAX_FANOUT}"
+            )));
+        }
+        let hosts = HostArgs {
+            select: SelectArgs {
+                from: None,
+                select: (!self.indexes.is_empty()).then(|| self.indexes.iter().copied().collect()),
+                role: self.role.clone(),
+            },
+            ..Default::default()
+        };
+        let job = RemoteJob {
+            command: command.to_owned(),
+            stdin: self.stdin.clone(),
+            fanout: fanout as usize,
+            timeout: self.timeout,
+            at: None,
+            max_skew: Duration::from_secs(1),
+            results: OutputConfig {
+                mode: OutputMode::Capture,
+                ..Default::default()
+            },
+            state_dir: None,
+        };
+        Ok((hosts, job))
     }
 }
 
-fn push_opt(args: &mut Vec<String>, flag: &str, value: Option<&str>) {
-    if let Some(v) = value {
-        args.extend([flag.to_owned(), v.to_owned()]);
-    }
-}
-
-fn push_flag(args: &mut Vec<String>, flag: &str, on: bool) {
-    if on {
-        args.push(flag.to_owned());
-    }
-}
-
-fn secs(d: Duration) -> String {
-    format!("{}ms", d.as_millis())
-}
-
-fn path_text(p: &Path) -> String {
-    p.display().to_string()
-}
+/// The most hosts that log in at once (the tools' `-f` has the same bound).
+const MAX_FANOUT: u32 = 4096;
 
 /// A tool's options from `args`, by the tool's own parser: a bad value is an input error
 /// naming the option, as on the command line.
@@ -206,8 +151,9 @@ impl TestCase {
     /// not be brought up at all (bad input, AWS or SSH infrastructure); instances that did not
     /// get ready are in the result's `failed`, with the reason in `problem`.
     pub fn create_with(&self, opts: &CreateOptions) -> Result<create::Created> {
-        let cli: create::Cli = parse(opts.args())?;
-        create::create(&self.settings, &cli)
+        let (case, launch, ssh) = Default::default();
+        let job = create::resolve(&self.settings, &case, &launch, &ssh, opts.clone())?;
+        create::create(job)
     }
 
     /// Run `command` through the remote user's shell on every instance of the case, in
@@ -220,8 +166,8 @@ impl TestCase {
 
     /// [`TestCase::exec`] on a selection, with options.
     pub fn exec_with(&self, command: &str, opts: &ExecOptions) -> Result<Vec<HostRun>> {
-        let cli: exec_remote::Cli = parse(opts.args(command))?;
-        exec_remote::capture(&self.settings, &cli, opts.stdin.clone())
+        let (hosts, job) = opts.job(command)?;
+        exec_remote::capture(&self.settings, &hosts, job)
     }
 
     /// Terminate every instance of the case and, after the last one, the key pair, security
@@ -238,40 +184,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn options_become_the_tools_own_flags_and_pass_its_parser() {
-        let o = CreateOptions {
-            role: Some("slave".into()),
-            max: Some(5),
-            timeout: Some(Duration::from_secs(90)),
-            drop_failed: true,
-            ..CreateOptions::new(3)
-        };
-        assert_eq!(
-            o.args().join(" "),
-            "ec2-create 3 --role slave --max 5 --timeout 90000ms --drop-failed"
-        );
-        parse::<create::Cli>(o.args()).unwrap();
+    fn options_are_the_works_own_types_and_checked_before_anything() {
         let e = ExecOptions {
             indexes: vec![1, 3],
             fanout: Some(8),
+            timeout: Some(Duration::from_secs(90)),
             ..Default::default()
         };
+        let (hosts, job) = e.job("-x; echo $HOME").unwrap();
+        assert_eq!(job.command, "-x; echo $HOME");
         assert_eq!(
-            e.args("-x; echo $HOME").join(" "),
-            "ec2-exec-remote --select 1,3 --fanout 8 -- -x; echo $HOME"
+            (job.fanout, job.timeout),
+            (8, Some(Duration::from_secs(90)))
         );
-        parse::<exec_remote::Cli>(e.args("uptime")).unwrap();
+        let sel = hosts.select.resolve();
+        assert_eq!(sel.indexes, Some([1, 3].into_iter().collect()));
+        assert_eq!(sel.role, None);
+        let all = ExecOptions::default().job("true").unwrap();
+        assert_eq!(all.1.fanout, crate::cli::DEFAULT_FANOUT as usize);
+        assert!(all.0.select.resolve().indexes.is_none());
     }
 
     #[test]
     fn a_bad_option_is_one_input_error_naming_it() {
-        let e = parse::<create::Cli>(CreateOptions::new(0).args())
-            .err()
-            .unwrap();
-        assert_eq!(e.code, crate::error::Code::Usage);
-        assert!(
-            e.message.contains("'<N>'") && !e.message.contains('\n'),
-            "{e}"
-        );
+        let dir = tempfile::tempdir().unwrap();
+        let case = TestCase::open(dir.path()).unwrap();
+        let fanout0 = ExecOptions {
+            fanout: Some(0),
+            ..Default::default()
+        };
+        let max_below = CreateOptions {
+            max: Some(2),
+            ..CreateOptions::new(3)
+        };
+        for (e, names) in [
+            (case.create_with(&CreateOptions::new(0)).err(), "N: 0"),
+            (case.create_with(&max_below).err(), "--max 2"),
+            (case.exec_with("true", &fanout0).err(), "fanout: 0"),
+        ] {
+            let e = e.expect("an error");
+            assert_eq!(e.code, crate::error::Code::Usage, "{e}");
+            assert!(
+                e.message.starts_with(names) && !e.message.contains('\n'),
+                "{e}"
+            );
+        }
+        // Found before anything: not even the case's state directory is made.
+        assert!(!dir.path().join(".ec2-tools").exists());
     }
 }

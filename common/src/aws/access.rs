@@ -53,78 +53,16 @@ pub async fn ensure_access(
         (TAG_CASE.to_owned(), case.to_owned()),
         (TAG_OWNER.to_owned(), owner()),
     ];
+    let made = Made {
+        ec2,
+        name: &name,
+        tags: &tags,
+        store,
+    };
     // Checks first, reads only: the subnet (or default VPC) and who may reach port 22.
-    let need_group = launch.security_groups.is_empty();
-    let vpc = if need_group || !launch.subnets.is_empty() {
-        Some(ec2.vpc_of(&launch.subnets).await?)
-    } else {
-        None
-    };
-    let group = match &vpc {
-        Some((vpc, vpc_cidr)) if need_group => match ec2.find_group(&name, vpc).await? {
-            Some(id) if launch.open_ports.is_empty() => Group::Found(id, None),
-            Some(id) => Group::Found(id, Some(ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?)),
-            None => Group::Make {
-                vpc: vpc.clone(),
-                cidr: ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?,
-            },
-        },
-        _ => Group::Given,
-    };
-    // The key pair: the one named, else the public half of the identity the tools log in
-    // with (so the instances accept it), else the case's own key.
-    let public = match (&launch.key_name, &ssh_cfg.identity) {
-        (Some(_), _) => None,
-        (None, Some(id)) => Some((
-            public_half(id)?,
-            format!("the public half of {}", id.display()),
-        )),
-        (None, None) => Some((
-            case_key(store)?,
-            format!("private key in {}", case_key_path(store.dir()).display()),
-        )),
-    };
-    let key_name = match (&launch.key_name, public) {
-        (Some(k), _) => k.clone(),
-        (None, None) => unreachable!("a public key is chosen when no key pair is named"),
-        (None, Some((public, origin))) => {
-            if !ec2.key_pair_exists(&name).await? {
-                ec2.import_key_pair(&name, &public, &tags).await?;
-                output::note(format!("imported key pair {name} ({origin})"));
-            }
-            state.key_name = Some(name.clone());
-            state.save(store)?;
-            name.clone()
-        }
-    };
-    let security_groups = match group {
-        Group::Given => launch.security_groups.clone(),
-        Group::Found(found, cidr) => {
-            if let Some(cidr) = cidr {
-                ec2.authorize(&found, &launch.open_ports, &cidr).await?;
-            }
-            state.security_group = Some(found.clone());
-            state.save(store)?;
-            vec![found]
-        }
-        Group::Make { vpc, cidr } => {
-            let id = ec2
-                .create_case_group(&name, &vpc, &cidr, &launch.open_ports, &tags)
-                .await?;
-            let ports: Vec<String> = std::iter::once(22)
-                .chain(launch.open_ports.iter().copied().filter(|&p| p != 22))
-                .map(|p| p.to_string())
-                .collect();
-            output::note(format!(
-                "created security group {id} ({name}): TCP {} from {cidr} only, and all \
-                 traffic between the case's instances",
-                ports.join(",")
-            ));
-            state.security_group = Some(id.clone());
-            state.save(store)?;
-            vec![id]
-        }
-    };
+    let group = group_to_use(ec2, &name, launch, ssh_cfg).await?;
+    let key_name = made.key_pair(launch, ssh_cfg, state).await?;
+    let security_groups = made.security_group(group, launch, state).await?;
     let placement_group = match launch.placement {
         None => None,
         Some(p) => {
@@ -141,6 +79,118 @@ pub async fn ensure_access(
         security_groups,
         placement_group,
     })
+}
+
+/// The security group to launch in: the ones given, the case's found in the VPC, or one to
+/// make; with who may reach port 22 (found before anything is made).
+async fn group_to_use(
+    ec2: &Ec2,
+    name: &str,
+    launch: &LaunchConfig,
+    ssh_cfg: &SshConfig,
+) -> Result<Group> {
+    let need_group = launch.security_groups.is_empty();
+    let vpc = if need_group || !launch.subnets.is_empty() {
+        Some(ec2.vpc_of(&launch.subnets).await?)
+    } else {
+        None
+    };
+    Ok(match &vpc {
+        Some((vpc, vpc_cidr)) if need_group => match ec2.find_group(name, vpc).await? {
+            Some(id) if launch.open_ports.is_empty() => Group::Found(id, None),
+            Some(id) => Group::Found(id, Some(ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?)),
+            None => Group::Make {
+                vpc: vpc.clone(),
+                cidr: ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?,
+            },
+        },
+        _ => Group::Given,
+    })
+}
+
+/// What [`ensure_access`] makes for the case: named and tagged alike, each recorded in the
+/// case state the moment it exists.
+struct Made<'a> {
+    ec2: &'a Ec2,
+    name: &'a str,
+    tags: &'a [(String, String)],
+    store: &'a Store,
+}
+
+impl Made<'_> {
+    /// The key pair: the one named, else the public half of the identity the tools log in
+    /// with (so the instances accept it), else the case's own key, imported once.
+    async fn key_pair(
+        &self,
+        launch: &LaunchConfig,
+        ssh_cfg: &SshConfig,
+        state: &mut CaseState,
+    ) -> Result<String> {
+        let (ec2, name, tags, store) = (self.ec2, self.name, self.tags, self.store);
+        let public = match (&launch.key_name, &ssh_cfg.identity) {
+            (Some(_), _) => None,
+            (None, Some(id)) => Some((
+                public_half(id)?,
+                format!("the public half of {}", id.display()),
+            )),
+            (None, None) => Some((
+                case_key(store)?,
+                format!("private key in {}", case_key_path(store.dir()).display()),
+            )),
+        };
+        Ok(match (&launch.key_name, public) {
+            (Some(k), _) => k.clone(),
+            (None, None) => unreachable!("a public key is chosen when no key pair is named"),
+            (None, Some((public, origin))) => {
+                if !ec2.key_pair_exists(name).await? {
+                    ec2.import_key_pair(name, &public, tags).await?;
+                    output::note(format!("imported key pair {name} ({origin})"));
+                }
+                state.key_name = Some(name.to_owned());
+                state.save(store)?;
+                name.to_owned()
+            }
+        })
+    }
+
+    /// The security groups to launch in: the given ones as they are; the case's, opened to
+    /// the ports asked for, or made.
+    async fn security_group(
+        &self,
+        group: Group,
+        launch: &LaunchConfig,
+        state: &mut CaseState,
+    ) -> Result<Vec<String>> {
+        let (ec2, name, tags, store) = (self.ec2, self.name, self.tags, self.store);
+        Ok(match group {
+            Group::Given => launch.security_groups.clone(),
+            Group::Found(found, cidr) => {
+                if let Some(cidr) = cidr {
+                    ec2.authorize(&found, &launch.open_ports, &cidr).await?;
+                }
+                state.security_group = Some(found.clone());
+                state.save(store)?;
+                vec![found]
+            }
+            Group::Make { vpc, cidr } => {
+                let id = ec2
+                    .create_case_group(name, &vpc, &cidr, &launch.open_ports, tags)
+                    .await?;
+                let ports: Vec<String> = std::iter::once(22)
+                    .chain(launch.open_ports.iter().copied().filter(|&p| p != 22))
+                    .map(|p| p.to_string())
+                    .collect();
+                output::note(format!(
+                    "created security group {id} ({name}): TCP {} from {cidr} only, and all \
+                     traffic between the case's instances",
+                    ports.join(",")
+                ));
+                state.security_group = Some(id.clone());
+                state.save(store)?;
+                vec![id]
+            }
+        })
+    }
 }
 
 /// Who may reach port 22: the configured CIDR; with private addresses the VPC's CIDR; else

@@ -213,7 +213,8 @@ impl Tool for Create {
     /// Check, plan, apply, wait; print `<id> <address>` for every instance of the role.
     fn run(cli: Cli) -> Result<Code> {
         let settings = cli.case.dir.settings()?;
-        let created = create(&settings, &cli)?;
+        let job = resolve(&settings, &cli.case, &cli.launch, &cli.ssh, cli.options())?;
+        let created = create(job)?;
         for d in &created.ready {
             output::data(format!("{} {}", d.id, d.address.as_deref().unwrap_or("-")));
         }
@@ -237,118 +238,236 @@ pub struct Created {
     pub problem: Option<Error>,
 }
 
-/// The work of ec2-create in `settings` (the test case's layers, and what a program set):
-/// check, plan, apply, wait. Nothing is printed but notes on stderr.
-pub(crate) fn create(settings: &crate::settings::Settings, cli: &Cli) -> Result<Created> {
-    {
-        if let Some(max) = cli.max {
-            if max < cli.count {
-                return Err(Error::input(format!(
-                    "--max {max} is below N = {}",
-                    cli.count
-                )));
-            }
+/// How ec2-create brings the case to its size: the command line's options, resolved, and
+/// the library's [`crate::TestCase::create_with`] options alike (one type: nothing is turned
+/// back into argv).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// How many instances (of the role) the case must hold: running ones are reused, stopped
+    /// ones started, only the missing launched.
+    pub count: u32,
+    /// The role of these instances; `count` counts this role only.
+    pub role: Option<String>,
+    /// Launch `count` more, whatever the case holds.
+    pub add: bool,
+    /// Terminate instances of the role above this many, highest index first.
+    pub max: Option<u32>,
+    /// A script uploaded to and run on each instance as soon as that one accepts SSH; one that
+    /// fails fails its instance.
+    pub setup: Option<PathBuf>,
+    /// Give up waiting after this long [default: 10 minutes].
+    pub timeout: Option<Duration>,
+    /// Enough: no [problem](crate::Created::problem) when at least this many got ready.
+    pub min_ready: Option<u32>,
+    /// Terminate the instances that did not get ready.
+    pub drop_failed: bool,
+}
+
+/// The wait's bound when none is given.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The most instances one `ec2-create` brings up.
+const MAX_COUNT: u32 = 10_000;
+
+impl CreateOptions {
+    /// `count` instances, the other options at their defaults.
+    pub fn new(count: u32) -> CreateOptions {
+        CreateOptions {
+            count,
+            ..Default::default()
         }
-        let s = settings;
-        let cfg = crate::cli::resolve_case(s, &cli.case.case, &cli.case.aws)?;
-        let launch = cli.launch.resolve(s)?;
-        let mut ssh_cfg = cli.ssh.resolve(s)?;
-        ssh::check_identity(&ssh_cfg)?;
-        let setup = match &cli.setup {
-            Some(p) => Some(
-                std::fs::read(p)
-                    .map_err(|e| Error::input(format!("--setup {}: {e}", p.display())))?,
-            ),
-            None => None,
-        };
-        let want = Want {
-            count: cli.count,
-            role: cli.role.clone(),
-            add: cli.add,
-            max: cli.max,
-        };
-        let store = crate::case::Store::new(&cfg.dir);
-        let _lock = store.lock()?;
-        let existing = store.load_all()?; // a bad descriptor stops us before anything is launched
-        ssh_cfg.identity = crate::aws::access::default_identity(&store, &launch, &ssh_cfg)?;
-        let patience = Patience::new(cli.timeout);
-        crate::aws::runtime()?.block_on(async {
-            let fleet = Fleet::connect(cfg, ssh_cfg).await?;
-            let mut tracked = fleet.refresh(existing).await?;
-            // A launch a crash interrupted first: its instances keep their indexes, and
-            // those EC2 does not list yet are not launched a second time.
-            tracked.extend(fleet.recover(&tracked, launch.name_tags).await?);
-            tracked.sort_by_key(|d| d.index);
-            let untracked = fleet.untracked(&tracked).await?;
-            let views: Vec<Member> = untracked
-                .iter()
-                .map(|i| Member {
-                    id: i.id.clone(),
-                    index: tag_index(i),
-                    role: i.tags.get(crate::aws::ec2::TAG_ROLE).cloned(),
-                    state: i.state,
-                })
-                .collect();
-            let plan = plan(&tracked, &views, &want);
-            let (members, missing) =
-                apply(&fleet, &launch, &want, &plan, tracked, untracked, patience).await?;
-            if let Some(e) = missing.as_ref().filter(|e| e.code == Code::Interrupted) {
-                return Err(e.clone());
-            }
-            let waited = wait::ready(
-                &fleet,
-                members,
-                patience,
-                ReadyCheck {
-                    hook: setup.map(setup_hook),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            fleet.sync_ssh_files();
-            let goal = if cli.setup.is_some() {
-                Goal::SetUp
-            } else {
-                Goal::AcceptSsh
-            };
-            let mut fate = Fate::Kept;
-            if cli.drop_failed && !waited.failed.is_empty() && !waited.interrupted {
-                let failed: Vec<Descriptor> =
-                    waited.failed.iter().map(|(d, _)| d.clone()).collect();
-                fleet.terminate(&failed).await?;
-                let ids: Vec<String> = failed.iter().map(|d| d.id.clone()).collect();
-                output::note(format!("--drop-failed: terminated {}", ids.join(", ")));
-                fate = Fate::Dropped;
-            }
-            let enough = cli
-                .min_ready
-                .is_some_and(|m| waited.ready.len() as u32 >= m);
-            // What could not be launched (no capacity in any pool) counts as not ready.
-            let error = match (waited.error(goal, cli.timeout, fate), missing) {
-                (Some(e), Some(m)) => Some(Error::new(
-                    e.code.merge(m.code),
-                    format!("{}; {}", m.message, e.message),
-                )),
-                (e, m) => e.or(m),
-            };
-            let problem = match error {
-                Some(e) if enough && e.code != Code::Interrupted => {
-                    output::note(format!(
-                        "{e}; continuing with {} ready (--min-ready {})",
-                        waited.ready.len(),
-                        cli.min_ready.unwrap_or(0)
-                    ));
-                    None
-                }
-                e => e,
-            };
-            Ok(Created {
-                ready: waited.ready,
-                failed: waited.failed,
-                problem,
-            })
-        })
     }
+
+    /// Bad input, found before anything is launched: one line naming the option.
+    fn check(&self) -> Result<()> {
+        if !(1..=MAX_COUNT).contains(&self.count) {
+            return Err(Error::input(format!(
+                "N: {} is not in 1..={MAX_COUNT}",
+                self.count
+            )));
+        }
+        match self.max {
+            Some(max) if max < self.count => Err(Error::input(format!(
+                "--max {max} is below N = {}",
+                self.count
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn want(&self) -> Want {
+        Want {
+            count: self.count,
+            role: self.role.clone(),
+            add: self.add,
+            max: self.max,
+        }
+    }
+}
+
+impl Cli {
+    /// What was asked, as the options type the work takes.
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            count: self.count,
+            role: self.role.clone(),
+            add: self.add,
+            max: self.max,
+            setup: self.setup.clone(),
+            timeout: Some(self.timeout),
+            min_ready: self.min_ready,
+            drop_failed: self.drop_failed,
+        }
+    }
+}
+
+/// ec2-create's work, resolved once: where the case is, how to launch and log in, what was
+/// asked, and the setup script's bytes.
+pub(crate) struct Job {
+    cfg: crate::config::Config,
+    launch: LaunchConfig,
+    ssh: crate::config::SshConfig,
+    opts: CreateOptions,
+    setup: Option<Vec<u8>>,
+}
+
+/// Resolve everything ec2-create needs in `settings` (the test case's layers, and what a
+/// program set) and the flags over them; every bad input is found here, before anything.
+pub(crate) fn resolve(
+    settings: &crate::settings::Settings,
+    case: &CaseDirArgs,
+    launch: &LaunchArgs,
+    ssh: &SshArgs,
+    opts: CreateOptions,
+) -> Result<Job> {
+    opts.check()?;
+    let cfg = crate::cli::resolve_case(settings, &case.case, &case.aws)?;
+    let launch = launch.resolve(settings)?;
+    let ssh = ssh.resolve(settings)?;
+    ssh::check_identity(&ssh)?;
+    let setup = match &opts.setup {
+        Some(p) => Some(
+            std::fs::read(p).map_err(|e| Error::input(format!("--setup {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    Ok(Job {
+        cfg,
+        launch,
+        ssh,
+        opts,
+        setup,
+    })
+}
+
+/// The work of ec2-create: plan, apply, wait. Nothing is printed but notes on stderr.
+pub(crate) fn create(job: Job) -> Result<Created> {
+    let Job {
+        cfg,
+        launch,
+        mut ssh,
+        opts,
+        setup,
+    } = job;
+    let store = crate::case::Store::new(&cfg.dir);
+    let _lock = store.lock()?;
+    let existing = store.load_all()?; // a bad descriptor stops us before anything is launched
+    ssh.identity = crate::aws::access::default_identity(&store, &launch, &ssh)?;
+    let patience = Patience::new(opts.timeout.unwrap_or(DEFAULT_TIMEOUT));
+    crate::aws::runtime()?.block_on(async {
+        let fleet = Fleet::connect(cfg, ssh).await?;
+        let (members, missing) =
+            bring_up(&fleet, &launch, &opts.want(), existing, patience).await?;
+        if let Some(e) = missing.as_ref().filter(|e| e.code == Code::Interrupted) {
+            return Err(e.clone());
+        }
+        let check = ReadyCheck {
+            hook: setup.map(setup_hook),
+            ..Default::default()
+        };
+        let waited = wait::ready(&fleet, members, patience, check).await?;
+        fleet.sync_ssh_files();
+        settle(&fleet, &opts, waited, missing, patience.timeout).await
+    })
+}
+
+/// What the case holds now (refreshed, a crashed launch recovered, the untracked found),
+/// planned and applied: the role's members to wait for, and what could not be launched.
+async fn bring_up(
+    fleet: &Fleet,
+    launch: &LaunchConfig,
+    want: &Want,
+    existing: Vec<Descriptor>,
+    patience: Patience,
+) -> Result<(Vec<Descriptor>, Option<Error>)> {
+    let mut tracked = fleet.refresh(existing).await?;
+    // A launch a crash interrupted first: its instances keep their indexes, and those EC2
+    // does not list yet are not launched a second time.
+    tracked.extend(fleet.recover(&tracked, launch.name_tags).await?);
+    tracked.sort_by_key(|d| d.index);
+    let untracked = fleet.untracked(&tracked).await?;
+    let views: Vec<Member> = untracked
+        .iter()
+        .map(|i| Member {
+            id: i.id.clone(),
+            index: tag_index(i),
+            role: i.tags.get(crate::aws::ec2::TAG_ROLE).cloned(),
+            state: i.state,
+        })
+        .collect();
+    let plan = plan(&tracked, &views, want);
+    apply(fleet, launch, want, &plan, tracked, untracked, patience).await
+}
+
+/// After the wait: `--drop-failed` terminates the instances not ready; what was not ready
+/// or not launched is the problem, unless `--min-ready` were met.
+async fn settle(
+    fleet: &Fleet,
+    opts: &CreateOptions,
+    waited: wait::Waited,
+    missing: Option<Error>,
+    timeout: Duration,
+) -> Result<Created> {
+    let goal = if opts.setup.is_some() {
+        Goal::SetUp
+    } else {
+        Goal::AcceptSsh
+    };
+    let mut fate = Fate::Kept;
+    if opts.drop_failed && !waited.failed.is_empty() && !waited.interrupted {
+        let failed: Vec<Descriptor> = waited.failed.iter().map(|(d, _)| d.clone()).collect();
+        fleet.terminate(&failed).await?;
+        let ids: Vec<String> = failed.iter().map(|d| d.id.clone()).collect();
+        output::note(format!("--drop-failed: terminated {}", ids.join(", ")));
+        fate = Fate::Dropped;
+    }
+    let enough = opts
+        .min_ready
+        .is_some_and(|m| waited.ready.len() as u32 >= m);
+    // What could not be launched (no capacity in any pool) counts as not ready.
+    let error = match (waited.error(goal, timeout, fate), missing) {
+        (Some(e), Some(m)) => Some(Error::new(
+            e.code.merge(m.code),
+            format!("{}; {}", m.message, e.message),
+        )),
+        (e, m) => e.or(m),
+    };
+    let problem = match error {
+        Some(e) if enough && e.code != Code::Interrupted => {
+            output::note(format!(
+                "{e}; continuing with {} ready (--min-ready {})",
+                waited.ready.len(),
+                opts.min_ready.unwrap_or(0)
+            ));
+            None
+        }
+        e => e,
+    };
+    Ok(Created {
+        ready: waited.ready,
+        failed: waited.failed,
+        problem,
+    })
 }
 
 /// Carry out the plan; returns the role's members to wait for, by index.

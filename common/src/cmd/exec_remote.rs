@@ -9,7 +9,7 @@ use super::jobs::{self, Action};
 use super::sync;
 use crate::case::descriptor::Descriptor;
 use crate::cli::{HostArgs, OutputArgs};
-use crate::config::{parse_duration, OutputConfig, OutputMode, SshConfig};
+use crate::config::{parse_duration, OutputConfig, SshConfig};
 use crate::error::{Code, Result};
 use crate::remote::fanout::{run_task, RunOpts};
 use crate::remote::results::{Collector, HostRun, HostSink, Outcome, Status};
@@ -218,26 +218,17 @@ pub(crate) fn run_remote(cfg: &SshConfig, hosts: &[Descriptor], job: &RemoteJob)
     collector.finish(&outcomes)
 }
 
-/// The library's ec2-exec-remote: the command of `cli` on its selection, in `settings`,
-/// nothing printed; every host's exit and output come back. `stdin` is sent to each.
+/// The library's ec2-exec-remote: `job` on the hosts chosen, in `settings`, nothing
+/// printed (`job.results` captures); every host's exit and output come back.
 pub(crate) fn capture(
     settings: &Settings,
-    cli: &Cli,
-    stdin: Option<Vec<u8>>,
+    hosts: &HostArgs,
+    job: RemoteJob,
 ) -> Result<Vec<HostRun>> {
-    let (ssh, store, hosts) = super::selected_hosts_in(settings, &cli.hosts)?;
+    let (ssh, store, hosts) = super::selected_hosts_in(settings, hosts)?;
     let job = RemoteJob {
         state_dir: store.state_dir().ok(),
-        command: cli.command.join(" "),
-        stdin,
-        fanout: cli.fanout as usize,
-        timeout: cli.command_timeout,
-        at: cli.at,
-        max_skew: cli.max_skew,
-        results: OutputConfig {
-            mode: OutputMode::Capture,
-            ..Default::default()
-        },
+        ..job
     };
     let (outcomes, collector) = remote_outcomes(&ssh, &hosts, &job)?;
     Ok(collector.captured(outcomes))

@@ -218,7 +218,7 @@ impl Run<'_> {
             "Requests per second, all clients merged",
             "requests/s",
             vec![rps],
-            &shade,
+            shade,
             span,
         )));
         let bits = a.bits();
@@ -231,7 +231,7 @@ impl Run<'_> {
                     name: "bits/s".into(),
                     points: bits.iter().map(|(k, v)| (self.rel(*k), *v)).collect(),
                 }],
-                &shade,
+                shade,
                 span,
             )));
         }
@@ -275,7 +275,7 @@ impl Run<'_> {
                         points: pick(|l| l.max),
                     },
                 ],
-                &shade,
+                shade,
                 span,
             )
         }));
@@ -365,7 +365,7 @@ impl Run<'_> {
                 "Requests per second per client over time",
                 "requests/s",
                 host_series,
-                &shade,
+                shade,
                 span,
             )));
         }
@@ -386,7 +386,7 @@ impl Run<'_> {
                         name: format!("#{}", h.index),
                         points: h.samples.as_ref().map(|s| s.cpu.iter().map(|c| (self.at(c.t_us), if c.busy_threads > 0 { c.busy_demand / f64::from(c.busy_threads) } else { 0.0 })).collect()).unwrap_or_default(),
                     })
-                    .collect(), &shade, span)));
+                    .collect(), shade, span)));
             out.push_str(&line_chart(&over_time(
                 "client-machine-cpu",
                 "Each client's machine CPU busy (user + system + steal)",
@@ -402,7 +402,7 @@ impl Run<'_> {
                             .unwrap_or_default(),
                     })
                     .collect(),
-                &shade,
+                shade,
                 span,
             )));
         }
