@@ -115,26 +115,21 @@ impl S3 {
     /// and SHA-256 (hex).
     pub async fn upload_file(&self, bucket: &str, key: &str, path: &Path) -> Result<(u64, String)> {
         let url = format!("s3://{bucket}/{key}");
-        let mut file = std::fs::File::open(path)
+        let file = std::fs::File::open(path)
             .map_err(|e| Error::infra(format!("{}: {e}", path.display())))?;
         let size = file
             .metadata()
             .map_err(|e| Error::infra(format!("{}: {e}", path.display())))?
             .len();
-        let mut hash = sha2::Sha256::new();
-        let mut read_part = |file: &mut std::fs::File| -> Result<Vec<u8>> {
-            let mut buf = Vec::with_capacity(PART);
-            file.by_ref()
-                .take(PART as u64)
-                .read_to_end(&mut buf)
-                .map_err(|e| Error::infra(format!("{}: {e}", path.display())))?;
-            hash.update(&buf);
-            Ok(buf)
+        let mut parts = Parts {
+            file,
+            hash: sha2::Sha256::new(),
+            path,
         };
         if size <= PART as u64 {
-            let bytes = read_part(&mut file)?;
+            let bytes = parts.next()?;
             self.put_bytes(bucket, key, bytes).await?;
-            return Ok((size, hex(&hash.finalize())));
+            return Ok((size, hex(&parts.hash.finalize())));
         }
         let upload = self
             .client
@@ -145,67 +140,104 @@ impl S3 {
             .await
             .map_err(|e| aws_error("CreateMultipartUpload", e).context(&url))?;
         let id = upload.upload_id().unwrap_or_default().to_owned();
-        let mut parts = Vec::new();
-        let mut number = 1;
-        let result: Result<()> = async {
-            loop {
-                let bytes = read_part(&mut file)?;
-                if bytes.is_empty() {
-                    break;
-                }
-                let out = self
-                    .client
-                    .upload_part()
-                    .bucket(bucket)
-                    .key(key)
-                    .upload_id(&id)
-                    .part_number(number)
-                    .body(ByteStream::from(bytes))
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("UploadPart", e).context(&url))?;
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(out.e_tag().map(str::to_owned))
-                        .build(),
-                );
-                number += 1;
-            }
-            self.client
-                .complete_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(&id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts.clone()))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| aws_error("CompleteMultipartUpload", e).context(&url))?;
-            Ok(())
-        }
-        .await;
-        if let Err(e) = result {
+        if let Err(e) = self.send_parts(bucket, key, &id, &mut parts).await {
             // Parts of an unfinished upload are invisible and billed: abort it.
-            let abort = self
-                .client
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(&id)
-                .send()
-                .await;
-            if let Err(a) = abort {
-                if error_code(&a) != Some("NoSuchUpload") {
-                    crate::output::note(format!("{url}: could not abort the upload {id}"));
-                }
-            }
+            self.abort(bucket, key, &id).await;
             return Err(e);
         }
-        Ok((size, hex(&hash.finalize())))
+        Ok((size, hex(&parts.hash.finalize())))
+    }
+
+    /// Every part of a multipart upload, then its completion.
+    async fn send_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &str,
+        parts: &mut Parts<'_>,
+    ) -> Result<()> {
+        let url = format!("s3://{bucket}/{key}");
+        let mut done = Vec::new();
+        let mut number = 1;
+        loop {
+            let bytes = parts.next()?;
+            if bytes.is_empty() {
+                break;
+            }
+            let out = self
+                .client
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(id)
+                .part_number(number)
+                .body(ByteStream::from(bytes))
+                .send()
+                .await
+                .map_err(|e| aws_error("UploadPart", e).context(&url))?;
+            done.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_owned))
+                    .build(),
+            );
+            number += 1;
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(done))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("CompleteMultipartUpload", e).context(&url))?;
+        Ok(())
+    }
+
+    /// Abort an unfinished multipart upload (one already gone is fine; any other failure
+    /// is said: its parts stay billed until a lifecycle rule removes them).
+    async fn abort(&self, bucket: &str, key: &str, id: &str) {
+        let abort = self
+            .client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .send()
+            .await;
+        if let Err(a) = abort {
+            if error_code(&a) != Some("NoSuchUpload") {
+                crate::output::note(format!(
+                    "s3://{bucket}/{key}: could not abort the upload {id}"
+                ));
+            }
+        }
+    }
+}
+
+/// A file read a part at a time, hashed as it goes.
+struct Parts<'a> {
+    file: std::fs::File,
+    hash: sha2::Sha256,
+    path: &'a Path,
+}
+
+impl Parts<'_> {
+    /// The next part: at most [`PART`] bytes, empty at the end.
+    fn next(&mut self) -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(PART);
+        self.file
+            .by_ref()
+            .take(PART as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::infra(format!("{}: {e}", self.path.display())))?;
+        self.hash.update(&buf);
+        Ok(buf)
     }
 }
 

@@ -66,87 +66,109 @@ impl Tool for Bake {
         let (settings, cfg) = cli.case.resolve()?;
         let rt = crate::aws::runtime()?;
         if cli.list {
-            return rt.block_on(async {
-                let ec2 = ec2::connect(cfg.region.as_deref()).await?;
-                for i in ec2.owned_images(&owner(), None).await? {
-                    output::data(format!(
-                        "{} {} {} {} {}",
-                        i.id,
-                        i.name,
-                        i.state,
-                        or_dash(&i.case),
-                        or_dash(&i.created)
-                    ));
-                }
-                Ok(Code::Ok)
-            });
+            return list(&rt, &cfg);
         }
         if let Some(ami) = &cli.delete {
-            return rt.block_on(async {
-                let ec2 = ec2::connect(cfg.region.as_deref()).await?;
-                let mine = ec2.owned_images(&owner(), None).await?;
-                let Some(image) = mine.iter().find(|i| &i.id == ami) else {
-                    return Err(Error::input(format!(
-                        "{ami}: not one of your baked images (ec2-bake --list shows them)"
-                    )));
-                };
-                ec2.delete_image(image).await?;
-                output::data(format!("{ami} deleted"));
-                output::note(format!(
-                    "deregistered {ami} and deleted {}",
-                    output::count(image.snapshots.len(), "snapshot")
-                ));
-                Ok(Code::Ok)
-            });
+            return delete(&rt, &cfg, ami);
         }
-        let name = cli.name.as_deref().expect("clap requires NAME");
-        let store = Store::new(&cfg.dir);
-        let hosts = select_some(&store, &cli.select.resolve())?;
-        let source = hosts.iter().find(|d| !d.is_static()).ok_or_else(|| {
-            Error::input("a host of your own cannot be baked: --select an instance")
-        })?;
-        if hosts.len() > 1 {
-            output::note(format!(
-                "baking from {} (the lowest of {} selected; --select N picks another)",
-                source.label(),
-                hosts.len()
-            ));
-        }
-        let tags = vec![
-            (TAG_CASE.to_owned(), cfg.case.clone()),
-            (TAG_OWNER.to_owned(), owner()),
-        ];
-        let ami = rt.block_on(async {
-            let ec2 = ec2::connect(cfg.region.as_deref()).await?;
-            let ami = ec2
-                .create_image(&source.id, name, cli.no_reboot, &tags)
-                .await?;
-            output::note(format!(
-                "creating {ami} ({name}) from {}{}",
-                source.label(),
-                if cli.no_reboot { "" } else { ", rebooting it" }
-            ));
-            let image = wait_available(&ec2, &ami, cli.timeout).await?;
-            output::note(format!(
-                "{ami} is available ({})",
-                output::count(image.snapshots.len(), "snapshot")
-            ));
-            Ok::<_, Error>(ami)
-        })?;
-        output::data(&ami);
-        let (file, shadow) = settings.write_to_file(&settings::AMI, &ami)?;
-        output::note(match shadow {
-            None => format!(
-                "recorded \"ami\": \"{ami}\" in {}: the next ec2-create launches from it",
-                file.display()
-            ),
-            Some(env) => format!(
-                "recorded \"ami\": \"{ami}\" in {}, but {env} is set and wins over the file",
-                file.display()
-            ),
-        });
-        Ok(Code::Ok)
+        bake(&rt, &cli, &settings, &cfg)
     }
+}
+
+/// `--list`: your baked images, a line each.
+fn list(rt: &tokio::runtime::Runtime, cfg: &crate::config::Config) -> Result<Code> {
+    rt.block_on(async {
+        let ec2 = ec2::connect(cfg.region.as_deref()).await?;
+        for i in ec2.owned_images(&owner(), None).await? {
+            output::data(format!(
+                "{} {} {} {} {}",
+                i.id,
+                i.name,
+                i.state,
+                or_dash(&i.case),
+                or_dash(&i.created)
+            ));
+        }
+        Ok(Code::Ok)
+    })
+}
+
+/// `--delete AMI`: one of your baked images, and its snapshots.
+fn delete(rt: &tokio::runtime::Runtime, cfg: &crate::config::Config, ami: &str) -> Result<Code> {
+    rt.block_on(async {
+        let ec2 = ec2::connect(cfg.region.as_deref()).await?;
+        let mine = ec2.owned_images(&owner(), None).await?;
+        let Some(image) = mine.iter().find(|i| &i.id == ami) else {
+            return Err(Error::input(format!(
+                "{ami}: not one of your baked images (ec2-bake --list shows them)"
+            )));
+        };
+        ec2.delete_image(image).await?;
+        output::data(format!("{ami} deleted"));
+        output::note(format!(
+            "deregistered {ami} and deleted {}",
+            output::count(image.snapshots.len(), "snapshot")
+        ));
+        Ok(Code::Ok)
+    })
+}
+
+/// Bake the lowest selected instance into an image named NAME, wait until it is available,
+/// and record it as the case's `ami`.
+fn bake(
+    rt: &tokio::runtime::Runtime,
+    cli: &Cli,
+    settings: &crate::settings::Settings,
+    cfg: &crate::config::Config,
+) -> Result<Code> {
+    let name = cli.name.as_deref().expect("clap requires NAME");
+    let store = Store::new(&cfg.dir);
+    let hosts = select_some(&store, &cli.select.resolve())?;
+    let source = hosts
+        .iter()
+        .find(|d| !d.is_static())
+        .ok_or_else(|| Error::input("a host of your own cannot be baked: --select an instance"))?;
+    if hosts.len() > 1 {
+        output::note(format!(
+            "baking from {} (the lowest of {} selected; --select N picks another)",
+            source.label(),
+            hosts.len()
+        ));
+    }
+    let tags = vec![
+        (TAG_CASE.to_owned(), cfg.case.clone()),
+        (TAG_OWNER.to_owned(), owner()),
+    ];
+    let ami = rt.block_on(async {
+        let ec2 = ec2::connect(cfg.region.as_deref()).await?;
+        let ami = ec2
+            .create_image(&source.id, name, cli.no_reboot, &tags)
+            .await?;
+        output::note(format!(
+            "creating {ami} ({name}) from {}{}",
+            source.label(),
+            if cli.no_reboot { "" } else { ", rebooting it" }
+        ));
+        let image = wait_available(&ec2, &ami, cli.timeout).await?;
+        output::note(format!(
+            "{ami} is available ({})",
+            output::count(image.snapshots.len(), "snapshot")
+        ));
+        Ok::<_, Error>(ami)
+    })?;
+    output::data(&ami);
+    let (file, shadow) = settings.write_to_file(&settings::AMI, &ami)?;
+    output::note(match shadow {
+        None => format!(
+            "recorded \"ami\": \"{ami}\" in {}: the next ec2-create launches from it",
+            file.display()
+        ),
+        Some(env) => format!(
+            "recorded \"ami\": \"{ami}\" in {}, but {env} is set and wins over the file",
+            file.display()
+        ),
+    });
+    Ok(Code::Ok)
 }
 
 fn or_dash(s: &str) -> &str {

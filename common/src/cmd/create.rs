@@ -512,29 +512,14 @@ async fn apply(
     }
     let mut members = take(&plan.keep, &by_id);
     if !plan.start.is_empty() {
-        let mut to_start = take(&plan.start, &by_id);
-        if to_start
-            .iter()
-            .any(|d| d.state() == InstanceState::Stopping)
-        {
-            let late =
-                wait::state(fleet, &mut to_start, &[InstanceState::Stopped], patience).await?;
-            if !late.is_empty() {
-                return Err(Error::infra(format!(
-                    "instances still stopping: {}",
-                    late.join(", ")
-                )));
-            }
-        }
-        fleet.ec2.start(&plan.start).await?;
-        output::note(format!(
-            "starting {} stopped instances: {}",
-            plan.start.len(),
-            plan.start.join(", ")
-        ));
-        for m in members.iter_mut().filter(|m| plan.start.contains(&m.id)) {
-            m.state = Some(InstanceState::Pending);
-        }
+        start_stopped(
+            fleet,
+            plan,
+            take(&plan.start, &by_id),
+            &mut members,
+            patience,
+        )
+        .await?;
     }
     let mut missing = None;
     match plan.launch {
@@ -558,6 +543,39 @@ async fn apply(
     }
     members.sort_by_key(|d| d.index);
     Ok((members, missing))
+}
+
+/// Start the plan's stopped members (those still stopping are waited for first); they
+/// count as pending from then on.
+async fn start_stopped(
+    fleet: &Fleet,
+    plan: &Plan,
+    mut to_start: Vec<Descriptor>,
+    members: &mut [Descriptor],
+    patience: Patience,
+) -> Result<()> {
+    if to_start
+        .iter()
+        .any(|d| d.state() == InstanceState::Stopping)
+    {
+        let late = wait::state(fleet, &mut to_start, &[InstanceState::Stopped], patience).await?;
+        if !late.is_empty() {
+            return Err(Error::infra(format!(
+                "instances still stopping: {}",
+                late.join(", ")
+            )));
+        }
+    }
+    fleet.ec2.start(&plan.start).await?;
+    output::note(format!(
+        "starting {} stopped instances: {}",
+        plan.start.len(),
+        plan.start.join(", ")
+    ));
+    for m in members.iter_mut().filter(|m| plan.start.contains(&m.id)) {
+        m.state = Some(InstanceState::Pending);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -242,96 +242,107 @@ fn run_captured(
 /// running|exited N|stopped|died|unknown`; `--wait`: each host's log tail
 /// (prefixed) and its exit code as the host's result; `--stop`: kill each job's process group.
 pub(crate) fn follow(at: &Reach, f: &Follow, results: OutputConfig) -> Result<Code> {
-    let (job_id, action) = (f.job_id.as_str(), f.action);
-    let names = |line_of: &dyn Fn(&Descriptor) -> String| {
-        PerHost::Each(at.hosts.iter().map(|d| line_of(d).into_bytes()).collect())
-    };
-    let job_file = |d: &Descriptor| format!("{}\n", job_file_name(job_id, &d.id));
-    match action {
-        Action::List => {
-            let task = Task::Script {
-                script: script(LIST),
-                stdin: names(&|d| format!("{}\n", d.id)),
-            };
-            run_captured(at, &task, 32, results, &|d, address, code, out, err| {
-                if code != 0 {
-                    return Status::Failed(SshError::new(
-                        Kind::Session,
-                        format!("could not list jobs (exit {code}): {}", err.trim()),
-                    ));
-                }
-                for line in out.lines() {
-                    output::data(format!("{} {address} {line}", d.id));
-                }
-                Status::Exited(0)
-            })
-        }
-        Action::Status | Action::Stop => {
-            let body = if action == Action::Status {
-                STATE
-            } else {
-                STOP
-            };
-            let task = Task::Script {
-                script: script(body),
-                stdin: names(&job_file),
-            };
-            run_captured(at, &task, 32, results, &|d, address, code, out, err| {
-                if code != 0 {
-                    return Status::Failed(SshError::new(Kind::Session, err.trim().to_owned()));
-                }
-                let said = out.trim();
-                output::data(format!("{} {address} {said}", d.id));
-                if said == "unknown" {
-                    Status::Failed(SshError::new(
-                        Kind::Session,
-                        format!("no job {job_id} on this host"),
-                    ))
-                } else {
-                    Status::Exited(0)
-                }
-            })
-        }
-        Action::Wait => {
-            let task = Task::Script {
-                script: script(&WAIT.replace("\"$TAIL\"", &f.tail.to_string())),
-                stdin: names(&job_file),
-            };
-            // Waiting hosts mostly sleep: all at once, none queued behind another's job.
-            let opts = RunOpts {
-                width: at.hosts.len(),
-                timeout: f.timeout,
-                holder: at.state_dir,
-            };
-            let collector = Collector::new(results)?;
-            let outcomes =
-                run_task(
-                    &collector,
-                    at.cfg,
-                    at.hosts,
-                    &task,
-                    &opts,
-                    &|_, _, r, _| match r.and_then(Done::code) {
-                        Ok(code) if (95..=99).contains(&code) => Status::Failed(SshError::new(
-                            Kind::Session,
-                            match code {
-                                95 => "stopped (--stop) before it exited".into(),
-                                98 => format!("no job {job_id} on this host"),
-                                99 => "the job died without an exit code".into(),
-                                _ => format!("exit {code}"),
-                            },
-                        )),
-                        Ok(code) => Status::Exited(code),
-                        Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
-                            Kind::Timeout,
-                            "still running at --command-timeout",
-                        )),
-                        Err(e) => Status::Failed(e),
-                    },
-                )?;
-            collector.finish(&outcomes)
-        }
+    match f.action {
+        Action::List => list(at, results),
+        Action::Status | Action::Stop => state_or_stop(at, f, results),
+        Action::Wait => wait(at, f, results),
     }
+}
+
+/// One line of stdin per host, made by `line_of`.
+fn per_host(hosts: &[Descriptor], line_of: &dyn Fn(&Descriptor) -> String) -> PerHost<Vec<u8>> {
+    PerHost::Each(hosts.iter().map(|d| line_of(d).into_bytes()).collect())
+}
+
+/// `--jobs`: `<id> <address> <job> <state>` per job and host.
+fn list(at: &Reach, results: OutputConfig) -> Result<Code> {
+    let task = Task::Script {
+        script: script(LIST),
+        stdin: per_host(at.hosts, &|d| format!("{}\n", d.id)),
+    };
+    run_captured(at, &task, 32, results, &|d, address, code, out, err| {
+        if code != 0 {
+            return Status::Failed(SshError::new(
+                Kind::Session,
+                format!("could not list jobs (exit {code}): {}", err.trim()),
+            ));
+        }
+        for line in out.lines() {
+            output::data(format!("{} {address} {line}", d.id));
+        }
+        Status::Exited(0)
+    })
+}
+
+/// `--status`: `<id> <address> running|exited N|stopped|died|unknown`; `--stop`: kill each
+/// job's process group, said the same way.
+fn state_or_stop(at: &Reach, f: &Follow, results: OutputConfig) -> Result<Code> {
+    let job_id = f.job_id.as_str();
+    let body = if f.action == Action::Status {
+        STATE
+    } else {
+        STOP
+    };
+    let task = Task::Script {
+        script: script(body),
+        stdin: per_host(at.hosts, &|d| format!("{}\n", job_file_name(job_id, &d.id))),
+    };
+    run_captured(at, &task, 32, results, &|d, address, code, out, err| {
+        if code != 0 {
+            return Status::Failed(SshError::new(Kind::Session, err.trim().to_owned()));
+        }
+        let said = out.trim();
+        output::data(format!("{} {address} {said}", d.id));
+        if said == "unknown" {
+            Status::Failed(SshError::new(
+                Kind::Session,
+                format!("no job {job_id} on this host"),
+            ))
+        } else {
+            Status::Exited(0)
+        }
+    })
+}
+
+/// `--wait`: each host's log tail (prefixed) and its exit code as the host's result.
+fn wait(at: &Reach, f: &Follow, results: OutputConfig) -> Result<Code> {
+    let job_id = f.job_id.as_str();
+    let task = Task::Script {
+        script: script(&WAIT.replace("\"$TAIL\"", &f.tail.to_string())),
+        stdin: per_host(at.hosts, &|d| format!("{}\n", job_file_name(job_id, &d.id))),
+    };
+    // Waiting hosts mostly sleep: all at once, none queued behind another's job.
+    let opts = RunOpts {
+        width: at.hosts.len(),
+        timeout: f.timeout,
+        holder: at.state_dir,
+    };
+    let collector = Collector::new(results)?;
+    let outcomes = run_task(
+        &collector,
+        at.cfg,
+        at.hosts,
+        &task,
+        &opts,
+        &|_, _, r, _| match r.and_then(Done::code) {
+            Ok(code) if (95..=99).contains(&code) => Status::Failed(SshError::new(
+                Kind::Session,
+                match code {
+                    95 => "stopped (--stop) before it exited".into(),
+                    98 => format!("no job {job_id} on this host"),
+                    99 => "the job died without an exit code".into(),
+                    _ => format!("exit {code}"),
+                },
+            )),
+            Ok(code) => Status::Exited(code),
+            Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
+                Kind::Timeout,
+                "still running at --command-timeout",
+            )),
+            Err(e) => Status::Failed(e),
+        },
+    )?;
+    collector.finish(&outcomes)
 }
 
 #[cfg(test)]

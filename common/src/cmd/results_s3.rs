@@ -67,63 +67,28 @@ pub(crate) fn get_to_s3(
     let packed: Mutex<Vec<Packed>> = Mutex::new(Vec::new());
     let failed: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
     let src = crate::remote::sftp::remote_path(remote);
-    let fetched = on_each_host(cfg, hosts, fanout, OutputConfig::default(), |d, conn, _| {
-        let name = format!("{}-{}", d.index, d.id);
-        let r = (|| -> std::result::Result<Packed, String> {
-            let sftp = conn.sftp().map_err(|e| format!("sftp: {}", e.message()))?;
-            let into = tmp.path().join(&name);
-            std::fs::create_dir_all(&into).map_err(|e| format!("{}: {e}", into.display()))?;
-            let leaf = src
-                .file_name()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("home"));
-            let mut t = crate::remote::sftp::Tally::default();
-            crate::remote::sftp::download(&sftp, &src, &into.join(leaf), &mut t)?;
-            let archive = tmp.path().join(format!("{name}.tar.zst"));
-            pack(&into, &archive).map_err(|e| format!("packing: {e}"))?;
-            let _ = std::fs::remove_dir_all(&into);
-            Ok(Packed {
-                id: d.id.clone(),
-                index: d.index,
-                address: conn.target.address.clone(),
-                archive,
-                files: t.files,
-            })
-        })();
-        match r {
-            Ok(p) => {
-                packed.lock().unwrap().push(p);
-                Status::Exited(0)
-            }
-            Err(e) => {
-                failed.lock().unwrap().push((d.id.clone(), e.clone()));
-                Status::Failed(SshError::new(Kind::Session, e))
-            }
-        }
-    })?;
+    let fetched =
+        on_each_host(
+            cfg,
+            hosts,
+            fanout,
+            OutputConfig::default(),
+            |d, conn, _| match fetch_and_pack(d, conn, &src, tmp.path()) {
+                Ok(p) => {
+                    packed.lock().unwrap().push(p);
+                    Status::Exited(0)
+                }
+                Err(e) => {
+                    failed.lock().unwrap().push((d.id.clone(), e.clone()));
+                    Status::Failed(SshError::new(Kind::Session, e))
+                }
+            },
+        )?;
     let mut packed = packed.into_inner().unwrap();
     packed.sort_by_key(|p| p.index);
     let mut failed = failed.into_inner().unwrap();
     let uploaded = rt.block_on(upload_all(&s3, dest, &packed))?;
-    let mut objects = Vec::new();
-    let mut bytes = 0u64;
-    for (p, r) in packed.iter().zip(uploaded) {
-        match r {
-            Ok((size, sha)) => {
-                let key = dest.key(&format!("{}-{}.tar.zst", p.index, p.id));
-                output::data(format!(
-                    "{} {} s3://{}/{key} {size}",
-                    p.id, p.address, dest.bucket
-                ));
-                bytes += size;
-                objects.push(
-                    json!({"id": p.id, "index": p.index, "key": key, "bytes": size,
-                                    "sha256": sha, "files": p.files}),
-                );
-            }
-            Err(e) => failed.push((p.id.clone(), e.message)),
-        }
-    }
+    let (objects, bytes) = listed(dest, &packed, uploaded, &mut failed);
     let manifest = json!({
         "case": dest.case,
         "bucket": dest.bucket,
@@ -145,6 +110,65 @@ pub(crate) fn get_to_s3(
     } else {
         fetched.merge(Code::Partial)
     })
+}
+
+/// One host's REMOTE, fetched over SFTP into `tmp` and packed there.
+fn fetch_and_pack(
+    d: &Descriptor,
+    conn: &crate::remote::ssh::Conn,
+    src: &Path,
+    tmp: &Path,
+) -> std::result::Result<Packed, String> {
+    let name = format!("{}-{}", d.index, d.id);
+    let sftp = conn.sftp().map_err(|e| format!("sftp: {}", e.message()))?;
+    let into = tmp.join(&name);
+    std::fs::create_dir_all(&into).map_err(|e| format!("{}: {e}", into.display()))?;
+    let leaf = src
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("home"));
+    let mut t = crate::remote::sftp::Tally::default();
+    crate::remote::sftp::download(&sftp, src, &into.join(leaf), &mut t)?;
+    let archive = tmp.join(format!("{name}.tar.zst"));
+    pack(&into, &archive).map_err(|e| format!("packing: {e}"))?;
+    let _ = std::fs::remove_dir_all(&into);
+    Ok(Packed {
+        id: d.id.clone(),
+        index: d.index,
+        address: conn.target.address.clone(),
+        archive,
+        files: t.files,
+    })
+}
+
+/// The manifest's objects for the uploads that worked (each printed as a data line), and
+/// their bytes; the uploads that failed join `failed`.
+fn listed(
+    dest: &Dest,
+    packed: &[Packed],
+    uploaded: Vec<Result<(u64, String)>>,
+    failed: &mut Vec<(String, String)>,
+) -> (Vec<serde_json::Value>, u64) {
+    let mut objects = Vec::new();
+    let mut bytes = 0u64;
+    for (p, r) in packed.iter().zip(uploaded) {
+        match r {
+            Ok((size, sha)) => {
+                let key = dest.key(&format!("{}-{}.tar.zst", p.index, p.id));
+                output::data(format!(
+                    "{} {} s3://{}/{key} {size}",
+                    p.id, p.address, dest.bucket
+                ));
+                bytes += size;
+                objects.push(
+                    json!({"id": p.id, "index": p.index, "key": key, "bytes": size,
+                    "sha256": sha, "files": p.files}),
+                );
+            }
+            Err(e) => failed.push((p.id.clone(), e.message)),
+        }
+    }
+    (objects, bytes)
 }
 
 /// tar + zstd (level 3) of `dir`'s contents into `archive`, streamed: bounded memory.

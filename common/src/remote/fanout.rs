@@ -251,15 +251,7 @@ fn via_holder(
     let stream = holder::connect_or_start(state_dir, &req.ssh)?;
     let hosts = &req.hosts;
     let began = Instant::now();
-    // Each host's name in output, once (as the direct path names it).
-    let addresses: Vec<String> = hosts
-        .iter()
-        .map(|d| {
-            Target::for_descriptor(d, &req.ssh)
-                .map(|t| t.address)
-                .unwrap_or_else(|_| d.id.clone())
-        })
-        .collect();
+    let addresses = names(hosts, &req.ssh);
     let mut sinks: Vec<Option<HostSink>> = hosts.iter().map(|_| None).collect();
     let mut started = vec![false; hosts.len()];
     let mut outcomes: Vec<Option<Outcome>> = hosts.iter().map(|_| None).collect();
@@ -322,6 +314,18 @@ fn via_holder(
         }
     }
     Ok((outcomes, why))
+}
+
+/// Each host's name in output, once (as the direct path names it): its address, else its id.
+fn names(hosts: &[Descriptor], ssh: &SshConfig) -> Vec<String> {
+    hosts
+        .iter()
+        .map(|d| {
+            Target::for_descriptor(d, ssh)
+                .map(|t| t.address)
+                .unwrap_or_else(|_| d.id.clone())
+        })
+        .collect()
 }
 
 /// `--accept-new-host-key`: record the key the host now offers in its descriptor.

@@ -565,6 +565,30 @@ pub fn sweep_page(s: &Sweep, title: &str) -> String {
         esc(title),
         s.runs.len()
     );
+    usl_line(&mut out, s);
+    if s.client_bound {
+        out.push_str("<p class=\"note\">Some runs were client-bound: the curve measures the load generators as well as the target.</p>");
+    }
+    out.push_str(&line_chart(&Chart {
+        id: "usl-curve",
+        title: "Throughput against the number of clients",
+        x_label: "clients (N)",
+        y_label: "requests/s",
+        series: sweep_series(s),
+        shade: vec![],
+        shade_label: "",
+        log_y: false,
+        x_ticks: None,
+        markers: true,
+        x_range: None,
+    }));
+    runs_table(&mut out, s);
+    out.push_str("</table></body></html>\n");
+    out
+}
+
+/// The fit's parameters with their standard errors, and its peak (or why no fit).
+fn usl_line(out: &mut String, s: &Sweep) {
     match (&s.usl, &s.usl_error) {
         (Some(u), _) => {
             let se = |i: usize| {
@@ -587,9 +611,10 @@ pub fn sweep_page(s: &Sweep, title: &str) -> String {
         }
         _ => {}
     }
-    if s.client_bound {
-        out.push_str("<p class=\"note\">Some runs were client-bound: the curve measures the load generators as well as the target.</p>");
-    }
+}
+
+/// The measured points, the USL curve past the last N (to its peak, if near), and λN.
+fn sweep_series(s: &Sweep) -> Vec<Series> {
     let measured = Series {
         name: "measured".into(),
         points: s.runs.iter().map(|r| (r.n, r.rps)).collect(),
@@ -615,19 +640,11 @@ pub fn sweep_page(s: &Sweep, title: &str) -> String {
             points: vec![(1.0, u.lambda), (hi, u.lambda * hi)],
         });
     }
-    out.push_str(&line_chart(&Chart {
-        id: "usl-curve",
-        title: "Throughput against the number of clients",
-        x_label: "clients (N)",
-        y_label: "requests/s",
-        series,
-        shade: vec![],
-        shade_label: "",
-        log_y: false,
-        x_ticks: None,
-        markers: true,
-        x_range: None,
-    }));
+    series
+}
+
+/// One row per run.
+fn runs_table(out: &mut String, s: &Sweep) {
     out.push_str("<table id=\"runs\"><tr><th>N</th><th>req/s</th><th>efficiency</th><th>p99 ms</th><th>client-bound s</th><th>run</th></tr>");
     for r in &s.runs {
         let _ = write!(
@@ -641,6 +658,4 @@ pub fn sweep_page(s: &Sweep, title: &str) -> String {
             esc(&r.dir)
         );
     }
-    out.push_str("</table></body></html>\n");
-    out
 }

@@ -123,7 +123,17 @@ pub(super) struct Report<'a> {
     pub(super) left: Vec<Leftover>,
 }
 
-impl Report<'_> {
+impl<'a> Report<'a> {
+    /// Nothing left behind yet.
+    pub(super) fn new(cfg: &'a Config, region: &str, owner: &str) -> Report<'a> {
+        Report {
+            cfg,
+            region: region.to_owned(),
+            owner: owner.to_owned(),
+            left: vec![],
+        }
+    }
+
     /// A kind that could not be listed: the AWS CLI line that lists it.
     pub(super) fn unlisted(&mut self, kind: Kind, e: &Error) {
         let by_hand = format!(

@@ -199,12 +199,7 @@ fn kill(cfg: &Config, opts: &Cli, settings: &crate::settings::Settings) -> Resul
         let fleet = Fleet::connect(cfg.clone(), ssh).await?;
         let ec2 = &fleet.ec2;
         let owner = owner();
-        let mut report = Report {
-            cfg,
-            region: ec2.region.clone(),
-            owner: owner.clone(),
-            left: vec![],
-        };
+        let mut report = Report::new(cfg, &ec2.region, &owner);
         let mut hosts = hosts;
         // A launch a crash interrupted: its instances are this directory's too, including
         // those EC2 does not list yet.
@@ -460,12 +455,7 @@ fn delete_images(cfg: &Config, killed: &mut Killed) -> Result<()> {
     crate::aws::runtime()?.block_on(async {
         let ec2 = crate::aws::ec2::connect(cfg.region.as_deref()).await?;
         let owner = owner();
-        let mut report = Report {
-            cfg,
-            region: ec2.region.clone(),
-            owner: owner.clone(),
-            left: vec![],
-        };
+        let mut report = Report::new(cfg, &ec2.region, &owner);
         match ec2.owned_images(&owner, Some(&cfg.case)).await {
             Ok(images) => {
                 for i in images {
