@@ -98,7 +98,7 @@ fn delete(rt: &tokio::runtime::Runtime, cfg: &crate::config::Config, ami: &str) 
     rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         let mine = ec2.owned_images(&owner(), None).await?;
-        let Some(image) = mine.iter().find(|i| &i.id == ami) else {
+        let Some(image) = mine.iter().find(|i| i.id == ami) else {
             return Err(Error::input(format!(
                 "{ami}: not one of your baked images (ec2-bake --list shows them)"
             )));
