@@ -9,20 +9,17 @@ use super::ec2::{tag, Ec2};
 use super::errors::{aws_error, retry_while_in_use};
 use crate::config::Placement;
 use crate::error::{Error, Result};
-use aws_sdk_ec2::types::{Filter, PlacementStrategy, ResourceType, TagSpecification};
+use aws_sdk_ec2::types::{
+    Filter, PlacementGroup, PlacementStrategy, ResourceType, TagSpecification,
+};
 
 impl Ec2 {
     /// The strategy of the placement group `name`, if it exists.
     pub async fn placement_strategy(&self, name: &str) -> Result<Option<String>> {
-        let out = self
-            .client
-            .describe_placement_groups()
-            .filters(Filter::builder().name("group-name").values(name).build())
-            .send()
-            .await
-            .map_err(|e| aws_error("DescribePlacementGroups", e))?;
-        Ok(out
-            .placement_groups()
+        let by_name = Filter::builder().name("group-name").values(name).build();
+        Ok(self
+            .placement_groups(vec![by_name])
+            .await?
             .iter()
             .find(|g| g.group_name() == Some(name))
             .map(|g| {
@@ -69,18 +66,25 @@ impl Ec2 {
 
     /// Placement groups tagged with the case and owner.
     pub async fn tagged_placement_groups(&self, case: &str, owner: &str) -> Result<Vec<String>> {
-        let out = self
-            .client
-            .describe_placement_groups()
-            .set_filters(Some(super::access::case_filters(case, owner)))
-            .send()
-            .await
-            .map_err(|e| aws_error("DescribePlacementGroups", e))?;
-        Ok(out
-            .placement_groups()
+        let groups = self
+            .placement_groups(super::access::case_filters(case, owner))
+            .await?;
+        Ok(groups
             .iter()
             .filter_map(|g| g.group_name().map(str::to_owned))
             .collect())
+    }
+
+    /// One DescribePlacementGroups with these filters.
+    async fn placement_groups(&self, filters: Vec<Filter>) -> Result<Vec<PlacementGroup>> {
+        let out = self
+            .client
+            .describe_placement_groups()
+            .set_filters(Some(filters))
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribePlacementGroups", e))?;
+        Ok(out.placement_groups().to_vec())
     }
 
     /// Delete a placement group, retrying while AWS still counts terminating instances in it.

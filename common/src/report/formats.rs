@@ -357,6 +357,12 @@ fn uint(f: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Field `i` of a record as an unsigned integer, or why not (naming the field `what`).
+fn uint_field(rec: &csv::ByteRecord, i: usize, what: &str) -> Result<u64, String> {
+    let f = rec.get(i).unwrap_or_default();
+    uint(f).ok_or_else(|| field_err(what, f))
+}
+
 fn field_err(what: &str, f: &[u8]) -> String {
     format!("{what}: {:?} is not a number", String::from_utf8_lossy(f))
 }
@@ -434,10 +440,7 @@ fn vegeta_csv(r: &mut dyn Read, sink: &mut dyn Sink) -> Result<Content, String> 
     let mut bad = Broken::default();
     while rd.read_byte_record(&mut rec).map_err(|e| e.to_string())? {
         n += 1;
-        let get = |i: usize, what: &str| -> Result<u64, String> {
-            let f = rec.get(i).unwrap_or_default();
-            uint(f).ok_or_else(|| field_err(what, f))
-        };
+        let get = |i: usize, what: &str| uint_field(&rec, i, what);
         match (get(0, "timestamp"), get(1, "code"), get(2, "latency")) {
             (Ok(t), Ok(code), Ok(lat)) => {
                 let error = rec.get(5).unwrap_or_default();
@@ -533,10 +536,7 @@ fn jtl(r: &mut dyn Read, sink: &mut dyn Sink) -> Result<Content, String> {
     let mut bad = Broken::default();
     while rd.read_byte_record(&mut rec).map_err(|e| e.to_string())? {
         n += 1;
-        let get = |i: usize, what: &str| -> Result<u64, String> {
-            let f = rec.get(i).unwrap_or_default();
-            uint(f).ok_or_else(|| field_err(what, f))
-        };
+        let get = |i: usize, what: &str| uint_field(&rec, i, what);
         match (get(ts, "timeStamp"), get(el, "elapsed")) {
             (Ok(t), Ok(e)) => {
                 let ok = su.is_none_or(|i| rec.get(i) == Some(b"true"));
