@@ -245,6 +245,7 @@ fn remote_outcomes(
         width: job.fanout,
         timeout: job.timeout,
         holder: job.state_dir.as_deref(),
+        same_instant: false,
     };
     let mut command = PerHost::Same(job.command.clone());
     if let Some(at) = job.at {
@@ -266,10 +267,9 @@ fn remote_outcomes(
                 .collect(),
         );
         // Every host waits for the same instant: none may queue behind a sleeping one. The
-        // clock offsets were measured per connection: direct ones only. The timeout counts
-        // from the start instant.
+        // timeout counts from the start instant.
         opts.width = hosts.len();
-        opts.holder = None;
+        opts.same_instant = true;
         opts.timeout = job.timeout.map(|t| t + until(Some(at)));
     }
     // --timeout bounds the whole host: the connect phase too.

@@ -216,6 +216,7 @@ fn copy(
         width: fanout,
         timeout: None,
         holder: state_dir,
+        same_instant: false,
     };
     let outcomes = run_task(
         &collector,

@@ -214,6 +214,7 @@ fn run_captured(
         width,
         timeout: None,
         holder: at.state_dir,
+        same_instant: false,
     };
     let outcomes = run_task(
         &collector,
@@ -316,6 +317,7 @@ fn wait(at: &Reach, f: &Follow, results: OutputConfig) -> Result<Code> {
         width: at.hosts.len(),
         timeout: f.timeout,
         holder: at.state_dir,
+        same_instant: false,
     };
     let collector = Collector::new(results)?;
     let outcomes = run_task(

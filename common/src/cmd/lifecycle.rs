@@ -19,7 +19,7 @@ use crate::cli::{CaseDirArgs, FleetArgs, FleetSetup, LaunchArgs, SelectArgs, Ssh
 use crate::config::parse_duration;
 use crate::error::{Code, Error, Result};
 use crate::output;
-use crate::remote::fanout::fan_out;
+use crate::remote::fanout::on_connections;
 use crate::remote::ssh;
 use crate::tool::Tool;
 use clap::{Args, Parser};
@@ -198,6 +198,9 @@ pub struct RebootCli {
     stage: StageArgs,
 }
 
+/// How many hosts ec2-reboot reads the boot id of at once.
+const BOOT_ID_WIDTH: usize = 32;
+
 /// The `ec2-reboot` tool.
 pub struct Reboot;
 
@@ -209,10 +212,8 @@ impl Tool for Reboot {
         on_selection(cli.stage.fleet.resolve()?, async |fleet, hosts| {
             // Boot ids before the reboot, read in parallel (instances that cannot be reached
             // now are simply waited for).
-            let before = fan_out(&hosts, 32, |d| {
-                let t = ssh::Target::for_descriptor(d, &fleet.ssh).ok()?;
-                let conn = ssh::connect(&t, &fleet.ssh).ok()?;
-                wait::boot_id(&conn).map(|b| (d.id.clone(), b))
+            let before = on_connections(&fleet.ssh, &hosts, BOOT_ID_WIDTH, |d, conn| {
+                Ok(wait::boot_id(conn).map(|b| (d.id.clone(), b)))
             });
             let old_boot_ids: BTreeMap<String, String> =
                 before.into_iter().flatten().flatten().collect();

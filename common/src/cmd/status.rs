@@ -16,7 +16,7 @@ use crate::cli::{FleetArgs, LaunchArgs};
 use crate::config::{Config, SshConfig};
 use crate::error::{Code, Result};
 use crate::output;
-use crate::remote::fanout::fan_out;
+use crate::remote::fanout::on_connections;
 use crate::remote::ssh;
 use crate::settings::Settings;
 use crate::tool::Tool;
@@ -259,24 +259,39 @@ async fn refresh(
         .collect())
 }
 
-/// `--check`: a login that runs `true` on each host, in parallel.
+/// `--check`: a login that runs `true` on each running host, in parallel.
 fn check(
     hosts: &[crate::case::descriptor::Descriptor],
     ssh_cfg: &SshConfig,
 ) -> Vec<Option<std::result::Result<(), String>>> {
-    fan_out(hosts, 32, |d| {
-        if !matches!(d.state(), InstanceState::Running | InstanceState::Static) {
-            return Err(format!("not running ({})", d.state()));
-        }
-        let t = ssh::Target::for_descriptor(d, ssh_cfg).map_err(|e| e.message)?;
-        let conn = ssh::connect(&t, ssh_cfg).map_err(|e| e.message)?;
-        match conn.run_capture("true", None) {
-            Ok((info, _, _)) if info.code == 0 => Ok(()),
-            Ok((info, _, _)) => Err(format!("`true` exited {}", info.code)),
-            Err(e) => Err(e.message),
+    let running: Vec<_> = hosts
+        .iter()
+        .filter(|d| matches!(d.state(), InstanceState::Running | InstanceState::Static))
+        .cloned()
+        .collect();
+    let mut logins = on_connections(ssh_cfg, &running, CHECK_WIDTH, |_, conn| {
+        match conn.run_capture("true", None)? {
+            (info, _, _) if info.code == 0 => Ok(()),
+            (info, _, _) => Err(ssh::SshError::new(
+                ssh::Kind::Session,
+                format!("`true` exited {}", info.code),
+            )),
         }
     })
+    .into_iter();
+    hosts
+        .iter()
+        .map(|d| {
+            if !matches!(d.state(), InstanceState::Running | InstanceState::Static) {
+                return Some(Err(format!("not running ({})", d.state())));
+            }
+            logins.next().map(|r| r.map_err(|e| e.message))
+        })
+        .collect()
 }
+
+/// How many hosts `--check` logs in to at once.
+const CHECK_WIDTH: usize = 32;
 
 impl Row {
     fn tracked(d: &crate::case::descriptor::Descriptor) -> Row {

@@ -11,8 +11,8 @@ use crate::case::descriptor::Descriptor;
 use crate::config::{parse_duration, SshConfig};
 use crate::error::{Error, Result};
 use crate::output;
-use crate::remote::fanout::{fan_out, resolve_targets};
-use crate::remote::ssh;
+use crate::remote::fanout::{on_connections, resolve_targets};
+use crate::remote::ssh::{Kind, SshError};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -114,30 +114,26 @@ pub(crate) fn measure(
     fanout: usize,
     state_dir: Option<&std::path::Path>,
 ) -> Result<Vec<(String, String, f64)>> {
-    let targets = resolve_targets(cfg, hosts)?;
-    let measured = fan_out(&targets, fanout, |(d, t)| {
-        let t = t.as_ref().map_err(|e| e.message.clone())?;
-        let conn = ssh::connect(t, cfg).map_err(|e| e.message)?;
+    resolve_targets(cfg, hosts)?; // an address outside the allow list refuses the whole run
+    let measured = on_connections(cfg, hosts, fanout, |d, conn| {
         let sent = SystemTime::now();
-        let (_, out, _) = conn
-            .run_capture("date +%s.%N", None)
-            .map_err(|e| e.message)?;
+        let (_, out, _) = conn.run_capture("date +%s.%N", None)?;
         let back = SystemTime::now();
         let remote: f64 = String::from_utf8_lossy(&out)
             .trim()
             .parse()
-            .map_err(|_| "cannot read the host's clock".to_string())?;
+            .map_err(|_| SshError::new(Kind::Session, "cannot read the host's clock"))?;
         let mid = (epoch(sent) + epoch(back)) / 2.0;
         let rtt = epoch(back) - epoch(sent);
-        Ok::<_, String>((d.id.clone(), t.address.clone(), remote - mid, rtt))
+        let address = conn.target.address.clone();
+        Ok((d.id.clone(), address, remote - mid, rtt))
     });
     let mut offsets = Vec::new();
     let mut errors = Vec::new();
-    for (r, (d, _)) in measured.into_iter().zip(&targets) {
+    for (r, d) in measured.into_iter().zip(hosts) {
         match r {
-            Some(Ok(v)) => offsets.push(v),
-            Some(Err(e)) => errors.push(format!("{}: {e}", d.id)),
-            None => errors.push(format!("{}: interrupted", d.id)),
+            Ok(v) => offsets.push(v),
+            Err(e) => errors.push(format!("{}: {}", d.id, e.message)),
         }
     }
     if let Some(dir) = state_dir {

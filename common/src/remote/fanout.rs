@@ -147,6 +147,33 @@ where
     Ok(collect(hosts, outcomes))
 }
 
+/// Connect to every host, `width` at a time, and run `read` on each connection — for what a
+/// tool reads of its hosts without output of theirs (a login check, boot ids, clocks): one
+/// result per host, in the hosts' order; a host not connected to has why (an address
+/// outside the allow list is that host's `Kind::Policy`: a caller that must refuse the whole
+/// run checks [`resolve_targets`] first), one not started (interrupted) `Kind::Interrupted`.
+pub fn on_connections<T, R>(
+    cfg: &SshConfig,
+    hosts: &[Descriptor],
+    width: usize,
+    read: R,
+) -> Vec<std::result::Result<T, SshError>>
+where
+    T: Send,
+    R: Fn(&Descriptor, &Conn) -> std::result::Result<T, SshError> + Sync,
+{
+    let results = fan_out(hosts, width, |d| {
+        let t = Target::for_descriptor(d, cfg)?;
+        let conn = ssh::connect(&t, cfg)?;
+        repin(cfg, d, &conn);
+        read(d, &conn)
+    });
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(SshError::new(Kind::Interrupted, "interrupted"))))
+        .collect()
+}
+
 /// What a tool makes of one host's end: the task's result (with the host's address and its
 /// sink, whose kept output a capturing tool reads) becomes the host's status. Called once per
 /// host, before its output is presented.
@@ -159,9 +186,23 @@ pub struct RunOpts<'a> {
     pub width: usize,
     /// Bounds each host's command or script, from its start.
     pub timeout: Option<Duration>,
-    /// The case's state directory: warm sessions through its holder when the settings allow
-    /// it (`persist` on, no bastion, no re-pinning); `None`: direct connections only.
+    /// The case's state directory: warm sessions through its holder when [`RunOpts::warm`]
+    /// allows; `None`: direct connections only.
     pub holder: Option<&'a Path>,
+    /// Every host starts at one wall-clock instant (`--at`): the clock offsets were measured
+    /// over direct connections, so the hosts run over direct connections too.
+    pub same_instant: bool,
+}
+
+impl RunOpts<'_> {
+    /// Whether the hosts go through the case's session holder, decided here only: a holder
+    /// directory, `persist` on, no bastion (`--jump`), no re-pinning, no common start instant.
+    /// Returns the directory and how long the holder keeps sessions.
+    fn warm(&self, cfg: &SshConfig) -> Option<(&Path, Duration)> {
+        let dir = self.holder?;
+        let allowed = cfg.repin.is_none() && cfg.jump.is_none() && !self.same_instant;
+        allowed.then_some((dir, cfg.persist?))
+    }
 }
 
 /// Run `task` on every host — through the case's session holder when it can, else (and for
@@ -176,10 +217,7 @@ pub fn run_task(
     judge: &Judge,
 ) -> Result<Vec<Outcome>> {
     let mut warm: Vec<Option<Outcome>> = hosts.iter().map(|_| None).collect();
-    let holder_dir = opts
-        .holder
-        .filter(|_| cfg.repin.is_none() && cfg.jump.is_none());
-    if let (Some(dir), Some(persist)) = (holder_dir, cfg.persist) {
+    if let Some((dir, persist)) = opts.warm(cfg) {
         resolve_targets(cfg, hosts)?; // the allow list, before anything is sent
         let req = holder::RunRequest {
             ssh: cfg.clone(),
