@@ -10,8 +10,8 @@ and its children, from wait4) and sshd CPU (the listener's own and reaped childr
 /proc, which covers every per-connection sshd). The floor for any client is
 (sshd CPU + client CPU) / cores.
 
-Lifecycle: `ec2-create 100` and `ec2-killall` against the emulator through a counting proxy:
-wall time and EC2 API calls by action.
+Lifecycle: `ec2-create 100` and `ec2-killall` against the emulator: wall time and EC2 API calls
+by action (the EC2 front's own counters).
 
 Latency (--rtts): the same `true` through scripts/relay.py, a delaying TCP relay in front of
 every host (netem is not available here), at each round-trip time, for ec2-exec-remote cold
@@ -34,22 +34,20 @@ usage: scripts/bench.py [--runs N] [--sizes 100,300] [--rtts 0,10,50] [--big 100
                         [--out FILE]
 """
 import argparse
+import collections
 import json
 import os
 import platform
 import resource
 import socket
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(REPO, "target", "release")
@@ -98,99 +96,75 @@ def named_cpu(name):
     return cpu_of(lambda comm: comm == name)
 
 
-def sshd_cpu(_pid=None):
+def sshd_cpu():
     """CPU of every sshd process on the machine — listeners, and per-connection ones still
     alive (the session holder's) — with their reaped children, seconds."""
     return cpu_of(lambda comm: comm.startswith("sshd"))
 
 
-def timed(cmd, env, sshd_pid):
-    """Run cmd; return (wall s, client cpu s, sshd cpu s, returncode). Client CPU is the
-    tool's and its children's, plus what the case's session holder (`ec2-tools
+Timed = collections.namedtuple("Timed", "wall cpu sshd code err maxrss_kb")
+
+
+def timed(cmd, env):
+    """Run cmd: wall s, client CPU s, sshd CPU s, exit code, stderr and peak RSS (KiB). Client
+    CPU is the tool's and its children's, plus what the case's session holder (`ec2-tools
     session-holder`, a process of its own) spent meanwhile: warm runs are not flattered."""
-    s0 = sshd_cpu(sshd_pid)
+    s0 = sshd_cpu()
     h0 = named_cpu("ec2-tools")
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
-    timed.maxrss_kb = ru.ru_maxrss
     time.sleep(0.3)  # let the per-connection sshd processes exit and be reaped
-    s1 = sshd_cpu(sshd_pid)
+    s1 = sshd_cpu()
     holder = named_cpu("ec2-tools") - h0
     err = p.stderr.read().decode(errors="replace")
     p.stderr.close()
     code = os.waitstatus_to_exitcode(status)
-    return wall, ru.ru_utime + ru.ru_stime + max(holder, 0.0), s1 - s0, code, err
+    return Timed(wall, ru.ru_utime + ru.ru_stime + max(holder, 0.0), s1 - s0, code, err,
+                 ru.ru_maxrss)
 
 
-def interleaved(tools, n_runs, what, env, sshd_pid, also=None):
+def interleaved(tools, n_runs, what, env, also=None):
     """Run every tool `n_runs` times, interleaved (A, B, C, A, B, C, ...) so machine noise
     falls on all alike; each run's (wall, client CPU, sshd CPU, *extra) by tool. `tools`: name
     -> command, or (command, extra environment). `also`, if given, is called before each run
-    and returns a function that, called after it, gives the extra (label, value) pairs (the
-    relay's CPU, the peak RSS). A tool that fails ends the bench."""
+    and returns a function that, called with the run's Timed after it, gives the extra
+    (label, value) pairs (the relay's CPU, the peak RSS). A tool that fails ends the bench."""
     runs = {t: [] for t in tools}
     for r in range(n_runs):
         for t, spec in tools.items():
             cmd, extra_env = spec if isinstance(spec, tuple) else (spec, {})
-            after = also() if also else (lambda: ())
-            wall, cpu, scpu, code, err = timed(cmd, dict(env, **extra_env), sshd_pid)
-            extra = after()
-            if code != 0:
-                sys.exit(f"bench: {what} {t} exited {code}: {err[-2000:]}")
-            runs[t].append((wall, cpu, scpu) + tuple(v for _, v in extra))
+            after = also() if also else (lambda _run: ())
+            run = timed(cmd, dict(env, **extra_env))
+            extra = after(run)
+            if run.code != 0:
+                sys.exit(f"bench: {what} {t} exited {run.code}: {run.err[-2000:]}")
+            runs[t].append((run.wall, run.cpu, run.sshd) + tuple(v for _, v in extra))
             more = "".join(f" {k} {v}" for k, v in extra)
-            print(f"bench: {what} run={r + 1} {t}: wall {wall:.3f}s client {cpu:.3f}s sshd {scpu:.3f}s{more}",
-                  file=sys.stderr)
+            print(f"bench: {what} run={r + 1} {t}: wall {run.wall:.3f}s client {run.cpu:.3f}s "
+                  f"sshd {run.sshd:.3f}s{more}", file=sys.stderr)
     return runs
 
 
-class Counter:
-    """An HTTP proxy in front of the emulator that counts EC2 actions."""
+class FrontCounters:
+    """The EC2 front's own call counters for this caller (GET /__proxy/counters?key=AKID):
+    `take()` is the calls by action since the last take."""
 
-    def __init__(self, upstream):
-        self.upstream = upstream
-        self.counts = {}
-        self.lock = threading.Lock()
-        counter = self
+    def __init__(self, env):
+        self.url = "%s/__proxy/counters?key=%s" % (env["AWS_ENDPOINT_URL"],
+                                                   urllib.parse.quote(env["AWS_ACCESS_KEY_ID"]))
+        self.seen = self.read()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the SDK expects
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                m = re.search(rb"Action=([A-Za-z]+)", body)
-                if m:
-                    with counter.lock:
-                        a = m.group(1).decode()
-                        counter.counts[a] = counter.counts.get(a, 0) + 1
-                req = urllib.request.Request(counter.upstream + self.path, data=body, method="POST",
-                                             headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
-                try:
-                    with urllib.request.urlopen(req) as r:
-                        data, code, headers = r.read(), r.status, r.headers
-                except urllib.error.HTTPError as e:
-                    data, code, headers = e.read(), e.code, e.headers
-                self.send_response(code)
-                for k, v in headers.items():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+    def read(self):
+        with urllib.request.urlopen(self.url) as r:
+            return json.loads(r.read())["calls"]
 
     def take(self):
-        with self.lock:
-            c, self.counts = self.counts, {}
-        return c
+        now = self.read()
+        delta = {a: n - self.seen.get(a, 0) for a, n in now.items() if n > self.seen.get(a, 0)}
+        self.seen = now
+        return delta
 
 
 def versions():
@@ -224,236 +198,236 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--sizes", default="100,300")
-    ap.add_argument("--rtts", default="0,10,50", help="round-trip times (ms) for the latency section; '' skips it")
-    ap.add_argument("--latency-sizes", default="100,300")
-    ap.add_argument("--big", type=int, default=1000, help="the scale section's largest fleet; 0 skips it")
-    ap.add_argument("--files-hosts", type=int, default=100,
-                    help="hosts for the files and job-status section (cold vs warm, parallel-scp/slurp); 0 skips it")
-    ap.add_argument("--out", default=os.path.join(REPO, "target", "bench", "report.md"))
-    args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    rtts = [float(r) for r in args.rtts.split(",") if r.strip()]
-    lat_sizes = [int(s) for s in args.latency_sizes.split(",")] if rtts else []
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1,000 hosts: sockets, sshds
-    for tool in ("pdsh", "parallel-ssh"):
-        if not shutil.which(tool):
-            sys.exit(f"bench: {tool} not found (make bench installs pdsh and pssh)")
-    state = tempfile.mkdtemp(prefix="ec2-tools-bench-cloud-")
-    out = sh([os.path.join(REPO, "scripts", "localcloud"), "start", "--state", state, "--watch", str(os.getpid())]).stdout
-    env = dict(os.environ)
-    for line in out.splitlines():
-        k, v = line[len("export "):].split("=", 1)
-        env[k] = v
-    env["EC2_TOOLS_TTL"] = "off"
-    sshd_pid = int(env["LOCALCLOUD_SSHD_PID"])
-    user, port, key = env["EC2_TOOLS_SSH_USER"], env["EC2_TOOLS_SSH_PORT"], env["EC2_TOOLS_SSH_KEY"]
-    work = tempfile.mkdtemp(prefix="ec2-tools-bench-")
-    report = []
-    try:
-        # --- lifecycle against the emulator, through the counting proxy ----------------------
-        proxy = Counter(env["AWS_ENDPOINT_URL"])
-        penv = dict(env, AWS_ENDPOINT_URL=proxy.url)
-        life = []
-        for label, extra in (("", {}), (" (name tags off)", {"EC2_TOOLS_NAME_TAGS": "off"})):
-          case = os.path.join(work, "lifecycle" + str(len(life)))
-          os.makedirs(case)
-          for tool, cmd in (("ec2-create 100" + label, ["ec2-create", "100"]), ("ec2-killall", ["ec2-killall"])):
-            t0 = time.perf_counter()
-            p = subprocess.run([os.path.join(BIN, cmd[0])] + cmd[1:], env=dict(penv, **extra), cwd=case,
-                               capture_output=True, text=True)
-            wall = time.perf_counter() - t0
-            if p.returncode != 0:
-                sys.exit(f"bench: {tool} failed: {p.stderr}")
-            counts = proxy.take()
-            life.append((tool, wall, counts))
+class Bench:
+    """One bench run: the local cloud's environment, the working directory, the fleet and
+    its addresses, and every section's figures for the report."""
 
-        # --- the fleet for fan-out -------------------------------------------------------------
-        fleet = os.path.join(work, "fleet")
-        os.makedirs(fleet)
-        total = max(sizes + lat_sizes + [args.big])
+    def __init__(self, args, env, work):
+        self.args, self.env, self.work = args, env, work
+        self.user, self.port, self.key = (env["EC2_TOOLS_SSH_USER"], env["EC2_TOOLS_SSH_PORT"],
+                                          env["EC2_TOOLS_SSH_KEY"])
+        self.sizes = [int(s) for s in args.sizes.split(",")]
+        self.rtts = [float(r) for r in args.rtts.split(",") if r.strip()]
+        self.lat_sizes = [int(s) for s in args.latency_sizes.split(",")] if self.rtts else []
+        self.counters = FrontCounters(env)
+        self.life, self.results, self.files, self.latency, self.scale = [], {}, {}, {}, {}
+        self.fleet, self.addrs, self.total = None, [], 0
+
+    def tool(self, name):
+        return os.path.join(BIN, name)
+
+    def hosts_file(self, n):
+        hosts = os.path.join(self.work, f"hosts{n}")
+        with open(hosts, "w") as f:
+            f.write("\n".join(self.addrs[:n]) + "\n")
+        return hosts
+
+    def run_counted(self, label, cmd, cwd, extra=None):
+        """One lifecycle command: its wall time and the EC2 calls it made, kept for the
+        report; its stdout."""
         t0 = time.perf_counter()
-        p = subprocess.run([os.path.join(BIN, "ec2-create"), str(total)], env=penv, cwd=fleet,
-                           capture_output=True, text=True)
+        p = subprocess.run([self.tool(cmd[0])] + cmd[1:], env=dict(self.env, **(extra or {})),
+                           cwd=cwd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
         if p.returncode != 0:
-            sys.exit(f"bench: ec2-create {total} failed: {p.stderr}")
-        life.append((f"ec2-create {total}", time.perf_counter() - t0, proxy.take()))
-        addrs = [l.split()[1] for l in p.stdout.splitlines()]
-        ssh_opts = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                    "-o", "LogLevel=ERROR"]
-        curve = ["-o", "KexAlgorithms=curve25519-sha256"]
-        results = {}
-        for n in sizes:
-            hosts = os.path.join(work, f"hosts{n}")
-            with open(hosts, "w") as f:
-                f.write("\n".join(addrs[:n]) + "\n")
-            pdsh_base = ["-p", port, "-i", key] + ssh_opts
-            ours = [os.path.join(BIN, "ec2-exec-remote"), "--dir", fleet, "--select", f"1-{n}", "--persist", "off"]
-            warm = [os.path.join(BIN, "ec2-exec-remote"), "--dir", fleet, "--select", f"1-{n}", "--persist", "10m",
-                    "true"]
-            timed(warm, env, sshd_pid)  # the session holder logs in once, before the measured runs
+            sys.exit(f"bench: {label} failed: {p.stderr}")
+        self.life.append((label, wall, self.counters.take()))
+        return p.stdout
+
+    def lifecycle(self):
+        """ec2-create 100 and ec2-killall, with name tags and without."""
+        for label, extra in (("", {}), (" (name tags off)", {"EC2_TOOLS_NAME_TAGS": "off"})):
+            case = os.path.join(self.work, "lifecycle" + str(len(self.life)))
+            os.makedirs(case)
+            self.run_counted("ec2-create 100" + label, ["ec2-create", "100"], case, extra)
+            self.run_counted("ec2-killall", ["ec2-killall"], case, extra)
+
+    def make_fleet(self):
+        """The fleet every later section uses: as many instances as the largest one needs."""
+        self.fleet = os.path.join(self.work, "fleet")
+        os.makedirs(self.fleet)
+        self.total = max(self.sizes + self.lat_sizes + [self.args.big])
+        out = self.run_counted(f"ec2-create {self.total}", ["ec2-create", str(self.total)],
+                               self.fleet)
+        self.addrs = [line.split()[1] for line in out.splitlines()]
+
+    def fanout(self):
+        """`true` on each size: ours cold and warm against pdsh and parallel-ssh."""
+        for n in self.sizes:
+            hosts = self.hosts_file(n)
+            pdsh_base = ["-p", self.port, "-i", self.key] + SSH_OPTS
+            ours = [self.tool("ec2-exec-remote"), "--dir", self.fleet, "--select", f"1-{n}",
+                    "--persist", "off"]
+            warm = [self.tool("ec2-exec-remote"), "--dir", self.fleet, "--select", f"1-{n}",
+                    "--persist", "10m", "true"]
+            timed(warm, self.env)  # the session holder logs in once, before the measured runs
+            pdsh = ["pdsh", "-R", "ssh", "-f", "64", "-l", self.user, "-w", "^" + hosts, "true"]
+            pssh = ["parallel-ssh", "-p", "64", "-h", hosts, "-l", self.user, "-x"]
             tools = {
                 "ec2-exec-remote warm (persist)": (warm, {}),
                 "ec2-exec-remote (fan-out 64)": (ours + ["--fanout", "64", "true"], {}),
                 "ec2-exec-remote (fan-out 32)": (ours + ["--fanout", "32", "true"], {}),
-                "pdsh (curve25519)": (["pdsh", "-R", "ssh", "-f", "64", "-l", user, "-w", "^" + hosts, "true"],
-                                      {"PDSH_SSH_ARGS_APPEND": " ".join(pdsh_base + curve)}),
-                "pdsh (default)": (["pdsh", "-R", "ssh", "-f", "64", "-l", user, "-w", "^" + hosts, "true"],
-                                   {"PDSH_SSH_ARGS_APPEND": " ".join(pdsh_base)}),
-                "parallel-ssh (curve25519)": (["parallel-ssh", "-p", "64", "-h", hosts, "-l", user,
-                                               "-x", " ".join(["-p", port, "-i", key] + ssh_opts + curve), "true"], {}),
-                "parallel-ssh (default)": (["parallel-ssh", "-p", "64", "-h", hosts, "-l", user,
-                                            "-x", " ".join(["-p", port, "-i", key] + ssh_opts), "true"], {}),
+                "pdsh (curve25519)": (pdsh, {"PDSH_SSH_ARGS_APPEND": " ".join(pdsh_base + CURVE)}),
+                "pdsh (default)": (pdsh, {"PDSH_SSH_ARGS_APPEND": " ".join(pdsh_base)}),
+                "parallel-ssh (curve25519)": (pssh + [" ".join(pdsh_base + CURVE), "true"], {}),
+                "parallel-ssh (default)": (pssh + [" ".join(pdsh_base), "true"], {}),
             }
-            results[n] = interleaved(tools, args.runs, f"n={n}", env, sshd_pid)
+            self.results[n] = interleaved(tools, self.args.runs, f"n={n}", self.env)
 
-        # --- files and job status: every SSH tool, cold and warm, and pssh's copiers ----------
-        files = {}
-        if args.files_hosts:
-            n = args.files_hosts
-            hosts = os.path.join(work, f"hosts{n}")
-            with open(hosts, "w") as f:
-                f.write("\n".join(addrs[:n]) + "\n")
-            payload = os.path.join(work, "payload.bin")
-            with open(payload, "wb") as f:
-                f.write(os.urandom(64 * 1024))
-            out = os.path.join(work, "got")
-            sel = ["--dir", fleet, "--select", f"1-{n}"]
-            cold, hot = ["--persist", "off"], ["--persist", "10m"]
-            pssh_x = " ".join(["-o", f"Port={port}", "-i", key] + ssh_opts + curve)  # scp: -P, not -p
-            tool = lambda name: os.path.join(BIN, name)
-            start = [tool("ec2-exec-remote")] + sel + hot + ["--job", "benchjob", "-bg", "true"]
-            wall, cpu, scpu, code, err = timed(start, env, sshd_pid)  # also logs the holder in
-            if code != 0:
-                sys.exit(f"bench: starting the job on {n} hosts exited {code}: {err[-2000:]}")
-            ops = {
-                "ec2-put 64 KiB": {
-                    "cold": [tool("ec2-put")] + sel + cold + [payload, "."],
-                    "warm": [tool("ec2-put")] + sel + hot + [payload, "."],
-                    "parallel-scp (c25519, -p 32)": ["parallel-scp", "-h", hosts, "-l", user, "-x", pssh_x,
-                                                     payload, "payload.bin"],
-                },
-                "ec2-get 64 KiB": {
-                    "cold": [tool("ec2-get")] + sel + cold + ["payload.bin", out],
-                    "warm": [tool("ec2-get")] + sel + hot + ["payload.bin", out],
-                    "parallel-slurp (c25519, -p 32)": ["parallel-slurp", "-h", hosts, "-l", user, "-x", pssh_x,
-                                                       "-L", out + "-pssh", "payload.bin", "payload.bin"],
-                },
-                "job --status": {
-                    "cold": [tool("ec2-exec-remote")] + sel + cold + ["--job", "benchjob", "--status"],
-                    "warm": [tool("ec2-exec-remote")] + sel + hot + ["--job", "benchjob", "--status"],
-                },
-            }
-            for op, tools in ops.items():
-                files[op] = interleaved(tools, args.runs, f"files n={n} {op}", env, sshd_pid)
+    def files_and_jobs(self):
+        """ec2-put, ec2-get and a job's --status, cold and warm, against pssh's copiers."""
+        n = self.args.files_hosts
+        hosts = self.hosts_file(n)
+        payload = os.path.join(self.work, "payload.bin")
+        with open(payload, "wb") as f:
+            f.write(os.urandom(64 * 1024))
+        out = os.path.join(self.work, "got")
+        sel = ["--dir", self.fleet, "--select", f"1-{n}"]
+        cold, hot = ["--persist", "off"], ["--persist", "10m"]
+        pssh_x = " ".join(["-o", f"Port={self.port}", "-i", self.key] + SSH_OPTS + CURVE)
+        start = [self.tool("ec2-exec-remote")] + sel + hot + ["--job", "benchjob", "-bg", "true"]
+        run = timed(start, self.env)  # also logs the holder in
+        if run.code != 0:
+            sys.exit(f"bench: starting the job on {n} hosts exited {run.code}: {run.err[-2000:]}")
+        put, get, ex = self.tool("ec2-put"), self.tool("ec2-get"), self.tool("ec2-exec-remote")
+        pssh = ["-h", hosts, "-l", self.user, "-x", pssh_x]
+        ops = {
+            "ec2-put 64 KiB": {
+                "cold": [put] + sel + cold + [payload, "."],
+                "warm": [put] + sel + hot + [payload, "."],
+                "parallel-scp (c25519, -p 32)": ["parallel-scp"] + pssh + [payload, "payload.bin"],
+            },
+            "ec2-get 64 KiB": {
+                "cold": [get] + sel + cold + ["payload.bin", out],
+                "warm": [get] + sel + hot + ["payload.bin", out],
+                "parallel-slurp (c25519, -p 32)": ["parallel-slurp"] + pssh
+                + ["-L", out + "-pssh", "payload.bin", "payload.bin"],
+            },
+            "job --status": {
+                "cold": [ex] + sel + cold + ["--job", "benchjob", "--status"],
+                "warm": [ex] + sel + hot + ["--job", "benchjob", "--status"],
+            },
+        }
+        for op, tools in ops.items():
+            self.files[op] = interleaved(tools, self.args.runs, f"files n={n} {op}", self.env)
 
-        # --- latency: every client through the same delaying relay ---------------------------
-        latency = {}
-        ours_cold = [os.path.join(BIN, "ec2-exec-remote"), "--dir", fleet, "--persist", "off"]
-        for rtt in rtts:
-            n_max = max(lat_sizes)
+    def latencies(self):
+        """`true` at each round-trip time, every client through the same delaying relay."""
+        for rtt in self.rtts:
             lport = free_port()
             relay = subprocess.Popen([sys.executable, os.path.join(REPO, "scripts", "relay.py"),
                                       "--delay-ms", str(rtt / 2), "--listen-port", str(lport),
-                                      "--target-port", port] + addrs[:n_max],
+                                      "--target-port", self.port] + self.addrs[:max(self.lat_sizes)],
                                      stdout=subprocess.PIPE, text=True)
             if relay.stdout.readline().strip() != "ready":
                 sys.exit("bench: the relay did not start")
             try:
-                for n in lat_sizes:
-                    hosts = os.path.join(work, f"hosts{n}")
-                    with open(hosts, "w") as f:
-                        f.write("\n".join(addrs[:n]) + "\n")
-                    via = ["-p", str(lport), "-i", key] + ssh_opts + curve
-                    sel = ["--select", f"1-{n}", "--port", str(lport)]
-                    warm = [os.path.join(BIN, "ec2-exec-remote"), "--dir", fleet, "--persist", "10m"] + sel
-                    tools = {
-                        "ec2-exec-remote warm (persist)": (warm + ["true"], {}),
-                        "ec2-exec-remote cold (fan-out 32)": (ours_cold + sel + ["-f", "32", "true"], {}),
-                        "ec2-exec-remote cold (fan-out 128)": (ours_cold + sel + ["-f", "128", "true"], {}),
-                        "ec2-exec-remote cold (fan-out 256)": (ours_cold + sel + ["-f", "256", "true"], {}),
-                        "pdsh (curve25519, -f 32)": (["pdsh", "-R", "ssh", "-l", user, "-w", "^" + hosts, "true"],
-                                                     {"PDSH_SSH_ARGS_APPEND": " ".join(via)}),
-                        "parallel-ssh (curve25519, -p 32)": (["parallel-ssh", "-h", hosts, "-l", user,
-                                                              "-x", " ".join(via), "true"], {}),
-                    }
-                    # The holder logs in once, before the measured runs.
-                    wall, cpu, scpu, code, err = timed(warm + ["true"], env, sshd_pid)
-                    if code != 0:
-                        sys.exit(f"bench: warming up on {n} hosts at {rtt} ms exited {code}: {err[-2000:]}")
-                    def relay_cpu(pid=relay.pid):  # the relay is on these cores too
-                        r0 = proc_cpu(pid)
-                        return lambda: (("relay", round(proc_cpu(pid) - r0, 3)),)
-                    latency[(rtt, n)] = interleaved(tools, args.runs, f"rtt={rtt} n={n}", env, sshd_pid,
-                                                    also=relay_cpu)
+                for n in self.lat_sizes:
+                    self.latency[(rtt, n)] = self.through_relay(rtt, n, lport, relay.pid)
             finally:
                 relay.kill()
                 relay.wait()
 
-        # --- scale: 100 → 300 → N hosts, cold and warm ---------------------------------------
-        scale = {}
-        if args.big:
-            for n in sorted({100, 300, args.big}):
-                sel = ["--dir", fleet, "--select", f"1-{n}"]
-                tools = {
-                    "cold (fan-out 64)": ([os.path.join(BIN, "ec2-exec-remote"), "--persist", "off", "-f", "64"]
-                                         + sel + ["true"]),
-                    "warm (persist)": [os.path.join(BIN, "ec2-exec-remote"), "--persist", "10m"] + sel + ["true"],
-                }
-                timed(tools["warm (persist)"], env, sshd_pid)  # log the holder in
-                scale[n] = interleaved(tools, args.runs, f"scale n={n}", env, sshd_pid,
-                                       also=lambda: lambda: (("rss_kb", timed.maxrss_kb),))
-        t0 = time.perf_counter()
-        p = subprocess.run([os.path.join(BIN, "ec2-killall")], env=penv, cwd=fleet, capture_output=True, text=True)
-        if p.returncode != 0:
-            sys.exit(f"bench: ec2-killall of {total} failed: {p.stderr}")
-        life.append((f"ec2-killall ({total})", time.perf_counter() - t0, proxy.take()))
-    finally:
-        subprocess.run([os.path.join(REPO, "scripts", "localcloud"), "stop", "--state", state])
-        shutil.rmtree(work, ignore_errors=True)
+    def through_relay(self, rtt, n, lport, relay_pid):
+        hosts = self.hosts_file(n)
+        via = ["-p", str(lport), "-i", self.key] + SSH_OPTS + CURVE
+        sel = ["--select", f"1-{n}", "--port", str(lport)]
+        ours = [self.tool("ec2-exec-remote"), "--dir", self.fleet]
+        warm = ours + ["--persist", "10m"] + sel
+        cold = ours + ["--persist", "off"] + sel
+        tools = {
+            "ec2-exec-remote warm (persist)": (warm + ["true"], {}),
+            "ec2-exec-remote cold (fan-out 32)": (cold + ["-f", "32", "true"], {}),
+            "ec2-exec-remote cold (fan-out 128)": (cold + ["-f", "128", "true"], {}),
+            "ec2-exec-remote cold (fan-out 256)": (cold + ["-f", "256", "true"], {}),
+            "pdsh (curve25519, -f 32)": (["pdsh", "-R", "ssh", "-l", self.user, "-w", "^" + hosts,
+                                          "true"], {"PDSH_SSH_ARGS_APPEND": " ".join(via)}),
+            "parallel-ssh (curve25519, -p 32)": (["parallel-ssh", "-h", hosts, "-l", self.user,
+                                                  "-x", " ".join(via), "true"], {}),
+        }
+        # The holder logs in once, before the measured runs.
+        run = timed(warm + ["true"], self.env)
+        if run.code != 0:
+            sys.exit(f"bench: warming up on {n} hosts at {rtt} ms exited {run.code}: "
+                     f"{run.err[-2000:]}")
 
-    # --- report ------------------------------------------------------------------------------------
-    v = versions()
-    report.append("Machine and versions: " + "; ".join(f"{k} {val}" for k, val in v.items()) + "\n")
-    report.append(f"Runs per cell: {args.runs} (interleaved); figures are medians; floor = (sshd CPU + client CPU) / {CORES} cores.\n")
-    for n in sizes:
+        def relay_cpu():  # the relay is on these cores too
+            r0 = proc_cpu(relay_pid)
+            return lambda _run: (("relay", round(proc_cpu(relay_pid) - r0, 3)),)
+        return interleaved(tools, self.args.runs, f"rtt={rtt} n={n}", self.env, also=relay_cpu)
+
+    def scaling(self):
+        """`true` on 100, 300 and N hosts, cold and warm, with the tool's peak RSS."""
+        for n in sorted({100, 300, self.args.big}):
+            sel = ["--dir", self.fleet, "--select", f"1-{n}"]
+            ours = self.tool("ec2-exec-remote")
+            tools = {
+                "cold (fan-out 64)": [ours, "--persist", "off", "-f", "64"] + sel + ["true"],
+                "warm (persist)": [ours, "--persist", "10m"] + sel + ["true"],
+            }
+            timed(tools["warm (persist)"], self.env)  # log the holder in
+            self.scale[n] = interleaved(tools, self.args.runs, f"scale n={n}", self.env,
+                                        also=lambda: lambda run: (("rss_kb", run.maxrss_kb),))
+
+    def run(self):
+        self.lifecycle()
+        self.make_fleet()
+        self.fanout()
+        if self.args.files_hosts:
+            self.files_and_jobs()
+        self.latencies()
+        if self.args.big:
+            self.scaling()
+        self.run_counted(f"ec2-killall ({self.total})", ["ec2-killall"], self.fleet)
+
+
+SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
+            "BatchMode=yes", "-o", "LogLevel=ERROR"]
+CURVE = ["-o", "KexAlgorithms=curve25519-sha256"]
+
+
+def report_fanout(b, report):
+    for n in b.sizes:
         report.append(f"\n#### `true` on {n} hosts (pdsh -f 64, parallel-ssh -p 64)\n")
         report.append("| tool | wall s | client CPU s | sshd CPU s | floor s | wall / floor | wall / pdsh(c25519) | client CPU / pdsh(c25519) |")
         report.append("|---|---|---|---|---|---|---|---|")
-        ref = results[n]["pdsh (curve25519)"]
+        ref = b.results[n]["pdsh (curve25519)"]
         ref_wall, ref_cpu = median([x[0] for x in ref]), median([x[1] for x in ref])
-        for t, rs in results[n].items():
+        for t, rs in b.results[n].items():
             w, c, s = median([x[0] for x in rs]), median([x[1] for x in rs]), median([x[2] for x in rs])
             floor = (s + c) / CORES
             report.append(f"| {t} | {w:.3f} | {c:.3f} | {s:.3f} | {floor:.3f} | {w / floor:.2f} | {w / ref_wall:.2f} | {c / ref_cpu:.2f} |")
         report.append("\nRaw (wall, client CPU, sshd CPU) per run:\n")
-        for t, rs in results[n].items():
-            report.append(f"- {t}: " + ", ".join(f"({a:.3f}, {b:.3f}, {c:.3f})" for a, b, c in rs))
-    if len(sizes) > 1:
-        a, b = sizes[0], sizes[-1]
-        report.append(f"\n#### Per-host cost, {a} → {b} hosts (ec2-exec-remote, fan-out 64)\n")
-        ra, rb = results[a]["ec2-exec-remote (fan-out 64)"], results[b]["ec2-exec-remote (fan-out 64)"]
+        for t, rs in b.results[n].items():
+            report.append(f"- {t}: " + ", ".join(f"({x:.3f}, {y:.3f}, {z:.3f})" for x, y, z in rs))
+    if len(b.sizes) > 1:
+        lo, hi = b.sizes[0], b.sizes[-1]
+        report.append(f"\n#### Per-host cost, {lo} → {hi} hosts (ec2-exec-remote, fan-out 64)\n")
+        ra, rb = b.results[lo]["ec2-exec-remote (fan-out 64)"], b.results[hi]["ec2-exec-remote (fan-out 64)"]
         for i, what in ((0, "wall"), (1, "client CPU"), (2, "sshd CPU")):
-            pa, pb = median([x[i] for x in ra]) / a * 1000, median([x[i] for x in rb]) / b * 1000
+            pa, pb = median([x[i] for x in ra]) / lo * 1000, median([x[i] for x in rb]) / hi * 1000
             report.append(f"- {what}: {pa:.2f} ms/host → {pb:.2f} ms/host (×{pb / pa:.2f})")
-    if files:
-        n = args.files_hosts
-        report.append(f"\n#### Files and job status on {n} hosts: cold, warm (session holder), pssh's copiers\n")
-        report.append("| operation | mode | wall s | client CPU s | sshd CPU s | wall / cold | wall / pssh |")
-        report.append("|---|---|---|---|---|---|---|")
-        for op, runs in files.items():
-            cold_w = median([x[0] for x in runs["cold"]])
-            peer = [t for t in runs if t not in ("cold", "warm")]
-            peer_w = median([x[0] for x in runs[peer[0]]]) if peer else None
-            for t, rs in runs.items():
-                w, c, s = (median([x[i] for x in rs]) for i in range(3))
-                vs_peer = f"{w / peer_w:.2f}" if peer_w else "—"
-                report.append(f"| {op} | {t} | {w:.3f} | {c:.3f} | {s:.3f} | {w / cold_w:.2f} | {vs_peer} |")
-    for (rtt, n), runs in sorted(latency.items()):
+
+
+def report_files(b, report):
+    if not b.files:
+        return
+    n = b.args.files_hosts
+    report.append(f"\n#### Files and job status on {n} hosts: cold, warm (session holder), pssh's copiers\n")
+    report.append("| operation | mode | wall s | client CPU s | sshd CPU s | wall / cold | wall / pssh |")
+    report.append("|---|---|---|---|---|---|---|")
+    for op, runs in b.files.items():
+        cold_w = median([x[0] for x in runs["cold"]])
+        peer = [t for t in runs if t not in ("cold", "warm")]
+        peer_w = median([x[0] for x in runs[peer[0]]]) if peer else None
+        for t, rs in runs.items():
+            w, c, s = (median([x[i] for x in rs]) for i in range(3))
+            vs_peer = f"{w / peer_w:.2f}" if peer_w else "—"
+            report.append(f"| {op} | {t} | {w:.3f} | {c:.3f} | {s:.3f} | {w / cold_w:.2f} | {vs_peer} |")
+
+
+def report_latency(b, report):
+    for (rtt, n), runs in sorted(b.latency.items()):
         report.append(f"\n#### `true` on {n} hosts at {rtt:g} ms RTT (every client through the same relay)\n")
         report.append("| tool | wall s | client CPU s | sshd CPU s | relay CPU s | floor s | wall / floor | "
                       "sshd CPU ms/host | wall / pdsh(c25519) |")
@@ -466,29 +440,85 @@ def main():
                           f"{s / n * 1000:.2f} | {w / ref:.2f} |")
         report.append("\nRaw (wall, client CPU, sshd CPU, relay CPU) per run:\n")
         for t, rs in runs.items():
-            report.append(f"- {t}: " + ", ".join(f"({a:.3f}, {b:.3f}, {c:.3f}, {d:.3f})" for a, b, c, d in rs))
-    if scale:
-        report.append("\n#### Scale: `true` on 100 → 300 → N loopback hosts (per host: median wall, CPU / N)\n")
-        report.append("| hosts | mode | wall s | wall ms/host | client CPU ms/host | sshd CPU ms/host | peak RSS MB (tool) |")
-        report.append("|---|---|---|---|---|---|---|")
-        for n, runs in sorted(scale.items()):
-            for t, rs in runs.items():
-                w, c, s = (median([x[i] for x in rs]) for i in range(3))
-                rss = max(x[3] for x in rs) / 1024
-                report.append(f"| {n} | {t} | {w:.3f} | {w / n * 1000:.2f} | {c / n * 1000:.2f} | "
-                              f"{s / n * 1000:.2f} | {rss:.1f} |")
-    report.append("\n#### Lifecycle against the emulator (through a counting proxy)\n")
+            report.append(f"- {t}: " + ", ".join(f"({w:.3f}, {x:.3f}, {y:.3f}, {z:.3f})" for w, x, y, z in rs))
+
+
+def report_scale(b, report):
+    if not b.scale:
+        return
+    report.append("\n#### Scale: `true` on 100 → 300 → N loopback hosts (per host: median wall, CPU / N)\n")
+    report.append("| hosts | mode | wall s | wall ms/host | client CPU ms/host | sshd CPU ms/host | peak RSS MB (tool) |")
+    report.append("|---|---|---|---|---|---|---|")
+    for n, runs in sorted(b.scale.items()):
+        for t, rs in runs.items():
+            w, c, s = (median([x[i] for x in rs]) for i in range(3))
+            rss = max(x[3] for x in rs) / 1024
+            report.append(f"| {n} | {t} | {w:.3f} | {w / n * 1000:.2f} | {c / n * 1000:.2f} | "
+                          f"{s / n * 1000:.2f} | {rss:.1f} |")
+
+
+def report_lifecycle(b, report):
+    report.append("\n#### Lifecycle against the emulator (the EC2 front's call counters)\n")
     report.append("| command | wall s | EC2 calls by action | mutating calls |")
     report.append("|---|---|---|---|")
-    for tool, wall, counts in life:
+    for tool, wall, counts in b.life:
         mut = sum(c for a, c in counts.items() if a in MUTATING)
         calls = ", ".join(f"{a} {c}" for a, c in sorted(counts.items()))
         report.append(f"| `{tool}` | {wall:.2f} | {calls} | {mut} |")
+
+
+def write_report(b):
+    v = versions()
+    report = ["Machine and versions: " + "; ".join(f"{k} {val}" for k, val in v.items()) + "\n",
+              f"Runs per cell: {b.args.runs} (interleaved); figures are medians; floor = (sshd CPU + client CPU) / {CORES} cores.\n"]
+    for section in (report_fanout, report_files, report_latency, report_scale, report_lifecycle):
+        section(b, report)
     text = "\n".join(report) + "\n"
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
+    os.makedirs(os.path.dirname(b.args.out), exist_ok=True)
+    with open(b.args.out, "w") as f:
         f.write(text)
     print(text)
+
+
+def start_cloud():
+    """The local cloud for this bench (stopped when it ends): its state directory and the
+    environment the tools run in."""
+    state = tempfile.mkdtemp(prefix="ec2-tools-bench-cloud-")
+    out = sh([os.path.join(REPO, "scripts", "localcloud"), "start", "--state", state, "--watch",
+              str(os.getpid())]).stdout
+    env = dict(os.environ)
+    for line in out.splitlines():
+        k, v = line[len("export "):].split("=", 1)
+        env[k] = v
+    env["EC2_TOOLS_TTL"] = "off"
+    return state, env
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--sizes", default="100,300")
+    ap.add_argument("--rtts", default="0,10,50", help="round-trip times (ms) for the latency section; '' skips it")
+    ap.add_argument("--latency-sizes", default="100,300")
+    ap.add_argument("--big", type=int, default=1000, help="the scale section's largest fleet; 0 skips it")
+    ap.add_argument("--files-hosts", type=int, default=100,
+                    help="hosts for the files and job-status section (cold vs warm, parallel-scp/slurp); 0 skips it")
+    ap.add_argument("--out", default=os.path.join(REPO, "target", "bench", "report.md"))
+    args = ap.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1,000 hosts: sockets, sshds
+    for tool in ("pdsh", "parallel-ssh"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} not found (make bench installs pdsh and pssh)")
+    state, env = start_cloud()
+    work = tempfile.mkdtemp(prefix="ec2-tools-bench-")
+    try:
+        b = Bench(args, env, work)
+        b.run()
+    finally:
+        subprocess.run([os.path.join(REPO, "scripts", "localcloud"), "stop", "--state", state])
+        shutil.rmtree(work, ignore_errors=True)
+    write_report(b)
 
 
 if __name__ == "__main__":

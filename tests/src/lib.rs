@@ -203,34 +203,32 @@ impl Case {
         c
     }
 
+    /// A run of `tool` to build, coreutils-style: `c.tool("ec2-create").arg("2").env("K", "v")
+    /// .run().succeeds().stderr_has("…")`.
+    pub fn tool(&self, tool: &str) -> ToolRun<'_> {
+        ToolRun {
+            case: self,
+            tool: tool.to_owned(),
+            args: vec![],
+            env: vec![],
+            unset: vec![],
+            stdin: None,
+        }
+    }
+
     /// Run a tool to completion.
     pub fn run(&self, tool: &str, args: &[&str]) -> Run {
-        let started = Instant::now();
-        let out = self.cmd(tool).args(args).output().unwrap();
-        Run::new(out, started.elapsed())
+        self.tool(tool).args(args).run()
     }
 
     /// Run a tool with extra (or overriding) environment variables.
     pub fn run_with(&self, tool: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let started = Instant::now();
-        let out = self
-            .cmd(tool)
-            .args(args)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        Run::new(out, started.elapsed())
+        self.tool(tool).args(args).envs(env).run()
     }
 
     /// Run a tool without some of the cloud's variables (so descriptors decide).
     pub fn run_without(&self, tool: &str, args: &[&str], unset: &[&str]) -> Run {
-        let started = Instant::now();
-        let mut c = self.cmd(tool);
-        for k in unset {
-            c.env_remove(k);
-        }
-        let out = c.args(args).output().unwrap();
-        Run::new(out, started.elapsed())
+        self.tool(tool).args(args).unset(unset).run()
     }
 
     /// Run a shell script in the test-case directory with the workspace binaries on PATH.
@@ -354,6 +352,76 @@ impl Drop for Case {
     }
 }
 
+/// A tool run being built ([`Case::tool`]): arguments, environment, stdin; [`ToolRun::run`]
+/// runs it to completion in the case's directory with the cloud's environment.
+pub struct ToolRun<'a> {
+    case: &'a Case,
+    tool: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    unset: Vec<String>,
+    stdin: Option<Vec<u8>>,
+}
+
+impl ToolRun<'_> {
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_owned());
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// An extra (or overriding) environment variable.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    pub fn envs(mut self, env: &[(&str, &str)]) -> Self {
+        self.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
+    /// Without these of the cloud's variables (so descriptors decide).
+    pub fn unset(mut self, keys: &[&str]) -> Self {
+        self.unset.extend(keys.iter().map(|k| k.to_string()));
+        self
+    }
+
+    /// Fed to the tool's stdin (else stdin is /dev/null).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    pub fn run(self) -> Run {
+        use std::io::Write;
+        let started = Instant::now();
+        let mut c = self.case.cmd(&self.tool);
+        for k in &self.unset {
+            c.env_remove(k);
+        }
+        c.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if self.stdin.is_some() {
+            c.stdin(Stdio::piped());
+        }
+        let mut child = c.spawn().unwrap();
+        if let Some(bytes) = self.stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            // A tool that exits without reading all of it is the test's to judge.
+            let _ = pipe.write_all(&bytes);
+        }
+        let out = child.wait_with_output().unwrap();
+        Run::new(out, started.elapsed())
+    }
+}
+
 /// A finished tool run.
 pub struct Run {
     pub code: i32,
@@ -372,8 +440,49 @@ impl Run {
         }
     }
 
+    #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Run {
         assert_eq!(self.code, code, "unexpected exit code\n{self}");
+        self
+    }
+
+    /// Exit 0.
+    pub fn succeeds(&self) -> &Run {
+        self.assert_code(0)
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, s: &str) -> &Run {
+        assert!(self.stdout.contains(s), "stdout lacks {s:?}\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_lacks(&self, s: &str) -> &Run {
+        assert!(!self.stdout.contains(s), "stdout has {s:?}\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, s: &str) -> &Run {
+        assert!(self.stderr.contains(s), "stderr lacks {s:?}\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_lacks(&self, s: &str) -> &Run {
+        assert!(!self.stderr.contains(s), "stderr has {s:?}\n{self}");
+        self
+    }
+
+    /// Ended within `d`.
+    #[track_caller]
+    pub fn within(&self, d: Duration) -> &Run {
+        assert!(
+            self.elapsed < d,
+            "took {:?}, more than {d:?}\n{self}",
+            self.elapsed
+        );
         self
     }
 }

@@ -244,7 +244,7 @@ fn bad_identities_are_refused_once_before_anything_is_launched() {
         2,
         "no ssh-agent",
     );
-    assert!(!r.stderr.contains("i-"), "{r}");
+    r.stderr_lacks("i-");
 }
 
 #[test]
@@ -266,15 +266,13 @@ fn bad_settings_and_aws_configuration_are_named() {
 
     // No credentials at all: said in words (2), nothing called.
     let r = c
-        .cmd("ec2-status")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .unwrap();
-    let r = Run::new(r, Default::default());
+        .tool("ec2-status")
+        .unset(&["AWS_ACCESS_KEY_ID"])
+        .unset(&["AWS_SECRET_ACCESS_KEY"])
+        .run();
     // With no descriptors ec2-status still asks AWS for untracked instances of the case.
     assert_eq!(r.code, 2, "{r}");
-    assert!(r.stderr.contains("credentials"), "{r}");
+    r.stderr_has("credentials");
     assert_eq!(r.stderr.lines().count(), 1, "{r}");
 
     // An endpoint refusing connections: one line, exit 3, at once (not after a minute of
@@ -286,7 +284,7 @@ fn bad_settings_and_aws_configuration_are_named() {
     let url = format!("http://127.0.0.1:{dead}");
     let r = c.run_with("ec2-create", &["1"], &[("AWS_ENDPOINT_URL", &url)]);
     r.assert_code(3);
-    assert!(r.stderr.contains("cannot reach the EC2 API"), "{r}");
+    r.stderr_has("cannot reach the EC2 API");
     assert!(r.elapsed < std::time::Duration::from_secs(10), "{r}");
 }
 
@@ -304,15 +302,15 @@ fn instance_data_and_odd_commands_are_passed_exactly_and_never_executed() {
         &["printf '%s\\n' \"$CURRENT_AMI_PRIVATE_DNS\""],
     );
     r.assert_code(0);
-    assert!(r.stdout.contains(&evil), "{r}");
+    r.stdout_has(&evil);
     assert!(!marker.exists(), "instance data was executed");
 
     // Quotes, newlines, $(…), unicode: the remote shell sees the command as written.
     let cmd = "printf '%s|' \"it's\" \"$(echo sub)\" 'ünïcødé ✓'; printf '\\nline2\\n'";
     let r = c.run("ec2-exec-remote", &[cmd]);
     r.assert_code(0);
-    assert!(r.stdout.contains("it's|sub|ünïcødé ✓|"), "{r}");
-    assert!(r.stdout.contains(": line2"), "{r}");
+    r.stdout_has("it's|sub|ünïcødé ✓|");
+    r.stdout_has(": line2");
 
     // Binary output in --json is carried exactly, as base64.
     let r = c.run("ec2-exec-remote", &["--json", "printf '\\377\\376\\000x'"]);
@@ -337,7 +335,7 @@ fn instance_data_and_odd_commands_are_passed_exactly_and_never_executed() {
     c.edit(&id, |d| d["private_ip"] = json!("192.0.2.1"));
     let r = c.run("ec2-exec-remote", &["true"]);
     assert_ne!(r.code, 0, "{r}");
-    assert!(r.stderr.contains("EC2_TOOLS_SSH_ALLOW"), "{r}");
+    r.stderr_has("EC2_TOOLS_SSH_ALLOW");
     assert!(r.elapsed < std::time::Duration::from_secs(3), "{r}");
 }
 
@@ -400,9 +398,6 @@ fn status_in_an_empty_directory_says_how_to_start() {
     let r = c.run("ec2-status", &[]);
     r.assert_code(0);
     assert_eq!(r.stdout, "");
-    assert!(
-        r.stderr.contains("no instance descriptors in")
-            && r.stderr.contains("run ec2-create there first"),
-        "{r}"
-    );
+    r.stderr_has("no instance descriptors in")
+        .stderr_has("run ec2-create there first");
 }

@@ -24,7 +24,7 @@ fn through_a_bastion_every_tool_reaches_the_instances_with_one_login_and_its_key
         &[("EC2_TOOLS_SSH_ALLOW", "127.0.0.1/32")],
     );
     assert_ne!(r.code, 0, "{r}");
-    assert!(r.stderr.contains("outside EC2_TOOLS_SSH_ALLOW"), "{r}");
+    r.stderr_has("outside EC2_TOOLS_SSH_ALLOW");
 
     let r = c.run_with(
         "ec2-exec-remote",
@@ -64,6 +64,6 @@ fn through_a_bastion_every_tool_reaches_the_instances_with_one_login_and_its_key
     std::fs::write(c.path().join(".ec2-tools/jump.json"), forged).unwrap();
     let r = c.run_with("ec2-exec-remote", &["true"], &via);
     assert_ne!(r.code, 0, "{r}");
-    assert!(r.stderr.contains("host key changed"), "{r}");
-    assert!(r.stderr.contains("bastion"), "{r}");
+    r.stderr_has("host key changed");
+    r.stderr_has("bastion");
 }

@@ -112,7 +112,7 @@ fn instance_ids_unknown_right_after_launch_are_waited_out_not_reported_or_relaun
     assert_eq!(d.descriptors().len(), 2, "{s}");
     let r = d.run("ec2-killall", &[]);
     r.assert_code(0);
-    assert!(!r.stderr.contains("no longer knows"), "{r}");
+    r.stderr_lacks("no longer knows");
     assert!(d.descriptors().is_empty());
     assert_eq!(n(&d.counters()["instances_launched"]), 2);
     assert_nothing_left(&d, "fresh ids terminated");
@@ -127,7 +127,7 @@ fn no_capacity_for_one_type_moves_the_launch_to_the_next_and_min_ready_decides()
         &["3", "--type", "t3.micro,t3a.micro", "--timeout", "60"],
     );
     r.assert_code(0);
-    assert!(r.stderr.contains("InsufficientInstanceCapacity"), "{r}");
+    r.stderr_has("InsufficientInstanceCapacity");
     for d in c.descriptors().values() {
         assert_eq!(d["type"], "t3a.micro", "{d}");
     }
@@ -148,7 +148,7 @@ fn no_capacity_for_one_type_moves_the_launch_to_the_next_and_min_ready_decides()
         &["4", "--type", "t3.micro", "--timeout", "60"],
     );
     r.assert_code(3);
-    assert!(r.stderr.contains("no capacity for 2 of 4 instances"), "{r}");
+    r.stderr_has("no capacity for 2 of 4 instances");
     assert_eq!(d.descriptors().len(), 2);
     d.run("ec2-killall", &[]).assert_code(0);
     let e = Case::new();
@@ -166,7 +166,7 @@ fn no_capacity_for_one_type_moves_the_launch_to_the_next_and_min_ready_decides()
         ],
     );
     r.assert_code(0);
-    assert!(r.stderr.contains("continuing with 2 ready"), "{r}");
+    r.stderr_has("continuing with 2 ready");
     assert_eq!(r.stdout.lines().count(), 2, "{r}");
     e.run("ec2-killall", &[]).assert_code(0);
 }
@@ -216,7 +216,7 @@ fn ctrl_c_during_create_stops_launching_keeps_descriptors_and_says_how_to_clean_
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let r = finish(child);
     r.assert_code(130);
-    assert!(r.stderr.contains("ec2-killall"), "{r}");
+    r.stderr_has("ec2-killall");
     let kept = c.descriptors().len();
     assert!((5..50).contains(&kept), "{kept}\n{r}");
     assert_eq!(
@@ -258,7 +258,7 @@ fn kill_9_while_run_instances_is_in_flight_then_case_sweep_leaves_nothing_even_w
     std::fs::remove_dir_all(c.path().join(".ec2-tools")).unwrap();
     let r = c.run("ec2-killall", &["--case-sweep"]);
     r.assert_code(0);
-    assert!(r.stderr.contains("tagged with case"), "{r}");
+    r.stderr_has("tagged with case");
     assert_nothing_left(&c, "kill -9 during RunInstances");
 }
 
@@ -362,7 +362,7 @@ fn case_group_lets_the_instances_reach_each_other_and_open_adds_load_ports() {
     );
     let r = c.run("ec2-create", &["1", "--open", "0"]);
     r.assert_code(2);
-    assert!(r.stderr.contains("\"0\" is not a TCP port"), "{r}");
+    r.stderr_has("\"0\" is not a TCP port");
 }
 
 #[test]
@@ -431,7 +431,7 @@ fn no_capacity_in_one_subnet_moves_the_launch_to_the_next_az() {
         &["2", "--subnet", &format!("{a},{b}"), "--timeout", "60"],
     );
     r.assert_code(0);
-    assert!(r.stderr.contains(&format!("t3.micro in {a}")), "{r}");
+    r.stderr_has(&format!("t3.micro in {a}"));
     for d in c.descriptors().values() {
         assert_eq!(d["az"], "us-east-1b", "{d}");
         assert!(
@@ -442,7 +442,7 @@ fn no_capacity_in_one_subnet_moves_the_launch_to_the_next_az() {
     // They are machines like any other: reachable, each its own.
     let r = c.run("ec2-exec-remote", &["hostname"]);
     r.assert_code(0);
-    assert!(r.stdout.contains("ip-127-0-128-"), "{r}");
+    r.stdout_has("ip-127-0-128-");
 }
 
 #[test]
@@ -453,18 +453,12 @@ fn status_exits_1_on_a_duplicate_index_or_an_instance_aws_does_not_know() {
     c.edit(&hosts[1].0, |d| d["index"] = 1.into());
     let r = c.run("ec2-status", &[]);
     r.assert_code(1);
-    assert!(
-        r.stderr.contains("index 1 is held by two descriptors"),
-        "{r}"
-    );
+    r.stderr_has("index 1 is held by two descriptors");
     // The same rule for the tools that act on hosts: they stop before running anything
     // (they used to run both, each labelled `1:`, and exit 0).
     let r = c.run("ec2-exec-remote", &["touch ran"]);
     r.assert_code(2);
-    assert!(
-        r.stderr.contains("index 1 is held by two descriptors"),
-        "{r}"
-    );
+    r.stderr_has("index 1 is held by two descriptors");
     assert!(r.stdout.is_empty(), "{r}");
     c.edit(&hosts[1].0, |d| d["index"] = 2.into());
     // A descriptor of an instance AWS never knew, launched long ago.
@@ -486,7 +480,7 @@ fn status_exits_1_on_a_duplicate_index_or_an_instance_aws_does_not_know() {
     // A descriptor that says stopped: exec-remote says so before connecting.
     c.run("ec2-stop", &["--select", "2"]).assert_code(0);
     let r = c.run("ec2-exec-remote", &["--select", "2", "true"]);
-    assert!(r.stderr.contains("its descriptor says stopped"), "{r}");
+    r.stderr_has("its descriptor says stopped");
 }
 
 /// An SDK retry of RunInstances (same ClientToken) that arrives while the first attempt is

@@ -67,7 +67,7 @@ fn roles_get_unique_indexes_and_selectors_intersect() {
         &["--role", "master", "--select", "2", "echo hi"],
     );
     r.assert_code(2);
-    assert!(r.stderr.contains("matches no instance"), "{r}");
+    r.stderr_has("matches no instance");
     c.run("ec2-killall", &["--role", "nosuch"]).assert_code(2);
     assert_eq!(c.live_instances().len(), 3);
 }
@@ -128,7 +128,7 @@ fn a_crash_right_after_run_instances_is_recovered_without_duplicates() {
     assert_eq!(c.live_instances().len(), 3, "the instances exist in AWS");
     let r = c.run("ec2-create", &["3"]);
     r.assert_code(0);
-    assert!(r.stderr.contains("adopted"), "{r}");
+    r.stderr_has("adopted");
     assert_eq!(c.live_instances().len(), 3, "exactly N instances: {r}");
     assert_eq!(
         index_of(&c).keys().copied().collect::<Vec<_>>(),
@@ -229,10 +229,8 @@ fn revert_keeps_index_role_and_name_in_batch_and_sequential_modes() {
     let r = c.run("ec2-revert", &["--select", "2-3"]);
     r.assert_code(0);
     // Regression: ec2-revert announced its launches as ec2-create.
-    assert!(
-        r.stderr.contains("ec2-revert: launched") && !r.stderr.contains("ec2-create"),
-        "{r}"
-    );
+    r.stderr_has("ec2-revert: launched")
+        .stderr_lacks("ec2-create");
     let after = index_of(&c);
     assert_eq!(after.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(
@@ -302,7 +300,7 @@ fn case_key_pair_and_security_group_are_made_once_and_deleted_with_the_last_inst
 
     let r = c.run("ec2-killall", &[]);
     r.assert_code(0);
-    assert!(r.stderr.contains("deleted security group"), "{r}");
+    r.stderr_has("deleted security group");
     let keypairs: Vec<String> = serde_json::from_str(&c.python(&["keypairs", &c.name()])).unwrap();
     assert!(keypairs.is_empty());
     let groups: Vec<Value> = serde_json::from_str(&c.python(&["groups", &c.name()])).unwrap();
@@ -313,16 +311,14 @@ fn case_key_pair_and_security_group_are_made_once_and_deleted_with_the_last_inst
 #[test]
 fn no_ssh_cidr_is_refused_rather_than_opening_ssh_to_the_world() {
     let c = Case::new();
-    let out = c
-        .cmd("ec2-create")
+    let r = c
+        .tool("ec2-create")
         .arg("1")
-        .env_remove("EC2_TOOLS_SSH_CIDR")
+        .unset(&["EC2_TOOLS_SSH_CIDR"])
         .env("EC2_TOOLS_ADDRESS", "public-ip")
-        .output()
-        .unwrap();
-    let r = e2e::Run::new(out, Duration::ZERO);
+        .run();
     r.assert_code(2);
-    assert!(r.stderr.contains("--ssh-cidr"), "{r}");
+    r.stderr_has("--ssh-cidr");
     assert!(c.live_instances().is_empty());
 }
 
@@ -366,7 +362,7 @@ fn ttl_schedules_a_shutdown_that_terminates_and_expired_instances_are_swept() {
     let elsewhere = Case::new();
     let r = elsewhere.run("ec2-killall", &["--expired"]);
     r.assert_code(0);
-    assert!(r.stdout.contains(&expired), "{r}");
+    r.stdout_has(&expired);
     assert!(!r.stdout.contains(&id), "unexpired instance kept: {r}");
     assert_eq!(instance(&c, &id)["state"], "running");
 }
@@ -469,11 +465,8 @@ fn config_file_sits_below_env_and_flags_and_rejects_unknown_keys() {
     std::fs::write(dir.join("ec2-tools.json"), r#"{"instance_typo": "x"}"#).unwrap();
     let r = run(&["ec2-exec-remote", "true"], &[]);
     r.assert_code(2);
-    assert!(
-        r.stderr.contains("unknown key \"instance_typo\"")
-            && r.stderr.contains("case1/ec2-tools.json"),
-        "{r}"
-    );
+    r.stderr_has("unknown key \"instance_typo\"")
+        .stderr_has("case1/ec2-tools.json");
     std::fs::write(dir.join("ec2-tools.json"), "{}").unwrap();
     run(&["ec2-killall"], &[]).assert_code(0);
     assert!(c.live_instances().is_empty());
@@ -503,7 +496,7 @@ fn region_from_aws_region_beats_the_settings_file_and_show_config_reports_withou
     // A tool that logs in does check it: exit 2, naming the file, before anything is launched.
     let r = c.run_without("ec2-create", &["1"], &["EC2_TOOLS_SSH_KEY"]);
     r.assert_code(2);
-    assert!(r.stderr.contains("keys/missing_key: not found"), "{r}");
+    r.stderr_has("keys/missing_key: not found");
     assert!(c.live_instances().is_empty());
 
     // The instance goes where AWS_REGION says, not where the file says.
@@ -526,7 +519,7 @@ fn a_wrong_subnet_or_ami_is_exit_2_before_any_key_pair_or_group_is_made() {
     ] {
         let r = c.run_with("ec2-create", &["1"], &[(var, value)]);
         r.assert_code(2);
-        assert!(r.stderr.contains(value), "{r}");
+        r.stderr_has(value);
         let keypairs: Vec<String> =
             serde_json::from_str(&c.python(&["keypairs", &c.name()])).unwrap();
         assert!(

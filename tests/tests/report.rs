@@ -69,10 +69,7 @@ fn summary_only_hosts_are_shown_but_never_merged_and_broken_files_are_named() {
         ),
         "{r}"
     );
-    assert!(
-        r.stderr.contains("#3: not merged: ab-text is summary-only"),
-        "{r}"
-    );
+    r.stderr_has("#3: not merged: ab-text is summary-only");
     assert_eq!(snapshot(&input), before, "nothing in the input changed");
     let s = summary(&c.path().join("rep"));
     let f = &s["fleet"];
@@ -131,22 +128,19 @@ fn bad_input_is_refused_before_anything_is_written() {
     std::fs::create_dir_all(c.path().join("empty")).unwrap();
     let r = c.run("ec2-report", &["empty"]);
     r.assert_code(2);
-    assert!(
-        r.stderr.contains("empty: no <index>-<id>/ directories"),
-        "{r}"
-    );
+    r.stderr_has("empty: no <index>-<id>/ directories");
     let r = c.run("ec2-report", &["missing"]);
     r.assert_code(2);
     std::fs::create_dir_all(c.path().join("out/1-i-a")).unwrap();
     let r = c.run("ec2-report", &["-o", "out/report", "out"]);
     r.assert_code(2);
-    assert!(r.stderr.contains("inside the input"), "{r}");
+    r.stderr_has("inside the input");
     assert!(!c.path().join("out/report").exists());
     let r = c.run("ec2-report", &["--interval", "0s", "out"]);
     r.assert_code(2);
     let r = c.run("ec2-report", &["--sweep", "--n", "1,2", "out"]);
     r.assert_code(2);
-    assert!(r.stderr.contains("--n gives 2 labels for 1 runs"), "{r}");
+    r.stderr_has("--n gives 2 labels for 1 runs");
 }
 
 /// On the local cloud, with the sampler: a home-made generator pinned at one core is named
@@ -194,13 +188,10 @@ fi"#;
             .all(|b| b[1] == "job"),
         "{s:#}"
     );
-    assert!(
-        r.stderr.contains(&format!(
-            "#1 {}: client-bound",
-            busy["id"].as_str().unwrap()
-        )),
-        "{r}"
-    );
+    r.stderr_has(&format!(
+        "#1 {}: client-bound",
+        busy["id"].as_str().unwrap()
+    ));
     assert!(s["fleet"]["client_bound_s"].as_f64().unwrap() >= 1.0);
     let w = &s["fleet"]["without_client_bound"];
     assert!(
@@ -239,7 +230,7 @@ fn a_report_reads_what_ec2_get_uploaded_to_s3() {
         &["-o", "rep", &format!("s3://{bucket}/nothing/")],
     );
     r.assert_code(2);
-    assert!(r.stderr.contains("no such object"), "{r}");
+    r.stderr_has("no such object");
     c.run("ec2-killall", &[]).assert_code(0);
 }
 

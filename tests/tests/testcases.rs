@@ -64,13 +64,13 @@ fn tour_of_every_tool_runs_end_to_end() {
         3,
         "{r}"
     );
-    assert!(r.stdout.contains("exited 1 as documented"), "{r}");
+    r.stdout_has("exited 1 as documented");
     // Every tool took part: the job listed, results fetched, disks kept or fresh as promised.
     assert_eq!(r.stdout.matches(" load running\n").count(), 3, "{r}");
-    assert!(r.stdout.contains("      3 request 2 ok"), "{r}");
-    assert!(r.stdout.contains("config for #1"), "{r}");
-    assert!(r.stdout.contains("#3 kept its disk"), "{r}");
-    assert!(r.stdout.contains("#1 is fresh"), "{r}");
+    r.stdout_has("      3 request 2 ok");
+    r.stdout_has("config for #1");
+    r.stdout_has("#3 kept its disk");
+    r.stdout_has("#1 is fresh");
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn baked_image_launches_a_ready_made_fleet_and_killall_images_removes_it() {
         3,
         "{r}"
     );
-    assert!(r.stderr.contains("uploaded 3 archives"), "{r}");
+    r.stderr_has("uploaded 3 archives");
     let ran: Vec<&str> = r
         .stdout
         .lines()
@@ -171,7 +171,7 @@ fn scalability_sweeps_n_clients_and_ends_in_the_usl_curve() {
         u["sigma"].as_f64().unwrap() >= 0.0 && u["kappa"].as_f64().unwrap() >= 0.0,
         "{s:#}"
     );
-    assert!(r.stderr.contains("USL: sigma"), "{r}");
+    r.stderr_has("USL: sigma");
     let page = std::fs::read_to_string(dir.join("sweep/index.html")).unwrap();
     assert!(
         page.contains(r#"data-series="USL fit""#) && page.contains(r#"data-series="measured""#)

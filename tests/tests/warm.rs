@@ -93,13 +93,13 @@ fn a_hung_holder_never_hangs_a_command_it_falls_back_to_direct_logins_and_says_s
         1,
         "said once: {r}"
     );
-    assert!(r.stderr.contains("went quiet"), "{r}");
+    r.stderr_has("went quiet");
     // A stale socket (its holder died): a new holder is started and used.
     assert!(eventually(Duration::from_secs(5), || !alive(pid)));
     let r = c.run_with("ec2-exec-remote", &["echo again"], &env);
     r.assert_code(0);
     assert_eq!(r.stdout.matches("again").count(), 2, "{r}");
-    assert!(!r.stderr.contains("warm sessions"), "{r}");
+    r.stderr_lacks("warm sessions");
     let new = holder_pid(&c).expect("a new holder");
     assert_ne!(new, pid);
 }
@@ -126,9 +126,9 @@ fn a_failing_host_and_output_come_back_through_the_holder_as_without_it() {
         out.sort();
         assert_eq!(out, ["1: out-1", "2: out-2", "3: out-3"], "{r}");
         for i in 1..=3 {
-            assert!(r.stderr.contains(&format!("{i}: err-{i}")), "{r}");
+            r.stderr_has(&format!("{i}: err-{i}"));
         }
-        assert!(r.stderr.contains("ok 2/3"), "{r}");
+        r.stderr_has("ok 2/3");
     }
     // stdin reaches every host through the holder too.
     let r = c.shell("echo piped | ec2-exec-remote cat");

@@ -290,11 +290,15 @@ pub fn default_identity(
     launch: &LaunchConfig,
     ssh: &SshConfig,
 ) -> Result<Option<std::path::PathBuf>> {
-    if ssh.identity.is_some() || launch.key_name.is_some() {
-        return Ok(ssh.identity.clone());
+    let making = ssh.identity.is_none() && launch.key_name.is_none();
+    if making {
+        case_key(store)?;
     }
-    case_key(store)?;
-    Ok(Some(case_key_path(store.dir())))
+    Ok(crate::case::store::login_identity(
+        ssh.identity.clone(),
+        store.dir(),
+        making,
+    ))
 }
 
 /// The case key's public half (OpenSSH format), generating the pair on first use.

@@ -4,7 +4,7 @@
 //!
 //! One JSON object, instance id → offset (host − this machine, seconds), the measurement's
 //! round trip and when it was taken. A newer measurement replaces a host's older one; hosts
-//! not measured keep theirs. What does not belong here: measuring (cmd/sync.rs).
+//! not measured keep theirs. What does not belong here: measuring (cmd/start_at.rs).
 
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;

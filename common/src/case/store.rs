@@ -28,6 +28,21 @@ pub fn case_key_path(dir: &Path) -> PathBuf {
     dir.join(STATE_DIR).join(CASE_KEY_FILE)
 }
 
+/// The key the tools log in with, decided here only: the configured one (`--identity`,
+/// EC2_TOOLS_SSH_KEY, "ssh_key"); else the case key of `dir`, when it exists or ec2-create is
+/// about to make it (`making_case_key`: a launch with no key pair named and no identity);
+/// else none, and remote/ssh.rs tries ssh-agent and ~/.ssh/id_*, as OpenSSH does.
+pub fn login_identity(
+    configured: Option<PathBuf>,
+    dir: &Path,
+    making_case_key: bool,
+) -> Option<PathBuf> {
+    configured.or_else(|| {
+        let key = case_key_path(dir);
+        (making_case_key || key.is_file()).then_some(key)
+    })
+}
+
 /// The descriptors of one test-case directory.
 #[derive(Debug, Clone)]
 pub struct Store {

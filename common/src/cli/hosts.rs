@@ -4,7 +4,7 @@
 
 use super::{text, DirArgs};
 use crate::case::select::{parse_indexes, Selection};
-use crate::case::store::{case_key_path, STATE_DIR};
+use crate::case::store::{login_identity, STATE_DIR};
 use crate::config::{
     parse_cidrs, parse_duration, parse_ttl, AddressMode, Jump, Label, OutputConfig, OutputMode,
     SshConfig,
@@ -74,20 +74,15 @@ impl SshArgs {
                 .expect(has_default),
         );
         let flag = self.identity.as_ref().map(|p| p.display().to_string());
-        let identity = match s.value(&keys::SSH_KEY, flag.as_deref(), text)? {
-            Some(p) => Some(PathBuf::from(p)),
-            None => {
-                let case_key = case_key_path(s.dir());
-                case_key.is_file().then(|| {
-                    s.record(
-                        keys::SSH_KEY.name,
-                        case_key.display().to_string(),
-                        Source::Default,
-                    );
-                    case_key
-                })
-            }
-        };
+        let configured = s.value(&keys::SSH_KEY, flag.as_deref(), text)?;
+        let identity = login_identity(configured.clone().map(PathBuf::from), s.dir(), false);
+        if let (None, Some(key)) = (configured, &identity) {
+            s.record(
+                keys::SSH_KEY.name,
+                key.display().to_string(),
+                Source::Default,
+            );
+        }
         Ok(SshConfig {
             user,
             identity,

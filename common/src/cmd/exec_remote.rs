@@ -2,11 +2,11 @@
 //!
 //! The command goes through the remote user's login shell on stdin-fed, tracked channels
 //! (remote/command.rs), so a timeout or Ctrl-C kills the remote process group. `-bg` and
-//! `--job` hand over to background jobs (jobs.rs), `--at` to the synchronized start (sync.rs).
+//! `--job` hand over to background jobs (jobs.rs), `--at` to the synchronized start (start_at.rs).
 //! What does not belong here: SSH, fan-out and output machinery (remote/).
 
 use super::jobs::{self, Action};
-use super::sync;
+use super::start_at;
 use crate::case::descriptor::Descriptor;
 use crate::cli::{HostArgs, OutputArgs};
 use crate::config::{parse_duration, OutputConfig, SshConfig};
@@ -79,7 +79,7 @@ pub struct Cli {
     #[arg(short = 'u', long, value_name = "DURATION", value_parser = parse_duration)]
     command_timeout: Option<Duration>,
     /// Start CMD on every host at the same wall-clock instant: +30s, HH:MM[:SS] or RFC 3339
-    #[arg(long, value_name = "TIME", value_parser = sync::parse_at)]
+    #[arg(long, value_name = "TIME", value_parser = start_at::parse_at)]
     at: Option<SystemTime>,
     /// With --at: refuse to run when a host's clock is off by more than this
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
@@ -142,13 +142,13 @@ impl Tool for ExecRemote {
             // by its measured offset, and the tool returns at once.
             let starts = match cli.at {
                 Some(at) => {
-                    sync::plan(&ssh, &hosts, at, cli.max_skew, fanout, state_dir.as_deref())?
+                    start_at::starts(&ssh, &hosts, at, cli.max_skew, fanout, state_dir.as_deref())?
                 }
                 None => BTreeMap::new(),
             };
             let sampler = sample.clone().unwrap_or_default();
             let command_for = |d: &Descriptor| match starts.get(&d.id) {
-                Some(t) => format!("{sampler}{}{command}", sync::wait_until_prefix(*t)),
+                Some(t) => format!("{sampler}{}{command}", start_at::wait_until_prefix(*t)),
                 None => format!("{sampler}{command}"),
             };
             return jobs::start(&reach, &job, &command_for, fanout);
@@ -249,7 +249,7 @@ fn remote_outcomes(
     };
     let mut command = PerHost::Same(job.command.clone());
     if let Some(at) = job.at {
-        let starts = sync::plan(
+        let starts = start_at::starts(
             cfg,
             hosts,
             at,
@@ -261,7 +261,7 @@ fn remote_outcomes(
             hosts
                 .iter()
                 .map(|d| match starts.get(&d.id) {
-                    Some(t) => format!("{}{}", sync::wait_until_prefix(*t), job.command),
+                    Some(t) => format!("{}{}", start_at::wait_until_prefix(*t), job.command),
                     None => job.command.clone(),
                 })
                 .collect(),

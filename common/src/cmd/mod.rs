@@ -18,9 +18,9 @@ pub mod lifecycle;
 pub mod login;
 pub mod report;
 pub(crate) mod results_s3;
+pub(crate) mod start_at;
 pub mod status;
 pub mod suite;
-pub(crate) mod sync;
 
 use crate::case::descriptor::{Descriptor, InstanceState};
 use crate::case::select::select_some;

@@ -124,7 +124,7 @@ impl Tool for Report {
         if cli.measure_clocks {
             let (ssh, store, hosts) = super::selected_hosts(&cli.hosts)?;
             let state = store.state_dir()?;
-            super::sync::measure(
+            super::start_at::measure(
                 &ssh,
                 &hosts,
                 crate::cli::DEFAULT_FANOUT as usize,

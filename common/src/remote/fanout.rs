@@ -4,7 +4,21 @@
 //! others (its error becomes its result); a signal stops new hosts from starting, and the
 //! remote process groups already started are killed. Every tool that works on hosts goes
 //! through here, so they share the outcome type, the output modes and the summary
-//! (results.rs). What does not belong here: what is run on each host (cmd/).
+//! (results.rs). The entries, by what is run:
+//!
+//! * [`run_task`]: a [`Task`] (a command, a job script, a copy: plain data) on every host,
+//!   through the case's session holder when [`RunOpts::warm`] says so — the one place that
+//!   decides it — else over direct connections;
+//! * [`on_connections`]: a read of each host with no output of its own (a login check, boot
+//!   ids, clocks);
+//! * [`on_each_host`] / [`each_host`]: a closure on each connection whose output goes through
+//!   the collector (what cannot be data for the holder: ec2-get's packing for S3).
+//!
+//! How a host ended, in order: the task's [`Done`] on the host (over the holder's wire, as
+//! [`holder::Ended`]: done, or failed with its `ssh::Kind`) → the tool's [`Judge`] makes it a
+//! [`Status`] → with its address and time, an [`Outcome`], which the collector presents and
+//! merges into the exit code → for the library, a `HostRun`. (A readiness wait's `Probe`
+//! is no host run: aws/wait.rs.) What does not belong here: what is run on each host (cmd/).
 
 use super::holder;
 use super::results::{Collector, HostSink, Outcome, Status};

@@ -314,13 +314,10 @@ fn a_changed_host_key_is_refused_naming_the_instance_and_accept_new_host_key_re_
     assert!(pinned.is_string());
     let r = c.run("ec2-reboot", &["--select", "1"]);
     assert_ne!(r.code, 0, "{r}");
-    assert!(
-        r.stderr.contains("host key changed") && r.stderr.contains(id.as_str()),
-        "{r}"
-    );
+    r.stderr_has("host key changed").stderr_has(id.as_str());
     let r = c.run("ec2-exec-remote", &["echo hi"]);
     r.assert_code(1);
-    assert!(r.stderr.contains("host key changed"), "{r}");
+    r.stderr_has("host key changed");
     assert_eq!(r.stdout.lines().count(), 1, "the other host ran: {r}");
     assert_eq!(
         c.descriptors()[id]["ssh"]["host_key"],
@@ -329,7 +326,7 @@ fn a_changed_host_key_is_refused_naming_the_instance_and_accept_new_host_key_re_
     );
     let r = c.run("ec2-exec-remote", &["--accept-new-host-key", "echo hi"]);
     r.assert_code(0);
-    assert!(r.stderr.contains("accepted and recorded"), "{r}");
+    r.stderr_has("accepted and recorded");
     assert_ne!(c.descriptors()[id]["ssh"]["host_key"], pinned);
     c.run("ec2-exec-remote", &["echo hi"]).assert_code(0);
 }

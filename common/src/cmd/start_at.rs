@@ -169,7 +169,7 @@ pub(crate) fn measure(
 
 /// Measure every host's clock; refuse if one is off by more than `max_skew`; return the
 /// instant (on each host's own clock) at which it must start.
-pub(crate) fn plan(
+pub(crate) fn starts(
     cfg: &SshConfig,
     hosts: &[Descriptor],
     at: SystemTime,

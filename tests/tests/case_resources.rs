@@ -12,7 +12,7 @@ fn placement_cluster_launches_into_a_group_of_the_case_deleted_with_the_last_ins
         &["2", "--placement", "cluster", "--timeout", "60"],
     );
     r.assert_code(0);
-    assert!(r.stderr.contains("created cluster placement group"), "{r}");
+    r.stderr_has("created cluster placement group");
     let groups: Value = serde_json::from_str(&c.python(&["placements", &c.name()])).unwrap();
     let groups = groups.as_array().unwrap();
     assert_eq!(groups.len(), 1, "{groups:?}");
@@ -31,12 +31,12 @@ fn placement_cluster_launches_into_a_group_of_the_case_deleted_with_the_last_ins
     .assert_code(0);
     let r = c.run("ec2-create", &["4", "--placement", "spread"]);
     r.assert_code(2);
-    assert!(r.stderr.contains("is cluster"), "{r}");
+    r.stderr_has("is cluster");
     assert_eq!(c.descriptors().len(), 3, "nothing launched: {r}");
 
     let r = c.run("ec2-killall", &[]);
     r.assert_code(0);
-    assert!(r.stderr.contains("deleted placement group"), "{r}");
+    r.stderr_has("deleted placement group");
     let left: Value = serde_json::from_str(&c.python(&["placements", &c.name()])).unwrap();
     assert_eq!(left.as_array().unwrap().len(), 0, "{left}");
 }
@@ -51,9 +51,9 @@ fn a_baked_image_is_recorded_and_the_next_instances_start_from_its_disk() {
     r.assert_code(0);
     let ami = r.stdout.trim().to_owned();
     assert!(ami.starts_with("ami-"), "{r}");
-    assert!(r.stderr.contains("is available"), "{r}");
+    r.stderr_has("is available");
     // Recorded for the next ec2-create; the harness's EC2_TOOLS_AMI would win, and says so.
-    assert!(r.stderr.contains("EC2_TOOLS_AMI is set and wins"), "{r}");
+    r.stderr_has("EC2_TOOLS_AMI is set and wins");
     let conf: Value =
         serde_json::from_str(&std::fs::read_to_string(c.path().join("ec2-tools.json")).unwrap())
             .unwrap();
@@ -93,7 +93,7 @@ fn a_baked_image_is_recorded_and_the_next_instances_start_from_its_disk() {
     r.assert_code(0);
     assert_eq!(r.stdout.trim(), format!("{ami} deleted"));
     let r = c.run("ec2-bake", &["--list"]);
-    assert!(!r.stdout.contains(&ami), "{r}");
+    r.stdout_lacks(&ami);
     let r = c.run("ec2-bake", &["--delete", &ami]);
     r.assert_code(2);
 }
@@ -110,7 +110,7 @@ fn hosts_of_your_own_are_instances_to_the_ssh_tools_and_left_alone_by_the_aws_to
     let r = c.run("ec2-hosts", &["add", "--role", "own", &a, &b, &a]);
     r.assert_code(0);
     assert_eq!(r.stdout.lines().count(), 2, "{r}");
-    assert!(r.stderr.contains("already described"), "{r}");
+    r.stderr_has("already described");
     let ds = c.descriptors();
     let own: Vec<&Value> = ds.values().filter(|d| d["state"] == "static").collect();
     assert_eq!(own.len(), 2);
@@ -127,7 +127,7 @@ fn hosts_of_your_own_are_instances_to_the_ssh_tools_and_left_alone_by_the_aws_to
     let r = c.run("ec2-status", &["--check"]);
     r.assert_code(0);
     assert_eq!(r.stdout.matches(" static ").count(), 2, "{r}");
-    assert!(!r.stderr.contains("AWS does not know"), "{r}");
+    r.stderr_lacks("AWS does not know");
     std::fs::write(c.path().join("f.txt"), "x").unwrap();
     c.run("ec2-put", &["--role", "own", "f.txt", "."])
         .assert_code(0);
@@ -135,18 +135,18 @@ fn hosts_of_your_own_are_instances_to_the_ssh_tools_and_left_alone_by_the_aws_to
     // The AWS tools leave them alone: stop/start skip them, create never counts them.
     let r = c.run("ec2-stop", &[]);
     r.assert_code(0);
-    assert!(r.stderr.contains("skipping 2 hosts of your own"), "{r}");
+    r.stderr_has("skipping 2 hosts of your own");
     assert_eq!(r.stdout.lines().count(), 1, "{r}");
     c.run("ec2-start", &[]).assert_code(0);
     let r = c.run("ec2-create", &["2", "--timeout", "60"]);
     r.assert_code(0);
-    assert!(r.stderr.contains("launched 1 instance (#4)"), "{r}");
+    r.stderr_has("launched 1 instance (#4)");
 
     // killall forgets them without asking AWS, and terminates the instances.
     let r = c.run("ec2-killall", &[]);
     r.assert_code(0);
     assert_eq!(r.stdout.matches(" forgotten").count(), 2, "{r}");
-    assert!(!r.stderr.contains("no longer knows"), "{r}");
+    r.stderr_lacks("no longer knows");
     assert!(c.descriptors().is_empty());
 }
 
@@ -172,7 +172,7 @@ fn network_auto_builds_a_vpc_where_there_is_no_default_one_and_killall_tears_it_
     c.python(&["drop-default-vpc", region]);
     let r = in_region(&c, region, "ec2-create", &["2"]);
     r.assert_code(2);
-    assert!(r.stderr.contains("no default VPC"), "{r}");
+    r.stderr_has("no default VPC");
     assert!(c.descriptors().is_empty(), "nothing launched: {r}");
 
     // 127.1.0.0/16: its instances' private addresses stay on loopback.
@@ -191,7 +191,7 @@ fn network_auto_builds_a_vpc_where_there_is_no_default_one_and_killall_tears_it_
         ],
     );
     r.assert_code(0);
-    assert!(r.stderr.contains("(127.1.0.0/16): 3 public subnets"), "{r}");
+    r.stderr_has("(127.1.0.0/16): 3 public subnets");
     assert!(r.stdout.lines().all(|l| l.contains(" 127.1.")), "{r}");
     let nets: Value = serde_json::from_str(&c.python(&["networks", &c.name(), region])).unwrap();
     let net = &nets.as_array().unwrap()[0];
@@ -214,7 +214,7 @@ fn network_auto_builds_a_vpc_where_there_is_no_default_one_and_killall_tears_it_
     assert_eq!(nets.as_array().unwrap().len(), 1, "{nets}");
     let r = in_region(&c, region, "ec2-killall", &[]);
     r.assert_code(0);
-    assert!(r.stderr.contains("deleted network vpc-"), "{r}");
+    r.stderr_has("deleted network vpc-");
     let nets: Value = serde_json::from_str(&c.python(&["networks", &c.name(), region])).unwrap();
     assert_eq!(nets, serde_json::json!([]), "{r}");
 }
@@ -227,7 +227,7 @@ fn results_go_to_s3_compressed_per_instance_with_a_manifest_written_last() {
     // No such bucket: said before any host is contacted.
     let r = c.run("ec2-get", &["out", &format!("s3://{bucket}/run1/")]);
     r.assert_code(2);
-    assert!(r.stderr.contains("no such bucket"), "{r}");
+    r.stderr_has("no such bucket");
     c.python(&["mkbucket", &bucket]);
     // Every instance writes results; #1's are large and incompressible (a multipart upload).
     c.run(

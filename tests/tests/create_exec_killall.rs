@@ -88,7 +88,7 @@ fn descriptors_exist_before_the_wait_ends_and_ctrl_c_exits_130_keeping_them() {
     let out = child.wait_with_output().unwrap();
     let r = e2e::Run::new(out, Duration::ZERO);
     r.assert_code(130);
-    assert!(r.stderr.contains("ec2-killall"), "{r}");
+    r.stderr_has("ec2-killall");
     assert_eq!(c.descriptors().len(), 2);
     assert_eq!(c.live_instances().len(), 2);
 }
@@ -107,7 +107,7 @@ fn create_timeout_exits_3_naming_the_laggards_and_keeps_descriptors() {
         e2e::Run::new(out, started.elapsed())
     };
     r.assert_code(3);
-    assert!(r.stderr.contains("timed out"), "{r}");
+    r.stderr_has("timed out");
     let ds = c.descriptors();
     assert_eq!(ds.len(), 2);
     for id in ds.keys() {
@@ -154,11 +154,8 @@ fn remote_exit_codes_propagate_and_streams_stay_apart() {
             vec![format!("{addr}: err")]
         );
     }
-    assert!(
-        r.stderr.contains(&format!("{} {bad}: exit 7", hosts[1].0)),
-        "{r}"
-    );
-    assert!(r.stderr.contains("ok 2/3"), "{r}");
+    r.stderr_has(&format!("{} {bad}: exit 7", hosts[1].0));
+    r.stderr_has("ok 2/3");
     c.run("ec2-exec-remote", &["true"]).assert_code(0);
 }
 
@@ -179,10 +176,7 @@ fn a_host_that_refuses_ssh_fails_alone() {
     let mut got: Vec<&str> = r.stdout.lines().collect();
     got.sort();
     assert_eq!(got, expected, "{r}");
-    assert!(
-        r.stderr.contains(&hosts[1].0) && r.stderr.contains("refused"),
-        "{r}"
-    );
+    r.stderr_has(&hosts[1].0).stderr_has("refused");
 }
 
 #[test]
@@ -349,10 +343,7 @@ fn case_sweep_terminates_case_instances_whose_descriptors_were_lost() {
     // A plain killall kills what is described, and says (exit 1) what it could not see.
     let r = c.run("ec2-killall", &[]);
     r.assert_code(1);
-    assert!(
-        r.stderr.contains(&hosts[1].0) && r.stderr.contains("--case-sweep"),
-        "{r}"
-    );
+    r.stderr_has(&hosts[1].0).stderr_has("--case-sweep");
     assert_eq!(
         c.live_instances(),
         vec![hosts[1].0.clone()],
@@ -360,7 +351,7 @@ fn case_sweep_terminates_case_instances_whose_descriptors_were_lost() {
     );
     let r = c.run("ec2-killall", &["--case-sweep"]);
     r.assert_code(0);
-    assert!(r.stdout.contains(&hosts[1].0), "{r}");
+    r.stdout_has(&hosts[1].0);
     assert!(c.live_instances().is_empty());
 }
 
@@ -374,10 +365,7 @@ fn addresses_outside_the_ssh_allow_list_are_refused_with_exit_3() {
     });
     let r = c.run_without("ec2-exec-remote", &["true"], &["EC2_TOOLS_ADDRESS"]);
     r.assert_code(3);
-    assert!(
-        r.stderr.contains("54.1.2.3 is outside EC2_TOOLS_SSH_ALLOW"),
-        "{r}"
-    );
+    r.stderr_has("54.1.2.3 is outside EC2_TOOLS_SSH_ALLOW");
 
     // The emulator's default VPC hands out public-looking addresses: create must not SSH there.
     let d = Case::new();
@@ -390,7 +378,7 @@ fn addresses_outside_the_ssh_allow_list_are_refused_with_exit_3() {
         .unwrap();
     let r = e2e::Run::new(out, Duration::ZERO);
     r.assert_code(3);
-    assert!(r.stderr.contains("outside EC2_TOOLS_SSH_ALLOW"), "{r}");
+    r.stderr_has("outside EC2_TOOLS_SSH_ALLOW");
     assert_eq!(
         d.descriptors().len(),
         1,
@@ -473,29 +461,21 @@ fn exec_local_bg_returns_at_once_and_logs_each_instance() {
 #[test]
 fn missing_credentials_or_region_are_said_in_words_with_exit_2() {
     let c = Case::new();
-    let out = c
-        .cmd("ec2-create")
+    let r = c
+        .tool("ec2-create")
         .arg("1")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .unwrap();
-    let r = e2e::Run::new(out, Duration::ZERO);
+        .unset(&["AWS_ACCESS_KEY_ID"])
+        .unset(&["AWS_SECRET_ACCESS_KEY"])
+        .run();
     r.assert_code(2);
     assert!(
         r.stderr
             .starts_with("ec2-create: no usable AWS credentials"),
         "{r}"
     );
-    let out = c
-        .cmd("ec2-create")
-        .arg("1")
-        .env_remove("AWS_REGION")
-        .output()
-        .unwrap();
-    let r = e2e::Run::new(out, Duration::ZERO);
+    let r = c.tool("ec2-create").arg("1").unset(&["AWS_REGION"]).run();
     r.assert_code(2);
-    assert!(r.stderr.contains("no AWS region"), "{r}");
+    r.stderr_has("no AWS region");
     assert!(c.emulator_instances().is_empty());
 }
 

@@ -41,8 +41,8 @@ fn our_own_output_chains_into_from_and_an_empty_list_is_nothing_to_do() {
          ec2-exec-remote --from failed.txt true; echo still-here",
     );
     assert_eq!(r.code, 0, "{r}");
-    assert!(r.stdout.contains("still-here"), "{r}");
-    assert!(r.stderr.contains("nothing to do"), "{r}");
+    r.stdout_has("still-here");
+    r.stderr_has("nothing to do");
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn remote_commands_know_which_instance_they_run_on_in_exec_bg_and_setup() {
     let r = c.run("ec2-exec-remote", &["--job", "who", "--wait", "--json"]);
     r.assert_code(0);
     for (id, d) in &descs {
-        assert!(r.stdout.contains(&format!("{id} #{}", d["index"])), "{r}");
+        r.stdout_has(&format!("{id} #{}", d["index"]));
     }
 }
 
@@ -135,7 +135,7 @@ fn plain_ssh_scp_and_ec2_ssh_work_from_the_generated_config_and_stay_pinned() {
     r.assert_code(0);
     for (_, addr) in &hosts {
         let name = format!("ip-{}", addr.replace('.', "-"));
-        assert!(r.stdout.contains(&format!("{addr}: {name}")), "{r}");
+        r.stdout_has(&format!("{addr}: {name}"));
     }
     std::fs::write(c.path().join("data.txt"), "payload\n").unwrap();
     let r = c.run(
@@ -251,9 +251,9 @@ fn verbose_logs_show_aws_calls_and_ssh_phases_on_stderr_and_never_the_secret() {
     let r = c.run_with("ec2-create", &["-v", "2", "--timeout", "60"], &env);
     r.assert_code(0);
     assert_eq!(r.stdout.lines().count(), 2, "stdout stays data: {r}");
-    assert!(r.stderr.contains("aws RunInstances: HTTP 200"), "{r}");
-    assert!(r.stderr.contains("request id"), "{r}");
-    assert!(r.stderr.contains(": logged in as "), "{r}");
+    r.stderr_has("aws RunInstances: HTTP 200");
+    r.stderr_has("request id");
+    r.stderr_has(": logged in as ");
     let cold = [env[0], ("EC2_TOOLS_PERSIST", "off")];
     let r2 = c.run_with("ec2-exec-remote", &["-vv", "--json", "echo hi"], &cold);
     r2.assert_code(0);
@@ -289,7 +289,7 @@ fn piped_stdin_reaches_the_command_on_every_host_unless_no_stdin() {
     assert_eq!(r.stdout.matches(": line two").count(), 2, "{r}");
     let r = c.shell("echo hidden | ec2-exec-remote -q -n 'cat; echo end'");
     assert_eq!(r.code, 0, "{r}");
-    assert!(!r.stdout.contains("hidden"), "{r}");
+    r.stdout_lacks("hidden");
     assert_eq!(r.stdout.matches(": end").count(), 2, "{r}");
 }
 
@@ -446,7 +446,7 @@ fn labels_name_hosts_as_asked_and_jobs_are_listed_and_stopped_ones_say_stopped()
         &["--label", "name", "--gather", "echo hi"],
     );
     r.assert_code(0);
-    assert!(r.stdout.contains(&format!("{}.[1-2] (2)", c.name())), "{r}");
+    r.stdout_has(&format!("{}.[1-2] (2)", c.name()));
     let r = c.run("ec2-exec-local", &["-f", "2", "--label", "id", "echo hi"]);
     r.assert_code(0);
     assert!(r.stdout.lines().all(|l| l.starts_with("i-")), "{r}");
@@ -467,7 +467,7 @@ fn labels_name_hosts_as_asked_and_jobs_are_listed_and_stopped_ones_say_stopped()
     assert_eq!(r.stdout.matches(" stopped\n").count(), 2, "{r}");
     let r = c.run("ec2-exec-remote", &["--job", "long", "--wait"]);
     r.assert_code(1);
-    assert!(r.stderr.contains("stopped (--stop)"), "{r}");
+    r.stderr_has("stopped (--stop)");
 }
 
 #[test]
@@ -479,16 +479,16 @@ fn a_persistently_refused_login_fails_early_with_a_hint_and_a_terminal_shows_why
     assert!(r.elapsed < std::time::Duration::from_secs(60), "{r}");
     // One folded reason for both hosts, with the hint, not a 700-character line.
     assert_eq!(r.stderr.matches("wrong user or key").count(), 1, "{r}");
-    assert!(r.stderr.contains("#[1-2] (2): login as nosuchuser"), "{r}");
+    r.stderr_has("#[1-2] (2): login as nosuchuser");
 
     // On a terminal (a pseudo-terminal by `script`): the wait shows ready/total and each
     // pending host's last reason as it happens.
     let r =
         c.shell("EC2_TOOLS_AUTH_GRACE=4s script -qec 'ec2-create 2 --user nosuchuser' /dev/null");
-    assert!(r.stdout.contains("ready ["), "{r}");
-    assert!(r.stdout.contains("0/2"), "{r}");
-    assert!(r.stdout.contains("#1 127."), "{r}");
-    assert!(r.stdout.contains("as nosuchuser"), "{r}");
+    r.stdout_has("ready [");
+    r.stdout_has("0/2");
+    r.stdout_has("#1 127.");
+    r.stdout_has("as nosuchuser");
     // Host prefixes in colour on a terminal, one per host; NO_COLOR turns colour off.
     c.create(2);
     let r = c.shell("script -qec 'ec2-exec-remote -q echo hi' /dev/null");
@@ -499,6 +499,6 @@ fn a_persistently_refused_login_fails_early_with_a_hint_and_a_terminal_shows_why
         .collect();
     assert_eq!(coloured.len(), 2, "one colour per host: {r}");
     let r = c.shell("NO_COLOR=1 script -qec 'ec2-exec-remote -q echo hi' /dev/null");
-    assert!(!r.stdout.contains("\u{1b}[3"), "{r}");
+    r.stdout_lacks("\u{1b}[3");
     assert_eq!(r.stdout.matches(": hi").count(), 2, "{r}");
 }

@@ -41,7 +41,7 @@ fn gather_prints_each_distinct_output_once_with_its_hosts() {
     assert_eq!(blocks[1], "Linux\nsame\n");
     assert_eq!(blocks[2], format!("{odd} (1)\n"));
     assert_eq!(blocks[3], "different\n");
-    assert!(r.stderr.contains("ok 6/6"), "{r}");
+    r.stderr_has("ok 6/6");
 }
 
 #[test]
@@ -231,10 +231,7 @@ fn ctrl_c_kills_started_remote_groups_prints_the_summary_and_exits_130() {
     let r = Run::new(out, started.elapsed());
     r.assert_code(130);
     assert!(r.elapsed < Duration::from_secs(10), "{r}");
-    assert!(
-        r.stderr.contains("ok 0/2") && r.stderr.contains("interrupted"),
-        "{r}"
-    );
+    r.stderr_has("ok 0/2").stderr_has("interrupted");
     assert!(
         eventually(Duration::from_secs(5), || running() == 0),
         "remote commands left running"
@@ -248,7 +245,7 @@ fn background_jobs_can_be_watched_waited_for_and_stopped() {
     let job = format!("load-{}", c.name().replace('_', "-"));
     let r = c.run("ec2-exec-remote", &["-bg", "--job", &job, "sleep 30"]);
     r.assert_code(0);
-    assert!(r.stderr.contains(&format!("job {job} started")), "{r}");
+    r.stderr_has(&format!("job {job} started"));
     let r = c.run("ec2-exec-remote", &["--job", &job, "--status"]);
     r.assert_code(0);
     assert_eq!(
@@ -291,10 +288,7 @@ fn background_jobs_can_be_watched_waited_for_and_stopped() {
         "{r}"
     );
     let r = c.run("ec2-exec-remote", &["--job", &job2, "--status"]);
-    assert!(
-        r.stdout.contains("exited 7") && r.stdout.contains("exited 0"),
-        "{r}"
-    );
+    r.stdout_has("exited 7").stdout_has("exited 0");
     c.run("ec2-exec-remote", &["--job", "nosuchjob", "--status"])
         .assert_code(1);
 }
@@ -397,10 +391,7 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
         .collect();
     assert_eq!(ids.len(), 3, "stdout stays the instance list: {r}");
     for (_, addr) in &ids {
-        assert!(
-            r.stderr.contains(&format!("{addr}: provisioned {addr}")),
-            "{r}"
-        );
+        r.stderr_has(&format!("{addr}: provisioned {addr}"));
     }
 
     // One instance's setup fails (the first to take the lock, in /tmp: the one directory the
@@ -423,15 +414,11 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
     );
     r.assert_code(0);
     assert_eq!(r.stdout.lines().count(), 2, "{r}");
-    assert!(
-        r.stderr.contains("setup exited 5") && r.stderr.contains("--drop-failed: terminated"),
-        "{r}"
-    );
+    r.stderr_has("setup exited 5")
+        .stderr_has("--drop-failed: terminated");
     // Regression: the summary said "descriptors kept" of the instance it had just terminated.
-    assert!(
-        !r.stderr.contains("descriptors kept") && r.stderr.contains("terminated by --drop-failed"),
-        "{r}"
-    );
+    r.stderr_lacks("descriptors kept")
+        .stderr_has("terminated by --drop-failed");
     assert_eq!(d.descriptors().len(), 2);
     assert_eq!(d.live_instances().len(), 2);
     d.run(
@@ -463,7 +450,7 @@ fn at_starts_every_host_at_the_same_instant_and_refuses_skewed_clocks() {
     let asked = std::time::SystemTime::now();
     let r = c.run("ec2-exec-remote", &["--at", "+3s", "date +%s.%N"]);
     r.assert_code(0);
-    assert!(r.stderr.contains("clock offsets"), "{r}");
+    r.stderr_has("clock offsets");
     let starts: Vec<f64> = r
         .stdout
         .lines()
@@ -485,7 +472,7 @@ fn at_starts_every_host_at_the_same_instant_and_refuses_skewed_clocks() {
         &["--at", "+5s", "--max-skew", "0s", "true"],
     );
     r.assert_code(3);
-    assert!(r.stderr.contains("off by more than --max-skew"), "{r}");
+    r.stderr_has("off by more than --max-skew");
     c.run("ec2-exec-remote", &["--at", "nonsense", "true"])
         .assert_code(2);
 }
@@ -496,7 +483,7 @@ fn exec_local_shares_the_output_modes() {
     let hosts = c.create(3);
     let r = c.run("ec2-exec-local", &["--gather", "echo same"]);
     r.assert_code(0);
-    assert!(r.stdout.contains("(3)\n---------------\nsame\n"), "{r}");
+    r.stdout_has("(3)\n---------------\nsame\n");
     let failed = c.path().join("failed-local.txt");
     let r = c.run(
         "ec2-exec-local",
