@@ -9,7 +9,7 @@
 //! owner at creation (so a sweep finds them even when `.ec2-tools/` is lost) and remembered in
 //! the case state. What does not belong here: launching, instances.
 
-use super::ec2::{owner, tag, Ec2, TAG_CASE, TAG_OWNER};
+use super::ec2::{case_filters, owner, tag, Ec2, TAG_CASE, TAG_OWNER};
 use super::errors::{aws_error, error_code, retry_while_in_use};
 use crate::case::store::{case_key_path, CaseState, Store};
 use crate::config::{AddressMode, LaunchConfig, SshConfig};
@@ -236,20 +236,6 @@ fn public_ip() -> Option<std::net::IpAddr> {
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     body.rsplit("\r\n\r\n").next()?.trim().parse().ok()
-}
-
-/// The filters for what carries the case's and owner's tags.
-pub(super) fn case_filters(case: &str, owner: &str) -> Vec<Filter> {
-    vec![
-        Filter::builder()
-            .name(format!("tag:{TAG_CASE}"))
-            .values(case)
-            .build(),
-        Filter::builder()
-            .name(format!("tag:{TAG_OWNER}"))
-            .values(owner)
-            .build(),
-    ]
 }
 
 /// The public half of an identity file: `<file>.pub` beside it, else derived from an

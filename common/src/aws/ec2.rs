@@ -530,7 +530,7 @@ impl Ec2 {
 
     /// The spot requests tagged with the case and owner that are still open or active.
     pub async fn tagged_spot_requests(&self, case: &str, owner: &str) -> Result<Vec<String>> {
-        let mut filters = super::access::case_filters(case, owner);
+        let mut filters = case_filters(case, owner);
         filters.push(
             Filter::builder()
                 .name("state")
@@ -595,4 +595,17 @@ pub struct Terminated {
     pub unknown: Vec<String>,
     /// Fresh ids AWS still did not know after [`SETTLE`]: neither gone nor confirmed.
     pub unseen: Vec<String>,
+}
+/// The filters for what carries the case's and owner's tags.
+pub(super) fn case_filters(case: &str, owner: &str) -> Vec<Filter> {
+    vec![
+        Filter::builder()
+            .name(format!("tag:{TAG_CASE}"))
+            .values(case)
+            .build(),
+        Filter::builder()
+            .name(format!("tag:{TAG_OWNER}"))
+            .values(owner)
+            .build(),
+    ]
 }

@@ -195,7 +195,7 @@ impl Ec2 {
 
     /// The VPCs tagged with the case and owner, and their tagged pieces, for `--case-sweep`.
     pub async fn tagged_networks(&self, case: &str, owner: &str) -> Result<Vec<NetworkState>> {
-        let filters = super::access::case_filters(case, owner);
+        let filters = super::ec2::case_filters(case, owner);
         let vpcs = self
             .client
             .describe_vpcs()

@@ -67,7 +67,7 @@ impl Ec2 {
     /// Placement groups tagged with the case and owner.
     pub async fn tagged_placement_groups(&self, case: &str, owner: &str) -> Result<Vec<String>> {
         let groups = self
-            .placement_groups(super::access::case_filters(case, owner))
+            .placement_groups(super::ec2::case_filters(case, owner))
             .await?;
         Ok(groups
             .iter()

@@ -96,7 +96,15 @@ impl Store {
                 Error::input(format!("{id}: cannot read descriptor: {e}"))
             }
         })?;
-        parse(id, &text)
+        // One rule for every tool: a broken descriptor stops it, named, with the way out.
+        parse(id, &text).map_err(|e| {
+            Error::input(format!(
+                "{}; fix or remove {} (once it is gone, `ec2-killall --case-sweep` still finds \
+                 its instance by the case's tags)",
+                e.message,
+                path.display()
+            ))
+        })
     }
 
     /// Write atomically: a temp file in the same directory, fsync, rename.
@@ -350,6 +358,15 @@ mod tests {
             "{err}"
         );
         assert!(dir.path().join("i-0123abcd").exists());
+        // The way out, the same in every tool: fix or remove that file.
+        let path = dir.path().join("i-0123abcd");
+        assert!(
+            err.message
+                .contains(&format!("fix or remove {}", path.display()))
+                && err.message.contains("ec2-killall --case-sweep")
+                && !err.message.contains('\n'),
+            "{err}"
+        );
     }
 
     #[test]

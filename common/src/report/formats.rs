@@ -8,6 +8,7 @@
 //! What does not belong here: intervals, clocks and merging (timeline.rs), the sampler's
 //! files (samples.rs), anything that writes.
 
+pub use super::records::{Bits, Content, Sink, Summary};
 use super::summaries;
 use std::io::Read;
 
@@ -96,59 +97,6 @@ impl Format {
             _ => Grade::Lossless,
         }
     }
-}
-
-/// Where per-request records and whole histograms go while a file is read.
-pub trait Sink {
-    /// One request: its start (µs since the epoch, on the host's clock), latency, success.
-    fn request(&mut self, start_us: i64, latency_us: u64, ok: bool);
-    /// A whole histogram of latencies (µs) whose interval starts at `start_us`.
-    fn histogram(&mut self, start_us: i64, hist: &hdrhistogram::Histogram<u64>);
-}
-
-/// A summary-only generator's own figures, as it printed them.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Summary {
-    /// Requests completed.
-    pub requests: u64,
-    /// Failed requests (non-2xx/3xx and socket errors, as the tool counts them).
-    pub errors: u64,
-    /// Requests per second, as the tool computed it.
-    pub rps: f64,
-    /// Percentiles the tool printed: (percent, milliseconds).
-    pub percentiles_ms: Vec<(f64, f64)>,
-    /// The maximum latency, when printed.
-    pub max_ms: Option<f64>,
-}
-
-/// One iperf3 interval, summed over its streams.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Bits {
-    /// Interval start, µs since the epoch (host clock).
-    pub start_us: i64,
-    /// Interval length, µs.
-    pub len_us: i64,
-    /// Bits per second over the interval.
-    pub bits_per_second: f64,
-    /// TCP retransmits in the interval (sender side; 0 when not reported).
-    pub retransmits: u64,
-}
-
-/// What reading a file gave, beyond what went into the [`Sink`].
-#[derive(Debug)]
-pub enum Content {
-    /// Requests or histograms went into the sink; `broken` lines were skipped (a generator
-    /// killed mid-write leaves one), the first of them described in `first_broken`.
-    Streamed {
-        /// Lines that could not be read (skipped; every other line counts).
-        broken: u64,
-        /// The first such line's number and what was wrong with it.
-        first_broken: Option<String>,
-    },
-    /// A summary-only report.
-    Summary(Summary),
-    /// Throughput intervals.
-    Throughput(Vec<Bits>),
 }
 
 /// How many bytes of a file are looked at to recognise its format.
@@ -584,7 +532,7 @@ fn hdr_log(r: &mut dyn Read, sink: &mut dyn Sink) -> Result<Content, String> {
                 for v in hist.iter_recorded() {
                     let value = (hist.median_equivalent(v.value_iterated_to()) as f64 * scale)
                         .round() as u64;
-                    super::timeline::record(&mut us, value, v.count_at_value());
+                    super::records::record(&mut us, value, v.count_at_value());
                 }
                 sink.histogram((abs * 1e6) as i64, &us);
             }

@@ -9,6 +9,7 @@
 
 pub mod formats;
 pub mod page;
+pub mod records;
 pub mod samples;
 pub mod summaries;
 pub mod svg;

@@ -3,7 +3,7 @@
 //! intervals. formats.rs recognises a file and hands its text here; nothing here is merged
 //! into fleet percentiles (their grades say why).
 
-use super::formats::{Bits, Summary};
+use super::records::{Bits, Summary};
 
 /// wrk's text report: totals, `Requests/sec`, errors and the `--latency` distribution.
 pub(super) fn wrk_text(t: &str) -> Result<Summary, String> {

@@ -8,7 +8,7 @@
 //! histograms only, so p99 ≤ max always. Memory grows with hosts × intervals, never with
 //! requests. What does not belong here: parsing (formats.rs), writing (write.rs, page.rs).
 
-use super::formats::Sink;
+use super::records::{record, Sink};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 
@@ -18,14 +18,6 @@ pub const SIGFIG: u8 = 3;
 /// An empty latency histogram (µs; grows to whatever it records).
 pub fn new_hist() -> Histogram<u64> {
     Histogram::new(SIGFIG).expect("3 significant digits is valid")
-}
-
-/// Record `n` values `v` (µs), growing the histogram as needed (`saturating_record` would
-/// clamp at its current top instead); only values beyond 2^62 are clamped.
-pub fn record(h: &mut Histogram<u64>, v: u64, n: u64) {
-    if h.record_n(v, n).is_err() {
-        h.saturating_record_n(v, n);
-    }
 }
 
 /// One interval's requests.
