@@ -101,16 +101,6 @@ impl ExecOptions {
 /// The most hosts that log in at once (the tools' `-f` has the same bound).
 const MAX_FANOUT: u32 = 4096;
 
-/// A tool's options from `args`, by the tool's own parser: a bad value is an input error
-/// naming the option, as on the command line.
-fn parse<C: clap::Parser>(args: Vec<String>) -> Result<C> {
-    C::try_parse_from(args).map_err(|e| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("bad option");
-        Error::input(first.trim_start_matches("error: ").to_owned())
-    })
-}
-
 impl TestCase {
     /// The test case in directory `dir` (it must exist), with its settings files and this
     /// process's environment. A malformed settings file is an error naming it.
@@ -174,8 +164,7 @@ impl TestCase {
     /// group, placement group and network the tools made for it (`ec2-killall`). Instances not
     /// confirmed terminated keep their descriptors and are listed in the result.
     pub fn killall(&self) -> Result<killall::Killed> {
-        let cli: killall::Cli = parse(vec!["ec2-killall".to_owned()])?;
-        killall::killall(&self.settings, &cli)
+        killall::killall(&self.settings, &killall::Cli::default())
     }
 }
 

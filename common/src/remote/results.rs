@@ -393,12 +393,24 @@ pub fn report(outcomes: &[Outcome], quiet: bool) -> Code {
     if !(quiet && failed.is_empty()) {
         output::note(line);
     }
-    if tool::interrupted() {
-        Code::Interrupted
-    } else if failed.is_empty() {
-        Code::Ok
+    run_code(outcomes.iter().map(|o| &o.status), tool::interrupted())
+}
+
+/// The exit code of a run from its hosts' ends, merged as every tool promises (README "Exit
+/// codes"): each host that did not exit 0 makes it 1 (the others still ran), an interruption
+/// makes it 130 whatever the hosts did; no host at all is 0. Pure: decided here only.
+pub fn run_code<'a>(ends: impl IntoIterator<Item = &'a Status>, interrupted: bool) -> Code {
+    let hosts = ends
+        .into_iter()
+        .map(|s| match s {
+            Status::Exited(0) => Code::Ok,
+            _ => Code::Partial,
+        })
+        .fold(Code::Ok, Code::merge);
+    if interrupted {
+        hosts.merge(Code::Interrupted)
     } else {
-        Code::Partial
+        hosts
     }
 }
 
@@ -433,6 +445,24 @@ pub fn fold_hosts(names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runs_code_is_the_merge_of_its_hosts_ends() {
+        use crate::remote::failure::{Kind, SshError};
+        let failed = Status::Failed(SshError::new(Kind::Connect, "refused"));
+        let cases = [
+            (vec![], false, Code::Ok),
+            (vec![Status::Exited(0), Status::Exited(0)], false, Code::Ok),
+            (vec![Status::Exited(0), Status::Exited(3)], false, Code::Partial),
+            (vec![failed.clone(), Status::Exited(0)], false, Code::Partial),
+            (vec![Status::NotStarted], false, Code::Partial),
+            (vec![Status::Exited(0)], true, Code::Interrupted),
+            (vec![failed, Status::Exited(1)], true, Code::Interrupted),
+        ];
+        for (ends, interrupted, want) in cases {
+            assert_eq!(run_code(&ends, interrupted), want, "{ends:?} {interrupted}");
+        }
+    }
 
     #[test]
     fn host_lists_fold_into_ranges() {

@@ -41,7 +41,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 /// The command line of `ec2-killall` (its `--help` is the reference).
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Default)]
 #[command(
     version,
     long_about = None,
