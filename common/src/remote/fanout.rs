@@ -11,7 +11,7 @@
 //!   decides it — else over direct connections;
 //! * [`on_connections`]: a read of each host with no output of its own (a login check, boot
 //!   ids, clocks);
-//! * [`on_each_host`] / [`each_host`]: a closure on each connection whose output goes through
+//! * [`on_each_host`]: a closure on each connection whose output goes through
 //!   the collector (what cannot be data for the holder: ec2-get's packing for S3).
 //!
 //! How a host ended, in order: the task's [`Done`] on the host (over the holder's wire, as
@@ -76,30 +76,15 @@ pub fn on_each_host<W>(
 where
     W: Fn(&Descriptor, &Conn, &mut super::results::HostSink) -> Status + Sync,
 {
-    let (outcomes, collector) = each_host(cfg, hosts, width, results, work)?;
+    let collector = Collector::new(results)?;
+    let outcomes = direct(&collector, cfg, hosts, width, work)?;
     collector.finish(&outcomes)
 }
 
-/// [`on_each_host`] without the summary: every host's outcome, in the hosts' order, and the
-/// collector that holds what is left to present (or, in capture mode, to hand back).
-pub fn each_host<W>(
-    cfg: &SshConfig,
-    hosts: &[Descriptor],
-    width: usize,
-    results: OutputConfig,
-    work: W,
-) -> Result<(Vec<Outcome>, Collector)>
-where
-    W: Fn(&Descriptor, &Conn, &mut super::results::HostSink) -> Status + Sync,
-{
-    let collector = Collector::new(results)?;
-    let outcomes = each_host_into(&collector, cfg, hosts, width, work)?;
-    Ok((outcomes, collector))
-}
-
-/// [`each_host`] into a collector the caller holds (some hosts may have gone through the
-/// session holder already).
-pub fn each_host_into<W>(
+/// The direct path under every entry: each host connected to, `width` at a time, `work` run
+/// on its connection, its output into `collector` (some hosts may have gone through the
+/// session holder already); every host's outcome, in the hosts' order.
+fn direct<W>(
     collector: &Collector,
     cfg: &SshConfig,
     hosts: &[Descriptor],
@@ -270,7 +255,7 @@ pub fn run_task(
     if rest.is_empty() {
         return Ok(warm.into_iter().flatten().collect());
     }
-    let direct = each_host_into(collector, cfg, &rest, opts.width, |d, conn, sink| {
+    let direct = direct(collector, cfg, &rest, opts.width, |d, conn, sink| {
         let deadline = opts.timeout.map(|t| conn.started + t);
         let r = perform(
             task,
