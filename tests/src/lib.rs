@@ -399,8 +399,15 @@ impl ToolRun<'_> {
     }
 
     pub fn run(self) -> Run {
-        use std::io::Write;
         let started = Instant::now();
+        let out = self.spawn().wait_with_output().unwrap();
+        Run::new(out, started.elapsed())
+    }
+
+    /// Start it and hand back the child (stdout and stderr piped) for a test that signals,
+    /// races or feeds it; [`Run::of`] makes its end a [`Run`].
+    pub fn spawn(self) -> std::process::Child {
+        use std::io::Write;
         let mut c = self.case.cmd(&self.tool);
         for k in &self.unset {
             c.env_remove(k);
@@ -417,8 +424,7 @@ impl ToolRun<'_> {
             // A tool that exits without reading all of it is the test's to judge.
             let _ = pipe.write_all(&bytes);
         }
-        let out = child.wait_with_output().unwrap();
-        Run::new(out, started.elapsed())
+        child
     }
 }
 
@@ -431,6 +437,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// A spawned tool's end ([`ToolRun::spawn`]), waited for.
+    pub fn of(child: std::process::Child, started: Instant) -> Run {
+        Run::new(child.wait_with_output().unwrap(), started.elapsed())
+    }
+
     pub fn new(out: Output, elapsed: Duration) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),

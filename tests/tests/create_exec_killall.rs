@@ -68,13 +68,10 @@ fn create_prints_id_and_address_in_index_order_and_writes_contract_descriptors()
 fn descriptors_exist_before_the_wait_ends_and_ctrl_c_exits_130_keeping_them() {
     let c = Case::new();
     let child = c
-        .cmd("ec2-create")
-        .args(["2", "--timeout", "120"])
-        .env("EC2_TOOLS_SSH_PORT", dead_port())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .tool("ec2-create")
+        .args(&["2", "--timeout", "120"])
+        .env("EC2_TOOLS_SSH_PORT", &dead_port())
+        .spawn();
     assert!(
         eventually(Duration::from_secs(30), || c.descriptors().len() == 2),
         "no descriptors while waiting"

@@ -199,16 +199,13 @@ fn ctrl_c_during_create_stops_launching_keeps_descriptors_and_says_how_to_clean_
     let c = Case::new();
     c.faults(json!({"buckets": {"RunInstances": [5, 1]}}));
     let child = c
-        .cmd("ec2-create")
-        .args(["50", "--name-tags", "off"])
-        .envs([
+        .tool("ec2-create")
+        .args(&["50", "--name-tags", "off"])
+        .envs(&[
             ("EC2_TOOLS_LAUNCH_BURST", "5"),
             ("EC2_TOOLS_LAUNCH_RATE", "1"),
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     assert!(eventually(Duration::from_secs(30), || c
         .descriptors()
         .len()

@@ -3,7 +3,6 @@
 
 use e2e::{eventually, Case, Run};
 use serde_json::Value;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn json_lines(text: &str) -> Vec<Value> {
@@ -198,12 +197,9 @@ fn ctrl_c_kills_started_remote_groups_prints_the_summary_and_exits_130() {
     c.create(2);
     let tag = format!("98{}.5", std::process::id());
     let child = c
-        .cmd("ec2-exec-remote")
-        .arg(format!("sleep {tag}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .tool("ec2-exec-remote")
+        .arg(&format!("sleep {tag}"))
+        .spawn();
     let running = || {
         let r = c.run(
             "ec2-exec-remote",

@@ -67,12 +67,9 @@ fn a_host_that_vanishes_mid_command_fails_within_a_minute_and_alone() {
     let c = Case::new();
     let hosts = c.create(2);
     let child = c
-        .cmd("ec2-exec-remote")
-        .args(["--json", "sleep 70; echo done"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .tool("ec2-exec-remote")
+        .args(&["--json", "sleep 70; echo done"])
+        .spawn();
     std::thread::sleep(std::time::Duration::from_secs(3));
     let hole = Blackhole::new(&hosts[1].1, &c.env["EC2_TOOLS_SSH_PORT"]);
     let out = child.wait_with_output().unwrap();

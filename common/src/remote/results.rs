@@ -453,8 +453,16 @@ mod tests {
         let cases = [
             (vec![], false, Code::Ok),
             (vec![Status::Exited(0), Status::Exited(0)], false, Code::Ok),
-            (vec![Status::Exited(0), Status::Exited(3)], false, Code::Partial),
-            (vec![failed.clone(), Status::Exited(0)], false, Code::Partial),
+            (
+                vec![Status::Exited(0), Status::Exited(3)],
+                false,
+                Code::Partial,
+            ),
+            (
+                vec![failed.clone(), Status::Exited(0)],
+                false,
+                Code::Partial,
+            ),
             (vec![Status::NotStarted], false, Code::Partial),
             (vec![Status::Exited(0)], true, Code::Interrupted),
             (vec![failed, Status::Exited(1)], true, Code::Interrupted),
