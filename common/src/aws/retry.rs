@@ -51,7 +51,7 @@ fn is_aws_error_body(body: &[u8]) -> bool {
 }
 
 /// Forbids the SDK's retry of a capacity error (its HTTP 500 would otherwise be retried), a
-/// refused connection and an unknown host.
+/// refused connection and an answer that is no AWS error (HTTP 500/501).
 #[derive(Debug)]
 pub struct FinalErrors;
 
@@ -68,18 +68,15 @@ impl aws_sdk_ec2::config::retry::ClassifyRetry for FinalErrors {
             return RetryAction::NoActionIndicated;
         };
         if let Some(conn) = err.as_connector_error() {
-            // A refused connection or an unknown host name is a wrong endpoint or region, not
-            // a passing fault: say so now rather than after a minute of backoff.
+            // A refused connection is a wrong endpoint, not a passing fault: say so now rather
+            // than after a minute of backoff. (A host name that does not resolve is found
+            // before the first call: ec2::connect.)
             let mut e: Option<&(dyn std::error::Error + 'static)> = Some(conn);
             while let Some(cur) = e {
                 let refused = cur
                     .downcast_ref::<std::io::Error>()
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
-                let text = cur.to_string();
-                if refused
-                    || text.contains("failed to lookup address")
-                    || text.contains("Name or service not known")
-                {
+                if refused {
                     return RetryAction::RetryForbidden;
                 }
                 e = cur.source();
@@ -114,7 +111,7 @@ impl aws_sdk_ec2::config::retry::ClassifyRetry for FinalErrors {
     }
 
     fn name(&self) -> &'static str {
-        "ec2-tools: capacity errors, refused connections, unknown hosts and non-AWS 500s are final"
+        "ec2-tools: capacity errors, refused connections and non-AWS 500s are final"
     }
 
     fn priority(
