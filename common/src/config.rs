@@ -246,6 +246,90 @@ pub struct LaunchConfig {
     pub network_auto: bool,
     /// The CIDR of that network's VPC.
     pub network_cidr: IpNet,
+    /// The instance metadata service the instances answer.
+    pub imds: Imds,
+    /// The root volume: its size (GB; `None`: the AMI's), EBS type and encryption; it is
+    /// deleted with the instance.
+    pub volume_size: Option<u32>,
+    pub volume_type: String,
+    pub volume_encrypted: bool,
+    /// The instance profile the instances run with: a name or an ARN.
+    pub iam_profile: Option<String>,
+    /// The user's tags, on every instance, volume and network interface at launch, and on
+    /// everything the case makes (key pair, security group, network, placement group,
+    /// images), at creation: tag-enforcing policies allow the call.
+    pub tags: Vec<(String, String)>,
+}
+
+/// The instance metadata service: `v2` only (session tokens required, hop limit 2 so that
+/// containers on the instance reach it; what company accounts ask for) or `v1` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Imds {
+    V2,
+    V1,
+}
+
+impl Imds {
+    pub fn parse(s: &str) -> Result<Imds, String> {
+        match s {
+            "v2" => Ok(Imds::V2),
+            "v1" => Ok(Imds::V1),
+            _ => Err(format!("{s:?}: expected v2 (tokens required) or v1")),
+        }
+    }
+}
+
+/// An EBS volume type a root volume can have.
+pub fn parse_volume_type(s: &str) -> Result<String, String> {
+    const TYPES: &[&str] = &["gp3", "gp2", "io2", "io1", "st1", "sc1", "standard"];
+    if TYPES.contains(&s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?}: expected one of {}", TYPES.join(", ")))
+    }
+}
+
+/// A root volume's size in GB, as EBS allows it (1 to 16384).
+pub fn parse_volume_size(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=16384).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: expected a size in GB, 1 to 16384")),
+    }
+}
+
+/// Tags, `KEY=VALUE[,KEY=VALUE…]` (a settings file may give an object): AWS's limits (key up
+/// to 128 characters, value up to 256, 50 in all, nothing starting `aws:`) are checked here,
+/// and the tools' own keys (`ec2-tools:…`, `Name`) are refused: the tools set those.
+pub fn parse_tags(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(format!("{item:?}: expected KEY=VALUE"));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(format!(
+                "{item:?}: a tag key is 1 to 128 characters, a value up to 256"
+            ));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(format!("{k:?}: keys starting with aws: are AWS's own"));
+        }
+        if k.starts_with("ec2-tools:") || k == "Name" {
+            return Err(format!("{k:?}: the tools set this tag themselves"));
+        }
+        match out.iter_mut().find(|(ek, _)| ek == k) {
+            Some(e) => e.1 = v.to_owned(),
+            None => out.push((k.to_owned(), v.to_owned())),
+        }
+    }
+    if out.len() > 40 {
+        return Err(format!(
+            "{} tags: at most 40 (AWS allows 50 per resource; the tools add their own)",
+            out.len()
+        ));
+    }
+    Ok(out)
 }
 
 /// `auto` (a network made for the case when no subnet is given) or `default` (the default
@@ -478,6 +562,38 @@ pub fn parse_case(case: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tags_are_checked_against_aws_limits_and_the_tools_own_keys() {
+        assert_eq!(
+            parse_tags("team=load, cost-center=42,team=perf").unwrap(),
+            vec![
+                ("team".to_owned(), "perf".to_owned()),
+                ("cost-center".to_owned(), "42".to_owned())
+            ]
+        );
+        assert_eq!(parse_tags("empty=").unwrap()[0].1, "");
+        for bad in ["aws:x=1", "AWS:x=1", "Name=x", "ec2-tools:case=x", "novalue", "=v"] {
+            assert!(parse_tags(bad).is_err(), "{bad}");
+        }
+        assert!(parse_tags(&format!("{}=v", "k".repeat(129))).is_err());
+        let many: Vec<String> = (0..41).map(|i| format!("k{i}=v")).collect();
+        assert!(parse_tags(&many.join(",")).is_err());
+    }
+
+    #[test]
+    fn root_volumes_and_the_metadata_service_take_what_aws_takes() {
+        assert_eq!(Imds::parse("v2"), Ok(Imds::V2));
+        assert_eq!(Imds::parse("v1"), Ok(Imds::V1));
+        assert!(Imds::parse("v3").is_err());
+        assert_eq!(parse_volume_size("40"), Ok(40));
+        for bad in ["0", "16385", "-1", "ten"] {
+            assert!(parse_volume_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_volume_type("gp3").as_deref(), Ok("gp3"));
+        assert!(parse_volume_type("ssd").is_err());
+    }
+
     use super::*;
 
     #[test]

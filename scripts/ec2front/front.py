@@ -306,12 +306,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                       image=call.params.get("ImageId"))
         if call.placement:
             self.cloud.placement.place(ids, call.placement)
+        self.associate_profile(call, ids)
         with LOCK:
             c.counters["instances_launched"] += len(ids)
             if call.params.get("ClientToken"):
                 self.cloud.tokens[(call.key, call.params["ClientToken"])] = \
                     Answer(200, answer, call.sent)
         return answer
+
+    def associate_profile(self, call, ids):
+        """moto gives a RunInstances' instance profile to one of its instances only; AWS to
+        every one: the others are associated here, upstream (the one moto did refuses)."""
+        profile = {k: v for k, v in call.params.items() if k.startswith("IamInstanceProfile.")}
+        if not profile or len(ids) < 2:
+            return
+        for iid in ids:
+            q = dict(profile, Action="AssociateIamInstanceProfile", Version="2016-11-15",
+                     InstanceId=iid)
+            self.upstream("POST", urllib.parse.urlencode(q).encode())
 
     def after_lifecycle(self, call):
         """Terminate: shutting-down for a while, its disk wiped; stop: halted; start and

@@ -17,6 +17,11 @@ usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec
        ec2q.py images CASE           -> the images tagged with CASE: [{id, name}]
        ec2q.py token-mismatch CASE   -> one RunInstances sent twice with one ClientToken, then
                                         the token with other parameters: {same, other (code)}
+       ec2q.py iam-profile NAME      -> make an instance profile (what an account's admin did)
+       ec2q.py launched ID           -> what RunInstances asked for: metadata options, instance
+                                        profile, and each volume's size, type, encryption, tags
+       ec2q.py case-tags CASE        -> the tags on each kind of resource tagged with CASE: key
+                                        pairs, security groups, VPCs, placement groups
 """
 import json
 import os
@@ -163,6 +168,7 @@ elif cmd == "networks":  # the case's tagged VPCs in REGION (argv[3]) and what i
     for v in r.describe_vpcs(Filters=[{"Name": "tag:ec2-tools:case", "Values": [case]}])["Vpcs"]:
         f = [{"Name": "vpc-id", "Values": [v["VpcId"]]}]
         out.append({"vpc": v["VpcId"], "cidr": v["CidrBlock"],
+                    "tags": {t["Key"]: t["Value"] for t in v.get("Tags", [])},
                     "subnets": [[s["CidrBlock"], s["AvailabilityZone"], s.get("MapPublicIpOnLaunch")]
                                 for s in r.describe_subnets(Filters=f)["Subnets"]],
                     "gateways": len(r.describe_internet_gateways(
@@ -211,5 +217,35 @@ elif cmd == "token-mismatch":
         other = e.response["Error"]["Code"]
     ec2.terminate_instances(InstanceIds=first)
     print(json.dumps({"same": first == again, "other": other}))
+elif cmd == "iam-profile":  # CASE is the profile's name here
+    iam = boto3.client("iam", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                       region_name=os.environ["AWS_REGION"])
+    print(json.dumps(iam.create_instance_profile(InstanceProfileName=case)["InstanceProfile"]["Arn"]))
+elif cmd == "launched":  # CASE is the instance id here
+    i = ec2.describe_instances(InstanceIds=[case])["Reservations"][0]["Instances"][0]
+    vols = ec2.describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [case]}])["Volumes"]
+    dot = {m["Ebs"]["VolumeId"]: m["Ebs"].get("DeleteOnTermination")
+           for m in i.get("BlockDeviceMappings", []) if "Ebs" in m}
+    print(json.dumps({
+        "metadata": i.get("MetadataOptions", {}),
+        "profile": i.get("IamInstanceProfile", {}).get("Arn"),
+        "volumes": [{"size": v["Size"], "type": v["VolumeType"], "encrypted": v["Encrypted"],
+                     "device": v["Attachments"][0]["Device"],
+                     "delete_on_termination": dot.get(v["VolumeId"]),
+                     "tags": {t["Key"]: t["Value"] for t in v.get("Tags", [])}} for v in vols],
+    }))
+elif cmd == "case-tags":
+    by_case = [{"Name": "tag:ec2-tools:case", "Values": [case]}]
+
+    def tags(items, key="Tags"):
+        return [{t["Key"]: t["Value"] for t in x.get(key, [])} for x in items]
+    print(json.dumps({
+        "key_pairs": tags(ec2.describe_key_pairs(Filters=by_case)["KeyPairs"]),
+        "security_groups": tags(ec2.describe_security_groups(Filters=by_case)["SecurityGroups"]),
+        "vpcs": tags(ec2.describe_vpcs(Filters=by_case)["Vpcs"]),
+        "placement_groups": tags(
+            ec2.describe_placement_groups(Filters=by_case)["PlacementGroups"]),
+    }))
 else:
     sys.exit("unknown command " + cmd)

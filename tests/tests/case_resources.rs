@@ -186,6 +186,8 @@ fn network_auto_builds_a_vpc_where_there_is_no_default_one_and_killall_tears_it_
             "auto",
             "--network-cidr",
             "127.1.0.0/16",
+            "--tag",
+            "team=load",
             "--timeout",
             "60",
         ],
@@ -199,6 +201,8 @@ fn network_auto_builds_a_vpc_where_there_is_no_default_one_and_killall_tears_it_
     assert_eq!(net["subnets"].as_array().unwrap().len(), 3, "{nets}");
     assert_eq!(net["gateways"], 1, "{nets}");
     assert_eq!(net["routes"], serde_json::json!(["0.0.0.0/0"]), "{nets}");
+    // The user's tags are on the network from its creation (tag-enforcing policies).
+    assert_eq!(net["tags"]["team"], "load", "{nets}");
     let r = in_region(&c, region, "ec2-exec-remote", &["-q", "hostname"]);
     r.assert_code(0);
 
@@ -318,4 +322,92 @@ fn results_go_to_s3_compressed_per_instance_with_a_manifest_written_last() {
         String::from_utf8_lossy(&listing.stderr)
     );
     assert_eq!(two["bytes"], std::fs::metadata(&archive).unwrap().len());
+}
+
+#[test]
+fn company_account_options_tag_every_resource_at_creation_and_harden_the_instances() {
+    let c = Case::new();
+    let profile = format!("{}-loadgen", c.name());
+    let arn: String = serde_json::from_str(&c.python(&["iam-profile", &profile])).unwrap();
+    let r = c
+        .tool("ec2-create")
+        .args(&["2", "--tag", "team=load", "--tag", "cost-center=42"])
+        .args(&["--volume-size", "20", "--volume-type", "gp2"])
+        .args(&["--iam-profile", &profile, "--placement", "cluster"])
+        .args(&["--timeout", "60"])
+        .run();
+    r.succeeds();
+    let want = |tags: &Value, what: &str| {
+        assert_eq!(tags["team"], "load", "{what}: {tags}");
+        assert_eq!(tags["cost-center"], "42", "{what}: {tags}");
+    };
+    let instances: Value = serde_json::from_str(&c.python(&["instances", &c.name()])).unwrap();
+    assert_eq!(instances.as_array().unwrap().len(), 2, "{instances}");
+    for i in instances.as_array().unwrap() {
+        want(&i["tags"], "instance");
+        let l: Value =
+            serde_json::from_str(&c.python(&["launched", i["id"].as_str().unwrap()])).unwrap();
+        // The metadata service answers session tokens only, one hop further for containers.
+        assert_eq!(l["metadata"]["HttpTokens"], "required", "{l}");
+        assert_eq!(l["metadata"]["HttpPutResponseHopLimit"], 2, "{l}");
+        assert_eq!(l["profile"], arn.as_str(), "{l}");
+        let v = &l["volumes"][0];
+        assert_eq!(
+            (&v["size"], &v["type"], &v["encrypted"]),
+            (&Value::from(20), &Value::from("gp2"), &Value::from(true)),
+            "{l}"
+        );
+        assert_eq!(v["delete_on_termination"], true, "{l}");
+        want(&v["tags"], "volume");
+        assert_eq!(v["tags"]["ec2-tools:case"], c.name().as_str(), "{l}");
+    }
+    let made: Value = serde_json::from_str(&c.python(&["case-tags", &c.name()])).unwrap();
+    for kind in ["key_pairs", "security_groups", "placement_groups"] {
+        let items = made[kind].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{kind}: {made}");
+        want(&items[0], kind);
+    }
+
+    // Opting out, on purpose: the metadata service's v1 too, an unencrypted volume of the
+    // AMI's size.
+    c.tool("ec2-create")
+        .args(&["1", "--add", "--imds", "v1", "--volume-encrypted", "off"])
+        .args(&["--timeout", "60"])
+        .run()
+        .succeeds();
+    let third = c
+        .descriptors()
+        .into_iter()
+        .find(|(_, d)| d["index"] == 3)
+        .unwrap()
+        .0;
+    let l: Value = serde_json::from_str(&c.python(&["launched", &third])).unwrap();
+    assert_eq!(l["metadata"]["HttpTokens"], "optional", "{l}");
+    assert_eq!(l["volumes"][0]["encrypted"], false, "{l}");
+    assert_ne!(l["volumes"][0]["size"], 20, "{l}");
+
+    // Values AWS would refuse are refused before anything is launched, naming them.
+    for (args, needle) in [
+        (&["1", "--add", "--tag", "aws:owner=me"][..], "aws:"),
+        (&["1", "--add", "--tag", "Name=x"][..], "Name"),
+        (&["1", "--add", "--tag", "novalue"][..], "KEY=VALUE"),
+        (&["1", "--add", "--volume-size", "0"][..], "1 to 16384"),
+        // Smaller than the AMI's root snapshot: AWS would refuse it at RunInstances.
+        (
+            &["1", "--add", "--volume-size", "1"][..],
+            "root snapshot is",
+        ),
+        (&["1", "--add", "--volume-type", "ssd"][..], "gp3"),
+        (&["1", "--add", "--imds", "v3"][..], "v3"),
+    ] {
+        let r = c.run("ec2-create", args);
+        r.assert_code(2).stderr_has(needle);
+        assert_eq!(r.stderr.lines().count(), 1, "{r}");
+    }
+    assert_eq!(
+        c.descriptors().len(),
+        3,
+        "nothing launched by a refused value"
+    );
+    c.run("ec2-killall", &[]).succeeds();
 }

@@ -49,10 +49,11 @@ pub async fn ensure_access(
     state: &mut CaseState,
 ) -> Result<Access> {
     let name = state.resource_name(case);
-    let tags = vec![
+    let mut tags = vec![
         (TAG_CASE.to_owned(), case.to_owned()),
         (TAG_OWNER.to_owned(), owner()),
     ];
+    tags.extend(launch.tags.iter().cloned());
     let made = Made {
         ec2,
         name: &name,

@@ -143,6 +143,34 @@ pub struct LaunchSpec {
     pub terminate_on_shutdown: bool,
     /// Launch into this placement group.
     pub placement_group: Option<String>,
+    /// The metadata service asked for (`None` in a request recorded before it was an
+    /// option: a recorded request is sent again exactly as it was).
+    #[serde(default)]
+    pub metadata: Option<crate::config::Imds>,
+    /// The root volume's mapping (`None`: the AMI's as it is).
+    #[serde(default)]
+    pub root_volume: Option<RootVolume>,
+    /// The instance profile, by name or ARN.
+    #[serde(default)]
+    pub iam_profile: Option<String>,
+}
+
+/// An AMI's root device: its name and its snapshot's size (GB), if the image says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRoot {
+    pub device: String,
+    pub size_gb: Option<u32>,
+}
+
+/// The root volume of a launch: on the AMI's root device, deleted with the instance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RootVolume {
+    /// The AMI's root device name (`/dev/xvda`, `/dev/sda1`).
+    pub device: String,
+    /// GB; `None`: the AMI's snapshot size.
+    pub size_gb: Option<u32>,
+    pub volume_type: String,
+    pub encrypted: bool,
 }
 
 /// A connected EC2 client and the region it talks to.
@@ -240,6 +268,42 @@ fn endpoint_host(url: &str) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
+/// `v2`: session tokens required, hop limit 2 (a container on the instance is one hop more).
+fn metadata_options(m: crate::config::Imds) -> aws_sdk_ec2::types::InstanceMetadataOptionsRequest {
+    use aws_sdk_ec2::types::{HttpTokensState, InstanceMetadataEndpointState};
+    aws_sdk_ec2::types::InstanceMetadataOptionsRequest::builder()
+        .http_endpoint(InstanceMetadataEndpointState::Enabled)
+        .http_tokens(match m {
+            crate::config::Imds::V2 => HttpTokensState::Required,
+            crate::config::Imds::V1 => HttpTokensState::Optional,
+        })
+        .http_put_response_hop_limit(2)
+        .build()
+}
+
+fn root_mapping(r: &RootVolume) -> aws_sdk_ec2::types::BlockDeviceMapping {
+    let ebs = aws_sdk_ec2::types::EbsBlockDevice::builder()
+        .set_volume_size(r.size_gb.map(|g| g as i32))
+        .volume_type(aws_sdk_ec2::types::VolumeType::from(r.volume_type.as_str()))
+        .encrypted(r.encrypted)
+        .delete_on_termination(true)
+        .build();
+    aws_sdk_ec2::types::BlockDeviceMapping::builder()
+        .device_name(&r.device)
+        .ebs(ebs)
+        .build()
+}
+
+/// An instance profile by ARN (`arn:…`) or by name.
+fn instance_profile(p: &str) -> aws_sdk_ec2::types::IamInstanceProfileSpecification {
+    let b = aws_sdk_ec2::types::IamInstanceProfileSpecification::builder();
+    if p.starts_with("arn:") {
+        b.arn(p).build()
+    } else {
+        b.name(p).build()
+    }
+}
+
 /// The AWS configuration every client shares (the default chain, our retry policy), with a
 /// region and usable credentials checked: a missing one is said in one line (exit 2).
 pub(crate) async fn sdk_config(region: Option<&str>) -> Result<aws_config::SdkConfig> {
@@ -298,6 +362,16 @@ impl Ec2 {
             .resource_type(ResourceType::Instance)
             .set_tags(Some(tags.clone()))
             .build()];
+        // Volumes and network interfaces carry the tags from their creation too: policies
+        // that require cost tags (aws:RequestTag) check every resource type of the call.
+        for t in [ResourceType::Volume, ResourceType::NetworkInterface] {
+            specs.push(
+                TagSpecification::builder()
+                    .resource_type(t)
+                    .set_tags(Some(tags.clone()))
+                    .build(),
+            );
+        }
         if spec.spot {
             // A spot launch makes a spot request too: tagged alike, so ec2-killall finds it.
             specs.push(
@@ -343,6 +417,9 @@ impl Ec2 {
                     .group_name(g)
                     .build()
             }))
+            .set_metadata_options(spec.metadata.map(metadata_options))
+            .set_block_device_mappings(spec.root_volume.as_ref().map(|r| vec![root_mapping(r)]))
+            .set_iam_instance_profile(spec.iam_profile.as_deref().map(instance_profile))
             .client_token(&spec.client_token)
             .set_tag_specifications(Some(specs))
             .send()
@@ -354,8 +431,8 @@ impl Ec2 {
     }
 
     /// The AMI exists and this account may see it: a wrong one is a configuration error (2),
-    /// found before anything is made rather than by RunInstances.
-    pub async fn check_image(&self, ami: &str) -> Result<()> {
+    /// found before anything is made rather than by RunInstances. Returns its root device.
+    pub async fn check_image(&self, ami: &str) -> Result<Option<ImageRoot>> {
         let not_found = || {
             Error::input(format!(
                 "AMI {ami}: not found in {} (--ami / EC2_TOOLS_AMI)",
@@ -370,13 +447,26 @@ impl Ec2 {
             }
             Err(e) => return Err(aws_error("DescribeImages", e)),
         };
-        if out.images().is_empty() {
+        let Some(image) = out.images().first() else {
             return Err(Error::input(format!(
                 "AMI {ami}: not found in {} (--ami / EC2_TOOLS_AMI)",
                 self.region
             )));
-        }
-        Ok(())
+        };
+        let Some(device) = image.root_device_name() else {
+            return Ok(None);
+        };
+        let size_gb = image
+            .block_device_mappings()
+            .iter()
+            .find(|m| m.device_name() == Some(device))
+            .and_then(|m| m.ebs())
+            .and_then(|e| e.volume_size())
+            .and_then(|g| u32::try_from(g).ok());
+        Ok(Some(ImageRoot {
+            device: device.to_owned(),
+            size_gb,
+        }))
     }
 
     /// Set tags on one instance, waiting out the moments after launch in which EC2 does not

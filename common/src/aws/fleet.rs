@@ -11,8 +11,8 @@
 
 use super::access::{ensure_access, Access};
 use super::ec2::{
-    self, owner, Ec2, InstanceInfo, LaunchSpec, TAG_CASE, TAG_EXPIRES, TAG_INDEX, TAG_INDEX_BASE,
-    TAG_LAUNCH, TAG_MARKET, TAG_OWNER, TAG_ROLE,
+    self, owner, Ec2, InstanceInfo, LaunchSpec, RootVolume, TAG_CASE, TAG_EXPIRES, TAG_INDEX,
+    TAG_INDEX_BASE, TAG_LAUNCH, TAG_MARKET, TAG_OWNER, TAG_ROLE,
 };
 use super::errors;
 use super::pace::Pacer;
@@ -41,6 +41,8 @@ pub struct Launcher<'a> {
     state: CaseState,
     access: Access,
     pacer: Pacer,
+    /// The AMI's root device, where the root volume's mapping goes.
+    root_device: Option<super::ec2::ImageRoot>,
 }
 
 impl Launcher<'_> {
@@ -82,6 +84,14 @@ impl Launcher<'_> {
             spot,
             user_data: launch.ttl.map(ttl_user_data),
             terminate_on_shutdown: launch.ttl.is_some() || spot,
+            metadata: Some(launch.imds),
+            root_volume: self.root_device.clone().map(|root| RootVolume {
+                device: root.device,
+                size_gb: launch.volume_size.or(root.size_gb),
+                volume_type: launch.volume_type.clone(),
+                encrypted: launch.volume_encrypted,
+            }),
+            iam_profile: launch.iam_profile.clone(),
         };
         spec.client_token = client_token(&self.state.nonce, round, label, &spec);
         spec.tags
@@ -310,17 +320,28 @@ impl Fleet {
     /// Get ready to launch: the case's nonce on disk (before its token is used), its key
     /// pair and security group in AWS. Bad configuration is found before anything is made.
     pub async fn launcher<'a>(&self, config: &'a LaunchConfig) -> Result<Launcher<'a>> {
-        self.ec2.check_image(config.ami()?).await?;
+        let root_device = self.ec2.check_image(config.ami()?).await?;
+        if let (Some(want), Some(has)) = (
+            config.volume_size,
+            root_device.as_ref().and_then(|r| r.size_gb),
+        ) {
+            if want < has {
+                return Err(Error::input(format!(
+                    "--volume-size {want}: the AMI's root snapshot is {has} GB (the volume holds it)"
+                )));
+            }
+        }
         let mut state = CaseState::load(&self.store)?;
         state.save(&self.store)?;
         let config = if config.network_auto && config.subnets.is_empty() {
             let net = match state.network.clone() {
                 Some(n) => n,
                 None => {
-                    let tags = vec![
+                    let mut tags = vec![
                         (TAG_CASE.to_owned(), self.cfg.case.clone()),
                         (TAG_OWNER.to_owned(), owner()),
                     ];
+                    tags.extend(config.tags.iter().cloned());
                     let n = self.ec2.create_network(&config.network_cidr, &tags).await?;
                     output::note(format!(
                         "created network {} ({}): {} with an internet gateway",
@@ -355,6 +376,7 @@ impl Fleet {
             state,
             access,
             pacer: Pacer::new(launch_burst, launch_rate),
+            root_device,
         })
     }
 
@@ -472,6 +494,7 @@ impl Fleet {
         if let Some(r) = role {
             tags.push((TAG_ROLE.to_owned(), r.to_owned()));
         }
+        tags.extend(launch.tags.iter().cloned());
         if let Some(ttl) = launch.ttl {
             let expires = std::time::SystemTime::now() + ttl;
             tags.push((
@@ -828,6 +851,9 @@ mod tests {
             user_data: None,
             terminate_on_shutdown: false,
             placement_group: None,
+            metadata: None,
+            root_volume: None,
+            iam_profile: None,
         }
     }
 
@@ -890,6 +916,12 @@ mod tests {
             placement: None,
             network_auto: false,
             network_cidr: "10.0.0.0/16".parse().unwrap(),
+            imds: crate::config::Imds::V2,
+            volume_size: None,
+            volume_type: "gp3".into(),
+            volume_encrypted: true,
+            iam_profile: None,
+            tags: vec![],
         };
         let p: Vec<String> = pools(&l)
             .iter()

@@ -7,8 +7,8 @@ use super::{text, DirArgs, HostArgs};
 use crate::case::select::Selection;
 use crate::config::{
     parse_case, parse_cidr, parse_list, parse_network, parse_nonempty_list, parse_on_off,
-    parse_ports, parse_positive, parse_rate, parse_ttl, Config, LaunchConfig, Placement, SpotMode,
-    SshConfig,
+    parse_ports, parse_positive, parse_rate, parse_tags, parse_ttl, parse_volume_size,
+    parse_volume_type, Config, Imds, LaunchConfig, Placement, SpotMode, SshConfig,
 };
 use crate::error::{Error, Result};
 use crate::settings::{self as keys, Settings, Source};
@@ -129,11 +129,33 @@ pub struct LaunchArgs {
     /// The CIDR of the VPC `--network auto` makes
     #[arg(long, value_name = "CIDR")]
     pub network_cidr: Option<String>,
+    /// Tag every instance, volume and network interface, and everything the case makes, at
+    /// creation (repeatable; for accounts whose policies require cost tags)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// The instance metadata service: `v2` only (tokens required, hop limit 2) or `v1` too
+    #[arg(long, value_name = "v2|v1")]
+    pub imds: Option<String>,
+    /// The root volume's size in GB [default: the AMI's]
+    #[arg(long, value_name = "GB")]
+    pub volume_size: Option<String>,
+    /// The root volume's EBS type
+    #[arg(long, value_name = "gp3|gp2|io2|…")]
+    pub volume_type: Option<String>,
+    /// `off`: an unencrypted root volume (it is encrypted by default, with the account's
+    /// default EBS key)
+    #[arg(long, value_name = "on|off")]
+    pub volume_encrypted: Option<String>,
+    /// The instance profile the instances run with (an IAM role's), by name or ARN: for
+    /// instances that write to S3 or read a secret themselves
+    #[arg(long, value_name = "NAME|ARN")]
+    pub iam_profile: Option<String>,
 }
 
 impl LaunchArgs {
     pub fn resolve(&self, s: &Settings) -> Result<LaunchConfig> {
         let has_default = "a default";
+        let flag_tags = (!self.tags.is_empty()).then(|| self.tags.join(","));
         Ok(LaunchConfig {
             ami: s.value(&keys::AMI, self.ami.as_deref(), text)?,
             instance_types: s
@@ -190,6 +212,32 @@ impl LaunchArgs {
                     parse_cidr,
                 )?
                 .expect(has_default),
+            imds: s
+                .value(&keys::IMDS, self.imds.as_deref(), Imds::parse)?
+                .expect(has_default),
+            volume_size: s.value(
+                &keys::VOLUME_SIZE,
+                self.volume_size.as_deref(),
+                parse_volume_size,
+            )?,
+            volume_type: s
+                .value(
+                    &keys::VOLUME_TYPE,
+                    self.volume_type.as_deref(),
+                    parse_volume_type,
+                )?
+                .expect(has_default),
+            volume_encrypted: s
+                .value(
+                    &keys::VOLUME_ENCRYPTED,
+                    self.volume_encrypted.as_deref(),
+                    parse_on_off,
+                )?
+                .expect(has_default),
+            iam_profile: s.value(&keys::IAM_PROFILE, self.iam_profile.as_deref(), text)?,
+            tags: s
+                .value(&keys::TAGS, flag_tags.as_deref(), parse_tags)?
+                .unwrap_or_default(),
         })
     }
 }

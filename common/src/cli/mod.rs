@@ -137,6 +137,12 @@ mod tests {
             ("placement", "EC2_TOOLS_PLACEMENT", "cluster"),
             ("network", "EC2_TOOLS_NETWORK", "auto"),
             ("network_cidr", "EC2_TOOLS_NETWORK_CIDR", "10.9.0.0/16"),
+            ("imds", "EC2_TOOLS_IMDS", "v1"),
+            ("volume_size", "EC2_TOOLS_VOLUME_SIZE", "40"),
+            ("volume_type", "EC2_TOOLS_VOLUME_TYPE", "io2"),
+            ("volume_encrypted", "EC2_TOOLS_VOLUME_ENCRYPTED", "off"),
+            ("iam_profile", "EC2_TOOLS_IAM_PROFILE", "loadgen"),
+            ("tags", "EC2_TOOLS_TAGS", "team=load,cost=42"),
             ("ssh_user", "EC2_TOOLS_SSH_USER", "ec2-user"),
             ("ssh_key", "EC2_TOOLS_SSH_KEY", "/keys/id"),
             ("ssh_port", "EC2_TOOLS_SSH_PORT", "2222"),
@@ -169,6 +175,24 @@ mod tests {
         for t in resolve_all(&s) {
             assert!(matches!(t.source, Source::File(_)), "{t:?}");
         }
+    }
+
+    #[test]
+    fn tags_in_a_settings_file_are_an_object_and_a_flag_beats_it() {
+        let (_d, s) = settings(&[], Some(r#"{"tags": {"team": "load", "cost": 42}}"#));
+        let l = LaunchArgs::default().resolve(&s).unwrap();
+        assert_eq!(
+            l.tags,
+            vec![
+                ("cost".to_owned(), "42".to_owned()),
+                ("team".to_owned(), "load".to_owned())
+            ]
+        );
+        let flags = LaunchArgs {
+            tags: vec!["team=perf".into()],
+            ..Default::default()
+        };
+        assert_eq!(flags.resolve(&s).unwrap().tags, [("team".into(), "perf".into())]);
     }
 
     #[test]

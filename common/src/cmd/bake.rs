@@ -135,10 +135,12 @@ fn bake(
             hosts.len()
         ));
     }
-    let tags = vec![
+    // The user's tags (`--tag` / "tags") go on the image and its snapshots at creation too.
+    let mut tags = vec![
         (TAG_CASE.to_owned(), cfg.case.clone()),
         (TAG_OWNER.to_owned(), owner()),
     ];
+    tags.extend(crate::cli::LaunchArgs::default().resolve(settings)?.tags);
     let ami = rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         let ami = ec2

@@ -38,6 +38,8 @@ print `<instance-id> <address>` lines",
   ec2-create 20 --setup install.sh --min-ready 18 --drop-failed
   ec2-create 8 --placement cluster --type c6in.large   network benchmark, one placement group
   ec2-create 4 --network auto                     a region without a default VPC: one made for the case
+  ec2-create 4 --tag cost-center=4711 --iam-profile loadgen --volume-size 40
+                                                  a company account: its cost tags on everything, a role, more disk
   ec2-create 3 --ami ami-0abc --user ubuntu --ttl 2h --open 80,8080 | ec2-exec-remote --from - uptime"
 )]
 pub struct Cli {

@@ -57,6 +57,15 @@ pub const NETWORK_CIDR: Key = key(
 pub const PLACEMENT: Key = key("placement", "EC2_TOOLS_PLACEMENT", None);
 pub const SSH_JUMP: Key = key("ssh_jump", "EC2_TOOLS_SSH_JUMP", None);
 pub const AUTH_GRACE: Key = key("auth_grace", "EC2_TOOLS_AUTH_GRACE", Some("60s"));
+/// The instance metadata service: `v2` (tokens required) or `v1`.
+pub const IMDS: Key = key("imds", "EC2_TOOLS_IMDS", Some("v2"));
+/// The root volume's size in GB. Default: the AMI's.
+pub const VOLUME_SIZE: Key = key("volume_size", "EC2_TOOLS_VOLUME_SIZE", None);
+pub const VOLUME_TYPE: Key = key("volume_type", "EC2_TOOLS_VOLUME_TYPE", Some("gp3"));
+pub const VOLUME_ENCRYPTED: Key = key("volume_encrypted", "EC2_TOOLS_VOLUME_ENCRYPTED", Some("on"));
+pub const IAM_PROFILE: Key = key("iam_profile", "EC2_TOOLS_IAM_PROFILE", None);
+/// `KEY=VALUE,…` (an object in a settings file).
+pub const TAGS: Key = key("tags", "EC2_TOOLS_TAGS", None);
 /// Keep the case's SSH sessions open between tool runs this long after the last use (`off`).
 pub const PERSIST: Key = key("persist", "EC2_TOOLS_PERSIST", Some("10m"));
 
@@ -79,6 +88,12 @@ pub const KEYS: &[&Key] = &[
     &PLACEMENT,
     &NETWORK,
     &NETWORK_CIDR,
+    &IMDS,
+    &VOLUME_SIZE,
+    &VOLUME_TYPE,
+    &VOLUME_ENCRYPTED,
+    &IAM_PROFILE,
+    &TAGS,
     &SSH_USER,
     &SSH_KEY,
     &SSH_PORT,

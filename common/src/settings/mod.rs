@@ -270,6 +270,19 @@ impl Settings {
 fn file_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
+        // `"tags": {"team": "load"}`: the same text as the flag's.
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(","),
         serde_json::Value::Array(a) => a
             .iter()
             .map(|x| {
@@ -301,7 +314,7 @@ fn parse_file(path: &Path, text: &str) -> Result<FileMap> {
                 known.join(", ")
             )));
         }
-        if v.is_object() {
+        if v.is_object() && k != "tags" {
             return Err(Error::input(format!(
                 "{}: \"{k}\": expected a string, number or list",
                 path.display()
@@ -322,6 +335,11 @@ mod tests {
             "ssh_jump" => ["u@b1", "b2:2222", "b3", "u@b4:22", "b5"],
             "placement" => ["cluster", "spread", "partition", "off", "none"],
             "network" => ["auto", "default", "auto", "default", "auto"],
+            "imds" => ["v1", "v2", "v1", "v2", "v1"],
+            "volume_size" => ["8", "9", "10", "11", "12"],
+            "volume_type" => ["gp3", "gp2", "io2", "io1", "st1"],
+            "volume_encrypted" => ["on", "off", "yes", "no", "1"],
+            "tags" => ["a=1", "b=2", "c=3", "d=4", "e=5"],
             "network_cidr" => [
                 "10.1.0.0/16",
                 "10.2.0.0/16",
