@@ -573,7 +573,14 @@ mod tests {
             ]
         );
         assert_eq!(parse_tags("empty=").unwrap()[0].1, "");
-        for bad in ["aws:x=1", "AWS:x=1", "Name=x", "ec2-tools:case=x", "novalue", "=v"] {
+        for bad in [
+            "aws:x=1",
+            "AWS:x=1",
+            "Name=x",
+            "ec2-tools:case=x",
+            "novalue",
+            "=v",
+        ] {
             assert!(parse_tags(bad).is_err(), "{bad}");
         }
         assert!(parse_tags(&format!("{}=v", "k".repeat(129))).is_err());

@@ -175,6 +175,31 @@ fn bad_counts_flags_and_selections_are_usage_errors() {
             &["1", "--type", ","][..],
             "empty",
         ),
+        // AWS would refuse these at RunInstances, after the key pair and group were made.
+        (
+            "--type banana",
+            "ec2-create",
+            &["1", "--add", "--type", "t3.micro,banana"][..],
+            "banana",
+        ),
+        (
+            "--type Graviton for an x86 AMI",
+            "ec2-create",
+            &["1", "--add", "--type", "c7g.large"][..],
+            "--type c7g.large runs arm64, but the AMI",
+        ),
+        (
+            "--tag aws:",
+            "ec2-create",
+            &["1", "--tag", "aws:x=1"][..],
+            "aws:",
+        ),
+        (
+            "--volume-size 0",
+            "ec2-create",
+            &["1", "--volume-size", "0"][..],
+            "1 to 16384",
+        ),
     ] {
         std::fs::write(c.path().join("ids.txt"), "not-an-id 127.0.0.1\n").unwrap();
         std::fs::write(c.path().join("unknown.txt"), format!("{ID}\n")).unwrap();

@@ -155,6 +155,14 @@ pub struct LaunchSpec {
     pub iam_profile: Option<String>,
 }
 
+/// What a launch needs to know of its AMI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub root: Option<ImageRoot>,
+    /// `x86_64`, `arm64`, … as EC2 names it.
+    pub architecture: Option<String>,
+}
+
 /// An AMI's root device: its name and its snapshot's size (GB), if the image says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRoot {
@@ -432,7 +440,7 @@ impl Ec2 {
 
     /// The AMI exists and this account may see it: a wrong one is a configuration error (2),
     /// found before anything is made rather than by RunInstances. Returns its root device.
-    pub async fn check_image(&self, ami: &str) -> Result<Option<ImageRoot>> {
+    pub async fn check_image(&self, ami: &str) -> Result<Image> {
         let not_found = || {
             Error::input(format!(
                 "AMI {ami}: not found in {} (--ami / EC2_TOOLS_AMI)",
@@ -453,20 +461,57 @@ impl Ec2 {
                 self.region
             )));
         };
-        let Some(device) = image.root_device_name() else {
-            return Ok(None);
-        };
-        let size_gb = image
-            .block_device_mappings()
-            .iter()
-            .find(|m| m.device_name() == Some(device))
-            .and_then(|m| m.ebs())
-            .and_then(|e| e.volume_size())
-            .and_then(|g| u32::try_from(g).ok());
-        Ok(Some(ImageRoot {
+        let root = image.root_device_name().map(|device| ImageRoot {
             device: device.to_owned(),
-            size_gb,
-        }))
+            size_gb: image
+                .block_device_mappings()
+                .iter()
+                .find(|m| m.device_name() == Some(device))
+                .and_then(|m| m.ebs())
+                .and_then(|e| e.volume_size())
+                .and_then(|g| u32::try_from(g).ok()),
+        });
+        Ok(Image {
+            root,
+            architecture: image.architecture().map(|a| a.as_str().to_owned()),
+        })
+    }
+
+    /// The architectures each instance type supports (DescribeInstanceTypes): a type that
+    /// does not exist is a configuration error naming it (exit 2), before anything is made.
+    pub async fn instance_architectures(
+        &self,
+        types: &[String],
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
+        let out = self
+            .client
+            .describe_instance_types()
+            .set_instance_types(Some(
+                types
+                    .iter()
+                    .map(|t| InstanceType::from(t.as_str()))
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeInstanceTypes", e).context("--type"))?;
+        Ok(out
+            .instance_types()
+            .iter()
+            .filter_map(|t| {
+                let name = t.instance_type()?.as_str().to_owned();
+                let archs = t
+                    .processor_info()
+                    .map(|p| {
+                        p.supported_architectures()
+                            .iter()
+                            .map(|a| a.as_str().to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some((name, archs))
+            })
+            .collect())
     }
 
     /// Set tags on one instance, waiting out the moments after launch in which EC2 does not

@@ -100,6 +100,28 @@ impl Launcher<'_> {
     }
 }
 
+/// Why an AMI of `arch` cannot run on one of the types (`archs`: each type's supported
+/// architectures), naming both; `None` when every type fits or the AMI's is unknown.
+fn arch_mismatch(
+    ami: &str,
+    arch: Option<&str>,
+    archs: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Option<String> {
+    let arch = arch?;
+    let (t, supported) = archs
+        .iter()
+        .find(|(_, a)| !a.is_empty() && !a.iter().any(|x| x == arch))?;
+    Some(format!(
+        "--type {t} runs {}, but the AMI {ami} is {arch}: choose a{} AMI or an {arch} type",
+        supported.join("/"),
+        if supported[0].starts_with('a') {
+            "n"
+        } else {
+            ""
+        },
+    ))
+}
+
 /// The user data that makes an instance power itself off (and so terminate) at its TTL.
 fn ttl_user_data(ttl: std::time::Duration) -> String {
     let minutes = ttl.as_secs().div_ceil(60).max(1);
@@ -317,20 +339,44 @@ impl Fleet {
         })
     }
 
-    /// Get ready to launch: the case's nonce on disk (before its token is used), its key
-    /// pair and security group in AWS. Bad configuration is found before anything is made.
-    pub async fn launcher<'a>(&self, config: &'a LaunchConfig) -> Result<Launcher<'a>> {
-        let root_device = self.ec2.check_image(config.ami()?).await?;
-        if let (Some(want), Some(has)) = (
-            config.volume_size,
-            root_device.as_ref().and_then(|r| r.size_gb),
-        ) {
+    /// What AWS would refuse at RunInstances, found before anything is made: an AMI that
+    /// is not there, a root volume smaller than its snapshot, an instance type that does not
+    /// exist or does not fit the AMI's architecture. Returns the AMI's root device. Without
+    /// permission to describe instance types (a least-privilege account), that check is
+    /// skipped with a note: RunInstances still refuses what is wrong.
+    async fn check_launch(&self, config: &LaunchConfig) -> Result<Option<super::ec2::ImageRoot>> {
+        let ami = config.ami()?;
+        let image = self.ec2.check_image(ami).await?;
+        let snapshot = image.root.as_ref().and_then(|r| r.size_gb);
+        if let (Some(want), Some(has)) = (config.volume_size, snapshot) {
             if want < has {
                 return Err(Error::input(format!(
                     "--volume-size {want}: the AMI's root snapshot is {has} GB (the volume holds it)"
                 )));
             }
         }
+        match self
+            .ec2
+            .instance_architectures(&config.instance_types)
+            .await
+        {
+            Ok(archs) => {
+                if let Some(why) = arch_mismatch(ami, image.architecture.as_deref(), &archs) {
+                    return Err(Error::input(why));
+                }
+            }
+            Err(e) if e.is_final() => output::note(format!(
+                "{e}: the instance types' architectures are not checked"
+            )),
+            Err(e) => return Err(e),
+        }
+        Ok(image.root)
+    }
+
+    /// Get ready to launch: the case's nonce on disk (before its token is used), its key
+    /// pair and security group in AWS. Bad configuration is found before anything is made.
+    pub async fn launcher<'a>(&self, config: &'a LaunchConfig) -> Result<Launcher<'a>> {
+        let root_device = self.check_launch(config).await?;
         let mut state = CaseState::load(&self.store)?;
         state.save(&self.store)?;
         let config = if config.network_auto && config.subnets.is_empty() {
@@ -896,6 +942,23 @@ mod tests {
         let top = BTreeSet::from([u32::MAX]);
         let v = launch_indexes_to_indexes(u32::MAX, &[Some(i32::MAX), Some(-1)], &top);
         assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn an_ami_that_does_not_fit_a_type_is_named_with_both_architectures() {
+        let archs: std::collections::BTreeMap<String, Vec<String>> = [
+            ("t3.micro".to_owned(), vec!["x86_64".to_owned()]),
+            ("c7g.large".to_owned(), vec!["arm64".to_owned()]),
+        ]
+        .into_iter()
+        .collect();
+        let why = arch_mismatch("ami-1", Some("x86_64"), &archs).unwrap();
+        assert!(why.starts_with("--type c7g.large runs arm64"), "{why}");
+        assert!(why.contains("the AMI ami-1 is x86_64"), "{why}");
+        assert!(arch_mismatch("ami-1", Some("arm64"), &archs).is_some());
+        let x86_only = [("t3.micro".to_owned(), vec!["x86_64".to_owned()])].into();
+        assert_eq!(arch_mismatch("ami-1", Some("x86_64"), &x86_only), None);
+        assert_eq!(arch_mismatch("ami-1", None, &archs), None);
     }
 
     #[test]

@@ -192,7 +192,10 @@ mod tests {
             tags: vec!["team=perf".into()],
             ..Default::default()
         };
-        assert_eq!(flags.resolve(&s).unwrap().tags, [("team".into(), "perf".into())]);
+        assert_eq!(
+            flags.resolve(&s).unwrap().tags,
+            [("team".into(), "perf".into())]
+        );
     }
 
     #[test]
