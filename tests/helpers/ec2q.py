@@ -198,7 +198,9 @@ elif cmd == "placements":
 elif cmd == "images":
     r = ec2.describe_images(Owners=["self"],
                             Filters=[{"Name": "tag:ec2-tools:case", "Values": [case]}])
-    print(json.dumps([{"id": i["ImageId"], "name": i.get("Name")} for i in r["Images"]]))
+    print(json.dumps([{"id": i["ImageId"], "name": i.get("Name"),
+                       "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])}}
+                      for i in r["Images"]]))
 elif cmd == "token-mismatch":
     from botocore.exceptions import ClientError
     token = "mismatch-" + case

@@ -47,10 +47,17 @@ fn a_baked_image_is_recorded_and_the_next_instances_start_from_its_disk() {
     c.create(1);
     c.run("ec2-exec-remote", &["echo set-up-once > marker.txt"])
         .assert_code(0);
-    let r = c.run("ec2-bake", &[&format!("{}-v1", c.name())]);
+    // The user's tags (here from the environment) go on the image at its creation.
+    let r = c.run_with(
+        "ec2-bake",
+        &[&format!("{}-v1", c.name())],
+        &[("EC2_TOOLS_TAGS", "team=load")],
+    );
     r.assert_code(0);
     let ami = r.stdout.trim().to_owned();
     assert!(ami.starts_with("ami-"), "{r}");
+    let images: Value = serde_json::from_str(&c.python(&["images", &c.name()])).unwrap();
+    assert_eq!(images[0]["tags"]["team"], "load", "{images}");
     r.stderr_has("is available");
     // Recorded for the next ec2-create; the harness's EC2_TOOLS_AMI would win, and says so.
     r.stderr_has("EC2_TOOLS_AMI is set and wins");
