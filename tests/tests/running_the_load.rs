@@ -235,6 +235,36 @@ fn ctrl_c_kills_started_remote_groups_prints_the_summary_and_exits_130() {
 }
 
 #[test]
+fn a_jobs_follow_ups_find_the_hosts_it_started_on_without_the_selection_again() {
+    let c = Case::new();
+    c.run("ec2-create", &["1", "--role", "server"]).succeeds();
+    c.run("ec2-create", &["2", "--role", "client"]).succeeds();
+    let job = format!("srv-{}", c.name().replace('_', "-"));
+    c.run(
+        "ec2-exec-remote",
+        &["--role", "server", "-bg", "--job", &job, "sleep 1; exit 3"],
+    )
+    .succeeds();
+    // Before: the clients were asked too, and failed with "no job … on this host".
+    let r = c.run("ec2-exec-remote", &["--job", &job, "--status"]);
+    r.succeeds();
+    assert_eq!(r.stdout.lines().count(), 1, "the server only: {r}");
+    let r = c.run("ec2-exec-remote", &["--job", &job, "--wait"]);
+    r.assert_code(1).stderr_has("ok 0/1").stderr_lacks("no job");
+    // An explicit selection wins: a client has no such job.
+    let r = c.run(
+        "ec2-exec-remote",
+        &["--role", "client", "--job", &job, "--status"],
+    );
+    r.assert_code(1).stderr_has("no job");
+    // Once its hosts are gone, a follow-up says so instead of asking no one.
+    c.run("ec2-killall", &["--role", "server"]).succeeds();
+    let r = c.run("ec2-exec-remote", &["--job", &job, "--status"]);
+    r.assert_code(2).stderr_has("no longer in the case");
+    c.run("ec2-killall", &[]).succeeds();
+}
+
+#[test]
 fn background_jobs_can_be_watched_waited_for_and_stopped() {
     let c = Case::new();
     let hosts = c.create(2);

@@ -7,6 +7,7 @@
 
 pub mod clocks;
 pub mod descriptor;
+pub mod jobs;
 pub mod select;
 pub mod store;
 

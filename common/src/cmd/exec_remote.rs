@@ -124,6 +124,26 @@ impl Tool for ExecRemote {
         .into_iter()
         .find_map(|(on, a)| on.then_some(a));
         if let Some(action) = action {
+            // A job's follow-ups go to the hosts it was started on, unless told otherwise.
+            let started_on = match (&cli.job, &state_dir) {
+                (Some(j), Some(dir)) if action != Action::List => {
+                    crate::case::jobs::load(dir)?.remove(j)
+                }
+                _ => None,
+            };
+            let explicit = !cli.hosts.select.is_empty();
+            let hosts =
+                crate::case::jobs::follow_up_hosts(hosts.clone(), started_on.as_ref(), explicit);
+            if hosts.is_empty() {
+                return Err(crate::error::Error::input(format!(
+                    "job {}: the instances it was started on are no longer in the case",
+                    cli.job.as_deref().unwrap_or_default()
+                )));
+            }
+            let reach = jobs::Reach {
+                hosts: &hosts,
+                ..reach
+            };
             let f = jobs::Follow {
                 job_id: cli.job.clone().unwrap_or_default(),
                 action,

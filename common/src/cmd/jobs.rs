@@ -149,6 +149,7 @@ pub(crate) fn start(
         script: script(&START.replace("WHO", READ_WHO)),
         stdin: PerHost::Each(inputs),
     };
+    let started_on = std::sync::Mutex::new(Vec::new());
     let code = run_captured(
         at,
         &task,
@@ -156,6 +157,7 @@ pub(crate) fn start(
         OutputConfig::default(),
         &|d, address, code, out, err| {
             if code == 0 {
+                started_on.lock().unwrap().push(d.id.clone());
                 output::data(format!("{} {address} {}", d.id, out.trim()));
                 Status::Exited(0)
             } else {
@@ -166,6 +168,13 @@ pub(crate) fn start(
             }
         },
     )?;
+    // Its follow-ups go to these hosts without the selection being given again.
+    if let Some(dir) = at.state_dir {
+        let ids = started_on.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = crate::case::jobs::record(dir, job_id, &ids) {
+            output::note(format!("which hosts run job {job_id} is not kept: {e}"));
+        }
+    }
     output::note(format!(
         "job {job_id} started in {:.1}s; follow it with --job {job_id} --status|--wait|--stop",
         started.elapsed().as_secs_f64()
