@@ -246,6 +246,14 @@ pub struct LaunchConfig {
     pub network_auto: bool,
     /// The CIDR of that network's VPC.
     pub network_cidr: IpNet,
+    /// What each instance is launched with beyond its type and place.
+    pub instance: InstanceOptions,
+}
+
+/// The options a company account asks of every instance: its metadata service, root volume,
+/// instance profile and tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceOptions {
     /// The instance metadata service the instances answer.
     pub imds: Imds,
     /// The root volume: its size (GB; `None`: the AMI's), EBS type and encryption; it is

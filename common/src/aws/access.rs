@@ -53,7 +53,7 @@ pub async fn ensure_access(
         (TAG_CASE.to_owned(), case.to_owned()),
         (TAG_OWNER.to_owned(), owner()),
     ];
-    tags.extend(launch.tags.iter().cloned());
+    tags.extend(launch.instance.tags.iter().cloned());
     let made = Made {
         ec2,
         name: &name,

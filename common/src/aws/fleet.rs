@@ -84,14 +84,14 @@ impl Launcher<'_> {
             spot,
             user_data: launch.ttl.map(ttl_user_data),
             terminate_on_shutdown: launch.ttl.is_some() || spot,
-            metadata: Some(launch.imds),
+            metadata: Some(launch.instance.imds),
             root_volume: self.root_device.clone().map(|root| RootVolume {
                 device: root.device,
-                size_gb: launch.volume_size.or(root.size_gb),
-                volume_type: launch.volume_type.clone(),
-                encrypted: launch.volume_encrypted,
+                size_gb: launch.instance.volume_size.or(root.size_gb),
+                volume_type: launch.instance.volume_type.clone(),
+                encrypted: launch.instance.volume_encrypted,
             }),
-            iam_profile: launch.iam_profile.clone(),
+            iam_profile: launch.instance.iam_profile.clone(),
         };
         spec.client_token = client_token(&self.state.nonce, round, label, &spec);
         spec.tags
@@ -348,7 +348,7 @@ impl Fleet {
         let ami = config.ami()?;
         let image = self.ec2.check_image(ami).await?;
         let snapshot = image.root.as_ref().and_then(|r| r.size_gb);
-        if let (Some(want), Some(has)) = (config.volume_size, snapshot) {
+        if let (Some(want), Some(has)) = (config.instance.volume_size, snapshot) {
             if want < has {
                 return Err(Error::input(format!(
                     "--volume-size {want}: the AMI's root snapshot is {has} GB (the volume holds it)"
@@ -387,7 +387,7 @@ impl Fleet {
                         (TAG_CASE.to_owned(), self.cfg.case.clone()),
                         (TAG_OWNER.to_owned(), owner()),
                     ];
-                    tags.extend(config.tags.iter().cloned());
+                    tags.extend(config.instance.tags.iter().cloned());
                     let n = self.ec2.create_network(&config.network_cidr, &tags).await?;
                     output::note(format!(
                         "created network {} ({}): {} with an internet gateway",
@@ -540,7 +540,7 @@ impl Fleet {
         if let Some(r) = role {
             tags.push((TAG_ROLE.to_owned(), r.to_owned()));
         }
-        tags.extend(launch.tags.iter().cloned());
+        tags.extend(launch.instance.tags.iter().cloned());
         if let Some(ttl) = launch.ttl {
             let expires = std::time::SystemTime::now() + ttl;
             tags.push((
@@ -979,12 +979,14 @@ mod tests {
             placement: None,
             network_auto: false,
             network_cidr: "10.0.0.0/16".parse().unwrap(),
-            imds: crate::config::Imds::V2,
-            volume_size: None,
-            volume_type: "gp3".into(),
-            volume_encrypted: true,
-            iam_profile: None,
-            tags: vec![],
+            instance: crate::config::InstanceOptions {
+                imds: crate::config::Imds::V2,
+                volume_size: None,
+                volume_type: "gp3".into(),
+                volume_encrypted: true,
+                iam_profile: None,
+                tags: vec![],
+            },
         };
         let p: Vec<String> = pools(&l)
             .iter()

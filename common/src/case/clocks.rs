@@ -6,7 +6,7 @@
 //! round trip and when it was taken. A newer measurement replaces a host's older one; hosts
 //! not measured keep theirs. What does not belong here: measuring (cmd/start_at.rs).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -27,13 +27,7 @@ pub struct Clock {
 /// Every host's last measurement (empty when none was ever taken). A broken file is an
 /// error naming it: offsets silently lost would shift a report.
 pub fn load(state_dir: &Path) -> Result<BTreeMap<String, Clock>> {
-    let p = state_dir.join(FILE);
-    match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", p.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(Error::input(format!("{}: {e}", p.display()))),
-    }
+    super::store::load_state_file(&state_dir.join(FILE))
 }
 
 /// Record new measurements (atomically: written aside, then renamed).
@@ -42,13 +36,7 @@ pub fn save(state_dir: &Path, measured: &[(String, Clock)]) -> Result<()> {
     for (id, c) in measured {
         all.insert(id.clone(), c.clone());
     }
-    let p = state_dir.join(FILE);
-    let tmp = state_dir.join(format!(".{FILE}.{}", std::process::id()));
-    let mut text = serde_json::to_string_pretty(&all).expect("plain data serializes");
-    text.push('\n');
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, &p))
-        .map_err(|e| Error::input(format!("{}: {e}", p.display())))
+    super::store::save_state_file(&state_dir.join(FILE), &all)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! starting or following jobs (cmd/jobs.rs).
 
 use crate::case::descriptor::Descriptor;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -17,13 +17,7 @@ pub const FILE: &str = "jobs.json";
 /// Every job's hosts (empty when no job was ever started here). A broken file is an error
 /// naming it.
 pub fn load(state_dir: &Path) -> Result<BTreeMap<String, BTreeSet<String>>> {
-    let p = state_dir.join(FILE);
-    match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", p.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(Error::input(format!("{}: {e}", p.display()))),
-    }
+    super::store::load_state_file(&state_dir.join(FILE))
 }
 
 /// Record that `job` started on `ids` (atomically: written aside, then renamed).
@@ -32,13 +26,7 @@ pub fn record(state_dir: &Path, job: &str, ids: &[String]) -> Result<()> {
     all.entry(job.to_owned())
         .or_default()
         .extend(ids.iter().cloned());
-    let p = state_dir.join(FILE);
-    let tmp = state_dir.join(format!(".{FILE}.{}", std::process::id()));
-    let mut text = serde_json::to_string_pretty(&all).expect("plain data serializes");
-    text.push('\n');
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, &p))
-        .map_err(|e| Error::input(format!("{}: {e}", p.display())))
+    super::store::save_state_file(&state_dir.join(FILE), &all)
 }
 
 /// The hosts a follow-up of a job goes to: with an explicit selection, the selection; else

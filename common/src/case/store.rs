@@ -43,6 +43,32 @@ pub fn login_identity(
     })
 }
 
+/// A JSON file of the case's state directory (`clocks.json`, `jobs.json`): its value, or
+/// the empty one when it does not exist yet. A broken file is an error naming it: state
+/// silently lost would send a later run astray.
+pub fn load_state_file<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    match fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(Error::input(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Write such a file atomically: aside in the same directory, then renamed over it.
+pub fn save_state_file<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    let mut text = serde_json::to_string_pretty(value).expect("plain data serializes");
+    text.push('\n');
+    fs::write(&tmp, text)
+        .and_then(|_| fs::rename(&tmp, path))
+        .map_err(|e| Error::input(format!("{}: {e}", path.display())))
+}
+
 /// The descriptors of one test-case directory.
 #[derive(Debug, Clone)]
 pub struct Store {

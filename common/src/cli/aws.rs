@@ -8,7 +8,7 @@ use crate::case::select::Selection;
 use crate::config::{
     parse_case, parse_cidr, parse_list, parse_network, parse_nonempty_list, parse_on_off,
     parse_ports, parse_positive, parse_rate, parse_tags, parse_ttl, parse_volume_size,
-    parse_volume_type, Config, Imds, LaunchConfig, Placement, SpotMode, SshConfig,
+    parse_volume_type, Config, Imds, InstanceOptions, LaunchConfig, Placement, SpotMode, SshConfig,
 };
 use crate::error::{Error, Result};
 use crate::settings::{self as keys, Settings, Source};
@@ -155,7 +155,6 @@ pub struct LaunchArgs {
 impl LaunchArgs {
     pub fn resolve(&self, s: &Settings) -> Result<LaunchConfig> {
         let has_default = "a default";
-        let flag_tags = (!self.tags.is_empty()).then(|| self.tags.join(","));
         Ok(LaunchConfig {
             ami: s.value(&keys::AMI, self.ami.as_deref(), text)?,
             instance_types: s
@@ -212,6 +211,15 @@ impl LaunchArgs {
                     parse_cidr,
                 )?
                 .expect(has_default),
+            instance: self.instance_options(s)?,
+        })
+    }
+
+    /// `--imds`, the root volume, `--iam-profile` and `--tag`.
+    fn instance_options(&self, s: &Settings) -> Result<InstanceOptions> {
+        let has_default = "a default";
+        let flag_tags = (!self.tags.is_empty()).then(|| self.tags.join(","));
+        Ok(InstanceOptions {
             imds: s
                 .value(&keys::IMDS, self.imds.as_deref(), Imds::parse)?
                 .expect(has_default),

@@ -182,7 +182,7 @@ mod tests {
         let (_d, s) = settings(&[], Some(r#"{"tags": {"team": "load", "cost": 42}}"#));
         let l = LaunchArgs::default().resolve(&s).unwrap();
         assert_eq!(
-            l.tags,
+            l.instance.tags,
             vec![
                 ("cost".to_owned(), "42".to_owned()),
                 ("team".to_owned(), "load".to_owned())
@@ -193,7 +193,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            flags.resolve(&s).unwrap().tags,
+            flags.resolve(&s).unwrap().instance.tags,
             [("team".into(), "perf".into())]
         );
     }

@@ -140,7 +140,12 @@ fn bake(
         (TAG_CASE.to_owned(), cfg.case.clone()),
         (TAG_OWNER.to_owned(), owner()),
     ];
-    tags.extend(crate::cli::LaunchArgs::default().resolve(settings)?.tags);
+    tags.extend(
+        crate::cli::LaunchArgs::default()
+            .resolve(settings)?
+            .instance
+            .tags,
+    );
     let ami = rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         let ami = ec2

@@ -124,33 +124,7 @@ impl Tool for ExecRemote {
         .into_iter()
         .find_map(|(on, a)| on.then_some(a));
         if let Some(action) = action {
-            // A job's follow-ups go to the hosts it was started on, unless told otherwise.
-            let started_on = match (&cli.job, &state_dir) {
-                (Some(j), Some(dir)) if action != Action::List => {
-                    crate::case::jobs::load(dir)?.remove(j)
-                }
-                _ => None,
-            };
-            let explicit = !cli.hosts.select.is_empty();
-            let hosts =
-                crate::case::jobs::follow_up_hosts(hosts.clone(), started_on.as_ref(), explicit);
-            if hosts.is_empty() {
-                return Err(crate::error::Error::input(format!(
-                    "job {}: the instances it was started on are no longer in the case",
-                    cli.job.as_deref().unwrap_or_default()
-                )));
-            }
-            let reach = jobs::Reach {
-                hosts: &hosts,
-                ..reach
-            };
-            let f = jobs::Follow {
-                job_id: cli.job.clone().unwrap_or_default(),
-                action,
-                tail: cli.tail,
-                timeout: cli.command_timeout,
-            };
-            return jobs::follow(&reach, &f, cli.output.resolve());
+            return follow_up(&cli, action, &reach);
         }
         let command = cli.command.join(" ");
         let job = cli.job.clone().unwrap_or_else(jobs::new_job_id);
@@ -191,6 +165,36 @@ impl Tool for ExecRemote {
         };
         run_remote(&ssh, &hosts, &job)
     }
+}
+
+/// `--jobs`, or a job's `--wait`, `--status` or `--stop`: on the hosts it was started on
+/// (case/jobs.rs), unless a selection is given.
+fn follow_up(cli: &Cli, action: Action, reach: &jobs::Reach) -> Result<Code> {
+    let started_on = match (&cli.job, reach.state_dir) {
+        (Some(j), Some(dir)) if action != Action::List => crate::case::jobs::load(dir)?.remove(j),
+        _ => None,
+    };
+    let explicit = !cli.hosts.select.is_empty();
+    let hosts =
+        crate::case::jobs::follow_up_hosts(reach.hosts.to_vec(), started_on.as_ref(), explicit);
+    if hosts.is_empty() {
+        return Err(crate::error::Error::input(format!(
+            "job {}: the instances it was started on are no longer in the case",
+            cli.job.as_deref().unwrap_or_default()
+        )));
+    }
+    let reach = jobs::Reach {
+        hosts: &hosts,
+        cfg: reach.cfg,
+        state_dir: reach.state_dir,
+    };
+    let f = jobs::Follow {
+        job_id: cli.job.clone().unwrap_or_default(),
+        action,
+        tail: cli.tail,
+        timeout: cli.command_timeout,
+    };
+    jobs::follow(&reach, &f, cli.output.resolve())
 }
 
 /// What ec2-exec-remote was asked to do.
