@@ -68,9 +68,10 @@ impl ExecOptions {
     /// an input error naming the option, found before any host is contacted.
     fn job(&self, command: &str) -> Result<(HostArgs, RemoteJob)> {
         let fanout = self.fanout.unwrap_or(crate::cli::DEFAULT_FANOUT);
-        if !(1..=MAX_FANOUT).contains(&fanout) {
+        if !(1..=crate::cli::MAX_FANOUT).contains(&fanout) {
             return Err(Error::input(format!(
-                "fanout: {fanout} is not in 1..={MAX_FANOUT}"
+                "fanout: {fanout} is not in 1..={}",
+                crate::cli::MAX_FANOUT
             )));
         }
         let hosts = HostArgs {
@@ -97,9 +98,6 @@ impl ExecOptions {
         Ok((hosts, job))
     }
 }
-
-/// The most hosts that log in at once (the tools' `-f` has the same bound).
-const MAX_FANOUT: u32 = 4096;
 
 impl TestCase {
     /// The test case in directory `dir` (it must exist), with its settings files and this

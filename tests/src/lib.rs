@@ -405,7 +405,7 @@ impl ToolRun<'_> {
     }
 
     /// Start it and hand back the child (stdout and stderr piped) for a test that signals,
-    /// races or feeds it; [`Run::of`] makes its end a [`Run`].
+    /// races or feeds it.
     pub fn spawn(self) -> std::process::Child {
         use std::io::Write;
         let mut c = self.case.cmd(&self.tool);
@@ -437,11 +437,6 @@ pub struct Run {
 }
 
 impl Run {
-    /// A spawned tool's end ([`ToolRun::spawn`]), waited for.
-    pub fn of(child: std::process::Child, started: Instant) -> Run {
-        Run::new(child.wait_with_output().unwrap(), started.elapsed())
-    }
-
     pub fn new(out: Output, elapsed: Duration) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),

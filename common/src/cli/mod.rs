@@ -29,6 +29,9 @@ fn text(s: &str) -> std::result::Result<String, String> {
 /// its own sshd, so this is not bounded by one sshd's MaxStartups.
 pub const DEFAULT_FANOUT: u32 = 128;
 
+/// The most hosts that log in at once (`-f`), for every tool and the library alike.
+pub const MAX_FANOUT: u32 = 4096;
+
 /// `--dir`: the test-case directory.
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Test case")]

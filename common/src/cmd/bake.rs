@@ -140,12 +140,8 @@ fn bake(
         (TAG_CASE.to_owned(), cfg.case.clone()),
         (TAG_OWNER.to_owned(), owner()),
     ];
-    tags.extend(
-        crate::cli::LaunchArgs::default()
-            .resolve(settings)?
-            .instance
-            .tags,
-    );
+    let user_tags = settings.value(&crate::settings::TAGS, None, crate::config::parse_tags)?;
+    tags.extend(user_tags.unwrap_or_default());
     let ami = rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         let ami = ec2

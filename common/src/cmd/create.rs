@@ -44,7 +44,7 @@ print `<instance-id> <address>` lines",
 )]
 pub struct Cli {
     /// How many instances (a positive integer): the minimum the case must hold
-    #[arg(value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_COUNT as i64))]
     count: u32,
     /// Terminate instances (of the role) above this many, highest index first
     #[arg(long, value_name = "M")]

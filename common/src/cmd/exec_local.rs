@@ -49,7 +49,7 @@ pub struct Cli {
     bg: bool,
     /// How many commands at once, started in index order (pdsh -f; `--parallel` is accepted)
     #[arg(short = 'f', long, alias = "parallel", value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=4096))]
+          value_parser = clap::value_parser!(u32).range(1..=crate::cli::MAX_FANOUT as i64))]
     fanout: u32,
     #[command(flatten)]
     output: OutputArgs,

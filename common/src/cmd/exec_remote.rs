@@ -72,7 +72,7 @@ pub struct Cli {
     #[arg(short = 'n', long)]
     no_stdin: bool,
     /// How many hosts at once (pdsh -f)
-    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=crate::cli::MAX_FANOUT as i64))]
     fanout: u32,
     /// Give up on a host whose command (connect included) runs longer than this; its remote
     /// process group is killed (pdsh -u)

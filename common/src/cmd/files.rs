@@ -36,7 +36,7 @@ pub struct PutCli {
     #[arg(value_name = "LOCAL... REMOTE_DIR", required = true, num_args = 2..)]
     paths: Vec<PathBuf>,
     /// How many hosts at once (pdsh -f)
-    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=crate::cli::MAX_FANOUT as i64))]
     fanout: u32,
     #[command(flatten)]
     hosts: HostArgs,
@@ -90,7 +90,7 @@ pub struct GetCli {
     #[arg(value_name = "LOCAL_DIR")]
     local: PathBuf,
     /// How many hosts at once (pdsh -f)
-    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(short = 'f', long, value_name = "N", default_value_t = crate::cli::DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=crate::cli::MAX_FANOUT as i64))]
     fanout: u32,
     /// Do not bring home the hosts' sample files (`ec2-exec-remote --sample`), which by
     /// default land in `LOCAL_DIR/<index>-<id>/ec2-samples/` for ec2-report
