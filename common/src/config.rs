@@ -5,6 +5,7 @@
 //! modes) lives here beside the types it produces. What does not belong here: clap, reading
 //! files or the environment, anything that talks to AWS or a host.
 
+pub use crate::catalog::AmiSpec;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -222,9 +223,12 @@ impl SpotMode {
 /// Launch settings.
 #[derive(Debug, Clone)]
 pub struct LaunchConfig {
-    /// Required to launch (checked by [`LaunchConfig::ami`]); optional so that
-    /// `--show-config` and ec2-revert (which can reuse the descriptor's AMI) work without it.
-    pub ami: Option<String>,
+    /// The image: an id, or an alias or parameter resolved at launch for each type's
+    /// architecture (default: the `ubuntu` alias).
+    pub ami: AmiSpec,
+    /// The image was configured (flag, environment, file), not the default: ec2-revert uses
+    /// the AMI the instances run unless one was.
+    pub ami_configured: bool,
     /// Instance types, in order of preference (never empty).
     pub instance_types: Vec<String>,
     pub key_name: Option<String>,
@@ -248,6 +252,8 @@ pub struct LaunchConfig {
     pub network_cidr: IpNet,
     /// What each instance is launched with beyond its type and place.
     pub instance: InstanceOptions,
+    /// `--max-hourly-cost`: USD per hour the case may cost after a launch.
+    pub max_hourly_cost: Option<f64>,
 }
 
 /// The options a company account asks of every instance: its metadata service, root volume,
@@ -284,6 +290,14 @@ impl Imds {
             "v1" => Ok(Imds::V1),
             _ => Err(format!("{s:?}: expected v2 (tokens required) or v1")),
         }
+    }
+}
+
+/// A positive amount of US dollars (`2.50`, `$2.50`).
+pub fn parse_usd(s: &str) -> Result<f64, String> {
+    match s.trim_start_matches('$').parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?}: expected a positive amount of USD (2.50)")),
     }
 }
 
@@ -379,17 +393,6 @@ impl Placement {
             Placement::Spread => "spread",
             Placement::Partition => "partition",
         }
-    }
-}
-
-impl LaunchConfig {
-    /// The AMI, or the error that says how to give one.
-    pub fn ami(&self) -> crate::error::Result<&str> {
-        self.ami.as_deref().ok_or_else(|| {
-            crate::error::Error::input(
-                "no AMI given: set --ami, EC2_TOOLS_AMI or \"ami\" in ec2-tools.json",
-            )
-        })
     }
 }
 

@@ -37,7 +37,8 @@
 //! output and exit code.
 //!
 //! The layers, from the bottom: [`error`], `output`, `settings` (flag > env > files >
-//! default, with sources), [`tool`] (process concerns) · `config` (plain resolved data) ·
+//! default, with sources), [`tool`] (process concerns) · `catalog` (what AWS names publicly:
+//! image aliases, regions, quota codes) · `config` (plain resolved data) ·
 //! `case` (the test case on disk) · `remote` (SSH, fan-out, per-host results) · `aws`
 //! (EC2 calls, the fleet, waiting — it probes SSH through `remote`) · `report` (the answer of
 //! a load test: formats, merging, the page; pure data, it imports no other layer) · `cli` (the flags,
@@ -49,6 +50,7 @@
 
 pub(crate) mod aws;
 pub(crate) mod case;
+pub(crate) mod catalog;
 pub(crate) mod cli;
 pub mod cmd;
 pub(crate) mod config;

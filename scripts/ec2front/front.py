@@ -11,9 +11,10 @@ import signal
 import threading
 import time
 import urllib.parse
+import uuid
 import xml.etree.ElementTree as ET
 
-from . import faults, placement
+from . import catalog, faults, placement
 from .cloud import Answer, Cloud, InFlight, Instance
 from .common import LOCK, error_xml, ids_in, log, parse, serialize, spread
 from .machines import Machines
@@ -100,6 +101,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         if self.path.startswith("/__proxy/"):
             return self.control(body)
+        target = self.headers.get("X-Amz-Target", "")
+        if target:
+            return self.json_call(target, body)
         call = self.parse_call(method, body)
         if call is None:
             return self.forward(method, body)
@@ -117,6 +121,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if call.action == "RunInstances" and call.params.get("ClientToken"):
             return self.once_per_token(call)
         self.serve(call)
+
+    def json_call(self, target, body):
+        """A JSON-protocol call (SSM, Service Quotas, Price List): what AWS publishes and moto
+        lacks is answered from catalog.py, under the caller's `deny` and counters; the rest
+        goes to moto."""
+        service, _, action = target.partition(".")
+        m = re.search(r"Credential=([^/]+)/[^/]+/([^/]+)/", self.headers.get("Authorization", ""))
+        key, region = (m.group(1), m.group(2)) if m else ("", "us-east-1")
+        c = self.cloud.caller(key)
+        with LOCK:
+            c.count("calls", action)
+        if action in c.faults.get("deny", ()):
+            with LOCK:
+                c.count("faults", "AccessDenied")
+            return self.json_reply(400, {
+                "__type": "AccessDeniedException",
+                "Message": f"User is not authorized to perform: {action}"})
+        req = json.loads(body or b"{}")
+        answer = None
+        if service == "AmazonSSM" and action in ("GetParameter", "GetParameters"):
+            answer = catalog.get_parameters(action, req, region)
+        elif service.startswith("ServiceQuotas") and action == "GetServiceQuota":
+            answer = catalog.get_service_quota(req, region, "123456789012",
+                                               c.faults.get("quotas", {}))
+        elif service == "AWSPriceListService" and action == "GetProducts":
+            answer = catalog.get_products(req, c.faults.get("prices", {}))
+        if answer is None:
+            return self.forward("POST", body)
+        return self.json_reply(*answer)
+
+    def json_reply(self, status, doc):
+        self.reply(status, json.dumps(doc).encode(), "application/x-amz-json-1.1")
 
     def parse_call(self, method, body):
         """The EC2 action in this request (None: not one, e.g. S3)."""
@@ -176,6 +212,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             status, answer = self.cloud.placement.call(call.action, call.params,
                                                        self.cloud.instances)
             return self.reply(status, answer)
+        if call.action == "DescribeSpotPriceHistory":
+            # moto's history is one placeholder price from 2006: the front's table instead.
+            return self.reply(200, spot_history_xml(call.params, call.caller))
         if call.action == "CreateImage":
             # moto refuses snapshot tags in CreateImage; AWS takes them: the front strips them
             # and tags the image's snapshots itself once moto made them (after_create_image).
@@ -396,6 +435,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if iset is not None and len(iset) == 0:
                     rs.remove(res)
         return serialize(root, Q)
+
+
+def spot_history_xml(params, caller):
+    """DescribeSpotPriceHistory from catalog.py's table: the current price in each AZ."""
+    types = [v for k, v in params.items() if k.startswith("InstanceType.")]
+    now = time.strftime("%Y-%m-%dT%H:00:00.000Z", time.gmtime())
+    items = ""
+    for t in types:
+        price = catalog.spot_price(t, caller.faults.get("prices", {}))
+        if price is None:
+            continue
+        for az in ("us-east-1a", "us-east-1b"):
+            items += ("<item><instanceType>%s</instanceType><productDescription>Linux/UNIX"
+                      "</productDescription><spotPrice>%s</spotPrice><timestamp>%s</timestamp>"
+                      "<availabilityZone>%s</availabilityZone></item>" % (t, price, now, az))
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<DescribeSpotPriceHistoryResponse '
+            'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>%s</requestId>'
+            "<spotPriceHistorySet>%s</spotPriceHistorySet><nextToken></nextToken>"
+            "</DescribeSpotPriceHistoryResponse>" % (uuid.uuid4(), items)).encode()
 
 
 def split_snapshot_tags(params):

@@ -18,7 +18,8 @@ usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec
        ec2q.py token-mismatch CASE   -> one RunInstances sent twice with one ClientToken, then
                                         the token with other parameters: {same, other (code)}
        ec2q.py iam-profile NAME      -> make an instance profile (what an account's admin did)
-       ec2q.py launched ID           -> what RunInstances asked for: metadata options, instance
+       ec2q.py launched ID           -> what RunInstances asked for: image (id, name,
+                                        architecture, owner), type, metadata options, instance
                                         profile, and each volume's size, type, encryption, tags
        ec2q.py case-tags CASE        -> the tags on each kind of resource tagged with CASE: key
                                         pairs, security groups, VPCs, placement groups
@@ -229,7 +230,11 @@ elif cmd == "launched":  # CASE is the instance id here
         Filters=[{"Name": "attachment.instance-id", "Values": [case]}])["Volumes"]
     dot = {m["Ebs"]["VolumeId"]: m["Ebs"].get("DeleteOnTermination")
            for m in i.get("BlockDeviceMappings", []) if "Ebs" in m}
+    img = ec2.describe_images(ImageIds=[i["ImageId"]])["Images"][0]
     print(json.dumps({
+        "image": {"id": img["ImageId"], "name": img.get("Name"),
+                  "architecture": img.get("Architecture"), "owner": img.get("OwnerId")},
+        "type": i["InstanceType"],
         "metadata": i.get("MetadataOptions", {}),
         "profile": i.get("IamInstanceProfile", {}).get("Arn"),
         "volumes": [{"size": v["Size"], "type": v["VolumeType"], "encrypted": v["Encrypted"],

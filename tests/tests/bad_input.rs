@@ -189,6 +189,18 @@ fn bad_counts_flags_and_selections_are_usage_errors() {
             "--type c7g.large runs arm64, but the AMI",
         ),
         (
+            "--ami banana",
+            "ec2-create",
+            &["1", "--ami", "banana"][..],
+            "banana\": expected an AMI id",
+        ),
+        (
+            "--region misspelt",
+            "ec2-create",
+            &["1", "--region", "eu-wset-1"][..],
+            "the nearest is eu-west-1",
+        ),
+        (
             "--tag aws:",
             "ec2-create",
             &["1", "--tag", "aws:x=1"][..],

@@ -67,6 +67,8 @@ pub struct InstanceInfo {
     pub launch_index: Option<i32>,
     pub launched_at: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// A spot instance (its lifecycle), not on-demand.
+    pub spot: bool,
 }
 
 impl From<&Instance> for InstanceInfo {
@@ -83,6 +85,7 @@ impl From<&Instance> for InstanceInfo {
             private_ip: s(i.private_ip_address()),
             private_dns: s(i.private_dns_name()),
             launch_index: i.ami_launch_index(),
+            spot: i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot"),
             launched_at: i
                 .launch_time()
                 .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
@@ -158,9 +161,20 @@ pub struct LaunchSpec {
 /// What a launch needs to know of its AMI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
+    pub id: String,
+    pub name: Option<String>,
     pub root: Option<ImageRoot>,
     /// `x86_64`, `arm64`, … as EC2 names it.
     pub architecture: Option<String>,
+}
+
+/// An instance type, as DescribeInstanceTypes has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeInfo {
+    /// The architectures it runs (`x86_64`, `arm64`).
+    pub archs: Vec<String>,
+    /// Its default vCPUs.
+    pub vcpus: Option<u32>,
 }
 
 /// An AMI's root device: its name and its snapshot's size (GB), if the image says.
@@ -186,6 +200,8 @@ pub struct RootVolume {
 pub struct Ec2 {
     pub(crate) client: Client,
     pub region: String,
+    /// The configuration it was built from: the other services' clients share it.
+    pub(crate) sdk: aws_config::SdkConfig,
 }
 
 /// Build the client from the standard chain; fail early, in words, when there is no region or
@@ -193,7 +209,9 @@ pub struct Ec2 {
 pub async fn connect(region: Option<&str>) -> Result<Ec2> {
     let sdk = sdk_config(region).await?;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-    check_endpoint_resolves(&endpoint_url(&sdk, &region).await?)?;
+    let url = endpoint_url(&sdk, &region).await?;
+    check_region(&region, &url)?;
+    check_endpoint_resolves(&url)?;
     let conf = aws_sdk_ec2::config::Builder::from(&sdk)
         .retry_classifier(retry::FinalErrors)
         .interceptor(crate::log::AwsCallLog)
@@ -201,7 +219,27 @@ pub async fn connect(region: Option<&str>) -> Result<Ec2> {
     Ok(Ec2 {
         client: Client::from_conf(conf),
         region,
+        sdk,
     })
+}
+
+/// A region AWS does not have is bad input named in one line, with the nearest real one,
+/// before any call: under an endpoint override (an emulator answers anything, slowly and
+/// badly), or when the region's own endpoint does not resolve. A region newer than
+/// [`crate::catalog::REGIONS`] whose endpoint resolves is let through.
+fn check_region(region: &str, url: &str) -> Result<()> {
+    if crate::catalog::REGIONS.contains(&region) {
+        return Ok(());
+    }
+    let overridden = std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("AWS_ENDPOINT_URL_EC2").is_some_and(|v| !v.is_empty());
+    if overridden || check_endpoint_resolves(url).is_err() {
+        return Err(Error::input(format!(
+            "region {region:?}: not an AWS region (the nearest is {}; --region / AWS_REGION)",
+            crate::catalog::nearest_region(region)
+        )));
+    }
+    Ok(())
 }
 
 /// The EC2 endpoint the calls go to: `AWS_ENDPOINT_URL_EC2` or `AWS_ENDPOINT_URL` (the local
@@ -472,33 +510,31 @@ impl Ec2 {
                 .and_then(|g| u32::try_from(g).ok()),
         });
         Ok(Image {
+            id: ami.to_owned(),
+            name: image.name().map(str::to_owned),
             root,
             architecture: image.architecture().map(|a| a.as_str().to_owned()),
         })
     }
 
-    /// The architectures each instance type supports (DescribeInstanceTypes): a type that
+    /// What EC2 says of each instance type (DescribeInstanceTypes, 100 a call): a type that
     /// does not exist is a configuration error naming it (exit 2), before anything is made.
-    pub async fn instance_architectures(
-        &self,
-        types: &[String],
-    ) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
-        let out = self
-            .client
-            .describe_instance_types()
-            .set_instance_types(Some(
-                types
-                    .iter()
-                    .map(|t| InstanceType::from(t.as_str()))
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| aws_error("DescribeInstanceTypes", e).context("--type"))?;
-        Ok(out
-            .instance_types()
-            .iter()
-            .filter_map(|t| {
+    pub async fn instance_types(&self, types: &[String]) -> Result<BTreeMap<String, TypeInfo>> {
+        let mut found = BTreeMap::new();
+        for chunk in types.chunks(100) {
+            let out = self
+                .client
+                .describe_instance_types()
+                .set_instance_types(Some(
+                    chunk
+                        .iter()
+                        .map(|t| InstanceType::from(t.as_str()))
+                        .collect(),
+                ))
+                .send()
+                .await
+                .map_err(|e| aws_error("DescribeInstanceTypes", e).context("--type"))?;
+            found.extend(out.instance_types().iter().filter_map(|t| {
                 let name = t.instance_type()?.as_str().to_owned();
                 let archs = t
                     .processor_info()
@@ -509,9 +545,46 @@ impl Ec2 {
                             .collect()
                     })
                     .unwrap_or_default();
-                Some((name, archs))
-            })
-            .collect())
+                let vcpus = t
+                    .v_cpu_info()
+                    .and_then(|v| v.default_v_cpus())
+                    .and_then(|n| u32::try_from(n).ok());
+                Some((name, TypeInfo { archs, vcpus }))
+            }));
+        }
+        Ok(found)
+    }
+
+    /// The current spot price of a Linux `instance_type` here, USD per hour: the highest of
+    /// its availability zones' (`None`: EC2 lists none).
+    pub async fn spot_price(&self, instance_type: &str) -> Result<Option<f64>> {
+        let out = self
+            .client
+            .describe_spot_price_history()
+            .instance_types(InstanceType::from(instance_type))
+            .product_descriptions("Linux/UNIX")
+            .start_time(aws_smithy_types::DateTime::from(
+                std::time::SystemTime::now(),
+            ))
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeSpotPriceHistory", e))?;
+        Ok(out
+            .spot_price_history()
+            .iter()
+            .filter_map(|p| p.spot_price()?.parse::<f64>().ok())
+            .reduce(f64::max))
+    }
+
+    /// The account's instances that count against its running-instance quotas (pending and
+    /// running, every case and none), in this region.
+    pub async fn running_instances(&self) -> Result<Vec<InstanceInfo>> {
+        let filter = Filter::builder()
+            .name("instance-state-name")
+            .values("pending")
+            .values("running")
+            .build();
+        self.describe_filtered(vec![filter]).await
     }
 
     /// Set tags on one instance, waiting out the moments after launch in which EC2 does not

@@ -11,8 +11,8 @@
 
 use super::access::{ensure_access, Access};
 use super::ec2::{
-    self, owner, Ec2, InstanceInfo, LaunchSpec, RootVolume, TAG_CASE, TAG_EXPIRES, TAG_INDEX,
-    TAG_INDEX_BASE, TAG_LAUNCH, TAG_MARKET, TAG_OWNER, TAG_ROLE,
+    self, owner, Ec2, Image, InstanceInfo, LaunchSpec, RootVolume, TypeInfo, TAG_CASE, TAG_EXPIRES,
+    TAG_INDEX, TAG_INDEX_BASE, TAG_LAUNCH, TAG_MARKET, TAG_OWNER, TAG_ROLE,
 };
 use super::errors;
 use super::pace::Pacer;
@@ -23,7 +23,7 @@ use crate::config::{Config, LaunchConfig, SpotMode, SshConfig};
 use crate::error::{Error, Result};
 use crate::output;
 use crate::tool;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A case's instances, as AWS and the descriptors see them.
 pub struct Fleet {
@@ -41,8 +41,41 @@ pub struct Launcher<'a> {
     state: CaseState,
     access: Access,
     pacer: Pacer,
-    /// The AMI's root device, where the root volume's mapping goes.
-    root_device: Option<super::ec2::ImageRoot>,
+    /// The image of each instance type (its root device is where the root volume goes).
+    images: Images,
+    /// How many instances the account's vCPU quota allows of those asked for.
+    pub allowed: u32,
+}
+
+/// What a launch is about to ask for, for the quota check.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask {
+    pub count: u32,
+    /// `--min-ready`: a partial fleet is accepted down to this many.
+    pub min_ready: Option<u32>,
+}
+
+/// The image each instance type of a launch runs: the AMI id given, or what the alias or
+/// parameter resolved to for the type's architecture.
+#[derive(Debug, Clone, Default)]
+pub struct Images {
+    by_type: BTreeMap<String, Image>,
+}
+
+impl Images {
+    fn for_type(&self, instance_type: &str) -> Result<&Image> {
+        self.by_type
+            .get(instance_type)
+            .ok_or_else(|| Error::infra(format!("--type {instance_type}: no image resolved")))
+    }
+
+    /// The name of image `id`, if it is one of these.
+    fn name_of(&self, id: &str) -> Option<&str> {
+        self.by_type
+            .values()
+            .find(|i| i.id == id)
+            .and_then(|i| i.name.as_deref())
+    }
 }
 
 impl Launcher<'_> {
@@ -69,8 +102,9 @@ impl Launcher<'_> {
         label: &str,
     ) -> Result<LaunchSpec> {
         let launch = &self.config;
+        let image = self.images.for_type(instance_type)?;
         let mut spec = LaunchSpec {
-            ami: launch.ami()?.to_owned(),
+            ami: image.id.clone(),
             instance_type: instance_type.clone(),
             count,
             // Whatever the pool has: the rest goes to the next pool.
@@ -85,7 +119,7 @@ impl Launcher<'_> {
             user_data: launch.ttl.map(ttl_user_data),
             terminate_on_shutdown: launch.ttl.is_some() || spot,
             metadata: Some(launch.instance.imds),
-            root_volume: self.root_device.clone().map(|root| RootVolume {
+            root_volume: image.root.clone().map(|root| RootVolume {
                 device: root.device,
                 size_gb: launch.instance.volume_size.or(root.size_gb),
                 volume_type: launch.instance.volume_type.clone(),
@@ -112,14 +146,23 @@ fn arch_mismatch(
         .iter()
         .find(|(_, a)| !a.is_empty() && !a.iter().any(|x| x == arch))?;
     Some(format!(
-        "--type {t} runs {}, but the AMI {ami} is {arch}: choose a{} AMI or an {arch} type",
+        "--type {t} runs {}, but the AMI {ami} is {arch}: choose an {} AMI (an alias such as \
+         --ami ubuntu picks it for the type) or an {arch} type",
         supported.join("/"),
-        if supported[0].starts_with('a') {
-            "n"
-        } else {
-            ""
-        },
+        supported[0],
     ))
+}
+
+/// The architecture an image is chosen for: x86_64 where a type runs both, else the one AWS
+/// said, else the one its name says.
+fn preferred_arch(instance_type: &str, supported: &[String]) -> &'static str {
+    if supported.iter().any(|a| a == "x86_64") {
+        "x86_64"
+    } else if supported.iter().any(|a| a == "arm64") {
+        "arm64"
+    } else {
+        crate::catalog::arch_by_name(instance_type)
+    }
 }
 
 /// The user data that makes an instance power itself off (and so terminate) at its TTL.
@@ -149,6 +192,8 @@ pub struct Launched {
     pub throttled: u32,
     /// Ctrl-C stopped the launch between calls.
     pub interrupted: bool,
+    /// The images launched from, whose names the descriptors record.
+    images: Images,
 }
 
 impl Launched {
@@ -341,42 +386,108 @@ impl Fleet {
 
     /// What AWS would refuse at RunInstances, found before anything is made: an AMI that
     /// is not there, a root volume smaller than its snapshot, an instance type that does not
-    /// exist or does not fit the AMI's architecture. Returns the AMI's root device. Without
-    /// permission to describe instance types (a least-privilege account), that check is
-    /// skipped with a note: RunInstances still refuses what is wrong.
-    async fn check_launch(&self, config: &LaunchConfig) -> Result<Option<super::ec2::ImageRoot>> {
-        let ami = config.ami()?;
-        let image = self.ec2.check_image(ami).await?;
-        let snapshot = image.root.as_ref().and_then(|r| r.size_gb);
-        if let (Some(want), Some(has)) = (config.instance.volume_size, snapshot) {
-            if want < has {
-                return Err(Error::input(format!(
-                    "--volume-size {want}: the AMI's root snapshot is {has} GB (the volume holds it)"
-                )));
+    /// exist or does not fit the AMI's architecture. An alias or parameter is resolved here,
+    /// for each type's architecture, and said once. Without permission to describe instance
+    /// types (a least-privilege account), a type's architecture is read off its name and
+    /// not checked, with a note: RunInstances still refuses what is wrong.
+    async fn check_launch(
+        &self,
+        config: &LaunchConfig,
+    ) -> Result<(Images, BTreeMap<String, TypeInfo>)> {
+        let (types, known) = self.launch_types(&config.instance_types).await?;
+        let lookup = super::lookup::Lookup::new(&self.ec2);
+        let mut by_arch: BTreeMap<&str, Image> = Default::default();
+        let mut images = Images::default();
+        for t in &config.instance_types {
+            let supported = types.get(t).map(|i| i.archs.clone()).unwrap_or_default();
+            let arch = preferred_arch(t, &supported);
+            if !by_arch.contains_key(arch) {
+                let image = self.resolve_image(&lookup, &config.ami, arch).await?;
+                by_arch.insert(arch, image);
             }
-        }
-        match self
-            .ec2
-            .instance_architectures(&config.instance_types)
-            .await
-        {
-            Ok(archs) => {
-                if let Some(why) = arch_mismatch(ami, image.architecture.as_deref(), &archs) {
-                    return Err(Error::input(why));
+            let image = by_arch[arch].clone();
+            let one = BTreeMap::from([(t.clone(), supported)]);
+            if let Some(why) =
+                arch_mismatch(&image.id, image.architecture.as_deref(), &one).filter(|_| known)
+            {
+                return Err(Error::input(why));
+            }
+            let snapshot = image.root.as_ref().and_then(|r| r.size_gb);
+            if let (Some(want), Some(has)) = (config.instance.volume_size, snapshot) {
+                if want < has {
+                    return Err(Error::input(format!(
+                        "--volume-size {want}: the AMI's root snapshot is {has} GB (the volume holds it)"
+                    )));
                 }
             }
-            Err(e) if e.is_final() => output::note(format!(
-                "{e}: the instance types' architectures are not checked"
-            )),
-            Err(e) => return Err(e),
+            images.by_type.insert(t.clone(), image);
         }
-        Ok(image.root)
+        Ok((images, types))
     }
 
-    /// Get ready to launch: the case's nonce on disk (before its token is used), its key
-    /// pair and security group in AWS. Bad configuration is found before anything is made.
-    pub async fn launcher<'a>(&self, config: &'a LaunchConfig) -> Result<Launcher<'a>> {
-        let root_device = self.check_launch(config).await?;
+    /// Each type as DescribeInstanceTypes has it, and whether AWS said; without permission,
+    /// the architecture read off the name ([`crate::catalog::arch_by_name`]), with a note.
+    async fn launch_types(&self, types: &[String]) -> Result<(BTreeMap<String, TypeInfo>, bool)> {
+        match self.ec2.instance_types(types).await {
+            Ok(found) => Ok((found, true)),
+            Err(e) if e.is_final() => {
+                output::note(format!(
+                    "{e}: the instance types' architectures are read off their names, not checked"
+                ));
+                let guess = |t: &String| TypeInfo {
+                    archs: vec![crate::catalog::arch_by_name(t).to_owned()],
+                    vcpus: None,
+                };
+                Ok((types.iter().map(|t| (t.clone(), guess(t))).collect(), false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The image `spec` names for `arch`: an id as it is, an alias or parameter through SSM
+    /// (said once: `--ami ubuntu (x86_64): ami-… ubuntu/images/…`); checked to exist.
+    async fn resolve_image(
+        &self,
+        lookup: &super::lookup::Lookup,
+        spec: &crate::config::AmiSpec,
+        arch: &str,
+    ) -> Result<Image> {
+        let Some(parameter) = spec.parameter(arch) else {
+            return self.ec2.check_image(&spec.to_string()).await;
+        };
+        let what = format!("--ami {spec} ({arch})");
+        let id = lookup
+            .parameter(parameter)
+            .await
+            .map_err(|e| e.context(&what))?;
+        let image = self
+            .ec2
+            .check_image(&id)
+            .await
+            .map_err(|e| e.context(&what))?;
+        output::note(format!(
+            "{what}: {id} {}",
+            image.name.as_deref().unwrap_or("(no name)")
+        ));
+        Ok(image)
+    }
+
+    /// Get ready to launch `ask.count` instances: the case's nonce on disk (before its token
+    /// is used), its key pair and security group in AWS. Bad configuration, and a launch past
+    /// the account's vCPU quota ([`Fleet::quota_allows`]), are found before anything is made;
+    /// [`Launcher::allowed`] is how many the quota lets `--min-ready` launch.
+    pub async fn launcher<'a>(&self, config: &'a LaunchConfig, ask: Ask) -> Result<Launcher<'a>> {
+        let (images, types) = self.check_launch(config).await?;
+        let allowed = self
+            .quota_allows(
+                &types,
+                &config.instance_types[0],
+                config.spot,
+                ask.count,
+                ask.min_ready,
+            )
+            .await?;
+        self.price_launch(config, allowed).await?;
         let mut state = CaseState::load(&self.store)?;
         state.save(&self.store)?;
         let config = if config.network_auto && config.subnets.is_empty() {
@@ -422,7 +533,8 @@ impl Fleet {
             state,
             access,
             pacer: Pacer::new(launch_burst, launch_rate),
-            root_device,
+            images,
+            allowed,
         })
     }
 
@@ -448,7 +560,10 @@ impl Fleet {
         role: Option<&str>,
     ) -> Result<Launched> {
         let launch = l.config.clone();
-        let mut out = Launched::default();
+        let mut out = Launched {
+            images: l.images.clone(),
+            ..Default::default()
+        };
         let mut next = first;
         let mut left = count;
         let markets: &[bool] = match launch.spot {
@@ -621,7 +736,10 @@ impl Fleet {
             .ok()
             .and_then(|f| f.strip_prefix("after-descriptors:")?.parse().ok());
         for (info, index) in fresh.into_iter().zip(indexes) {
-            let d = self.descriptor_for(info, index, role, Some(market.as_str()));
+            let mut d = self.descriptor_for(info, index, role, Some(market.as_str()));
+            if let Some(name) = info.ami.as_deref().and_then(|a| out.images.name_of(a)) {
+                d.extra.insert("ami_name".into(), name.into());
+            }
             self.store.write(&d)?;
             out.descs.push(d);
             after = after.max(index.saturating_add(1));
@@ -964,7 +1082,9 @@ mod tests {
     #[test]
     fn pools_are_each_type_in_each_subnet_in_order() {
         let l = LaunchConfig {
-            ami: None,
+            ami: crate::config::AmiSpec::Alias(0),
+            ami_configured: false,
+            max_hourly_cost: None,
             instance_types: vec!["a".into(), "b".into()],
             key_name: None,
             subnets: vec!["s1".into(), "s2".into()],

@@ -7,8 +7,9 @@ use super::{text, DirArgs, HostArgs};
 use crate::case::select::Selection;
 use crate::config::{
     parse_case, parse_cidr, parse_list, parse_network, parse_nonempty_list, parse_on_off,
-    parse_ports, parse_positive, parse_rate, parse_tags, parse_ttl, parse_volume_size,
-    parse_volume_type, Config, Imds, InstanceOptions, LaunchConfig, Placement, SpotMode, SshConfig,
+    parse_ports, parse_positive, parse_rate, parse_tags, parse_ttl, parse_usd, parse_volume_size,
+    parse_volume_type, AmiSpec, Config, Imds, InstanceOptions, LaunchConfig, Placement, SpotMode,
+    SshConfig,
 };
 use crate::error::{Error, Result};
 use crate::settings::{self as keys, Settings, Source};
@@ -82,8 +83,11 @@ impl CaseDirArgs {
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Launch")]
 pub struct LaunchArgs {
-    /// AMI to launch
-    #[arg(long, value_name = "AMI_ID")]
+    /// The image: an AMI id, an alias resolved through AWS's public SSM parameters for the
+    /// instance type's architecture (ubuntu — the latest LTS, the default —, ubuntu-24.04,
+    /// ubuntu-22.04, al2023, debian-12; an alias also gives the login user), or
+    /// resolve:ssm:/parameter/name
+    #[arg(long, value_name = "AMI_ID|ALIAS")]
     pub ami: Option<String>,
     /// Instance type; a comma list is tried in order when AWS has no capacity for one
     #[arg(long = "type", value_name = "TYPE[,TYPE…]")]
@@ -150,13 +154,22 @@ pub struct LaunchArgs {
     /// instances that write to S3 or read a secret themselves
     #[arg(long, value_name = "NAME|ARN")]
     pub iam_profile: Option<String>,
+    /// Refuse a launch that would make the case cost more than USD per hour (on-demand
+    /// prices from the Price List API, spot from the price history; an unknown price refuses
+    /// too)
+    #[arg(long, value_name = "USD")]
+    pub max_hourly_cost: Option<String>,
 }
 
 impl LaunchArgs {
     pub fn resolve(&self, s: &Settings) -> Result<LaunchConfig> {
         let has_default = "a default";
+        let ami = s
+            .get(&keys::AMI, self.ami.as_deref(), AmiSpec::parse)?
+            .expect(has_default);
         Ok(LaunchConfig {
-            ami: s.value(&keys::AMI, self.ami.as_deref(), text)?,
+            ami: ami.0,
+            ami_configured: ami.1 != Source::Default,
             instance_types: s
                 .value(
                     &keys::INSTANCE_TYPE,
@@ -212,6 +225,11 @@ impl LaunchArgs {
                 )?
                 .expect(has_default),
             instance: self.instance_options(s)?,
+            max_hourly_cost: s.value(
+                &keys::MAX_HOURLY_COST,
+                self.max_hourly_cost.as_deref(),
+                parse_usd,
+            )?,
         })
     }
 

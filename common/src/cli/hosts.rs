@@ -6,8 +6,8 @@ use super::{text, DirArgs};
 use crate::case::select::{parse_indexes, Selection};
 use crate::case::store::{login_identity, STATE_DIR};
 use crate::config::{
-    parse_cidrs, parse_duration, parse_ttl, AddressMode, Jump, Label, OutputConfig, OutputMode,
-    SshConfig,
+    parse_cidrs, parse_duration, parse_ttl, AddressMode, AmiSpec, Jump, Label, OutputConfig,
+    OutputMode, SshConfig,
 };
 use crate::error::Result;
 use crate::settings::{self as keys, Settings, Source};
@@ -113,6 +113,21 @@ impl SshArgs {
                 .value(&keys::PERSIST, self.persist.as_deref(), parse_ttl)?
                 .expect(has_default),
         })
+    }
+
+    /// [`SshArgs::resolve`] for instances about to be launched from `ami`: where no one set
+    /// `ssh_user` (not a flag, the environment or a file), the image's own login user when
+    /// its alias or parameter says (al2023: ec2-user, debian-12: admin).
+    pub fn resolve_for_launch(&self, s: &Settings, ami: &AmiSpec) -> Result<SshConfig> {
+        let mut ssh = self.resolve(s)?;
+        let defaulted = s
+            .raw(&keys::SSH_USER, self.user.as_deref())
+            .is_none_or(|(_, source)| source == Source::Default);
+        if let (true, Some(user)) = (defaulted, ami.login_user()) {
+            ssh.fallback_user = user.to_owned();
+            s.record(keys::SSH_USER.name, user.to_owned(), Source::Default);
+        }
+        Ok(ssh)
     }
 }
 

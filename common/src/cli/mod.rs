@@ -91,6 +91,27 @@ mod tests {
     }
 
     #[test]
+    fn an_images_alias_gives_the_login_user_only_where_no_one_set_ssh_user() {
+        use crate::config::AmiSpec;
+        let al2023 = AmiSpec::parse("al2023").unwrap();
+        let (_d, s) = settings(&[], None);
+        let ssh = SshArgs::default().resolve_for_launch(&s, &al2023).unwrap();
+        assert_eq!((ssh.user, ssh.fallback_user.as_str()), (None, "ec2-user"));
+        let id = AmiSpec::parse("ami-0123456789abcdef0").unwrap();
+        let ssh = SshArgs::default().resolve_for_launch(&s, &id).unwrap();
+        assert_eq!(
+            ssh.fallback_user, "ubuntu",
+            "an id says nothing: the default"
+        );
+        let (_d, s) = settings(&[], Some(r#"{"ssh_user": "admin"}"#));
+        let ssh = SshArgs::default().resolve_for_launch(&s, &al2023).unwrap();
+        assert_eq!(ssh.fallback_user, "admin", "a file's ssh_user wins");
+        let (_d, s) = settings(&[("EC2_TOOLS_SSH_USER", "me")], None);
+        let ssh = SshArgs::default().resolve_for_launch(&s, &al2023).unwrap();
+        assert_eq!(ssh.user.as_deref(), Some("me"), "the environment wins");
+    }
+
+    #[test]
     fn a_missing_identity_file_is_reported_not_checked_and_a_file_key_shows_as_file() {
         let (d, s) = settings(&[], Some(r#"{"ssh_key": "nosuch/key"}"#));
         let ssh = SshArgs::default().resolve(&s).unwrap();
@@ -121,7 +142,7 @@ mod tests {
         let values = [
             ("region", "AWS_REGION", "us-west-2"),
             ("case", "EC2_TOOLS_CASE", "c1"),
-            ("ami", "EC2_TOOLS_AMI", "ami-1"),
+            ("ami", "EC2_TOOLS_AMI", "ami-12345678"),
             ("instance_type", "EC2_TOOLS_INSTANCE_TYPE", "t3.nano"),
             ("key_name", "EC2_TOOLS_KEY_NAME", "k"),
             ("subnet_id", "EC2_TOOLS_SUBNET_ID", "subnet-1"),
@@ -146,6 +167,7 @@ mod tests {
             ("volume_encrypted", "EC2_TOOLS_VOLUME_ENCRYPTED", "off"),
             ("iam_profile", "EC2_TOOLS_IAM_PROFILE", "loadgen"),
             ("tags", "EC2_TOOLS_TAGS", "team=load,cost=42"),
+            ("max_hourly_cost", "EC2_TOOLS_MAX_HOURLY_COST", "2.5"),
             ("ssh_user", "EC2_TOOLS_SSH_USER", "ec2-user"),
             ("ssh_key", "EC2_TOOLS_SSH_KEY", "/keys/id"),
             ("ssh_port", "EC2_TOOLS_SSH_PORT", "2222"),

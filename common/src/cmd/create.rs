@@ -9,7 +9,7 @@
 //! an SSH login, with `--setup` run on each the moment it is ready.
 
 use crate::aws::ec2::InstanceInfo;
-use crate::aws::fleet::{tag_index, Fleet};
+use crate::aws::fleet::{tag_index, Ask, Fleet};
 use crate::aws::wait::{self, Fate, Goal, NotReady, Patience, ReadyCheck};
 use crate::case::descriptor::{Descriptor, InstanceState};
 use crate::cli::{CaseDirArgs, LaunchArgs, SshArgs};
@@ -83,6 +83,9 @@ pub(crate) struct Want {
     pub role: Option<String>,
     pub add: bool,
     pub max: Option<u32>,
+    /// `--min-ready`: a partial fleet this large is accepted (the quota check launches what
+    /// fits).
+    pub min_ready: Option<u32>,
 }
 
 /// An instance as the plan sees it.
@@ -303,6 +306,7 @@ impl CreateOptions {
             role: self.role.clone(),
             add: self.add,
             max: self.max,
+            min_ready: self.min_ready,
         }
     }
 }
@@ -345,7 +349,7 @@ pub(crate) fn resolve(
     opts.check()?;
     let cfg = crate::cli::resolve_case(settings, &case.case, &case.aws)?;
     let launch = launch.resolve(settings)?;
-    let ssh = ssh.resolve(settings)?;
+    let ssh = ssh.resolve_for_launch(settings, &launch.ami)?;
     ssh::check_identity(&ssh)?;
     let setup = match &opts.setup {
         Some(p) => Some(
@@ -482,9 +486,6 @@ async fn apply(
     untracked: Vec<InstanceInfo>,
     patience: Patience,
 ) -> Result<(Vec<Descriptor>, Option<Error>)> {
-    if plan.launch.is_some() {
-        launch.ami()?; // before anything is changed
-    }
     let mut by_id: BTreeMap<String, Descriptor> =
         tracked.into_iter().map(|d| (d.id.clone(), d)).collect();
     let mut adopted = Vec::new();
@@ -526,11 +527,22 @@ async fn apply(
     let mut missing = None;
     match plan.launch {
         Some((first, count)) => {
-            let mut launcher = fleet.launcher(launch).await?;
+            let ask = Ask {
+                count,
+                min_ready: want.min_ready,
+            };
+            let mut launcher = fleet.launcher(launch, ask).await?;
+            let allowed = launcher.allowed;
             let launched = fleet
-                .launch(&mut launcher, first, count, want.role.as_deref())
+                .launch(&mut launcher, first, allowed, want.role.as_deref())
                 .await?;
-            missing = launched.shortfall();
+            missing = launched.shortfall().or_else(|| {
+                (allowed < count).then(|| {
+                    Error::infra(format!(
+                        "the vCPU quota allowed {allowed} of {count} instances"
+                    ))
+                })
+            });
             members.extend(launched.descs);
         }
         None if !want.add => output::note(format!(

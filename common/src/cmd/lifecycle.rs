@@ -11,7 +11,7 @@
 //! replacement first and terminates the old instance only once the new one is ready: slower,
 //! one at a time, but the case never holds fewer instances than before.
 
-use crate::aws::fleet::Fleet;
+use crate::aws::fleet::{Ask, Fleet};
 use crate::aws::wait::{self, Fate, Goal, Patience, ReadyCheck};
 use crate::case::descriptor::{Descriptor, InstanceState};
 use crate::case::select::select_some;
@@ -291,10 +291,18 @@ impl Tool for Revert {
         let mut launch = cli.launch.resolve(&setup.settings)?;
         on_selection(setup, async |fleet, hosts| {
             // Fresh from the configured AMI; without one, from the AMI the instances run.
-            if launch.ami.is_none() {
-                launch.ami = hosts.iter().find_map(|d| d.ami.clone());
+            if !launch.ami_configured {
+                if let Some(id) = hosts.iter().find_map(|d| d.ami.clone()) {
+                    launch.ami = crate::config::AmiSpec::Id(id);
+                }
             }
-            let mut launcher = fleet.launcher(&launch).await?;
+            // Sequentially, one more instance at a time; else the replaced ones are
+            // terminated first and free their vCPUs.
+            let ask = Ask {
+                count: u32::from(cli.sequential),
+                min_ready: None,
+            };
+            let mut launcher = fleet.launcher(&launch, ask).await?;
             if cli.sequential {
                 let mut replacements = Vec::new();
                 for old in &hosts {

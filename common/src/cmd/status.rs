@@ -130,6 +130,9 @@ struct Row {
     ssh: Option<std::result::Result<(), String>>,
     /// What a script needs beside the table: addresses, placement, type.
     net: Net,
+    /// USD per hour, when known; the hours it has run (running instances).
+    price: Option<f64>,
+    hours: Option<f64>,
 }
 
 /// The addresses and placement `--json` carries (a script needs no descriptor-reading).
@@ -153,10 +156,12 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
     } else {
         Code::Ok
     };
-    let untracked =
-        crate::aws::runtime()?.block_on(refresh(cfg, ssh_cfg, sel, &store, &mut hosts))?;
+    let rt = crate::aws::runtime()?;
+    let ec2 = rt.block_on(ec2::connect(cfg.region.as_deref()))?;
+    let untracked = rt.block_on(refresh(&ec2, cfg, ssh_cfg, sel, &store, &mut hosts))?;
     let mut rows: Vec<Row> = hosts.iter().map(Row::tracked).collect();
     rows.extend(untracked.iter().map(|i| Row::untracked(i, ssh_cfg)));
+    rt.block_on(price(&ec2, &store, &mut rows));
     if rows.is_empty() {
         // The rule every tool follows on a directory without a case: say so, and how to start.
         output::note(format!(
@@ -186,6 +191,43 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
     Ok(code)
 }
 
+/// Each running instance's price and cost so far (`usd_per_hour`, `cost_usd` in `--json`),
+/// and the case's on stderr: `cost so far: $0.0093 over 0.9 instance-hours; now $0.0312/h`.
+async fn price(ec2: &ec2::Ec2, store: &Store, rows: &mut [Row]) {
+    use crate::aws::cost;
+    let kind = |r: &Row| {
+        Some((
+            r.net.instance_type.clone()?,
+            r.market.as_deref() == Some("spot"),
+        ))
+    };
+    let running = |r: &&mut Row| r.state == InstanceState::Running;
+    let kinds = rows
+        .iter_mut()
+        .filter(running)
+        .filter_map(|r| kind(r))
+        .collect();
+    if rows.iter().all(|r| r.state != InstanceState::Running) {
+        return;
+    }
+    let prices = cost::prices(ec2, store, &kinds).await;
+    let (mut now, mut so_far) = (Vec::new(), Vec::new());
+    for r in rows.iter_mut().filter(running) {
+        let Some(k) = kind(r) else { continue };
+        let hours = cost::hours_since(r.launched_at.as_deref()).unwrap_or(0.0);
+        r.price = prices.get(&k).and_then(|p| p.as_ref().ok()).copied();
+        now.push(k.clone());
+        so_far.push((k, hours));
+        r.hours = Some(hours);
+    }
+    let hours: f64 = so_far.iter().map(|(_, h)| h).sum();
+    output::note(format!(
+        "cost so far: {} over {hours:.1} instance-hours; now {}/h",
+        cost::ran(&so_far, &prices).show(),
+        cost::hourly(&now, &prices).show()
+    ));
+}
+
 /// Says so of each index two descriptors hold (edited by hand?); true if any is.
 fn held_twice(hosts: &[crate::case::descriptor::Descriptor]) -> bool {
     let mut seen = std::collections::BTreeMap::new();
@@ -206,13 +248,13 @@ fn held_twice(hosts: &[crate::case::descriptor::Descriptor]) -> bool {
 /// One DescribeInstances for the selected descriptors (states and addresses written back),
 /// and, without an explicit selection, the case's live instances no descriptor holds.
 async fn refresh(
+    ec2: &ec2::Ec2,
     cfg: &Config,
     ssh_cfg: &SshConfig,
     sel: &Selection,
     store: &Store,
     hosts: &mut [crate::case::descriptor::Descriptor],
 ) -> Result<Vec<InstanceInfo>> {
-    let ec2 = ec2::connect(cfg.region.as_deref()).await?;
     let ids: Vec<String> = hosts
         .iter()
         .filter(|d| !d.is_static())
@@ -305,6 +347,8 @@ impl Row {
             tracked: true,
             market: d.market().map(str::to_owned),
             ssh: None,
+            price: None,
+            hours: None,
             net: Net {
                 private_ip: d.private_ip.clone(),
                 public_ip: d.public_ip.clone(),
@@ -331,6 +375,8 @@ impl Row {
             tracked: false,
             market: i.tags.get(TAG_MARKET).cloned(),
             ssh: None,
+            price: None,
+            hours: None,
             net: Net {
                 private_ip: i.private_ip.clone(),
                 public_ip: i.public_ip.clone(),
@@ -352,6 +398,8 @@ impl Row {
             "private_ip": r.net.private_ip, "public_ip": r.net.public_ip,
             "private_dns": r.net.private_dns, "public_dns": r.net.public_dns,
             "az": r.net.az, "type": r.net.instance_type,
+            "usd_per_hour": r.price,
+            "cost_usd": r.price.zip(r.hours).map(|(p, h)| p * h),
         });
         if let Some(c) = &r.ssh {
             v["ssh"] = match c {

@@ -25,7 +25,8 @@ const fn key(name: &'static str, env: &'static str, default: Option<&'static str
 pub const REGION: Key = key("region", "AWS_REGION", None);
 /// Default: the test-case directory's basename.
 pub const CASE: Key = key("case", "EC2_TOOLS_CASE", None);
-pub const AMI: Key = key("ami", "EC2_TOOLS_AMI", None);
+/// An AMI id, an alias (`ubuntu`, `al2023`, …: crate::catalog) or `resolve:ssm:/parameter`.
+pub const AMI: Key = key("ami", "EC2_TOOLS_AMI", Some(crate::catalog::DEFAULT_AMI));
 pub const INSTANCE_TYPE: Key = key("instance_type", "EC2_TOOLS_INSTANCE_TYPE", Some("t3.micro"));
 pub const KEY_NAME: Key = key("key_name", "EC2_TOOLS_KEY_NAME", None);
 pub const SUBNET: Key = key("subnet_id", "EC2_TOOLS_SUBNET_ID", None);
@@ -66,6 +67,8 @@ pub const VOLUME_ENCRYPTED: Key = key("volume_encrypted", "EC2_TOOLS_VOLUME_ENCR
 pub const IAM_PROFILE: Key = key("iam_profile", "EC2_TOOLS_IAM_PROFILE", None);
 /// `KEY=VALUE,…` (an object in a settings file).
 pub const TAGS: Key = key("tags", "EC2_TOOLS_TAGS", None);
+/// A launch that would make the case cost more than this many USD per hour is refused.
+pub const MAX_HOURLY_COST: Key = key("max_hourly_cost", "EC2_TOOLS_MAX_HOURLY_COST", None);
 /// Keep the case's SSH sessions open between tool runs this long after the last use (`off`).
 pub const PERSIST: Key = key("persist", "EC2_TOOLS_PERSIST", Some("10m"));
 
@@ -94,6 +97,7 @@ pub const KEYS: &[&Key] = &[
     &VOLUME_ENCRYPTED,
     &IAM_PROFILE,
     &TAGS,
+    &MAX_HOURLY_COST,
     &SSH_USER,
     &SSH_KEY,
     &SSH_PORT,
