@@ -254,6 +254,12 @@ pub struct LaunchConfig {
     pub instance: InstanceOptions,
     /// `--max-hourly-cost`: USD per hour the case may cost after a launch.
     pub max_hourly_cost: Option<f64>,
+    /// What RunInstances gets as user data: the TTL's part and the user's own.
+    pub user_data: Option<crate::userdata::Composed>,
+    /// The user's own part, when given now (`--user-data`, the environment or a settings
+    /// file): recorded in the case (`.ec2-tools/user-data`) at launch, so that later launches
+    /// of the case use the same.
+    pub record_user_data: Option<Vec<u8>>,
 }
 
 /// The options a company account asks of every instance: its metadata service, root volume,
@@ -393,6 +399,22 @@ impl Placement {
             Placement::Spread => "spread",
             Placement::Partition => "partition",
         }
+    }
+}
+
+impl LaunchConfig {
+    /// With the user data composed from the user's own part (`own`: its name, bytes, and
+    /// whether it was given now rather than recorded) and the TTL's; what cloud-init would
+    /// ignore, or what does not fit AWS's limit, is bad input naming the file.
+    pub fn with_user_data(
+        mut self,
+        own: Option<(String, Vec<u8>, bool)>,
+    ) -> crate::error::Result<LaunchConfig> {
+        let part = own.as_ref().map(|(n, b, _)| (n.as_str(), b.as_slice()));
+        self.user_data =
+            crate::userdata::compose(part, self.ttl).map_err(crate::error::Error::input)?;
+        self.record_user_data = own.filter(|o| o.2).map(|o| o.1);
+        Ok(self)
     }
 }
 

@@ -38,7 +38,7 @@
 //!
 //! The layers, from the bottom: [`error`], `output`, `settings` (flag > env > files >
 //! default, with sources), [`tool`] (process concerns) · `catalog` (what AWS names publicly:
-//! image aliases, regions, quota codes) · `config` (plain resolved data) ·
+//! image aliases, regions, quota codes) · `userdata` (the user data a launch sends) · `config` (plain resolved data) ·
 //! `case` (the test case on disk) · `remote` (SSH, fan-out, per-host results) · `aws`
 //! (EC2 calls, the fleet, waiting — it probes SSH through `remote`) · `report` (the answer of
 //! a load test: formats, merging, the page; pure data, it imports no other layer) · `cli` (the flags,
@@ -62,6 +62,7 @@ pub(crate) mod report;
 pub(crate) mod settings;
 mod testcase;
 pub mod tool;
+pub(crate) mod userdata;
 
 pub use case::descriptor::{Descriptor, InstanceState, SshInfo};
 pub use cmd::create::Created;

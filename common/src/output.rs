@@ -166,6 +166,29 @@ pub fn data(line: impl std::fmt::Display) {
     write_locked(Dest::Stdout, format!("{line}\n").as_bytes());
 }
 
+/// `--json`: records print as one JSON object per line from now on (set once, at a tool's
+/// start, from its flag).
+static JSON_RECORDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Print records as JSON (`--json`) or as text lines.
+pub fn records_as_json(on: bool) {
+    JSON_RECORDS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether records print as JSON.
+pub fn json_records() -> bool {
+    JSON_RECORDS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One record on stdout: `json` under `--json`, else the text line.
+pub fn record(json: serde_json::Value, text: impl std::fmt::Display) {
+    if json_records() {
+        data(json);
+    } else {
+        data(text);
+    }
+}
+
 /// A progress bar on stderr while it lives; cleared when dropped.
 pub struct Progress(indicatif::ProgressBar);
 

@@ -94,6 +94,7 @@ impl ExecOptions {
                 ..Default::default()
             },
             state_dir: None,
+            case_hosts: String::new(),
         };
         Ok((hosts, job))
     }

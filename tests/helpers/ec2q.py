@@ -11,7 +11,8 @@ usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec
        ec2q.py keypairs CASE         -> names of the case's key pairs
        ec2q.py groups CASE           -> the case's security groups and their rules
                                         ([protocol, from, to, [cidr], [group or "self"]])
-       ec2q.py instance ID           -> one instance: state, type, key, groups, tags, user data,
+       ec2q.py instance ID           -> one instance: state, type, key, groups, tags, user data
+                                        (decompressed; whether it was gzipped, its size),
                                         placement group
        ec2q.py placements CASE       -> the case's placement groups: name, strategy, tags
        ec2q.py images CASE           -> the images tagged with CASE: [{id, name}]
@@ -144,11 +145,15 @@ elif cmd == "instance":
     ud = attr("userData").get("UserData", {}).get("Value")
     sb = attr("instanceInitiatedShutdownBehavior").get("InstanceInitiatedShutdownBehavior", {}).get("Value")
     import base64
+    import gzip
+    raw = base64.b64decode(ud) if ud else None
+    gz = bool(raw and raw[:2] == b"\x1f\x8b")
     print(json.dumps({"state": i["State"]["Name"], "type": i["InstanceType"], "key": i.get("KeyName"),
                       "groups": [g["GroupId"] for g in i.get("SecurityGroups", [])],
                       "lifecycle": i.get("InstanceLifecycle"),
                       "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])},
-                      "user_data": base64.b64decode(ud).decode() if ud else None,
+                      "user_data": (gzip.decompress(raw) if gz else raw).decode() if raw else None,
+                      "user_data_gzipped": gz, "user_data_bytes": len(raw) if raw else 0,
                       "shutdown_behavior": sb,
                       "placement_group": i.get("Placement", {}).get("GroupName")}))
 elif cmd == "drop-default-vpc":  # CASE is the region here

@@ -502,3 +502,118 @@ fn a_persistently_refused_login_fails_early_with_a_hint_and_a_terminal_shows_why
     r.stdout_lacks("\u{1b}[3");
     assert_eq!(r.stdout.matches(": hi").count(), 2, "{r}");
 }
+
+/// Each stdout line of a `--json` run is one JSON object.
+fn objects(r: &e2e::Run) -> Vec<serde_json::Value> {
+    r.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}\n{r}")))
+        .collect()
+}
+
+#[test]
+fn every_tool_that_prints_records_prints_json_objects_with_json() {
+    let c = Case::new();
+    let r = c.run("ec2-create", &["2", "--json", "--timeout", "60"]);
+    r.succeeds();
+    let made = objects(&r);
+    assert_eq!(made.len(), 2, "{r}");
+    for v in &made {
+        assert!(v["id"].as_str().unwrap().starts_with("i-"), "{v}");
+        assert_eq!(v["type"], "t3.micro", "{v}");
+        assert_eq!(v["state"], "running", "{v}");
+        assert!(v["address"].as_str().unwrap().starts_with("127.0."), "{v}");
+    }
+    std::fs::write(c.path().join("load.txt"), "12345\n").unwrap();
+    let r = c.run("ec2-put", &["--json", "load.txt", "."]);
+    r.succeeds();
+    assert!(
+        objects(&r)
+            .iter()
+            .all(|v| v["files"] == 1 && v["bytes"] == 6),
+        "{r}"
+    );
+    let r = c.run("ec2-get", &["--json", "load.txt", "back"]);
+    r.succeeds();
+    assert!(
+        objects(&r)
+            .iter()
+            .all(|v| v["dir"].as_str().unwrap().starts_with("back/")),
+        "{r}"
+    );
+
+    // A background job's start, list, state and stop: JSON too, never text under --json.
+    let r = c.run(
+        "ec2-exec-remote",
+        &["--json", "-bg", "--job", "j1", "sleep 60"],
+    );
+    r.succeeds();
+    assert!(objects(&r).iter().all(|v| v["job"] == "j1"), "{r}");
+    let r = c.run("ec2-exec-remote", &["--json", "--jobs"]);
+    r.succeeds();
+    assert!(
+        objects(&r)
+            .iter()
+            .all(|v| v["job"] == "j1" && v["state"] == "running"),
+        "{r}"
+    );
+    let r = c.run("ec2-exec-remote", &["--json", "--status", "--job", "j1"]);
+    r.succeeds();
+    assert!(objects(&r).iter().all(|v| v["state"] == "running"), "{r}");
+    let r = c.run("ec2-exec-remote", &["--json", "--stop", "--job", "j1"]);
+    r.succeeds();
+    assert!(objects(&r).iter().all(|v| v["state"] == "stopped"), "{r}");
+
+    let r = c.run("ec2-stop", &["--json", "--select", "1"]);
+    r.succeeds();
+    assert_eq!(objects(&r)[0]["state"], "stopped", "{r}");
+    let r = c.run("ec2-start", &["--json", "--select", "1"]);
+    r.succeeds();
+    assert_eq!(objects(&r)[0]["state"], "running", "{r}");
+    let r = c.run("ec2-reboot", &["--json", "--select", "2"]);
+    r.succeeds();
+    assert_eq!(objects(&r)[0]["index"], 2, "{r}");
+    let r = c.run("ec2-revert", &["--json", "--select", "2"]);
+    r.succeeds();
+    let new = objects(&r);
+    assert_eq!(
+        (new.len(), &new[0]["index"]),
+        (1, &serde_json::json!(2)),
+        "{r}"
+    );
+
+    let name = format!("{}-img", c.name());
+    let r = c.run(
+        "ec2-bake",
+        &["--json", &name, "--no-reboot", "--select", "1"],
+    );
+    r.succeeds();
+    let ami = objects(&r)[0]["ami"].as_str().unwrap().to_owned();
+    let r = c.run("ec2-bake", &["--json", "--list"]);
+    r.succeeds();
+    assert!(
+        objects(&r)
+            .iter()
+            .any(|v| v["ami"] == ami.as_str() && v["name"] == name.as_str()),
+        "{r}"
+    );
+    let r = c.run("ec2-bake", &["--json", "--delete", &ami]);
+    r.succeeds();
+    assert_eq!(objects(&r)[0]["state"], "deleted", "{r}");
+
+    let r = c.run(
+        "ec2-hosts",
+        &["add", "--json", "--role", "mine", "127.0.0.1"],
+    );
+    r.succeeds();
+    assert_eq!(objects(&r)[0]["host"], "127.0.0.1", "{r}");
+    let r = c.run("ec2-killall", &["--json"]);
+    r.succeeds();
+    let gone = objects(&r);
+    assert_eq!(gone.len(), 3, "{r}");
+    assert_eq!(
+        gone.iter().filter(|v| v["state"] == "forgotten").count(),
+        1,
+        "{r}"
+    );
+}

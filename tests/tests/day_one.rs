@@ -188,11 +188,14 @@ fn cost_is_said_before_during_and_after_and_max_hourly_cost_refuses_before_anyth
     c.faults(serde_json::json!({}));
 
     // During: each instance's price and cost so far, and the case's.
-    let r = c.run("ec2-status", &["--json"]);
+    let status = c.run("ec2-status", &["--json"]);
+    status.succeeds().stderr_lacks("cost so far");
+    // On a terminal, the case's too (a pipeline's stderr stays quiet).
+    let r = c.shell("script -qec ec2-status /dev/null");
     r.succeeds()
-        .stderr_has("cost so far: $0.0")
-        .stderr_has("now $0.0208/h");
-    for line in r.stdout.lines() {
+        .stdout_has("cost so far: $0.0")
+        .stdout_has("now $0.0208/h");
+    for line in status.stdout.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         assert_eq!(v["usd_per_hour"], 0.0104, "{v}");
         assert!(v["cost_usd"].as_f64().unwrap() > 0.0, "{v}");
@@ -203,4 +206,164 @@ fn cost_is_said_before_during_and_after_and_max_hourly_cost_refuses_before_anyth
         .stderr_has("the case ran 2 instances for 0.0")
         .stderr_has("instance-hours: $0.0");
     assert!(c.counters()["calls"].get("GetProducts").is_none(), "cached");
+}
+
+#[test]
+fn the_users_user_data_is_merged_with_the_ttl_part_and_recorded_for_the_case() {
+    let c = Case::new();
+    let init = c.path().join("init.yaml");
+    std::fs::write(
+        &init,
+        "#cloud-config\npackages: [wrk]\nruncmd:\n  - sysctl -w net.core.somaxconn=4096\n",
+    )
+    .unwrap();
+    c.tool("ec2-create")
+        .args(&["1", "--ttl", "1h", "--timeout", "60"])
+        .arg("--user-data")
+        .arg(init.to_str().unwrap())
+        .run()
+        .succeeds();
+    let ud = |id: &str| -> Value { serde_json::from_str(&c.python(&["instance", id])).unwrap() };
+    let first = c.descriptors().into_keys().next().unwrap();
+    let i = ud(&first);
+    let text = i["user_data"].as_str().unwrap();
+    // One MIME multipart archive, as cloud-init merges: both parts, the TTL's intact.
+    assert!(
+        text.starts_with("Content-Type: multipart/mixed; boundary="),
+        "{text}"
+    );
+    assert!(text.contains("Content-Type: text/x-shellscript"), "{text}");
+    assert!(
+        text.contains("shutdown -h +60 'ec2-tools: TTL reached'"),
+        "{text}"
+    );
+    assert!(text.contains("Content-Type: text/cloud-config"), "{text}");
+    assert!(text.contains("net.core.somaxconn=4096"), "{text}");
+    assert_eq!(i["shutdown_behavior"], "terminate", "{i}");
+    assert_eq!(i["user_data_gzipped"], false);
+
+    // Recorded in the case: the next launch of it, without the flag, sends the same.
+    c.run(
+        "ec2-create",
+        &["1", "--add", "--ttl", "1h", "--timeout", "60"],
+    )
+    .succeeds();
+    let second = c
+        .descriptors()
+        .into_iter()
+        .find(|(_, d)| d["index"] == 2)
+        .unwrap()
+        .0;
+    assert_eq!(ud(&second)["user_data"], i["user_data"]);
+
+    // Past AWS's 16 KB: gzipped, which cloud-init reads.
+    let big = c.path().join("big.sh");
+    let mut script = String::from("#!/bin/sh\n");
+    for n in 0..1500 {
+        script.push_str(&format!("echo setting up step {n}\n"));
+    }
+    std::fs::write(&big, &script).unwrap();
+    c.tool("ec2-create")
+        .args(&["1", "--add", "--timeout", "60"])
+        .arg("--user-data")
+        .arg(big.to_str().unwrap())
+        .run()
+        .succeeds();
+    let third = c
+        .descriptors()
+        .into_iter()
+        .find(|(_, d)| d["index"] == 3)
+        .unwrap()
+        .0;
+    let i = ud(&third);
+    assert_eq!(i["user_data_gzipped"], true, "{}", i["user_data_bytes"]);
+    assert!(i["user_data_bytes"].as_u64().unwrap() <= 16384);
+    assert!(i["user_data"]
+        .as_str()
+        .unwrap()
+        .contains("echo setting up step 1499"));
+
+    // What cloud-init would ignore, and a file that is not there: refused before anything.
+    let notes = c.path().join("notes.txt");
+    std::fs::write(&notes, "install wrk\n").unwrap();
+    for (file, needle) in [
+        (notes.to_str().unwrap(), "cloud-init would ignore it"),
+        ("/nonexistent/init.yaml", "/nonexistent/init.yaml"),
+    ] {
+        let r = c.run("ec2-create", &["1", "--add", "--user-data", file]);
+        r.assert_code(2).stderr_has(needle);
+        assert_eq!(r.stderr.lines().count(), 1, "{r}");
+    }
+    assert_eq!(c.descriptors().len(), 3);
+    c.run("ec2-killall", &[]).succeeds();
+}
+
+#[test]
+fn remote_commands_get_the_case_host_list_and_scripts_get_a_field_printer() {
+    let c = Case::new();
+    c.run("ec2-create", &["1", "--role", "server", "--timeout", "60"])
+        .succeeds();
+    c.run("ec2-create", &["2", "--role", "client", "--timeout", "60"])
+        .succeeds();
+    let r = c.run("ec2-status", &["--role", "server", "--field", "private_ip"]);
+    r.succeeds();
+    let server = r.stdout.trim().to_owned();
+    assert!(
+        server.starts_with("127.0.") && r.stdout.lines().count() == 1,
+        "{r}"
+    );
+    // The clients find the server in $CURRENT_HOSTS: no JSON parser, no exec-local + put.
+    let r = c.run(
+        "ec2-exec-remote",
+        &[
+            "--role",
+            "client",
+            "awk '$3 == \"server\" { print $4 }' \"$CURRENT_HOSTS\"",
+        ],
+    );
+    r.succeeds();
+    let found = r
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with(&format!(": {server}")))
+        .count();
+    assert_eq!(found, 2, "{r}");
+    // The whole case, in index order: index, id, role, private and public address.
+    let r = c.run(
+        "ec2-exec-remote",
+        &["--select", "2", "cat \"$CURRENT_HOSTS\""],
+    );
+    r.succeeds();
+    let lines: Vec<Vec<&str>> = r
+        .stdout
+        .lines()
+        .map(|l| l.split_once(": ").unwrap().1.split(' ').collect())
+        .collect();
+    assert_eq!(lines.len(), 3, "{r}");
+    for (n, l) in lines.iter().enumerate() {
+        assert_eq!(l.len(), 5, "{l:?}");
+        assert_eq!(l[0], (n + 1).to_string());
+        assert!(l[1].starts_with("i-"), "{l:?}");
+        assert_eq!(l[2], if n == 0 { "server" } else { "client" });
+        assert!(l[3].starts_with("127.0."), "{l:?}");
+        assert_eq!(l[4], "-", "no public address here: {l:?}");
+    }
+    // Background jobs get it too.
+    c.run(
+        "ec2-exec-remote",
+        &[
+            "-bg",
+            "--job",
+            "h",
+            "--select",
+            "3",
+            "wc -l < \"$CURRENT_HOSTS\"",
+        ],
+    )
+    .succeeds();
+    let r = c.run("ec2-exec-remote", &["--wait", "--job", "h"]);
+    r.succeeds().stdout_has(": 3");
+    let r = c.run("ec2-status", &["--field", "banana"]);
+    r.assert_code(2).stderr_has("private_ip");
+    c.run("ec2-killall", &[]).succeeds();
 }

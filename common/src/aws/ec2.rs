@@ -140,7 +140,8 @@ pub struct LaunchSpec {
     /// Launch at least this many (spot fallback asks for 1..=count); default: count.
     pub min_count: Option<u32>,
     pub spot: bool,
-    /// A script run at first boot (the TTL shutdown).
+    /// The user data, base64-encoded as RunInstances takes it (crate::userdata: the TTL
+    /// shutdown and the user's own part).
     pub user_data: Option<String>,
     /// A shutdown from inside the instance terminates it.
     pub terminate_on_shutdown: bool,
@@ -434,10 +435,7 @@ impl Ec2 {
             .instance_type(InstanceType::from(spec.instance_type.as_str()))
             .min_count(spec.min_count.unwrap_or(spec.count) as i32)
             .max_count(spec.count as i32)
-            .set_user_data(spec.user_data.as_ref().map(|u| {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD.encode(u)
-            }))
+            .set_user_data(spec.user_data.clone())
             .set_instance_initiated_shutdown_behavior(
                 spec.terminate_on_shutdown
                     .then_some(ShutdownBehavior::Terminate),

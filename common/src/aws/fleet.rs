@@ -116,7 +116,10 @@ impl Launcher<'_> {
             client_token: String::new(),
             tags,
             spot,
-            user_data: launch.ttl.map(ttl_user_data),
+            user_data: launch.user_data.as_ref().map(|u| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(&u.bytes)
+            }),
             terminate_on_shutdown: launch.ttl.is_some() || spot,
             metadata: Some(launch.instance.imds),
             root_volume: image.root.clone().map(|root| RootVolume {
@@ -163,16 +166,6 @@ fn preferred_arch(instance_type: &str, supported: &[String]) -> &'static str {
     } else {
         crate::catalog::arch_by_name(instance_type)
     }
-}
-
-/// The user data that makes an instance power itself off (and so terminate) at its TTL.
-fn ttl_user_data(ttl: std::time::Duration) -> String {
-    let minutes = ttl.as_secs().div_ceil(60).max(1);
-    format!(
-        "#!/bin/sh\n# ec2-tools cost safety (--ttl): power off, and so terminate, after {minutes} minutes.\n\
-         shutdown -h +{minutes} 'ec2-tools: TTL reached' 2>/dev/null || (sleep {secs} && poweroff) >/dev/null 2>&1 &\n",
-        secs = minutes * 60
-    )
 }
 
 /// Instances per RunInstances call: descriptors are written after each call, so a crash
@@ -488,6 +481,14 @@ impl Fleet {
             )
             .await?;
         self.price_launch(config, allowed).await?;
+        if let Some(own) = &config.record_user_data {
+            let path = self
+                .store
+                .state_dir()?
+                .join(crate::case::store::USER_DATA_FILE);
+            std::fs::write(&path, own)
+                .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+        }
         let mut state = CaseState::load(&self.store)?;
         state.save(&self.store)?;
         let config = if config.network_auto && config.subnets.is_empty() {
@@ -1085,6 +1086,8 @@ mod tests {
             ami: crate::config::AmiSpec::Alias(0),
             ami_configured: false,
             max_hourly_cost: None,
+            user_data: None,
+            record_user_data: None,
             instance_types: vec!["a".into(), "b".into()],
             key_name: None,
             subnets: vec!["s1".into(), "s2".into()],

@@ -485,7 +485,7 @@ impl Waited {
     /// Print `<id> <address>` for the ready ones, in index order.
     pub fn print_ready(&self) {
         for d in &self.ready {
-            output::data(format!("{} {}", d.id, d.address.as_deref().unwrap_or("-")));
+            d.print_record();
         }
     }
 

@@ -201,6 +201,19 @@ impl Descriptor {
     pub fn label(&self) -> String {
         format!("{} (#{})", self.id, self.index)
     }
+
+    /// What a tool prints of an instance it launched or brought back: `<id> <address>`, or
+    /// under `--json` the fields a script needs (README, "Machine output").
+    pub fn print_record(&self) {
+        let json = serde_json::json!({
+            "id": self.id, "index": self.index, "role": self.role(), "state": self.state,
+            "address": self.address, "private_ip": self.private_ip, "public_ip": self.public_ip,
+            "private_dns": self.private_dns, "public_dns": self.public_dns, "az": self.az,
+            "type": self.instance_type, "ami": self.ami, "market": self.market(),
+        });
+        let text = format!("{} {}", self.id, self.address.as_deref().unwrap_or("-"));
+        crate::output::record(json, text);
+    }
 }
 
 /// `h-` and 8 hex digits: the name of a static host's descriptor (`ec2-hosts add`).
@@ -237,6 +250,31 @@ pub fn parse(id: &str, text: &str) -> Result<Descriptor> {
         )));
     }
     Ok(d)
+}
+
+/// The case's host list as remote commands get it (`$CURRENT_HOSTS`): a line per host in index
+/// order, `<index> <id> <role> <private address> <public address>`, `-` for what it lacks.
+pub fn hosts_list(descs: &[Descriptor]) -> String {
+    let mut sorted: Vec<&Descriptor> = descs.iter().collect();
+    sorted.sort_by_key(|d| d.index);
+    let or = |v: Option<&str>| {
+        v.filter(|s| !s.is_empty())
+            .unwrap_or("-")
+            .replace(char::is_whitespace, "_")
+    };
+    sorted
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {} {} {}\n",
+                d.index,
+                d.id,
+                or(d.role()),
+                or(d.private_ip.as_deref().or(d.address.as_deref())),
+                or(d.public_ip.as_deref())
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

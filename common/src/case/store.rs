@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 /// Files and state the tools keep beside the descriptors (locks, keys, logs).
 pub const STATE_DIR: &str = ".ec2-tools";
+/// The user's own user data as the case recorded it at its first launch with it.
+pub const USER_DATA_FILE: &str = "user-data";
 /// The private half of the key pair made for a case, in the state directory.
 pub const CASE_KEY_FILE: &str = "case_key";
 const CASE_STATE_FILE: &str = "case.json";

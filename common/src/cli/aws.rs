@@ -5,6 +5,7 @@
 
 use super::{text, DirArgs, HostArgs};
 use crate::case::select::Selection;
+use crate::case::store::{STATE_DIR, USER_DATA_FILE};
 use crate::config::{
     parse_case, parse_cidr, parse_list, parse_network, parse_nonempty_list, parse_on_off,
     parse_ports, parse_positive, parse_rate, parse_tags, parse_ttl, parse_usd, parse_volume_size,
@@ -14,6 +15,7 @@ use crate::config::{
 use crate::error::{Error, Result};
 use crate::settings::{self as keys, Settings, Source};
 use clap::Args;
+use std::path::PathBuf;
 
 /// `--region`; the rest of AWS configuration is the standard chain (AWS_PROFILE, credentials
 /// files, SSO, IMDS, AWS_ENDPOINT_URL).
@@ -159,6 +161,11 @@ pub struct LaunchArgs {
     /// too)
     #[arg(long, value_name = "USD")]
     pub max_hourly_cost: Option<String>,
+    /// Your own user data (a cloud-config or a script), run by cloud-init beside the TTL's
+    /// part (one MIME multipart archive; gzip when only that fits AWS's 16 KB); recorded in
+    /// the case, so that later launches of it use the same
+    #[arg(long, value_name = "FILE")]
+    pub user_data: Option<PathBuf>,
 }
 
 impl LaunchArgs {
@@ -167,7 +174,7 @@ impl LaunchArgs {
         let ami = s
             .get(&keys::AMI, self.ami.as_deref(), AmiSpec::parse)?
             .expect(has_default);
-        Ok(LaunchConfig {
+        let config = LaunchConfig {
             ami: ami.0,
             ami_configured: ami.1 != Source::Default,
             instance_types: s
@@ -230,7 +237,27 @@ impl LaunchArgs {
                 self.max_hourly_cost.as_deref(),
                 parse_usd,
             )?,
-        })
+            user_data: None,
+            record_user_data: None,
+        };
+        config.with_user_data(self.user_data_file(s)?)
+    }
+
+    /// The user's own user data: the file given now (flag, environment, settings file; read
+    /// here, a missing one is bad input naming it), else the one the case recorded.
+    fn user_data_file(&self, s: &Settings) -> Result<Option<(String, Vec<u8>, bool)>> {
+        let flag = self.user_data.as_ref().map(|p| p.display().to_string());
+        if let Some(path) = s.value(&keys::USER_DATA, flag.as_deref(), text)? {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Error::input(format!("--user-data {path}: {e}")))?;
+            return Ok(Some((path, bytes, true)));
+        }
+        let recorded = s.dir().join(STATE_DIR).join(USER_DATA_FILE);
+        match std::fs::read(&recorded) {
+            Ok(bytes) => Ok(Some((recorded.display().to_string(), bytes, false))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::input(format!("{}: {e}", recorded.display()))),
+        }
     }
 
     /// `--imds`, the root volume, `--iam-profile` and `--tag`.

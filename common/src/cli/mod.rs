@@ -32,6 +32,23 @@ pub const DEFAULT_FANOUT: u32 = 128;
 /// The most hosts that log in at once (`-f`), for every tool and the library alike.
 pub const MAX_FANOUT: u32 = 4096;
 
+/// `--json`: a tool's records as one JSON object per line (their fields: README, "Machine
+/// output"), for the tools that print records and run no commands.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Output")]
+pub struct JsonArgs {
+    /// One JSON object per line on stdout instead of text columns (fields in README)
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl JsonArgs {
+    /// Records print as asked from now on.
+    pub fn apply(&self) {
+        crate::output::records_as_json(self.json);
+    }
+}
+
 /// `--dir`: the test-case directory.
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Test case")]
@@ -139,6 +156,11 @@ mod tests {
     /// environment when set, else the file (a key no group asks for would silently do nothing).
     #[test]
     fn every_setting_is_resolved_from_env_and_from_file() {
+        // The user data setting names a file that is read: a script of this test's own.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("init.sh");
+        std::fs::write(&path, "#!/bin/sh\n").unwrap();
+        let script = path.to_str().unwrap();
         let values = [
             ("region", "AWS_REGION", "us-west-2"),
             ("case", "EC2_TOOLS_CASE", "c1"),
@@ -167,6 +189,7 @@ mod tests {
             ("volume_encrypted", "EC2_TOOLS_VOLUME_ENCRYPTED", "off"),
             ("iam_profile", "EC2_TOOLS_IAM_PROFILE", "loadgen"),
             ("tags", "EC2_TOOLS_TAGS", "team=load,cost=42"),
+            ("user_data", "EC2_TOOLS_USER_DATA", script),
             ("max_hourly_cost", "EC2_TOOLS_MAX_HOURLY_COST", "2.5"),
             ("ssh_user", "EC2_TOOLS_SSH_USER", "ec2-user"),
             ("ssh_key", "EC2_TOOLS_SSH_KEY", "/keys/id"),

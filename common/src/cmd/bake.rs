@@ -54,6 +54,8 @@ pub struct Cli {
     select: SelectArgs,
     #[command(flatten)]
     case: CaseDirArgs,
+    #[command(flatten)]
+    json: crate::cli::JsonArgs,
 }
 
 /// The `ec2-bake` tool.
@@ -63,6 +65,7 @@ impl Tool for Bake {
     type Cli = Cli;
 
     fn run(cli: Cli) -> Result<Code> {
+        cli.json.apply();
         let (settings, cfg) = cli.case.resolve()?;
         let rt = crate::aws::runtime()?;
         if cli.list {
@@ -80,14 +83,18 @@ fn list(rt: &tokio::runtime::Runtime, cfg: &crate::config::Config) -> Result<Cod
     rt.block_on(async {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
         for i in ec2.owned_images(&owner(), None).await? {
-            output::data(format!(
-                "{} {} {} {} {}",
-                i.id,
-                i.name,
-                i.state,
-                or_dash(&i.case),
-                or_dash(&i.created)
-            ));
+            output::record(
+                serde_json::json!({"ami": i.id, "name": i.name, "state": i.state,
+                    "case": i.case, "created": i.created}),
+                format!(
+                    "{} {} {} {} {}",
+                    i.id,
+                    i.name,
+                    i.state,
+                    or_dash(&i.case),
+                    or_dash(&i.created)
+                ),
+            );
         }
         Ok(Code::Ok)
     })
@@ -104,7 +111,10 @@ fn delete(rt: &tokio::runtime::Runtime, cfg: &crate::config::Config, ami: &str) 
             )));
         };
         ec2.delete_image(image).await?;
-        output::data(format!("{ami} deleted"));
+        output::record(
+            serde_json::json!({"ami": ami, "state": "deleted"}),
+            format!("{ami} deleted"),
+        );
         output::note(format!(
             "deregistered {ami} and deleted {}",
             output::count(image.snapshots.len(), "snapshot")
@@ -159,7 +169,7 @@ fn bake(
         ));
         Ok::<_, Error>(ami)
     })?;
-    output::data(&ami);
+    output::record(serde_json::json!({"ami": ami, "name": name}), &ami);
     let (file, shadow) = settings.write_to_file(&settings::AMI, &ami)?;
     output::note(match shadow {
         None => format!(

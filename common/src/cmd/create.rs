@@ -74,6 +74,8 @@ pub struct Cli {
     launch: LaunchArgs,
     #[command(flatten)]
     ssh: SshArgs,
+    #[command(flatten)]
+    json: crate::cli::JsonArgs,
 }
 
 /// What the user asked of the case.
@@ -183,13 +185,13 @@ const SETUP: &str = "exec /bin/sh -c 'WHOf=$(mktemp \"${TMPDIR:-/tmp}/ec2-tools-
 
 /// The provision-while-booting hook: seed 001's provider → queue → configurer pipeline, with
 /// the wait loop as provider and each probe thread as a configurer.
-fn setup_hook(script: Vec<u8>) -> wait::ReadyHook {
+fn setup_hook(script: Vec<u8>, case_hosts: String) -> wait::ReadyHook {
     std::sync::Arc::new(move |d: &Descriptor, conn: &Conn| {
         let label = d.address.clone().unwrap_or_else(|| d.id.clone());
         // Setup output goes to stderr: ec2-create's stdout stays a list of instances.
         let mut out = LinePrefixer::new(&label, Dest::Stderr);
         let mut err = LinePrefixer::new(&label, Dest::Stderr);
-        let mut input = who_lines(d).into_bytes();
+        let mut input = who_lines(d, &case_hosts).into_bytes();
         input.extend_from_slice(&script);
         let r = conn.exec(
             &SETUP.replace("WHO", READ_WHO),
@@ -217,11 +219,12 @@ impl Tool for Create {
 
     /// Check, plan, apply, wait; print `<id> <address>` for every instance of the role.
     fn run(cli: Cli) -> Result<Code> {
+        cli.json.apply();
         let settings = cli.case.dir.settings()?;
         let job = resolve(&settings, &cli.case, &cli.launch, &cli.ssh, cli.options())?;
         let created = create(job)?;
         for d in &created.ready {
-            output::data(format!("{} {}", d.id, d.address.as_deref().unwrap_or("-")));
+            d.print_record();
         }
         match created.problem {
             None => Ok(Code::Ok),
@@ -387,8 +390,9 @@ pub(crate) fn create(job: Job) -> Result<Created> {
         if let Some(e) = missing.as_ref().filter(|e| e.code == Code::Interrupted) {
             return Err(e.clone());
         }
+        let case_hosts = crate::case::descriptor::hosts_list(&store.load_all()?);
         let check = ReadyCheck {
-            hook: setup.map(setup_hook),
+            hook: setup.map(|s| setup_hook(s, case_hosts)),
             ..Default::default()
         };
         let waited = wait::ready(&fleet, members, patience, check).await?;

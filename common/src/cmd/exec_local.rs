@@ -64,6 +64,7 @@ impl Tool for ExecLocal {
     type Cli = Cli;
 
     fn run(cli: Cli) -> Result<Code> {
+        crate::output::records_as_json(cli.output.json);
         let (ssh, store, hosts) = super::selected_hosts(&cli.hosts)?;
         let job = LocalJob {
             command: cli.command.join(" "),
@@ -156,7 +157,11 @@ pub(crate) fn run_local(
         let (status, sink) = if job.background {
             let log = log_dir.join(format!("local-{job_id}-{}-{}.log", d.index, d.id));
             let r = start_detached(&mut cmd, &log).map(|()| {
-                output::data(format!("{} {} {}", d.id, label, log.display()));
+                output::record(
+                    serde_json::json!({"id": d.id, "index": d.index, "label": label,
+                        "log": log.display().to_string()}),
+                    format!("{} {} {}", d.id, label, log.display()),
+                );
                 0
             });
             (r, None)

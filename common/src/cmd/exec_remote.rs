@@ -7,6 +7,7 @@
 
 use super::jobs::{self, Action};
 use super::start_at;
+use crate::case::descriptor::hosts_list;
 use crate::case::descriptor::Descriptor;
 use crate::cli::{HostArgs, OutputArgs};
 use crate::config::{parse_duration, OutputConfig, SshConfig};
@@ -104,15 +105,19 @@ impl Tool for ExecRemote {
     type Cli = Cli;
 
     fn run(cli: Cli) -> Result<Code> {
+        // -bg, --status, --jobs, --stop print records too: JSON under --json.
+        crate::output::records_as_json(cli.output.json);
         if let Some(j) = &cli.job {
             jobs::validate_job_name(j)?;
         }
         let (ssh, store, hosts) = super::selected_hosts(&cli.hosts)?;
         let state_dir = store.state_dir().ok();
+        let case_hosts = hosts_list(&store.load_all()?);
         let reach = jobs::Reach {
             cfg: &ssh,
             hosts: &hosts,
             state_dir: state_dir.as_deref(),
+            case_hosts: &case_hosts,
         };
         let fanout = cli.fanout as usize;
         let action = [
@@ -162,6 +167,7 @@ impl Tool for ExecRemote {
             max_skew: cli.max_skew,
             results: cli.output.resolve(),
             state_dir,
+            case_hosts,
         };
         run_remote(&ssh, &hosts, &job)
     }
@@ -185,8 +191,7 @@ fn follow_up(cli: &Cli, action: Action, reach: &jobs::Reach) -> Result<Code> {
     }
     let reach = jobs::Reach {
         hosts: &hosts,
-        cfg: reach.cfg,
-        state_dir: reach.state_dir,
+        ..*reach
     };
     let f = jobs::Follow {
         job_id: cli.job.clone().unwrap_or_default(),
@@ -212,6 +217,9 @@ pub(crate) struct RemoteJob {
     pub results: OutputConfig,
     /// The case's state directory, where its session holder listens (warm sessions).
     pub state_dir: Option<PathBuf>,
+    /// The case's host list, for `$CURRENT_HOSTS` on every host (every instance of the
+    /// case, not only those selected: a client needs its server's address).
+    pub case_hosts: String,
 }
 
 /// This process's stdin when it is a pipe or a regular file (never a terminal, a socket or
@@ -252,6 +260,7 @@ pub(crate) fn capture(
     let (ssh, store, hosts) = super::selected_hosts_in(settings, hosts)?;
     let job = RemoteJob {
         state_dir: store.state_dir().ok(),
+        case_hosts: hosts_list(&store.load_all()?),
         ..job
     };
     let (outcomes, collector) = remote_outcomes(&ssh, &hosts, &job)?;
@@ -324,6 +333,7 @@ fn remote_outcomes(
     let task = Task::Command {
         command,
         stdin: job.stdin.clone(),
+        hosts: job.case_hosts.clone(),
     };
     let outcomes = run_task(&collector, &cfg, hosts, &task, &opts, &judge)?;
     Ok((outcomes, collector))

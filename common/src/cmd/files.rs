@@ -40,6 +40,8 @@ pub struct PutCli {
     fanout: u32,
     #[command(flatten)]
     hosts: HostArgs,
+    #[command(flatten)]
+    json: crate::cli::JsonArgs,
 }
 
 /// The `ec2-put` tool.
@@ -49,6 +51,7 @@ impl Tool for Put {
     type Cli = PutCli;
 
     fn run(mut cli: PutCli) -> Result<Code> {
+        cli.json.apply();
         let (ssh, store, hosts) = super::selected_hosts(&cli.hosts)?;
         let state_dir = store.state_dir().ok();
         let remote = cli
@@ -98,6 +101,8 @@ pub struct GetCli {
     no_samples: bool,
     #[command(flatten)]
     hosts: HostArgs,
+    #[command(flatten)]
+    json: crate::cli::JsonArgs,
 }
 
 /// The `ec2-get` tool.
@@ -107,6 +112,7 @@ impl Tool for Get {
     type Cli = GetCli;
 
     fn run(cli: GetCli) -> Result<Code> {
+        cli.json.apply();
         let s3 = crate::aws::s3::parse_url(&cli.local.to_string_lossy())
             .transpose()
             .map_err(Error::input)?;
@@ -168,7 +174,11 @@ fn put(
         &task,
         fanout,
         &|d, address, files, bytes| {
-            output::data(format!("{} {address} {files} files {bytes} bytes", d.id));
+            output::record(
+                serde_json::json!({"id": d.id, "index": d.index, "address": address,
+                    "files": files, "bytes": bytes}),
+                format!("{} {address} {files} files {bytes} bytes", d.id),
+            );
         },
     )
 }
@@ -193,11 +203,11 @@ fn get(
     };
     copy(cfg, hosts, state_dir, &task, fanout, &|d, address, _, _| {
         // As the user named it (relative stays relative).
-        output::data(format!(
-            "{} {address} {}",
-            d.id,
-            get_dir(local_dir, d).display()
-        ));
+        let dir = get_dir(local_dir, d).display().to_string();
+        output::record(
+            serde_json::json!({"id": d.id, "index": d.index, "address": address, "dir": dir}),
+            format!("{} {address} {dir}", d.id),
+        );
     })
 }
 

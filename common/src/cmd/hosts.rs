@@ -36,6 +36,8 @@ pub struct Cli {
     dir: DirArgs,
     #[command(flatten)]
     case: CaseArgs,
+    #[command(flatten)]
+    json: crate::cli::JsonArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -62,6 +64,7 @@ impl Tool for Hosts {
     type Cli = Cli;
 
     fn run(cli: Cli) -> Result<Code> {
+        cli.json.apply();
         let What::Add { hosts, from, role } = cli.what;
         let settings = cli.dir.settings()?;
         let cfg = resolve_case(&settings, &cli.case, &AwsArgs::default())?;
@@ -126,7 +129,10 @@ impl Tool for Hosts {
                     .collect(),
             };
             store.write(&d)?;
-            output::data(format!("{} {host}", d.id));
+            output::record(
+                serde_json::json!({"id": d.id, "index": d.index, "host": host, "role": d.role()}),
+                format!("{} {host}", d.id),
+            );
             existing.push(d);
             next += 1;
             added += 1;

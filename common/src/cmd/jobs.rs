@@ -67,11 +67,12 @@ case "$n" in ''|.*|*[!A-Za-z0-9._-]*) echo "bad job name" >&2; exit 97 ;; esac
 d="$HOME/.ec2-tools/jobs"; j="$d/$n"
 "#;
 
-/// After the prologue: the identity lines (kept in `$j.who`, read back by the job's runner —
-/// never sourced), then the command (kept in `$j.cmd`), on stdin.
+/// After the prologue: the identity lines and the case's host list (kept in `$j.who`, read
+/// back by the job's runner — never sourced), then the command (kept in `$j.cmd`), on stdin.
 const START: &str = r#"mkdir -p "$d"
 [ ! -e "$j.pid" ] || { echo "job already exists on this host" >&2; exit 96; }
-for v in 1 2 3 4; do IFS= read -r l; printf '%s\n' "$l"; done > "$j.who"
+{ for v in 1 2 3 4 5; do IFS= read -r l; printf '%s\n' "$l"; done
+  c="$l"; while [ "$c" -gt 0 ]; do IFS= read -r l; printf '%s\n' "$l"; c=$((c-1)); done; } > "$j.who"
 cat > "$j.cmd"
 if command -v setsid >/dev/null 2>&1; then s=setsid; else s=nohup; fi
 $s sh -c 'WHO"${SHELL:-/bin/sh}" "$1.cmd"; echo $? > "$1.exit.tmp"; mv "$1.exit.tmp" "$1.exit"' sh "$j" <"$j.who" >"$j.log" 2>&1 &
@@ -121,6 +122,8 @@ pub(crate) struct Reach<'a> {
     pub hosts: &'a [Descriptor],
     /// The case's state directory (warm sessions through its holder), if any.
     pub state_dir: Option<&'a Path>,
+    /// The case's host list, for `$CURRENT_HOSTS` on every host.
+    pub case_hosts: &'a str,
 }
 
 /// Start `command` detached on every host; prints `<id> <address> <remote-log>` per host and
@@ -139,7 +142,7 @@ pub(crate) fn start(
             format!(
                 "{}\n{}{}",
                 job_file_name(job_id, &d.id),
-                who_lines(d),
+                who_lines(d, at.case_hosts),
                 command(d)
             )
             .into_bytes()
@@ -158,7 +161,11 @@ pub(crate) fn start(
         &|d, address, code, out, err| {
             if code == 0 {
                 started_on.lock().unwrap().push(d.id.clone());
-                output::data(format!("{} {address} {}", d.id, out.trim()));
+                output::record(
+                    serde_json::json!({"id": d.id, "index": d.index, "address": address,
+                        "job": job_id, "log": out.trim()}),
+                    format!("{} {address} {}", d.id, out.trim()),
+                );
                 Status::Exited(0)
             } else {
                 Status::Failed(SshError::new(
@@ -278,7 +285,12 @@ fn list(at: &Reach, results: OutputConfig) -> Result<Code> {
             ));
         }
         for line in out.lines() {
-            output::data(format!("{} {address} {line}", d.id));
+            let (job, state) = line.split_once(' ').unwrap_or((line, ""));
+            output::record(
+                serde_json::json!({"id": d.id, "index": d.index, "address": address,
+                    "job": job, "state": state}),
+                format!("{} {address} {line}", d.id),
+            );
         }
         Status::Exited(0)
     })
@@ -302,7 +314,11 @@ fn state_or_stop(at: &Reach, f: &Follow, results: OutputConfig) -> Result<Code> 
             return Status::Failed(SshError::new(Kind::Session, err.trim().to_owned()));
         }
         let said = out.trim();
-        output::data(format!("{} {address} {said}", d.id));
+        output::record(
+            serde_json::json!({"id": d.id, "index": d.index, "address": address,
+                "job": job_id, "state": said}),
+            format!("{} {address} {said}", d.id),
+        );
         if said == "unknown" {
             Status::Failed(SshError::new(
                 Kind::Session,

@@ -34,6 +34,8 @@ pub(crate) struct StageArgs {
     timeout: Duration,
     #[command(flatten)]
     fleet: FleetArgs,
+    #[command(flatten)]
+    json: crate::cli::JsonArgs,
 }
 
 /// What ec2-stop takes: no SSH flags (nothing is logged in to; the SSH settings only keep the
@@ -47,6 +49,8 @@ pub(crate) struct StopArgs {
     select: SelectArgs,
     #[command(flatten)]
     case: CaseDirArgs,
+    #[command(flatten)]
+    json: crate::cli::JsonArgs,
 }
 
 impl StopArgs {
@@ -127,12 +131,16 @@ impl Tool for Stop {
     type Cli = StopCli;
 
     fn run(cli: StopCli) -> Result<Code> {
+        cli.stage.json.apply();
         let patience = Patience::new(cli.stage.timeout);
         on_selection(cli.stage.resolve()?, async |fleet, mut hosts| {
             fleet.ec2.stop(&ids(&hosts)).await?;
             let late = wait::state(fleet, &mut hosts, &[InstanceState::Stopped], patience).await?;
             for d in hosts.iter().filter(|d| d.state() == InstanceState::Stopped) {
-                output::data(format!("{} stopped", d.id));
+                output::record(
+                    serde_json::json!({"id": d.id, "index": d.index, "state": "stopped"}),
+                    format!("{} stopped", d.id),
+                );
             }
             if late.is_empty() {
                 Ok(Code::Ok)
@@ -169,6 +177,7 @@ impl Tool for Start {
     type Cli = StartCli;
 
     fn run(cli: StartCli) -> Result<Code> {
+        cli.stage.json.apply();
         let patience = Patience::new(cli.stage.timeout);
         on_selection(cli.stage.fleet.resolve()?, async |fleet, mut hosts| {
             fleet.ec2.start(&ids(&hosts)).await?;
@@ -208,6 +217,7 @@ impl Tool for Reboot {
     type Cli = RebootCli;
 
     fn run(cli: RebootCli) -> Result<Code> {
+        cli.stage.json.apply();
         let patience = Patience::new(cli.stage.timeout);
         on_selection(cli.stage.fleet.resolve()?, async |fleet, hosts| {
             // Boot ids before the reboot, read in parallel (instances that cannot be reached
@@ -286,6 +296,7 @@ impl Tool for Revert {
     type Cli = RevertCli;
 
     fn run(cli: RevertCli) -> Result<Code> {
+        cli.stage.json.apply();
         let patience = Patience::new(cli.stage.timeout);
         let setup = cli.stage.fleet.resolve()?;
         let mut launch = cli.launch.resolve(&setup.settings)?;
@@ -323,7 +334,7 @@ impl Tool for Revert {
                     replacements.extend(waited.ready);
                 }
                 for d in &replacements {
-                    output::data(format!("{} {}", d.id, d.address.as_deref().unwrap_or("-")));
+                    d.print_record();
                 }
                 return Ok(Code::Ok);
             }

@@ -155,10 +155,12 @@ fn listed(
         match r {
             Ok((size, sha)) => {
                 let key = dest.key(&format!("{}-{}.tar.zst", p.index, p.id));
-                output::data(format!(
-                    "{} {} s3://{}/{key} {size}",
-                    p.id, p.address, dest.bucket
-                ));
+                let url = format!("s3://{}/{key}", dest.bucket);
+                output::record(
+                    json!({"id": p.id, "index": p.index, "address": p.address, "url": url,
+                        "bytes": size}),
+                    format!("{} {} {url} {size}", p.id, p.address),
+                );
                 bytes += size;
                 objects.push(
                     json!({"id": p.id, "index": p.index, "key": key, "bytes": size,

@@ -33,6 +33,7 @@ uptime (refreshed from AWS; instances of the case without a descriptor are liste
     after_help = "Examples:
   ec2-status                                      index, id, role, state, address, uptime
   ec2-status --json | jq -r 'select(.role==\"master\") | .private_ip'
+  ec2-status --role server --field private_ip     the server's address, for a script
   ec2-status --check                              and can each one be logged in to now?
   ec2-status --show-config                        each setting and where its value came from"
 )]
@@ -41,8 +42,13 @@ pub struct Cli {
     #[arg(long)]
     check: bool,
     /// One JSON object per line
-    #[arg(long)]
+    #[arg(long, conflicts_with = "field")]
     json: bool,
+    /// Print only this field of each instance, a line each (one of `--json`'s: private_ip,
+    /// public_ip, address, id, index, role, …; empty where it has none): `ec2-status --role
+    /// server --field private_ip`
+    #[arg(long, value_name = "NAME", value_parser = parse_field)]
+    field: Option<String>,
     /// Print the effective configuration and where each value came from (no AWS call)
     #[arg(long)]
     show_config: bool,
@@ -96,6 +102,45 @@ fn show_config(r: &Settings, json: bool) -> Result<Code> {
         output::note(format!("settings files in force: {files}"));
     }
     Ok(Code::Ok)
+}
+
+/// The fields `--json` has, which `--field` prints.
+const FIELDS: &[&str] = &[
+    "index",
+    "id",
+    "role",
+    "state",
+    "address",
+    "uptime_s",
+    "launched_at",
+    "tracked",
+    "market",
+    "private_ip",
+    "public_ip",
+    "private_dns",
+    "public_dns",
+    "az",
+    "type",
+    "usd_per_hour",
+    "cost_usd",
+    "ssh",
+];
+
+fn parse_field(s: &str) -> std::result::Result<String, String> {
+    if FIELDS.contains(&s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?}: expected one of {}", FIELDS.join(", ")))
+    }
+}
+
+/// A field as a line of text: a string as it is, `null` as nothing.
+fn field_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
 fn uptime(launched_at: Option<&str>, state: InstanceState) -> Option<u64> {
@@ -181,10 +226,10 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
         code = Code::Partial;
     }
     for r in &rows {
-        if opts.json {
-            output::data(r.json());
-        } else {
-            output::data(r.line());
+        match (&opts.field, opts.json) {
+            (Some(f), _) => output::data(field_text(&r.json()[f.as_str()])),
+            (None, true) => output::data(r.json()),
+            (None, false) => output::data(r.line()),
         }
     }
     crate::remote::sshconf::update(&store, ssh_cfg);
@@ -192,7 +237,8 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
 }
 
 /// Each running instance's price and cost so far (`usd_per_hour`, `cost_usd` in `--json`),
-/// and the case's on stderr: `cost so far: $0.0093 over 0.9 instance-hours; now $0.0312/h`.
+/// and the case's on stderr when the table goes to a terminal (a pipeline's stderr stays
+/// quiet): `cost so far: $0.0093 over 0.9 instance-hours; now $0.0312/h`.
 async fn price(ec2: &ec2::Ec2, store: &Store, rows: &mut [Row]) {
     use crate::aws::cost;
     let kind = |r: &Row| {
@@ -221,6 +267,9 @@ async fn price(ec2: &ec2::Ec2, store: &Store, rows: &mut [Row]) {
         r.hours = Some(hours);
     }
     let hours: f64 = so_far.iter().map(|(_, h)| h).sum();
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return;
+    }
     output::note(format!(
         "cost so far: {} over {hours:.1} instance-hours; now {}/h",
         cost::ran(&so_far, &prices).show(),

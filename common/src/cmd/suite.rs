@@ -14,7 +14,12 @@ use std::path::PathBuf;
     version,
     long_about = None,
     disable_help_subcommand = true,
-    about = "The ec2-tools suite: list the tools, print shell completions, write man pages"
+    about = "The ec2-tools suite: list the tools, print shell completions, write man pages",
+    after_help = "Examples:
+  ec2-tools help                                  the tools, the descriptor format, exit codes
+  ec2-tools completions bash > ~/.local/share/bash-completion/completions/ec2-tools
+  ec2-tools completions zsh --dir ~/.zfunc        one file per tool
+  ec2-tools man ~/.local/share/man/man1           a man page per tool"
 )]
 pub struct Cli {
     #[command(subcommand)]

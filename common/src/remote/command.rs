@@ -198,7 +198,7 @@ impl Conn {
     pub fn run_command(
         &self,
         command: &str,
-        who: &Descriptor,
+        who: &[u8],
         stdin: Option<&[u8]>,
         deadline: Option<Instant>,
         stop: &dyn Fn() -> bool,
@@ -213,7 +213,7 @@ impl Conn {
                 self.kill_group(p);
             }
         };
-        let mut input = who_lines(who).into_bytes();
+        let mut input = who.to_vec();
         input.extend_from_slice(stdin.unwrap_or_default());
         let r = self.exec_abortable(
             &tracked(command),
@@ -294,22 +294,35 @@ impl Conn {
 const PID_MARK: &str = "\u{1}ec2-tools-pid ";
 
 /// Shell text that reads a remote command's identity from its first stdin lines into exported
-/// variables: only the names are shell text; the values travel on stdin ([`who_lines`]), so
-/// instance data is never pasted into a command line.
+/// variables, and the case's host list into a file (`$CURRENT_HOSTS`, `~/.ec2-tools/hosts`:
+/// written aside and renamed, so a command running meanwhile reads a whole one): only the
+/// names are shell text; the values travel on stdin ([`who_lines`]), so instance data is never
+/// pasted into a command line.
 pub const READ_WHO: &str = "IFS= read -r CURRENT_AMI_ID; IFS= read -r CURRENT_AMI_INDEX; \
-IFS= read -r CURRENT_AMI_ROLE; IFS= read -r CURRENT_CASE; \
-export CURRENT_AMI_ID CURRENT_AMI_INDEX CURRENT_AMI_ROLE CURRENT_CASE; ";
+IFS= read -r CURRENT_AMI_ROLE; IFS= read -r CURRENT_CASE; IFS= read -r n_; \
+CURRENT_HOSTS=\"$HOME/.ec2-tools/hosts\"; [ -d \"$HOME/.ec2-tools\" ] || mkdir -p \"$HOME/.ec2-tools\"; \
+{ while [ \"$n_\" -gt 0 ]; do IFS= read -r l_; printf \"%s\\n\" \"$l_\"; n_=$((n_-1)); done; } \
+> \"$CURRENT_HOSTS.$$\" && mv -f \"$CURRENT_HOSTS.$$\" \"$CURRENT_HOSTS\"; unset n_ l_; \
+export CURRENT_AMI_ID CURRENT_AMI_INDEX CURRENT_AMI_ROLE CURRENT_CASE CURRENT_HOSTS; ";
 
-/// The stdin lines [`READ_WHO`] reads: instance id, index, role (empty if none), case.
-pub fn who_lines(d: &Descriptor) -> String {
+/// The stdin lines [`READ_WHO`] reads: instance id, index, role (empty if none), case, then
+/// the case's host list ([`crate::case::descriptor::hosts_list`]) as a count and its lines.
+pub fn who_lines(d: &Descriptor, hosts: &str) -> String {
     let line = |s: &str| s.replace(['\n', '\r'], " ");
-    format!(
-        "{}\n{}\n{}\n{}\n",
+    let list: Vec<String> = hosts.lines().map(line).collect();
+    let mut out = format!(
+        "{}\n{}\n{}\n{}\n{}\n",
         line(&d.id),
         d.index,
         line(d.role().unwrap_or("")),
-        line(&d.case)
-    )
+        line(&d.case),
+        list.len()
+    );
+    for l in list {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
 }
 
 /// The channel command of [`Conn::run_command`]: the login shell reports its pid (sshd made

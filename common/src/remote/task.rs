@@ -46,6 +46,9 @@ pub enum Task {
         command: PerHost<String>,
         /// Sent to the command on every host.
         stdin: Option<Vec<u8>>,
+        /// The case's host list, written on every host (`$CURRENT_HOSTS`).
+        #[serde(default)]
+        hosts: String,
     },
     /// A script executed as given, with its own input per host (job control: the job's file
     /// name and identity lines).
@@ -135,9 +138,22 @@ pub fn perform(
     out: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Done, SshError> {
     match task {
-        Task::Command { command, stdin } => conn
-            .run_command(command.get(i), d, stdin.as_deref(), deadline, stop, out)
-            .map(|info| Done::Exit(info.code)),
+        Task::Command {
+            command,
+            stdin,
+            hosts,
+        } => {
+            let who = crate::remote::command::who_lines(d, hosts);
+            conn.run_command(
+                command.get(i),
+                who.as_bytes(),
+                stdin.as_deref(),
+                deadline,
+                stop,
+                out,
+            )
+            .map(|info| Done::Exit(info.code))
+        }
         Task::Script { script, stdin } => conn
             .exec(script, Some(stdin.get(i)), deadline, stop, out)
             .map(|info| Done::Exit(info.code)),

@@ -67,6 +67,11 @@ pub const VOLUME_ENCRYPTED: Key = key("volume_encrypted", "EC2_TOOLS_VOLUME_ENCR
 pub const IAM_PROFILE: Key = key("iam_profile", "EC2_TOOLS_IAM_PROFILE", None);
 /// `KEY=VALUE,…` (an object in a settings file).
 pub const TAGS: Key = key("tags", "EC2_TOOLS_TAGS", None);
+/// The user's own user data (a cloud-config or a script), beside the TTL's part.
+pub const USER_DATA: Key = Key {
+    path: true,
+    ..key("user_data", "EC2_TOOLS_USER_DATA", None)
+};
 /// A launch that would make the case cost more than this many USD per hour is refused.
 pub const MAX_HOURLY_COST: Key = key("max_hourly_cost", "EC2_TOOLS_MAX_HOURLY_COST", None);
 /// Keep the case's SSH sessions open between tool runs this long after the last use (`off`).
@@ -97,6 +102,7 @@ pub const KEYS: &[&Key] = &[
     &VOLUME_ENCRYPTED,
     &IAM_PROFILE,
     &TAGS,
+    &USER_DATA,
     &MAX_HOURLY_COST,
     &SSH_USER,
     &SSH_KEY,

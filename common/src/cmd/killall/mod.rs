@@ -70,6 +70,8 @@ pub struct Cli {
     select: SelectArgs,
     #[command(flatten)]
     case: CaseDirArgs,
+    #[command(flatten)]
+    pub(crate) json: crate::cli::JsonArgs,
 }
 
 /// How long to keep retrying the security group's deletion.
@@ -82,13 +84,16 @@ impl Tool for Killall {
     type Cli = Cli;
 
     fn run(cli: Cli) -> Result<Code> {
+        cli.json.apply();
         let settings = cli.case.dir.settings()?;
         let killed = killall(&settings, &cli)?;
         for id in &killed.forgotten {
-            output::data(format!("{id} forgotten"));
+            let json = serde_json::json!({"id": id, "state": "forgotten"});
+            output::record(json, format!("{id} forgotten"));
         }
         for (id, state) in &killed.terminated {
-            output::data(format!("{id} {state}"));
+            let json = serde_json::json!({"id": id, "state": state});
+            output::record(json, format!("{id} {state}"));
         }
         for l in &killed.left {
             output::note(l);
