@@ -38,7 +38,7 @@
 //!
 //! The layers, from the bottom: [`error`], `output`, `settings` (flag > env > files >
 //! default, with sources), [`tool`] (process concerns) · `catalog` (what AWS names publicly:
-//! image aliases, regions, quota codes) · `userdata` (the user data a launch sends) · `config` (plain resolved data) ·
+//! image aliases, regions, quota codes) · `userdata` (the user data a launch sends) · `policy` (the IAM policy the tools need) · `config` (plain resolved data) ·
 //! `case` (the test case on disk) · `remote` (SSH, fan-out, per-host results) · `aws`
 //! (EC2 calls, the fleet, waiting — it probes SSH through `remote`) · `report` (the answer of
 //! a load test: formats, merging, the page; pure data, it imports no other layer) · `cli` (the flags,
@@ -57,6 +57,7 @@ pub(crate) mod config;
 pub mod error;
 pub(crate) mod log;
 pub(crate) mod output;
+pub(crate) mod policy;
 pub(crate) mod remote;
 pub(crate) mod report;
 pub(crate) mod settings;

@@ -42,6 +42,7 @@ class Cloud:
         self.tokens = {}  # (key, client token) -> Answer
         self.inflight = {}  # (key, client token) -> InFlight
         self.placement = Placement()
+        self.secrets = {}  # access key -> secret, for IAM users a test made (front.signed)
         # moto serves one call at a time: it is not thread-safe (see front.py).
         self.upstream = threading.Lock()
 

@@ -24,6 +24,13 @@ usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec
                                         profile, and each volume's size, type, encryption, tags
        ec2q.py case-tags CASE        -> the tags on each kind of resource tagged with CASE: key
                                         pairs, security groups, VPCs, placement groups
+       ec2q.py iam-user NAME POLICY [DROP]
+                                     -> an IAM user allowed exactly POLICY's actions (minus
+                                        DROP), on every resource: moto evaluates neither
+                                        resources nor conditions. Its key's secret is given to
+                                        the EC2 front (which signs again what it changes).
+                                        Prints {key, secret}
+       ec2q.py enforce-iam -         -> from now on moto checks every call against IAM
 """
 import json
 import os
@@ -259,5 +266,30 @@ elif cmd == "case-tags":
         "placement_groups": tags(
             ec2.describe_placement_groups(Filters=by_case)["PlacementGroups"]),
     }))
+elif cmd == "iam-user":  # CASE is the user's name here
+    doc = json.load(open(sys.argv[3]))
+    drop = sys.argv[4] if len(sys.argv) > 4 else None
+    acts = set()
+    for st in doc["Statement"]:
+        a = st["Action"]
+        acts.update([a] if isinstance(a, str) else a)
+    acts.discard(drop)
+    iam = boto3.client("iam", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    iam.create_user(UserName=case)
+    iam.put_user_policy(UserName=case, PolicyName="ec2-tools", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": sorted(acts), "Resource": "*"}]}))
+    k = iam.create_access_key(UserName=case)["AccessKey"]
+    import urllib.request
+    urllib.request.urlopen(urllib.request.Request(
+        os.environ["AWS_ENDPOINT_URL"] + "/__proxy/secret?key=" + k["AccessKeyId"],
+        data=json.dumps({"secret": k["SecretAccessKey"]}).encode(), method="POST")).read()
+    print(json.dumps({"key": k["AccessKeyId"], "secret": k["SecretAccessKey"]}))
+elif cmd == "enforce-iam":
+    import urllib.request
+    urllib.request.urlopen(urllib.request.Request(
+        os.environ["LOCALCLOUD_MOTO_URL"] + "/moto-api/reset-auth", data=b"0",
+        headers={"Content-Type": "text/plain"}, method="POST")).read()
+    print("{}")
 else:
     sys.exit("unknown command " + cmd)

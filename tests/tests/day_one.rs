@@ -367,3 +367,47 @@ fn remote_commands_get_the_case_host_list_and_scripts_get_a_field_printer() {
     r.assert_code(2).stderr_has("private_ip");
     c.run("ec2-killall", &[]).succeeds();
 }
+
+#[test]
+fn several_roles_come_up_in_one_create_and_the_quota_counts_them_all_first() {
+    let c = Case::new();
+    let r = c.run(
+        "ec2-create",
+        &["1", "--role", "server", "3", "--role", "client", "--json"],
+    );
+    r.succeeds()
+        .stderr_has("launched 1 instance (#1)")
+        .stderr_has("launched 3 instances (#2-#4)");
+    let up: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let roles: Vec<(&str, u64)> = up
+        .iter()
+        .map(|v| (v["role"].as_str().unwrap(), v["index"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![("server", 1), ("client", 2), ("client", 3), ("client", 4)],
+        "{r}"
+    );
+    // The same again, in the other spelling: the case already holds it.
+    let r = c.run("ec2-create", &["--roles", "server=1,client=3"]);
+    r.succeeds()
+        .stderr_has("the case already has 1 instance of role server")
+        .stderr_has("the case already has 3 instances of role client");
+    assert_eq!(c.descriptors().len(), 4);
+    assert_eq!(r.stdout.lines().count(), 4, "{r}");
+    c.run("ec2-killall", &[]).succeeds();
+
+    // Two roles that fit the quota alone but not together: refused before anything is made.
+    let d = Case::new();
+    d.faults(serde_json::json!({"quotas": {"L-1216C47A": 6}}));
+    let r = d.run("ec2-create", &["--roles", "server=1,client=3"]);
+    r.assert_code(2)
+        .stderr_has("4 instances of 2 vCPUs need 8 vCPUs");
+    assert!(d.descriptors().is_empty(), "{r}");
+    let made: Value = serde_json::from_str(&d.python(&["case-tags", &d.name()])).unwrap();
+    assert!(made["key_pairs"].as_array().unwrap().is_empty(), "{made}");
+}

@@ -53,6 +53,9 @@ pub struct Ask {
     pub count: u32,
     /// `--min-ready`: a partial fleet is accepted down to this many.
     pub min_ready: Option<u32>,
+    /// Instances the same run launches next (other roles): the quota and cost checks count
+    /// them too, so that nothing is made when the whole would not fit.
+    pub later: u32,
 }
 
 /// The image each instance type of a launch runs: the AMI id given, or what the alias or
@@ -472,15 +475,9 @@ impl Fleet {
     pub async fn launcher<'a>(&self, config: &'a LaunchConfig, ask: Ask) -> Result<Launcher<'a>> {
         let (images, types) = self.check_launch(config).await?;
         let allowed = self
-            .quota_allows(
-                &types,
-                &config.instance_types[0],
-                config.spot,
-                ask.count,
-                ask.min_ready,
-            )
+            .quota_allows(&types, &config.instance_types[0], config.spot, ask)
             .await?;
-        self.price_launch(config, allowed).await?;
+        self.price_launch(config, allowed + ask.later).await?;
         if let Some(own) = &config.record_user_data {
             let path = self
                 .store

@@ -32,14 +32,19 @@ impl Lookup {
     /// The clients, configured as `ec2` is.
     pub fn new(ec2: &Ec2) -> Lookup {
         let sdk = &ec2.sdk;
+        // As EC2's: an answer that is no AWS error (an emulator without the service) or a
+        // refused connection is not retried for a minute.
         let ssm = aws_sdk_ssm::config::Builder::from(sdk)
+            .retry_classifier(super::retry::FinalErrors)
             .interceptor(crate::log::AwsCallLog)
             .build();
         let quotas = aws_sdk_servicequotas::config::Builder::from(sdk)
+            .retry_classifier(super::retry::FinalErrors)
             .interceptor(crate::log::AwsCallLog)
             .build();
         let pricing = aws_sdk_pricing::config::Builder::from(sdk)
             .region(aws_config::Region::from_static(pricing_region(&ec2.region)))
+            .retry_classifier(super::retry::FinalErrors)
             .interceptor(crate::log::AwsCallLog)
             .build();
         Lookup {

@@ -83,9 +83,9 @@ impl Fleet {
         types: &BTreeMap<String, TypeInfo>,
         first_type: &str,
         spot: SpotMode,
-        count: u32,
-        min_ready: Option<u32>,
+        ask: super::fleet::Ask,
     ) -> Result<u32> {
+        let count = ask.count;
         let Some(per_instance) = types.get(first_type).and_then(|t| t.vcpus) else {
             return Ok(count);
         };
@@ -107,9 +107,13 @@ impl Fleet {
                 return Ok(count);
             }
         };
-        match judge(&quotas, per_instance, count, min_ready, &self.ec2.region) {
+        // The roles still to come are reserved: a partial fleet is this role's.
+        let min_ready = ask.min_ready.map(|m| m.saturating_add(ask.later));
+        let asked = count.saturating_add(ask.later);
+        match judge(&quotas, per_instance, asked, min_ready, &self.ec2.region) {
             Verdict::Fits => Ok(count),
             Verdict::Partial(n) => {
+                let n = n.saturating_sub(ask.later).min(count);
                 output::note(format!(
                     "the vCPU quota {} allows {n} of {count} instances: launching {n} (--min-ready)",
                     quotas[0].code

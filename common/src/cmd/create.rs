@@ -43,9 +43,15 @@ print `<instance-id> <address>` lines",
   ec2-create 3 --ami ami-0abc --user ubuntu --ttl 2h --open 80,8080 | ec2-exec-remote --from - uptime"
 )]
 pub struct Cli {
-    /// How many instances (a positive integer): the minimum the case must hold
-    #[arg(value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_COUNT as i64))]
-    count: u32,
+    /// How many instances (a positive integer): the minimum the case must hold; several, each
+    /// followed by its --role, bring up several roles at once (`1 --role server 3 --role
+    /// client`: one launch, one boot wait)
+    #[arg(value_name = "N", required_unless_present = "roles",
+          value_parser = clap::value_parser!(u32).range(1..=MAX_COUNT as i64))]
+    count: Vec<u32>,
+    /// Several roles at once, each with its N: `server=1,client=3` (instead of N and --role)
+    #[arg(long, value_name = "ROLE=N,…", conflicts_with_all = ["count", "role"], value_parser = parse_roles)]
+    roles: Option<Vec<(String, u32)>>,
     /// Terminate instances (of the role) above this many, highest index first
     #[arg(long, value_name = "M")]
     max: Option<u32>,
@@ -53,8 +59,9 @@ pub struct Cli {
     #[arg(long, conflicts_with = "max")]
     add: bool,
     /// Role of these instances (e.g. master, slave): tagged and recorded; N counts this role
+    /// (one per N when several are given)
     #[arg(long, value_name = "NAME")]
-    role: Option<String>,
+    role: Vec<String>,
     /// Upload SCRIPT and run it on each instance as soon as that one is ready (while others
     /// still boot); its output goes to stderr, prefixed; a failing script fails the instance
     #[arg(long, value_name = "SCRIPT")]
@@ -221,7 +228,7 @@ impl Tool for Create {
     fn run(cli: Cli) -> Result<Code> {
         cli.json.apply();
         let settings = cli.case.dir.settings()?;
-        let job = resolve(&settings, &cli.case, &cli.launch, &cli.ssh, cli.options())?;
+        let job = resolve(&settings, &cli.case, &cli.launch, &cli.ssh, cli.options()?)?;
         let created = create(job)?;
         for d in &created.ready {
             d.print_record();
@@ -269,6 +276,9 @@ pub struct CreateOptions {
     pub min_ready: Option<u32>,
     /// Terminate the instances that did not get ready.
     pub drop_failed: bool,
+    /// More roles brought up in the same run, each with its count (`count` and `role` are
+    /// the first): one boot wait for all. Not with `max`.
+    pub more_roles: Vec<(String, u32)>,
 }
 
 /// The wait's bound when none is given.
@@ -294,6 +304,9 @@ impl CreateOptions {
                 self.count
             )));
         }
+        if !self.more_roles.is_empty() {
+            check_roles(self)?;
+        }
         match self.max {
             Some(max) if max < self.count => Err(Error::input(format!(
                 "--max {max} is below N = {}",
@@ -303,30 +316,111 @@ impl CreateOptions {
         }
     }
 
-    fn want(&self) -> Want {
-        Want {
+    /// What was asked of each role, in order.
+    fn wants(&self) -> Vec<Want> {
+        let first = Want {
             count: self.count,
             role: self.role.clone(),
             add: self.add,
             max: self.max,
             min_ready: self.min_ready,
-        }
+        };
+        let more = self.more_roles.iter().map(|(role, count)| Want {
+            count: *count,
+            role: Some(role.clone()),
+            ..first.clone()
+        });
+        std::iter::once(first.clone()).chain(more).collect()
     }
+}
+
+/// Several roles at once: each named once, each N in range, all of them within the bound,
+/// and no `--max` (which role would it trim?).
+fn check_roles(o: &CreateOptions) -> Result<()> {
+    let Some(first) = &o.role else {
+        return Err(Error::input("several N: each needs its --role"));
+    };
+    let mut seen = BTreeSet::from([first.as_str()]);
+    let mut total = u64::from(o.count);
+    for (role, count) in &o.more_roles {
+        if !seen.insert(role) {
+            return Err(Error::input(format!("--role {role}: given twice")));
+        }
+        if !(1..=MAX_COUNT).contains(count) {
+            return Err(Error::input(format!(
+                "{role}={count}: not in 1..={MAX_COUNT}"
+            )));
+        }
+        total += u64::from(*count);
+    }
+    if total > u64::from(MAX_COUNT) {
+        return Err(Error::input(format!(
+            "{total} instances in all: at most {MAX_COUNT} in one ec2-create"
+        )));
+    }
+    if o.max.is_some() {
+        return Err(Error::input("--max: one role at a time"));
+    }
+    Ok(())
+}
+
+/// `server=1,client=3`.
+fn parse_roles(s: &str) -> std::result::Result<Vec<(String, u32)>, String> {
+    s.split(',')
+        .map(|part| {
+            let (role, n) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected ROLE=N"))?;
+            let n: u32 = n
+                .trim()
+                .parse()
+                .map_err(|_| format!("{part:?}: N is not a positive integer"))?;
+            if role.trim().is_empty() || n == 0 {
+                return Err(format!("{part:?}: expected ROLE=N with N ≥ 1"));
+            }
+            Ok((role.trim().to_owned(), n))
+        })
+        .collect()
 }
 
 impl Cli {
     /// What was asked, as the options type the work takes.
-    fn options(&self) -> CreateOptions {
-        CreateOptions {
-            count: self.count,
-            role: self.role.clone(),
+    fn options(&self) -> Result<CreateOptions> {
+        let mut groups: Vec<(Option<String>, u32)> = match &self.roles {
+            Some(r) => r.iter().map(|(role, n)| (Some(role.clone()), *n)).collect(),
+            None if self.count.len() > 1 && self.role.len() != self.count.len() => {
+                return Err(Error::input(format!(
+                    "{} N given with {} --role: give each N its --role (`1 --role server 3 --role client`)",
+                    self.count.len(),
+                    self.role.len()
+                )))
+            }
+            None if self.count.len() == 1 && self.role.len() > 1 => {
+                return Err(Error::input("several --role: give each its N"));
+            }
+            None => self
+                .count
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (self.role.get(i).cloned(), *n))
+                .collect(),
+        };
+        let (role, count) = groups.remove(0);
+        let more_roles = groups
+            .into_iter()
+            .map(|(r, n)| (r.unwrap_or_default(), n))
+            .collect();
+        Ok(CreateOptions {
+            count,
+            role,
+            more_roles,
             add: self.add,
             max: self.max,
             setup: self.setup.clone(),
             timeout: Some(self.timeout),
             min_ready: self.min_ready,
             drop_failed: self.drop_failed,
-        }
+        })
     }
 }
 
@@ -386,7 +480,7 @@ pub(crate) fn create(job: Job) -> Result<Created> {
     crate::aws::runtime()?.block_on(async {
         let fleet = Fleet::connect(cfg, ssh).await?;
         let (members, missing) =
-            bring_up(&fleet, &launch, &opts.want(), existing, patience).await?;
+            bring_up(&fleet, &launch, &opts.wants(), existing, patience).await?;
         if let Some(e) = missing.as_ref().filter(|e| e.code == Code::Interrupted) {
             return Err(e.clone());
         }
@@ -402,11 +496,12 @@ pub(crate) fn create(job: Job) -> Result<Created> {
 }
 
 /// What the case holds now (refreshed, a crashed launch recovered, the untracked found),
-/// planned and applied: the role's members to wait for, and what could not be launched.
+/// planned and applied role by role: the members of every role asked for, to wait for
+/// together, and what could not be launched.
 async fn bring_up(
     fleet: &Fleet,
     launch: &LaunchConfig,
-    want: &Want,
+    wants: &[Want],
     existing: Vec<Descriptor>,
     patience: Patience,
 ) -> Result<(Vec<Descriptor>, Option<Error>)> {
@@ -415,18 +510,55 @@ async fn bring_up(
     // does not list yet are not launched a second time.
     tracked.extend(fleet.recover(&tracked, launch.name_tags).await?);
     tracked.sort_by_key(|d| d.index);
-    let untracked = fleet.untracked(&tracked).await?;
-    let views: Vec<Member> = untracked
-        .iter()
-        .map(|i| Member {
-            id: i.id.clone(),
-            index: tag_index(i),
-            role: i.tags.get(crate::aws::ec2::TAG_ROLE).cloned(),
-            state: i.state,
-        })
-        .collect();
-    let plan = plan(&tracked, &views, want);
-    apply(fleet, launch, want, &plan, tracked, untracked, patience).await
+    let mut untracked = fleet.untracked(&tracked).await?;
+    let (mut members, mut missing) = (Vec::new(), None::<Error>);
+    for (i, want) in wants.iter().enumerate() {
+        let views: Vec<Member> = untracked
+            .iter()
+            .map(|i| Member {
+                id: i.id.clone(),
+                index: tag_index(i),
+                role: i.tags.get(crate::aws::ec2::TAG_ROLE).cloned(),
+                state: i.state,
+            })
+            .collect();
+        let plan = plan(&tracked, &views, want);
+        // The roles still to come are counted in this launch's quota and cost checks, so
+        // that nothing is made when the whole would not fit.
+        let later = wants[i + 1..]
+            .iter()
+            .filter_map(|w| self::plan(&tracked, &[], w).launch.map(|(_, n)| n))
+            .sum();
+        let untracked_now = std::mem::take(&mut untracked); // the first plan adopts them all
+        let step = Step {
+            want,
+            plan: &plan,
+            later,
+        };
+        let (m, miss) = apply(fleet, launch, step, tracked, untracked_now, patience).await?;
+        members.extend(m);
+        missing = match (missing, miss) {
+            (Some(a), Some(b)) => Some(Error::new(a.code.merge(b.code), format!("{a}; {b}"))),
+            (a, b) => a.or(b),
+        };
+        if missing
+            .as_ref()
+            .is_some_and(|e| e.code == Code::Interrupted)
+        {
+            break;
+        }
+        tracked = fleet.store.load_all()?; // what this role's step adopted, launched, trimmed
+    }
+    members.sort_by_key(|d| d.index);
+    Ok((members, missing))
+}
+
+/// One role's part of a run: what was asked, its plan, and how many the roles after it will
+/// launch.
+struct Step<'a> {
+    want: &'a Want,
+    plan: &'a Plan,
+    later: u32,
 }
 
 /// After the wait: `--drop-failed` terminates the instances not ready; what was not ready
@@ -484,8 +616,7 @@ async fn settle(
 async fn apply(
     fleet: &Fleet,
     launch: &LaunchConfig,
-    want: &Want,
-    plan: &Plan,
+    Step { want, plan, later }: Step<'_>,
     tracked: Vec<Descriptor>,
     untracked: Vec<InstanceInfo>,
     patience: Patience,
@@ -534,6 +665,7 @@ async fn apply(
             let ask = Ask {
                 count,
                 min_ready: want.min_ready,
+                later,
             };
             let mut launcher = fleet.launcher(launch, ask).await?;
             let allowed = launcher.allowed;
@@ -749,5 +881,52 @@ mod tests {
         lost.address = None;
         let p = plan(&[lost], &[], &want(1));
         assert_eq!((p.keep, p.launch), (vec![id(1)], None));
+    }
+
+    fn parsed(args: &[&str]) -> Result<CreateOptions> {
+        use clap::Parser;
+        let argv = std::iter::once("ec2-create").chain(args.iter().copied());
+        Cli::try_parse_from(argv)
+            .map_err(|e| Error::input(e.to_string()))?
+            .options()
+    }
+
+    #[test]
+    fn several_roles_in_one_create_pair_each_n_with_its_role() {
+        let o = parsed(&["1", "--role", "server", "3", "--role", "client"]).unwrap();
+        assert_eq!((o.count, o.role.as_deref()), (1, Some("server")));
+        assert_eq!(o.more_roles, vec![("client".to_owned(), 3)]);
+        let w = o.wants();
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[1].count, w[1].role.as_deref()), (3, Some("client")));
+        let o = parsed(&["--roles", "server=1,client=3"]).unwrap();
+        assert_eq!((o.count, o.role.as_deref()), (1, Some("server")));
+        assert_eq!(o.more_roles, vec![("client".to_owned(), 3)]);
+        assert!(o.check().is_ok());
+        // One N, one role: as ever.
+        let o = parsed(&["4", "--role", "slave"]).unwrap();
+        assert!(o.more_roles.is_empty() && o.count == 4);
+        for (args, needle) in [
+            (
+                &["1", "3", "--role", "client"][..],
+                "give each N its --role",
+            ),
+            (&["2", "--role", "a", "--role", "b"][..], "give each its N"),
+        ] {
+            let e = parsed(args).unwrap_err();
+            assert!(e.message.contains(needle), "{args:?}: {e}");
+        }
+        for (args, needle) in [
+            (&["--roles", "a=1,a=2"][..], "given twice"),
+            (
+                &["1", "--role", "a", "2", "--role", "b", "--max", "3"][..],
+                "--max",
+            ),
+        ] {
+            let e = parsed(args).unwrap().check().unwrap_err();
+            assert!(e.message.contains(needle), "{args:?}: {e}");
+        }
+        assert!(parsed(&["--roles", "a=0"]).is_err());
+        assert!(parsed(&["--roles", "a"]).is_err());
     }
 }

@@ -312,6 +312,7 @@ impl Tool for Revert {
             let ask = Ask {
                 count: u32::from(cli.sequential),
                 min_ready: None,
+                later: 0,
             };
             let mut launcher = fleet.launcher(&launch, ask).await?;
             if cli.sequential {

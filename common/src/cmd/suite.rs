@@ -19,7 +19,9 @@ use std::path::PathBuf;
   ec2-tools help                                  the tools, the descriptor format, exit codes
   ec2-tools completions bash > ~/.local/share/bash-completion/completions/ec2-tools
   ec2-tools completions zsh --dir ~/.zfunc        one file per tool
-  ec2-tools man ~/.local/share/man/man1           a man page per tool"
+  ec2-tools man ~/.local/share/man/man1           a man page per tool
+  ec2-tools iam-policy > policy.json              the IAM policy the tools need
+  ec2-tools iam-policy --features launch,s3       only what launching and results in S3 need"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -37,6 +39,14 @@ enum What {
         shell: clap_complete::Shell,
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+    /// The least-privilege IAM policy for what the tools call (JSON, on stdout): for every
+    /// feature, or those named (launch is always in); changes are scoped to what the tools
+    /// tagged. Put your bucket and instance role in place of YOUR-RESULTS-BUCKET and
+    /// YOUR-INSTANCE-ROLE
+    IamPolicy {
+        #[arg(long, value_enum, value_delimiter = ',', value_name = "FEATURE,…")]
+        features: Vec<crate::policy::Feature>,
     },
     /// Write a man page per tool (and ec2-tools.1) into DIR
     Man {
@@ -112,6 +122,10 @@ impl Tool for Suite {
                 text.push('\n');
                 text.push_str(OVERVIEW);
                 crate::output::data(text);
+            }
+            What::IamPolicy { features } => {
+                let doc = crate::policy::document(&features);
+                crate::output::data(serde_json::to_string_pretty(&doc).expect("plain data"));
             }
             What::Completions { shell, dir } => {
                 let mut all = Vec::new();
