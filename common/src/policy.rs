@@ -50,46 +50,51 @@ fn ours() -> Value {
     json!({"StringLike": {OURS: "*"}})
 }
 
-/// The statements of one feature.
-fn statements(f: Feature) -> Vec<Value> {
-    match f {
-        Feature::Launch => vec![
-            json!({"Sid": "Describe", "Effect": "Allow", "Resource": "*", "Action": [
+/// What launching and ending a case needs.
+fn launch() -> Vec<Value> {
+    vec![
+        json!({"Sid": "Describe", "Effect": "Allow", "Resource": "*", "Action": [
                 "ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ec2:DescribeImages",
                 "ec2:DescribeKeyPairs", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
                 "ec2:DescribeVpcs", "ec2:DescribeAvailabilityZones",
                 "ec2:DescribeSpotPriceHistory", "ec2:DescribePlacementGroups",
                 "ec2:DescribeSpotInstanceRequests"]}),
-            // RunInstances touches the image, subnet, group, key pair, network interface: only
-            // what it creates (the instance, its volumes) must carry the case's tag.
-            json!({"Sid": "LaunchTagged", "Effect": "Allow", "Action": "ec2:RunInstances",
+        // RunInstances touches the image, subnet, group, key pair, network interface: only
+        // what it creates (the instance, its volumes) must carry the case's tag.
+        json!({"Sid": "LaunchTagged", "Effect": "Allow", "Action": "ec2:RunInstances",
                 "Resource": ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*"],
                 "Condition": {"StringLike": {"aws:RequestTag/ec2-tools:case": "*"}}}),
-            json!({"Sid": "LaunchWith", "Effect": "Allow", "Action": "ec2:RunInstances",
+        json!({"Sid": "LaunchWith", "Effect": "Allow", "Action": "ec2:RunInstances",
                 "Resource": ["arn:aws:ec2:*::image/*", "arn:aws:ec2:*:*:image/*",
                     "arn:aws:ec2:*:*:subnet/*", "arn:aws:ec2:*:*:security-group/*",
                     "arn:aws:ec2:*:*:key-pair/*", "arn:aws:ec2:*:*:network-interface/*",
                     "arn:aws:ec2:*:*:placement-group/*", "arn:aws:ec2:*:*:spot-instances-request/*"]}),
-            json!({"Sid": "TagAtCreation", "Effect": "Allow", "Action": "ec2:CreateTags",
+        json!({"Sid": "TagAtCreation", "Effect": "Allow", "Action": "ec2:CreateTags",
                 "Resource": "*", "Condition": {"StringEquals": {"ec2:CreateAction": [
                     "RunInstances", "ImportKeyPair", "CreateSecurityGroup", "CreateVpc",
                     "CreateSubnet", "CreateInternetGateway", "CreateRouteTable",
                     "CreatePlacementGroup", "CreateImage"]}}}),
-            json!({"Sid": "TagOurs", "Effect": "Allow", "Action": "ec2:CreateTags",
+        json!({"Sid": "TagOurs", "Effect": "Allow", "Action": "ec2:CreateTags",
                 "Resource": "*", "Condition": ours()}),
-            json!({"Sid": "MakeAccess", "Effect": "Allow", "Resource": "*", "Action": [
+        json!({"Sid": "MakeAccess", "Effect": "Allow", "Resource": "*", "Action": [
                 "ec2:ImportKeyPair", "ec2:CreateSecurityGroup"],
                 "Condition": {"StringLike": {"aws:RequestTag/ec2-tools:case": "*"}}}),
-            json!({"Sid": "OnlyOurs", "Effect": "Allow", "Resource": "*", "Action": [
+        json!({"Sid": "OnlyOurs", "Effect": "Allow", "Resource": "*", "Action": [
                 "ec2:TerminateInstances", "ec2:StopInstances", "ec2:StartInstances",
                 "ec2:RebootInstances", "ec2:AuthorizeSecurityGroupIngress",
                 "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair"], "Condition": ours()}),
-            json!({"Sid": "PublicImageParameters", "Effect": "Allow",
+        json!({"Sid": "PublicImageParameters", "Effect": "Allow",
                 "Action": ["ssm:GetParameter", "ssm:GetParameters"],
                 "Resource": "arn:aws:ssm:*::parameter/aws/service/*"}),
-            json!({"Sid": "QuotasAndPrices", "Effect": "Allow", "Resource": "*",
+        json!({"Sid": "QuotasAndPrices", "Effect": "Allow", "Resource": "*",
                 "Action": ["servicequotas:GetServiceQuota", "pricing:GetProducts"]}),
-        ],
+    ]
+}
+
+/// The statements of one feature.
+fn statements(f: Feature) -> Vec<Value> {
+    match f {
+        Feature::Launch => launch(),
         Feature::Spot => vec![
             json!({"Sid": "SpotRequests", "Effect": "Allow", "Resource": "*",
                 "Action": "ec2:CancelSpotInstanceRequests", "Condition": ours()}),

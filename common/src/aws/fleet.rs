@@ -192,6 +192,16 @@ pub struct Launched {
     images: Images,
 }
 
+impl From<&Images> for Launched {
+    /// Nothing launched yet, from these images.
+    fn from(images: &Images) -> Launched {
+        Launched {
+            images: images.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 impl Launched {
     /// Everything asked for, or the error: interrupted (130) or short of capacity (3). The
     /// descriptors of what was launched are written either way.
@@ -558,10 +568,7 @@ impl Fleet {
         role: Option<&str>,
     ) -> Result<Launched> {
         let launch = l.config.clone();
-        let mut out = Launched {
-            images: l.images.clone(),
-            ..Default::default()
-        };
+        let mut out = Launched::from(&l.images);
         let mut next = first;
         let mut left = count;
         let markets: &[bool] = match launch.spot {

@@ -34,13 +34,17 @@ accept SSH logins: reuse, start, adopt, launch only the missing; write one descr
 print `<instance-id> <address>` lines",
     after_help = "Examples:
   ec2-create 5                                    five instances, SSH ready, descriptors written
-  ec2-create 1 --role master && ec2-create 4 --role slave --type c6i.large,c5.large
+  ec2-create 1 --role server 3 --role client      two roles, one launch, one boot wait
+  ec2-create 4 --role slave --type c6i.large,c5.large
+  ec2-create 2 --type c7g.large --ami al2023      Graviton: the alias picks the arm64 image
+  ec2-create 3 --user-data init.yaml --max-hourly-cost 1.50
   ec2-create 20 --setup install.sh --min-ready 18 --drop-failed
   ec2-create 8 --placement cluster --type c6in.large   network benchmark, one placement group
   ec2-create 4 --network auto                     a region without a default VPC: one made for the case
   ec2-create 4 --tag cost-center=4711 --iam-profile loadgen --volume-size 40
                                                   a company account: its cost tags on everything, a role, more disk
-  ec2-create 3 --ami ami-0abc --user ubuntu --ttl 2h --open 80,8080 | ec2-exec-remote --from - uptime"
+  ec2-create 3 --ami ami-0abc --user ubuntu --ttl 2h --open 80,8080 | ec2-exec-remote --from - uptime
+  ec2-create 3 --json | jq -r .private_ip"
 )]
 pub struct Cli {
     /// How many instances (a positive integer): the minimum the case must hold; several, each
@@ -51,7 +55,7 @@ pub struct Cli {
     count: Vec<u32>,
     /// Several roles at once, each with its N: `server=1,client=3` (instead of N and --role)
     #[arg(long, value_name = "ROLE=N,…", conflicts_with_all = ["count", "role"], value_parser = parse_roles)]
-    roles: Option<Vec<(String, u32)>>,
+    roles: Option<Roles>,
     /// Terminate instances (of the role) above this many, highest index first
     #[arg(long, value_name = "M")]
     max: Option<u32>,
@@ -364,8 +368,12 @@ fn check_roles(o: &CreateOptions) -> Result<()> {
     Ok(())
 }
 
+/// `--roles`: each role with its N, in order.
+#[derive(Debug, Clone)]
+struct Roles(Vec<(String, u32)>);
+
 /// `server=1,client=3`.
-fn parse_roles(s: &str) -> std::result::Result<Vec<(String, u32)>, String> {
+fn parse_roles(s: &str) -> std::result::Result<Roles, String> {
     s.split(',')
         .map(|part| {
             let (role, n) = part
@@ -380,14 +388,15 @@ fn parse_roles(s: &str) -> std::result::Result<Vec<(String, u32)>, String> {
             }
             Ok((role.trim().to_owned(), n))
         })
-        .collect()
+        .collect::<std::result::Result<_, _>>()
+        .map(Roles)
 }
 
 impl Cli {
     /// What was asked, as the options type the work takes.
     fn options(&self) -> Result<CreateOptions> {
         let mut groups: Vec<(Option<String>, u32)> = match &self.roles {
-            Some(r) => r.iter().map(|(role, n)| (Some(role.clone()), *n)).collect(),
+            Some(r) => r.0.iter().map(|(role, n)| (Some(role.clone()), *n)).collect(),
             None if self.count.len() > 1 && self.role.len() != self.count.len() => {
                 return Err(Error::input(format!(
                     "{} N given with {} --role: give each N its --role (`1 --role server 3 --role client`)",

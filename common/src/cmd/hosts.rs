@@ -57,6 +57,27 @@ enum What {
     },
 }
 
+/// The hosts given as arguments and in `--from FILE` (`-`: stdin; `#` starts a comment).
+fn specs(mut specs: Vec<String>, from: Option<&std::path::Path>) -> Result<Vec<String>> {
+    if let Some(f) = from {
+        let text = if f.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).input_err("--from -")?
+        } else {
+            std::fs::read_to_string(f).input_err(format!("--from {}", f.display()))?
+        };
+        specs.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or_default().trim())
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    if specs.is_empty() {
+        return Err(Error::input("no host given (HOST… or --from FILE)"));
+    }
+    Ok(specs)
+}
+
 /// The `ec2-hosts` tool.
 pub struct Hosts;
 
@@ -68,25 +89,8 @@ impl Tool for Hosts {
         let What::Add { hosts, from, role } = cli.what;
         let settings = cli.dir.settings()?;
         let cfg = resolve_case(&settings, &cli.case, &AwsArgs::default())?;
-        let mut specs = hosts;
-        if let Some(f) = &from {
-            let text = if f.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin()).input_err("--from -")?
-            } else {
-                std::fs::read_to_string(f).input_err(format!("--from {}", f.display()))?
-            };
-            specs.extend(
-                text.lines()
-                    .map(|l| l.split('#').next().unwrap_or_default().trim())
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned),
-            );
-        }
-        if specs.is_empty() {
-            return Err(Error::input("no host given (HOST… or --from FILE)"));
-        }
         // Every host checked before any descriptor is written.
-        let parsed = specs
+        let parsed = specs(hosts, from.as_deref())?
             .iter()
             .map(|s| parse_host_spec(s).map_err(Error::input))
             .collect::<Result<Vec<_>>>()?;
