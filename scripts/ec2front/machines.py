@@ -1,5 +1,6 @@
 """Machines: every instance with a loopback private IP becomes its own sshd listening on that
-IP -- its own home directory, hostname and boot id (a mount and UTS namespace, as root), its own
+IP -- its own home directory, /tmp, process table, hostname and boot id (mount, PID and UTS
+namespaces, as root), its own
 host key, and in ~/.ssh/authorized_keys the public half of the key pair it was launched with (as
 cloud-init does; no key pair, no login) -- started when the instance "boots" (after a delay: the
 port refuses connections, then accepts without a banner, then logs in), stopped with the
@@ -137,10 +138,18 @@ class Machines:
         sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", cfg]
         if os.getuid() == 0:
             hostname = "ip-" + ip.replace(".", "-")
+            # Its own process table (a PID namespace: sshd is its init, and everything the
+            # machine runs, detached jobs too, ends with it) and its own /tmp (a tmpfs; the
+            # machine's directory, where sshd's files are, is bound back into it when the
+            # local cloud's state is under /tmp).
             script = ('mount --make-rprivate / && mount --bind "$1/home" "$2" && '
                       'mount --bind "$1/boot_id" /proc/sys/kernel/random/boot_id && '
+                      'mount --bind "$1" /mnt && '
+                      'mount -t tmpfs -o mode=1777,size=512m tmpfs /tmp && '
+                      'mkdir -p "$1" && mount --bind /mnt "$1" && umount /mnt && '
                       'hostname "$3" && shift 3 && exec "$@"')
-            argv = ["unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script,
+            argv = ["unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
+                    "--propagation", "private", "sh", "-c", script,
                     "sh", d, self.a.home, hostname] + sshd
         else:
             argv = sshd

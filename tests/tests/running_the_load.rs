@@ -200,22 +200,16 @@ fn ctrl_c_kills_started_remote_groups_prints_the_summary_and_exits_130() {
         .tool("ec2-exec-remote")
         .arg(&format!("sleep {tag}"))
         .spawn();
+    // Each machine has its own process table: the count is summed over both.
     let running = || {
         let r = c.run(
             "ec2-exec-remote",
-            &[
-                "--select",
-                "1",
-                &format!("pgrep -a -x sleep | grep -c -F '{tag}'"),
-            ],
+            &[&format!("pgrep -a -x sleep | grep -c -F '{tag}'")],
         );
         r.stdout
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or("0")
-            .parse::<u32>()
-            .unwrap_or(0)
+            .lines()
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u32>().ok())
+            .sum::<u32>()
     };
     assert!(
         eventually(Duration::from_secs(10), || running() == 2),
@@ -420,13 +414,13 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
         r.stderr_has(&format!("{addr}: provisioned {addr}"));
     }
 
-    // One instance's setup fails (the first to take the lock, in /tmp: the one directory the
-    // local cloud's machines share — each has its own home): with --min-ready 2 the create
-    // succeeds, and --drop-failed terminates the failed one.
+    // One instance's setup fails (the first to take the lock, in /var/tmp: a directory the
+    // local cloud's machines share — each has its own home and /tmp): with --min-ready 2 the
+    // create succeeds, and --drop-failed terminates the failed one.
     let d = Case::new();
     let lock = format!("ec2-tools-lock-{}", d.name());
     let failing = d.path().join("setup.sh");
-    std::fs::write(&failing, format!("#!/bin/sh\nif mkdir /tmp/{lock} 2>/dev/null; then echo broken >&2; exit 5; fi\necho fine\n")).unwrap();
+    std::fs::write(&failing, format!("#!/bin/sh\nif mkdir /var/tmp/{lock} 2>/dev/null; then echo broken >&2; exit 5; fi\necho fine\n")).unwrap();
     let r = d.run(
         "ec2-create",
         &[
@@ -449,7 +443,7 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
     assert_eq!(d.live_instances().len(), 2);
     d.run(
         "ec2-exec-remote",
-        &["--select", "1", &format!("rmdir /tmp/{lock}")],
+        &["--select", "1", &format!("rmdir /var/tmp/{lock}")],
     );
 
     // Without --min-ready a failed setup fails the create (exit 1), descriptors kept.
@@ -457,7 +451,7 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
     let lock = format!("ec2-tools-lock-{}", e.name());
     std::fs::write(
         &failing,
-        format!("#!/bin/sh\nif mkdir /tmp/{lock} 2>/dev/null; then exit 5; fi\n"),
+        format!("#!/bin/sh\nif mkdir /var/tmp/{lock} 2>/dev/null; then exit 5; fi\n"),
     )
     .unwrap();
     let r = e.run("ec2-create", &["2", "--setup", failing.to_str().unwrap()]);
@@ -465,7 +459,7 @@ fn setup_runs_on_each_instance_as_it_becomes_ready_and_min_ready_drops_failures(
     assert_eq!(e.descriptors().len(), 2);
     e.run(
         "ec2-exec-remote",
-        &["--select", "1", &format!("rmdir /tmp/{lock}")],
+        &["--select", "1", &format!("rmdir /var/tmp/{lock}")],
     );
 }
 

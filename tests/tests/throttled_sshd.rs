@@ -173,45 +173,17 @@ fn a_host_whose_sshd_dies_mid_output_or_refuses_us_fails_alone_with_the_reason()
     let c = Case::new();
     let hosts = c.create(3);
     // The remote shell's parent is the sshd serving the session: killing it (SIGKILL) is an
-    // sshd dying mid-output. The command says who it is first, in a file named after this
-    // case (/tmp is shared by the emulated machines and by earlier runs: a stale file of
-    // another run would name a process that is not ours).
-    let marker = c.path().join("ppid");
-    let child = c
+    // sshd dying mid-output. The third host's command does it itself, after its first line
+    // (its pid is the machine's own: each emulated machine has its own process table).
+    let out = c
         .cmd("ec2-exec-remote")
         .args([
             "--json",
-            "echo first; echo $PPID > \"/tmp/ec2-tools-ppid-$CURRENT_CASE-$(hostname)\"; sleep 5; echo second",
+            "echo first; if [ \"$CURRENT_AMI_INDEX\" = 3 ]; then sleep 0.3; kill -9 $PPID; fi; sleep 5; echo second",
         ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    let victim = format!(
-        "/tmp/ec2-tools-ppid-{}-ip-{}",
-        c.name(),
-        hosts[2].1.replace('.', "-")
-    );
-    assert!(e2e::eventually(std::time::Duration::from_secs(10), || {
-        std::path::Path::new(&victim).exists()
-    }));
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let pid: i32 = std::fs::read_to_string(&victim)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    let r = e2e::Run::new(child.wait_with_output().unwrap(), Default::default());
-    for h in &hosts {
-        let file = format!(
-            "/tmp/ec2-tools-ppid-{}-ip-{}",
-            c.name(),
-            h.1.replace('.', "-")
-        );
-        let _ = std::fs::remove_file(file);
-    }
-    let _ = marker;
+    let r = e2e::Run::new(out, Default::default());
     r.assert_code(1);
     let objs = json_lines(&r);
     for h in [&hosts[0], &hosts[1]] {
