@@ -671,24 +671,9 @@ async fn apply(
     let mut missing = None;
     match plan.launch {
         Some((first, count)) => {
-            let ask = Ask {
-                count,
-                min_ready: want.min_ready,
-                later,
-            };
-            let mut launcher = fleet.launcher(launch, ask).await?;
-            let allowed = launcher.allowed;
-            let launched = fleet
-                .launch(&mut launcher, first, allowed, want.role.as_deref())
-                .await?;
-            missing = launched.shortfall().or_else(|| {
-                (allowed < count).then(|| {
-                    Error::infra(format!(
-                        "the vCPU quota allowed {allowed} of {count} instances"
-                    ))
-                })
-            });
-            members.extend(launched.descs);
+            let (descs, short) = launch_missing(fleet, launch, want, (first, count), later).await?;
+            missing = short;
+            members.extend(descs);
         }
         None if !want.add => output::note(format!(
             "the case already has {}{}: launching none",
@@ -702,6 +687,35 @@ async fn apply(
     }
     members.sort_by_key(|d| d.index);
     Ok((members, missing))
+}
+
+/// Launch `count` instances of the role from index `first` (as many as the vCPU quota
+/// allows, with `--min-ready`); the descriptors written, and what could not be launched.
+async fn launch_missing(
+    fleet: &Fleet,
+    launch: &LaunchConfig,
+    want: &Want,
+    (first, count): (u32, u32),
+    later: u32,
+) -> Result<(Vec<Descriptor>, Option<Error>)> {
+    let ask = Ask {
+        count,
+        min_ready: want.min_ready,
+        later,
+    };
+    let mut launcher = fleet.launcher(launch, ask).await?;
+    let allowed = launcher.allowed;
+    let launched = fleet
+        .launch(&mut launcher, first, allowed, want.role.as_deref())
+        .await?;
+    let missing = launched.shortfall().or_else(|| {
+        (allowed < count).then(|| {
+            Error::infra(format!(
+                "the vCPU quota allowed {allowed} of {count} instances"
+            ))
+        })
+    });
+    Ok((launched.descs, missing))
 }
 
 /// Start the plan's stopped members (those still stopping are waited for first); they
