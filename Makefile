@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 TOOLS := $(notdir $(wildcard tools/*))
 
-.PHONY: all build release test demo install bench bench-report lint doc fmt setup prepare clean fuzz
+.PHONY: all build release test demo install bench bench-report lint doc fmt setup prepare clean fuzz soak
 
 all: build
 
@@ -50,6 +50,12 @@ bench-report: release
 	scripts/localcloud install
 	.venv/bin/pip install -q --disable-pip-version-check pandas==2.2.3 hdrhistogram==0.10.3
 	.venv/bin/python scripts/bench_report.py $(BENCH_REPORT_ARGS)
+
+# The chaos soak: the example test cases SOAK_RUNS times (default 20) on the realistic local
+# cloud, random faults per run; fails if any run leaves anything of its case in the emulator.
+# Figures in RELIABILITY.md.
+soak: prepare
+	.venv/bin/python scripts/soak.py $(SOAK_ARGS)
 
 # The property tests (common/src/properties.rs) at 100,000 cases each instead of 256.
 fuzz:

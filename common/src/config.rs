@@ -92,6 +92,35 @@ pub struct SshConfig {
     /// Warm sessions: the case's session holder keeps logins open this long after the last
     /// use (`None`: off, every run logs in afresh).
     pub persist: Option<Duration>,
+    /// `host_key_check`: how a host key is trusted at first contact.
+    pub host_key_check: HostKeyCheck,
+}
+
+/// How a host key is trusted at first contact (`host_key_check`). On AWS cloud-init prints
+/// the host keys to the instance's console (GetConsoleOutput), so the key a host offers can
+/// be checked against what the instance itself published instead of trusted blindly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyCheck {
+    /// Wait for the console's keys (within the wait's timeout); without them, refuse.
+    Console,
+    /// The console's keys when they are there; else trust on first use, say so, and check
+    /// the pin against the console when it has them (ec2-status, the next tool).
+    #[default]
+    ConsoleOrTofu,
+    /// Trust on first use; the console is never read.
+    Tofu,
+}
+
+impl HostKeyCheck {
+    pub fn parse(s: &str) -> Result<HostKeyCheck, String> {
+        match s {
+            "console" => Ok(HostKeyCheck::Console),
+            "console-or-tofu" => Ok(HostKeyCheck::ConsoleOrTofu),
+            "tofu" => Ok(HostKeyCheck::Tofu),
+            _ => Err(format!("{s:?}: expected console, console-or-tofu or tofu")),
+        }
+    }
 }
 
 /// A bastion: `[user@]host[:port]` (ssh's ProxyJump syntax); the user defaults to the

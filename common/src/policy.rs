@@ -82,7 +82,8 @@ fn launch() -> Vec<Value> {
         json!({"Sid": "OnlyOurs", "Effect": "Allow", "Resource": "*", "Action": [
                 "ec2:TerminateInstances", "ec2:StopInstances", "ec2:StartInstances",
                 "ec2:RebootInstances", "ec2:AuthorizeSecurityGroupIngress",
-                "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair"], "Condition": ours()}),
+                "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair", "ec2:GetConsoleOutput"],
+                "Condition": ours()}),
         json!({"Sid": "PublicImageParameters", "Effect": "Allow",
                 "Action": ["ssm:GetParameter", "ssm:GetParameters"],
                 "Resource": "arn:aws:ssm:*::parameter/aws/service/*"}),
@@ -195,6 +196,7 @@ mod tests {
             "ec2:AuthorizeSecurityGroupIngress",
             "ec2:DescribeInstanceTypes",
             "ec2:DescribeSpotPriceHistory",
+            "ec2:GetConsoleOutput",
             "ssm:GetParameter",
             "servicequotas:GetServiceQuota",
             "pricing:GetProducts",

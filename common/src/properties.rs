@@ -46,6 +46,7 @@ fn descriptor() -> impl Strategy<Value = Descriptor> {
                 port: ssh.1,
                 host_key: ssh.2,
                 host_public_key: None,
+                ..SshInfo::default()
             },
             launched_at: None,
             extra: Default::default(),

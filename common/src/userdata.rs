@@ -37,14 +37,26 @@ fn part_type(own: &[u8]) -> Option<&'static str> {
         .map(|(_, t)| *t)
 }
 
-/// The script that makes an instance power itself off (and so terminate) at its TTL.
+/// The script that makes an instance power itself off (and so terminate) at its TTL:
+/// `shutdown -h +minutes` (systemd keeps it, `shutdown --show` tells it, `shutdown -c` cancels
+/// it), and, for a TTL that is not whole minutes, a detached `sleep` that powers off on the
+/// second. The clock starts when cloud-init runs the part, once the instance has booted.
 pub fn ttl_script(ttl: Duration) -> String {
-    let minutes = ttl.as_secs().div_ceil(60).max(1);
-    format!(
-        "#!/bin/sh\n# ec2-tools cost safety (--ttl): power off, and so terminate, after {minutes} minutes.\n\
-         shutdown -h +{minutes} 'ec2-tools: TTL reached' 2>/dev/null || (sleep {secs} && poweroff) >/dev/null 2>&1 &\n",
-        secs = minutes * 60
-    )
+    let secs = ttl.as_secs().max(1);
+    let minutes = secs.div_ceil(60);
+    let mut s = format!(
+        "#!/bin/sh\n# ec2-tools cost safety (--ttl): power off, and so terminate, after {}.\n\
+         shutdown -h +{minutes} 'ec2-tools: TTL reached' 2>/dev/null || (sleep {} && poweroff) >/dev/null 2>&1 &\n",
+        humantime::format_duration(Duration::from_secs(secs)),
+        minutes * 60
+    );
+    if secs % 60 != 0 {
+        s.push_str(&format!(
+            "nohup sh -c 'sleep {secs}; shutdown -h now ec2-tools: TTL reached || poweroff' \
+             >/dev/null 2>&1 &\n"
+        ));
+    }
+    s
 }
 
 /// The user data for `own` (the user's file, named `name` in errors) and a TTL: the TTL part
@@ -184,6 +196,13 @@ mod tests {
             .unwrap();
         assert!(ttl.bytes.starts_with(b"#!/bin/sh\n"));
         assert_eq!(compose(None, None).unwrap(), None);
+        // Whole minutes: shutdown alone; else a sleep to the second as well.
+        assert!(!ttl_script(Duration::from_secs(120)).contains("sleep 120;"));
+        let short = ttl_script(Duration::from_secs(20));
+        assert!(
+            short.contains("shutdown -h +1 ") && short.contains("sleep 20; shutdown -h now"),
+            "{short}"
+        );
     }
 
     #[test]

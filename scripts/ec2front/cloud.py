@@ -12,10 +12,17 @@ from .placement import Placement
 @dataclass
 class Instance:
     """What AWS shows of an instance and moto does not (monotonic seconds): pending until,
-    unknown to every call until (eventual consistency), shutting-down until."""
+    unknown to every call until (eventual consistency), shutting-down until, its console
+    without cloud-init's host keys until."""
     pending_until: float = 0.0
     hidden_until: float = 0.0
     shutdown_until: float = 0.0
+    console_after: float = 0.0
+    # InstanceInitiatedShutdownBehavior ("stop" unless RunInstances said "terminate"), and
+    # the headers of the call that launched it (the front's own calls for it, as its caller).
+    on_shutdown: str = "stop"
+    headers: dict = None
+    key: str = ""
 
 
 @dataclass

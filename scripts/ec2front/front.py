@@ -14,12 +14,58 @@ import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 
-from . import catalog, faults, placement
+from . import catalog, faults, placement, userdata
 from .cloud import Answer, Cloud, InFlight, Instance
 from .common import LOCK, error_xml, ids_in, log, parse, serialize, spread
+from .firewall import Firewall
 from .machines import Machines
 
 LIFECYCLE = ("TerminateInstances", "StopInstances", "StartInstances", "RebootInstances")
+# The calls after which the security groups' rules are made again (firewall.py); the caller of
+# those that change a group's rules gets its answer once they are in force.
+RULES_NOW = ("AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress",
+             "ModifyInstanceAttribute", "ModifyNetworkInterfaceAttribute", "DeleteSecurityGroup")
+RULES_SOON = ("RunInstances",) + LIFECYCLE
+
+
+class RuleSync:
+    """One thread that makes the rules again from moto's answers, as often as asked but never
+    two at once: requests that arrive while it works are served by its next pass."""
+
+    def __init__(self, firewall, machines):
+        self.firewall, self.machines = firewall, machines
+        self.cv = threading.Condition()
+        self.want = self.done = 0
+        self.fetch = None
+        if firewall.on:
+            threading.Thread(target=self.loop, daemon=True).start()
+
+    def request(self, fetch, wait):
+        if not self.firewall.on:
+            return
+        with self.cv:
+            self.want += 1
+            ticket, self.fetch = self.want, fetch
+            self.cv.notify_all()
+            if wait:
+                self.cv.wait_for(lambda: self.done >= ticket, timeout=10)
+
+    def loop(self):
+        while True:
+            with self.cv:
+                self.cv.wait_for(lambda: self.want > self.done)
+                target, fetch = self.want, self.fetch
+            try:
+                found = fetch()
+                if found:
+                    with LOCK:
+                        machines = dict(self.machines.ip)
+                    self.firewall.apply(found[0], found[1], machines)
+            except Exception as e:  # noqa: BLE001 - the old rules stay; logged
+                log("security group rules not made again: %s" % e)
+            with self.cv:
+                self.done = target
+                self.cv.notify_all()
 
 
 @dataclass
@@ -94,6 +140,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # changed on the way, so that moto, enforcing IAM, can check the signature.
             with LOCK:
                 self.cloud.secrets[key] = json.loads(body)["secret"]
+            return self.reply(200, b"{}", "application/json")
+        if url.path == "/__proxy/kill-machine":
+            # A machine crashes (the soak: an sshd killed mid-command); EC2 still says running.
+            self.server.machines.halt(json.loads(body)["id"])
             return self.reply(200, b"{}", "application/json")
         if url.path == "/__proxy/counters":
             c = self.cloud.caller(key)
@@ -218,6 +268,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             status, answer = self.cloud.placement.call(call.action, call.params,
                                                        self.cloud.instances)
             return self.reply(status, answer)
+        if call.action == "GetConsoleOutput" and \
+                call.params.get("InstanceId") in self.server.machines.ip:
+            return self.reply(200, self.console_xml(call))
         if call.action == "DescribeSpotPriceHistory":
             # moto's history is one placeholder price from 2006: the front's table instead.
             return self.reply(200, spot_history_xml(call.params, call.caller))
@@ -236,11 +289,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if call.pool is not None:
                 with LOCK:
                     call.pool["available"] -= answer.count(b"<instanceId>")
+        if status == 200 and call.action in RULES_NOW + RULES_SOON:
+            hdrs = dict(self.headers.items())
+            self.server.rules.request(lambda: self.fetch_rules(hdrs), call.action in RULES_NOW)
         if status == 200 and call.caller.loses(call.action):
             with LOCK:
                 call.caller.count("faults", "InternalErrorAfterWork")
             return self.fail(faults.INTERNAL)
         self.reply(status, answer, headers.get("Content-Type", "text/xml"))
+
+    def console_xml(self, call):
+        """GetConsoleOutput as AWS answers it: cloud-init's host keys once it has printed
+        them (`console_s` after the machine's sshd is up; the `console_lie` fault: another
+        machine's keys), no output before."""
+        iid = call.params["InstanceId"]
+        with LOCK:
+            rec = self.cloud.instances.get(iid)
+        text = None
+        if rec is None or time.monotonic() >= rec.console_after:
+            text = self.server.machines.console(iid, bool(call.caller.faults.get("console_lie")))
+        out = "<output>%s</output>" % base64.b64encode(text.encode()).decode() if text else ""
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n<GetConsoleOutputResponse '
+                'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>%s</requestId>'
+                "<instanceId>%s</instanceId><timestamp>%s</timestamp>%s"
+                "</GetConsoleOutputResponse>"
+                % (uuid.uuid4(), iid, time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                   out)).encode()
 
     def prepare_run_instances(self, call):
         """moto has no placement groups (the front keeps them) and launches MinCount instances
@@ -290,13 +364,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
             q["Tag.%d.Key" % n], q["Tag.%d.Value" % n] = k, v
         self.upstream("POST", urllib.parse.urlencode(q).encode())
 
-    def upstream(self, method, body):
-        headers = {k: v for k, v in self.headers.items()
+    def fetch_rules(self, hdrs):
+        """DescribeInstances and DescribeSecurityGroups, upstream, as the caller whose call
+        changed them (None if moto refuses)."""
+        answers = []
+        for action in ("DescribeInstances", "DescribeSecurityGroups"):
+            q = urllib.parse.urlencode({"Action": action, "Version": "2016-11-15"}).encode()
+            status, _, answer = self.upstream("POST", q, hdrs, "/")
+            if status != 200:
+                return None
+            answers.append(answer)
+        return answers
+
+    def upstream(self, method, body, hdrs=None, path=None):
+        hdrs = self.headers if hdrs is None else hdrs
+        headers = {k: v for k, v in hdrs.items()
                    if k.lower() not in ("host", "connection", "content-length")}
-        body, headers = self.signed(method, body, headers)
+        path = path or self.path
+        body, headers = self.signed(method, body, headers, path)
         with self.cloud.upstream:
             conn = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=300)
-            conn.request(method, self.path, body=body, headers=headers)
+            conn.request(method, path, body=body, headers=headers)
             r = conn.getresponse()
             data = r.read()
             conn.close()
@@ -305,17 +393,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             log("moto answered %d to %s %s: %s" % (r.status, method, body[:80], data[:200]))
         return (r.status, {k: v for k, v in r.getheaders()}, data)
 
-    def signed(self, method, body, headers):
+    def signed(self, method, body, headers, path):
         """The body and headers, signed again (SigV4) when the caller's secret is known: moto
         checks signatures when it enforces IAM, and the front may have changed the body. moto
         checks a form body as Python encodes its parameters (not as they came: an SDK may
         leave characters unescaped that Python escapes), so such a body is encoded that way."""
-        m = re.search(r"Credential=([^/]+)/\d+/([^/]+)/([^/]+)/",
-                      self.headers.get("Authorization", ""))
+        named = {k.lower(): v for k, v in headers.items()}
+        m = re.search(r"Credential=([^/]+)/\d+/([^/]+)/([^/]+)/", named.get("authorization", ""))
         secret = m and m.group(3) != "s3" and self.cloud.secrets.get(m.group(1))
         if not secret:
             return body, headers
-        if "x-www-form-urlencoded" in self.headers.get("Content-Type", ""):
+        if "x-www-form-urlencoded" in named.get("content-type", ""):
             body = urllib.parse.urlencode(
                 urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)).encode()
         from botocore.auth import SigV4Auth
@@ -324,7 +412,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         keep = {k: v for k, v in headers.items()
                 if k.lower() in ("content-type", "x-amz-target")}
         req = AWSRequest(method=method, data=body, headers=keep,
-                         url="http://127.0.0.1:%d%s" % (self.server.upstream_port, self.path))
+                         url="http://127.0.0.1:%d%s" % (self.server.upstream_port, path))
         SigV4Auth(Credentials(m.group(1), secret), m.group(3), m.group(2)).add_auth(req)
         return body, dict(req.headers.items())
 
@@ -365,14 +453,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not iid:
                 continue
             ids.append(iid)
-            pend = spread(f.get("pending_s"), c.rng)
+            pend, boot = spread(f.get("pending_s"), c.rng), self.boot_s(c)
             with LOCK:
                 self.cloud.instances[iid] = Instance(
                     pending_until=now + pend,
-                    hidden_until=now + spread(f.get("not_found_s"), c.rng))
+                    hidden_until=now + spread(f.get("not_found_s"), c.rng),
+                    console_after=now + pend + boot + spread(f.get("console_s"), c.rng),
+                    on_shutdown=call.params.get("InstanceInitiatedShutdownBehavior", "stop"),
+                    headers=dict(self.headers.items()), key=call.key)
             ip = inst.findtext(Q + "privateIpAddress")
-            self.server.machines.boot(iid, ip, pend + self.boot_s(c), authorized=keys,
-                                      image=call.params.get("ImageId"))
+            self.server.machines.boot(iid, ip, pend + boot, authorized=keys,
+                                      image=call.params.get("ImageId"),
+                                      user_data=userdata.decode(call.params.get("UserData")))
         if call.placement:
             self.cloud.placement.place(ids, call.placement)
         self.associate_profile(call, ids)
@@ -467,6 +559,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return serialize(root, Q)
 
 
+def power(srv, iid, kind):
+    """An instance powered itself off (its user data's shutdown, the TTL part): AWS stops it,
+    or terminates it when it was launched with InstanceInitiatedShutdownBehavior=terminate;
+    a reboot boots it again. The calls go upstream as the instance's launcher."""
+    with LOCK:
+        rec = srv.cloud.instances.get(iid)
+    if rec is None or rec.headers is None:
+        return
+    h = Handler.__new__(Handler)  # the front's own call: a handler with no request
+    h.server, h.headers, h.path = srv, rec.headers, "/"
+    if kind == "reboot":
+        action = "RebootInstances"
+    else:
+        action = "TerminateInstances" if rec.on_shutdown == "terminate" else "StopInstances"
+    log("%s: powered itself off (%s): %s" % (iid, kind, action))
+    params = {"Action": action, "Version": "2016-11-15", "InstanceId.1": iid}
+    body = urllib.parse.urlencode(params).encode()
+    status, _, answer = h.upstream("POST", body, rec.headers, "/")
+    if status != 200:
+        log("%s: %s refused: %s" % (iid, action, answer[:200]))
+        return
+    call = Call("POST", body, params, action, rec.key, srv.cloud.caller(rec.key), params)
+    h.after_lifecycle(call)
+    srv.rules.request(lambda: h.fetch_rules(rec.headers), False)
+
+
 def spot_history_xml(params, caller):
     """DescribeSpotPriceHistory from catalog.py's table: the current price in each AZ."""
     types = [v for k, v in params.items() if k.startswith("InstanceType.")]
@@ -525,6 +643,7 @@ def main():
     p.add_argument("--sshd-template", required=True)
     p.add_argument("--user", required=True)
     p.add_argument("--home", required=True)
+    p.add_argument("--vpc-cidr", default="", help="the local VPC (its rules: firewall.py)")
     p.add_argument("--subnet-az", default="", help="subnet=az,… (for capacity faults by AZ)")
     p.add_argument("--defaults", default="{}", help="faults for every caller (realistic mode)")
     p.add_argument("--boot-s", default="0", help="seconds from running to sshd: N or LO,HI")
@@ -540,11 +659,15 @@ def main():
     srv = Server(("127.0.0.1", 0), Handler)
     srv.upstream_port = a.upstream_port
     srv.cloud = Cloud(json.loads(a.defaults), subnet_az)
-    srv.machines = Machines(a)
+    srv.firewall = Firewall(a.ssh_port, a.vpc_cidr)
+    srv.machines = Machines(a, srv.firewall)
+    srv.rules = RuleSync(srv.firewall, srv.machines)
+    srv.machines.on_power = lambda iid, kind: power(srv, iid, kind)
     srv.boot_s = a.boot_s
 
     def bye(*_):
         srv.machines.shutdown()
+        srv.firewall.close()
         os._exit(0)
 
     signal.signal(signal.SIGTERM, bye)

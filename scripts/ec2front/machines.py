@@ -6,6 +6,8 @@ cloud-init does; no key pair, no login) -- started when the instance "boots" (af
 port refuses connections, then accepts without a banner, then logs in), stopped with the
 instance, restarted (new boot id) on reboot, and its disk deleted on termination. What does not
 belong here: when that happens (front.py decides from the calls)."""
+import base64
+import hashlib
 import os
 import random
 import shutil
@@ -17,13 +19,36 @@ import time
 import uuid
 
 from .common import LOCK, log, spread
+from . import userdata
+
+# The machine's shutdown, poweroff, halt and reboot: they ask the local cloud (a request file
+# the front's power watcher reads) to power the machine off at a time, as systemd would.
+POWER_SHIM = r"""#!/bin/sh
+# The emulated machine's %(name)s (scripts/ec2front/machines.py).
+req=%(dir)s/request
+kind=halt; when=0
+case "$(basename "$0")" in
+  reboot) kind=reboot ;;
+  shutdown)
+    for a in "$@"; do
+      case "$a" in
+        -c) rm -f "$req"; exit 0 ;;
+        -r|--reboot) kind=reboot ;;
+        now) when=0 ;;
+        +*) when=$(( ${a#+} * 60 )) ;;
+      esac
+    done ;;
+esac
+echo "$kind $(( $(date +%%s) + when ))" > "$req.tmp" && mv -f "$req.tmp" "$req"
+"""
 
 
 class Machines:
     """One sshd per instance address; see the module doc."""
 
-    def __init__(self, args):
+    def __init__(self, args, firewall=None):
         self.a = args
+        self.firewall = firewall
         self.root = os.path.join(args.state, "machines")
         os.makedirs(self.root, exist_ok=True)
         self.procs = {}  # id -> Popen
@@ -33,20 +58,27 @@ class Machines:
         self.images = {}  # id -> the baked image's home directory it starts from
         self.image_root = os.path.join(args.state, "images")
         self.boot_s = args.boot_s
+        self.user_data = {}  # id -> the user data's bytes (run once, at its first boot)
+        self.on_power = None  # front: (id, "halt" | "reboot") when a machine powers itself off
+        threading.Thread(target=self._power_watch, daemon=True).start()
 
     def _dir(self, iid):
         return os.path.join(self.root, iid)
 
-    def boot(self, iid, ip, delay, authorized=None, image=None):
+    def boot(self, iid, ip, delay, authorized=None, image=None, user_data=None):
         if not ip or not ip.startswith("127."):
             return
         with LOCK:
             self.ip[iid] = ip
+            if user_data:
+                self.user_data[iid] = user_data
             if authorized is not None:
                 self.keys[iid] = authorized
             if image and os.path.isdir(os.path.join(self.image_root, image, "home")):
                 self.images[iid] = os.path.join(self.image_root, image, "home")
             g = self.gen[iid] = self.gen.get(iid, 0) + 1
+        if self.firewall:
+            self.firewall.cgroup(iid)  # before the rules are made: its address is its own
         threading.Thread(target=self._boot, args=(iid, ip, delay, g), daemon=True).start()
 
     def _current(self, iid, g):
@@ -96,8 +128,15 @@ class Machines:
             key = self.keys.get(iid, "")
             f.write(key + "\n" if key else "")
         os.chmod(os.path.join(home, ".ssh", "authorized_keys"), 0o600)
+        power, bin_dir = os.path.join(d, "power"), os.path.join(d, "bin")
+        os.makedirs(power, mode=0o700)
+        os.makedirs(bin_dir)
+        for name in ("shutdown", "poweroff", "halt", "reboot"):
+            with open(os.path.join(bin_dir, name), "w") as f:
+                f.write(POWER_SHIM % {"name": name, "dir": power})
+            os.chmod(os.path.join(bin_dir, name), 0o755)
         if os.getuid() == 0:
-            subprocess.run(["chown", "-R", self.a.user + ":", home], check=True)
+            subprocess.run(["chown", "-R", self.a.user + ":", home, power], check=True)
         os.chmod(d, 0o755)
 
     def _silent_listener(self, ip, end, iid, g):
@@ -153,6 +192,9 @@ class Machines:
                     "sh", d, self.a.home, hostname] + sshd
         else:
             argv = sshd
+        cg = self.firewall.cgroup(iid) if self.firewall else None
+        if cg:  # every process of the machine in its cgroup (firewall.py: its source address)
+            argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg] + argv
         log_f = open(os.path.join(d, "sshd.log"), "ab")
         for _ in range(50):  # the address may still be held by the silent listener's close
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_f, stderr=log_f,
@@ -166,6 +208,72 @@ class Machines:
                 os.killpg(p.pid, signal.SIGTERM)
                 return
             self.procs[iid] = p
+            raw = self.user_data.get(iid)
+        done = os.path.join(d, "user-data.done")
+        if raw and os.getuid() == 0 and not os.path.exists(done):
+            open(done, "w").close()  # once per instance, as cloud-init's scripts-user
+            threading.Thread(target=self._run_user_data, args=(iid, d, p, raw),
+                             daemon=True).start()
+
+    def _run_user_data(self, iid, d, p, raw):
+        """The scripts cloud-init would run (userdata.py), one after the other, as the
+        machine's user inside its namespaces and cgroup (never as root on this host); their
+        output in the machine's cloud-init-output.log."""
+        init = None
+        for _ in range(100):  # unshare's child: the machine's PID 1 (sshd)
+            try:
+                with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+                    init = int(f.read().split()[0])
+                break
+            except (OSError, IndexError, ValueError):
+                time.sleep(0.05)
+        if init is None:
+            log("%s: user data not run: the machine has no init process" % iid)
+            return
+        run, skipped = userdata.scripts(raw)
+        if skipped:
+            log("%s: user data not run here: %s" % (iid, ", ".join(skipped)))
+        ud = os.path.join(d, "user-data")
+        os.makedirs(ud, exist_ok=True)
+        cg = self.firewall.cgroup(iid) if self.firewall else None
+        env = ["HOME=" + self.a.home, "USER=" + self.a.user, "LOGNAME=" + self.a.user,
+               "SHELL=/bin/sh", "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" % d]
+        with open(os.path.join(d, "cloud-init-output.log"), "ab") as out:
+            for name, script in run:
+                path = os.path.join(ud, name.replace("/", "_"))
+                with open(path, "wb") as f:
+                    f.write(script)
+                os.chmod(path, 0o755)
+                argv = ["nsenter", "--target", str(init), "--mount", "--uts", "--pid", "--",
+                        "setpriv", "--reuid", self.a.user, "--regid", self.a.user,
+                        "--init-groups", "env", "-i", *env, "sh", path]
+                if cg:
+                    argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg] + argv
+                r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+                log("%s: user data %s exited %d" % (iid, name, r.returncode))
+
+    def _power_watch(self):
+        """A machine that asked to power off (its shutdown, at the time it gave) is halted by
+        the front as AWS would: stopped, or terminated when its shutdown behaviour says."""
+        while True:
+            time.sleep(0.25)
+            with LOCK:
+                live = list(self.procs)
+            for iid in live:
+                req = os.path.join(self._dir(iid), "power", "request")
+                try:
+                    with open(req) as f:
+                        kind, at = f.read().split()[:2]
+                except (OSError, ValueError):
+                    continue
+                if time.time() < int(at):
+                    continue
+                try:
+                    os.remove(req)
+                except OSError:
+                    pass
+                if self.on_power:
+                    threading.Thread(target=self.on_power, args=(iid, kind), daemon=True).start()
 
     def halt(self, iid, wipe=False):
         with LOCK:
@@ -179,6 +287,32 @@ class Machines:
             p.wait()
         if wipe:
             shutil.rmtree(self._dir(iid), ignore_errors=True)
+
+    def console(self, iid, lie=False):
+        """The console as cloud-init leaves it once it has printed the host keys (None before
+        the machine has a key). `lie`: the keys of another machine (a console that lies)."""
+        d = self._dir(iid)
+        key = os.path.join(d, "liar_key" if lie else "host_key")
+        if lie and not os.path.exists(key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", iid,
+                            "-f", key], check=True)
+        try:
+            with open(key + ".pub") as f:
+                kind, blob = f.read().split()[:2]
+        except (OSError, ValueError):
+            return None
+        host = "ip-" + self.ip.get(iid, "").replace(".", "-")
+        fp = base64.b64encode(hashlib.sha256(base64.b64decode(blob)).digest()).decode().rstrip("=")
+        return ("[    0.000000] Linux version 6.8.0-1021-aws (buildd@lcy02-amd64-031)\n"
+                "[   11.204918] cloud-init[612]: Cloud-init v. 24.4 running 'modules:config'\n"
+                "-----BEGIN SSH HOST KEY FINGERPRINTS-----\n"
+                "256 SHA256:%s root@%s (ED25519)\n"
+                "-----END SSH HOST KEY FINGERPRINTS-----\n"
+                "-----BEGIN SSH HOST KEY KEYS-----\n"
+                "%s %s root@%s\n"
+                "-----END SSH HOST KEY KEYS-----\n"
+                "[   12.018220] cloud-init[700]: Cloud-init v. 24.4 finished\n"
+                % (fp, host, kind, blob, host))
 
     def bake(self, iid, ami):
         """CreateImage: the instance's disk (its home; not its authorized keys, which the

@@ -37,8 +37,13 @@ import os
 import sys
 
 import boto3
+from botocore.config import Config
 
-ec2 = boto3.client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
+# The helper asks with the test case's key, so its faults (30 % throttling) apply to it too:
+# retried as patiently as the tools are.
+ec2 = boto3.client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                   region_name=os.environ["AWS_REGION"],
+                   config=Config(retries={"max_attempts": 12, "mode": "standard"}))
 cmd, case = sys.argv[1], sys.argv[2]
 if cmd == "instances":
     out = []

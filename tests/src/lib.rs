@@ -256,9 +256,23 @@ impl Case {
         Run::new(out, started.elapsed())
     }
 
+    /// `127.N.`: how the addresses of this cloud's VPC (127.N.0.0/16) begin.
+    pub fn vpc_prefix(&self) -> String {
+        let vpc = &self.env["LOCALCLOUD_VPC_CIDR"];
+        format!("{}.", vpc.split('.').take(2).collect::<Vec<_>>().join("."))
+    }
+
     /// `ec2-create N`, asserting success; returns the (id, address) lines.
     pub fn create(&self, n: u32) -> Vec<(String, String)> {
-        let r = self.run("ec2-create", &[&n.to_string(), "--timeout", "60"]);
+        self.create_with(n, &[])
+    }
+
+    /// `ec2-create N ARGS…`, asserting success; returns the (id, address) lines.
+    pub fn create_with(&self, n: u32, args: &[&str]) -> Vec<(String, String)> {
+        let mut all = vec![n.to_string(), "--timeout".into(), "60".into()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let r = self.run("ec2-create", &all);
         r.assert_code(0);
         let lines: Vec<(String, String)> = r
             .stdout

@@ -57,7 +57,7 @@ fn through_a_bastion_every_tool_reaches_the_instances_with_one_login_and_its_key
     assert!(conf.contains("ProxyJump ec2-tools-bastion"), "{conf}");
     let r = c.shell("ssh -F .ec2-tools/ssh_config 2 hostname");
     assert_eq!(r.code, 0, "{r}");
-    assert!(r.stdout.starts_with("ip-127-0-"), "{r}");
+    assert!(r.stdout.starts_with("ip-127-"), "{r}");
 
     // A bastion that offers another key is refused, as an instance would be.
     let forged = pin.replace("SHA256:", "SHA256:x");

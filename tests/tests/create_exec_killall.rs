@@ -27,7 +27,7 @@ fn create_prints_id_and_address_in_index_order_and_writes_contract_descriptors()
         assert_eq!(d["index"], (i + 1) as u64, "{d}");
         assert_eq!(d["id"], id.as_str());
         assert_eq!(d["address"], addr.as_str());
-        assert!(addr.starts_with("127.0."), "{addr}");
+        assert!(addr.starts_with(&c.vpc_prefix()), "{addr}");
         assert_eq!(d["state"], "running");
         assert_eq!(d["case"], c.name());
         assert_eq!(d["ssh"]["user"], c.env["EC2_TOOLS_SSH_USER"].as_str());
@@ -93,12 +93,15 @@ fn descriptors_exist_before_the_wait_ends_and_ctrl_c_exits_130_keeping_them() {
 #[test]
 fn create_timeout_exits_3_naming_the_laggards_and_keeps_descriptors() {
     let c = Case::new();
+    // Nothing listens on the port, and the case's group opens it (else it would time out
+    // in the group, as on AWS, rather than be refused).
+    let dead = dead_port();
     let r = {
         let started = std::time::Instant::now();
         let out = c
             .cmd("ec2-create")
-            .args(["2", "--timeout", "2"])
-            .env("EC2_TOOLS_SSH_PORT", dead_port())
+            .args(["2", "--timeout", "2", "--open", &dead])
+            .env("EC2_TOOLS_SSH_PORT", &dead)
             .output()
             .unwrap();
         e2e::Run::new(out, started.elapsed())
@@ -159,8 +162,10 @@ fn remote_exit_codes_propagate_and_streams_stay_apart() {
 #[test]
 fn a_host_that_refuses_ssh_fails_alone() {
     let c = Case::new();
-    let hosts = c.create(3);
-    let port: u64 = dead_port().parse().unwrap();
+    // A port nothing listens on that the case's group opens: refused, as a stopped sshd is.
+    let dead = dead_port();
+    let hosts = c.create_with(3, &["--open", &dead]);
+    let port: u64 = dead.parse().unwrap();
     c.edit(&hosts[1].0, |d| d["ssh"]["port"] = Value::from(port));
     // The descriptor decides the port when neither flag nor environment does.
     let r = c.run_without("ec2-exec-remote", &["echo alive"], &["EC2_TOOLS_SSH_PORT"]);

@@ -281,11 +281,12 @@ fn case_key_pair_and_security_group_are_made_once_and_deleted_with_the_last_inst
     assert_eq!(keypairs.len(), 1);
     let groups: Vec<Value> = serde_json::from_str(&c.python(&["groups", &c.name()])).unwrap();
     assert_eq!(groups.len(), 1);
+    let caller = &c.env["EC2_TOOLS_SSH_CIDR"];
     assert_eq!(
         groups[0]["rules"],
         serde_json::json!([
             ["-1", null, null, [], ["self"]],
-            ["tcp", 22, 22, ["127.0.0.0/16"], []]
+            ["tcp", 22, 22, [caller], []]
         ]),
         "SSH only from the SSH CIDR, and the case's instances reach each other"
     );

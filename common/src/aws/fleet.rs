@@ -751,6 +751,7 @@ impl Fleet {
                 port: Some(self.ssh.port_or_fallback()),
                 host_key: None,
                 host_public_key: None,
+                ..SshInfo::default()
             },
             launched_at: None,
             extra: Default::default(),

@@ -1,6 +1,6 @@
 //! Everything that talks to the EC2 API: the client and its retry policy (retry.rs), the calls
 //! themselves (ec2.rs) and their errors (errors.rs), the case's key pair and security group
-//! (access.rs), network (network.rs) and placement group (placement.rs), baked images (images.rs), what AWS publishes — image parameters, quotas, prices (lookup.rs), the checks before a launch and the images it runs (preflight.rs), the vCPU quota against a launch (quota.rs), what the case costs (cost.rs), RunInstances pacing (pace.rs), the fleet that launches, adopts, refreshes and terminates while keeping
+//! (access.rs), the host keys on the instances' consoles (console.rs), network (network.rs) and placement group (placement.rs), baked images (images.rs), what AWS publishes — image parameters, quotas, prices (lookup.rs), the checks before a launch and the images it runs (preflight.rs), the vCPU quota against a launch (quota.rs), what the case costs (cost.rs), RunInstances pacing (pace.rs), the fleet that launches, adopts, refreshes and terminates while keeping
 //! descriptors true (fleet.rs), and waiting for states and SSH logins (wait.rs).
 //!
 //! Takes descriptors and configuration from above (case/, config.rs) and hands instances to
@@ -8,6 +8,7 @@
 //! should do (cmd/), running commands on hosts (remote/).
 
 pub mod access;
+pub mod console;
 pub mod cost;
 pub mod ec2;
 pub mod errors;

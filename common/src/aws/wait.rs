@@ -5,13 +5,16 @@
 //! jittered backoff. Descriptors are updated as addresses and states appear. A probe can carry
 //! a hook that runs on the fresh connection the moment that instance is ready (provisioning
 //! while the others still boot), and a check that must hold for the instance to count as ready
-//! (after a reboot: a new boot id). What does not belong here: what to do with instances that
+//! (after a reboot: a new boot id). A host key is checked at first contact against the keys
+//! the instance's console published when `host_key_check` asks (console.rs reads them; each
+//! login attempt uses what is known then). What does not belong here: what to do with instances that
 //! did not get ready (the tools decide), SSH itself (remote/).
 
+use super::console::{self, Published};
 use super::fleet::Fleet;
 use crate::case::descriptor::{Descriptor, InstanceState};
 use crate::case::select::fold_ranges;
-use crate::config::SshConfig;
+use crate::config::{HostKeyCheck, SshConfig};
 use crate::error::{Error, Result};
 use crate::output;
 use crate::remote::ssh::{self, Conn, Kind, SshError, Target};
@@ -128,6 +131,8 @@ enum Probe {
         id: String,
         host_key: Option<String>,
         public_key: Option<String>,
+        /// The key was checked against the console's.
+        verified: bool,
     },
     Retrying {
         id: String,
@@ -180,6 +185,7 @@ pub async fn ready(
     let mut timed_out = false;
     while !tool::interrupted() {
         w.describe_booting().await?;
+        w.read_consoles().await;
         w.start_probes();
         if w.all_ended() {
             break;
@@ -222,6 +228,7 @@ struct Wait<'a> {
     bar: output::Progress,
     began: Instant,
     next_note: Instant,
+    published: Published,
 }
 
 impl<'a> Wait<'a> {
@@ -242,7 +249,43 @@ impl<'a> Wait<'a> {
             rx,
             began,
             next_note: began + NOTE_EVERY,
+            published: Published::default(),
         }
+    }
+
+    /// The consoles of the running hosts whose key is still to be checked, when
+    /// `host_key_check` reads consoles.
+    async fn read_consoles(&mut self) {
+        if !console::wanted(self.fleet.ssh.host_key_check) {
+            return;
+        }
+        let ids: Vec<String> = self
+            .hosts
+            .values()
+            .filter(|(d, at)| !at.ended() && d.state() == InstanceState::Running && to_check(d))
+            .map(|(d, _)| d.id.clone())
+            .collect();
+        self.published.refresh(&self.fleet.ec2, &ids).await;
+    }
+
+    /// One line for the hosts whose keys were trusted on first use: the console had none yet.
+    fn say_trusted_on_first_use(&self) {
+        let trusted: Vec<&Descriptor> = self
+            .hosts
+            .values()
+            .filter(|(d, at)| matches!(at, At::Ready) && d.ssh.unverified())
+            .map(|(d, _)| d)
+            .collect();
+        if trusted.is_empty() || !console::wanted(self.fleet.ssh.host_key_check) {
+            return;
+        }
+        let indexes: Vec<u64> = trusted.iter().map(|d| u64::from(d.index)).collect();
+        output::note(format!(
+            "#{}: host keys trusted on first use: the consoles had not published them yet \
+             (ec2-status and the next tool that connects check them once they have; \
+             host_key_check=console waits instead)",
+            fold_ranges(&indexes)
+        ));
     }
 
     fn all_ended(&self) -> bool {
@@ -300,10 +343,13 @@ impl<'a> Wait<'a> {
                         d.clone(),
                         target,
                         self.fleet.ssh.clone(),
-                        self.deadline,
-                        self.stop.clone(),
+                        Until {
+                            deadline: self.deadline,
+                            stop: self.stop.clone(),
+                        },
                         self.tx.clone(),
                         self.check.clone(),
+                        self.published.clone(),
                     );
                 }
                 Err(e) => *at = At::Booting(Some(NotReady::ssh(e))),
@@ -356,11 +402,17 @@ impl<'a> Wait<'a> {
                 id,
                 host_key,
                 public_key,
+                verified,
             } => {
                 if let Some((d, at)) = self.hosts.get_mut(&id) {
+                    let source = console::source(verified);
                     if d.ssh.host_key.is_none() && host_key.is_some() {
                         d.ssh.host_key = host_key;
                         d.ssh.host_public_key = public_key;
+                        d.ssh.host_key_source = Some(source.to_owned());
+                        self.fleet.store.write(d)?;
+                    } else if verified && d.ssh.unverified() && d.ssh.host_key == host_key {
+                        d.ssh.host_key_source = Some(source.to_owned());
                         self.fleet.store.write(d)?;
                     } else if d.ssh.host_public_key.is_none()
                         && public_key.is_some()
@@ -390,6 +442,7 @@ impl<'a> Wait<'a> {
     /// Stop the probes; every host is ready or failed with its last reason, in index order.
     fn finish(self, timed_out: bool) -> Waited {
         self.stop.store(true, Ordering::Relaxed);
+        self.say_trusted_on_first_use();
         drop(self.bar);
         let mut all: Vec<(Descriptor, At)> = self.hosts.into_values().collect();
         all.sort_by_key(|(d, _)| d.index);
@@ -528,10 +581,10 @@ fn spawn_probe(
     d: Descriptor,
     target: Target,
     cfg: SshConfig,
-    deadline: Instant,
-    stop: Arc<AtomicBool>,
+    until: Until,
     tx: tokio::sync::mpsc::UnboundedSender<Probe>,
     check: Arc<ReadyCheck>,
+    published: Published,
 ) {
     std::thread::spawn(move || {
         let id = d.id.clone();
@@ -540,9 +593,24 @@ fn spawn_probe(
         // The first of an unbroken run of login refusals.
         let mut refused_since: Option<Instant> = None;
         loop {
-            if stop.load(Ordering::Relaxed) || tool::interrupted() || Instant::now() >= deadline {
+            if until.stop.load(Ordering::Relaxed)
+                || tool::interrupted()
+                || Instant::now() >= until.deadline
+            {
                 return;
             }
+            let target = match with_console_keys(&d, &target, &cfg, &published) {
+                Ok(t) => t,
+                Err(report) => {
+                    let fatal = matches!(report, Probe::Fatal { .. });
+                    let _ = tx.send(report);
+                    if fatal {
+                        return;
+                    }
+                    std::thread::sleep(ssh::jitter(pause));
+                    continue;
+                }
+            };
             let report = match attempt(&target, &cfg, &check, &id, started) {
                 Ok(conn) => {
                     let _ = tx.send(on_login(&d, &conn, &check));
@@ -566,6 +634,55 @@ fn spawn_probe(
             pause = (pause * 2).min(Duration::from_secs(5));
         }
     });
+}
+
+/// When a probe gives up: at the wait's deadline, or when the wait stops it.
+struct Until {
+    deadline: Instant,
+    stop: Arc<AtomicBool>,
+}
+
+/// A host whose key is still to be checked against its console (none pinned, or pinned on
+/// first use).
+fn to_check(d: &Descriptor) -> bool {
+    d.ssh.host_key.is_none() || d.ssh.unverified()
+}
+
+/// The target with the console's keys known now. Under `host_key_check=console` a host to
+/// check whose console has none yet is not logged in to: retried while the wait lasts, and
+/// failed at once when the consoles cannot be read at all.
+fn with_console_keys(
+    d: &Descriptor,
+    target: &Target,
+    cfg: &SshConfig,
+    published: &Published,
+) -> std::result::Result<Target, Probe> {
+    let mut t = target.clone();
+    if !console::wanted(cfg.host_key_check) || !to_check(d) {
+        return Ok(t);
+    }
+    t.console_keys = published.get(&d.id);
+    if t.console_keys.is_some() || cfg.host_key_check != HostKeyCheck::Console {
+        return Ok(t);
+    }
+    let why = |message: String| NotReady {
+        cause: Cause::Ssh(Kind::HostKey),
+        message,
+    };
+    if published.is_unreadable() {
+        return Err(Probe::Fatal {
+            id: d.id.clone(),
+            why: why(
+                "its console cannot be read, and host_key_check=console trusts no host key \
+                 without it"
+                    .into(),
+            ),
+        });
+    }
+    Err(Probe::Retrying {
+        id: d.id.clone(),
+        why: why("its console has not published its host keys yet (host_key_check=console)".into()),
+    })
 }
 
 /// One login that runs `true` and reads the boot id; after a reboot, an unchanged boot id is
@@ -624,6 +741,7 @@ fn on_login(d: &Descriptor, conn: &Conn, check: &ReadyCheck) -> Probe {
         id: d.id.clone(),
         host_key: conn.host_key.clone(),
         public_key: conn.host_public_key.clone(),
+        verified: conn.target.console_keys.is_some(),
     }
 }
 

@@ -105,6 +105,28 @@ pub struct SshInfo {
     /// pins for OpenSSH's own tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_public_key: Option<String>,
+    /// What the pin was checked against: `console` (it is among the keys the instance's
+    /// console published) or `first-use` (nothing to check it against yet: the next tool
+    /// that connects, or ec2-status, checks it once the console has the keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key_source: Option<String>,
+    /// The fingerprints the instance's console published, when read this run (never
+    /// stored): a host key offered or pinned that is not among them is refused.
+    #[serde(skip)]
+    pub console_keys: Option<Vec<String>>,
+}
+
+/// [`SshInfo::host_key_source`] of a pin checked against the console.
+pub const FROM_CONSOLE: &str = "console";
+/// [`SshInfo::host_key_source`] of a pin trusted on first use.
+pub const FIRST_USE: &str = "first-use";
+
+impl SshInfo {
+    /// A pin still to be checked against the console (trusted on first use, or recorded
+    /// before the tools read consoles).
+    pub fn unverified(&self) -> bool {
+        self.host_key.is_some() && self.host_key_source.as_deref() != Some(FROM_CONSOLE)
+    }
 }
 
 /// One instance of a test case: the JSON file named by its id in the test-case directory,

@@ -333,6 +333,7 @@ mod tests {
                 port: Some(22),
                 host_key: None,
                 host_public_key: None,
+                ..SshInfo::default()
             },
             launched_at: None,
             extra: Default::default(),

@@ -6,8 +6,8 @@ use super::{text, DirArgs};
 use crate::case::select::{parse_indexes, Selection};
 use crate::case::store::{login_identity, STATE_DIR};
 use crate::config::{
-    parse_cidrs, parse_duration, parse_ttl, AddressMode, AmiSpec, Jump, Label, OutputConfig,
-    OutputMode, SshConfig,
+    parse_cidrs, parse_duration, parse_ttl, AddressMode, AmiSpec, HostKeyCheck, Jump, Label,
+    OutputConfig, OutputMode, SshConfig,
 };
 use crate::error::Result;
 use crate::settings::{self as keys, Settings, Source};
@@ -111,6 +111,9 @@ impl SshArgs {
                 .expect(has_default),
             persist: s
                 .value(&keys::PERSIST, self.persist.as_deref(), parse_ttl)?
+                .expect(has_default),
+            host_key_check: s
+                .value(&keys::HOST_KEY_CHECK, None, HostKeyCheck::parse)?
                 .expect(has_default),
         })
     }

@@ -199,6 +199,7 @@ mod tests {
             ("ssh_allow", "EC2_TOOLS_SSH_ALLOW", "127.0.0.0/8"),
             ("ssh_jump", "EC2_TOOLS_SSH_JUMP", "ec2-user@10.0.0.1:2222"),
             ("auth_grace", "EC2_TOOLS_AUTH_GRACE", "30s"),
+            ("host_key_check", "EC2_TOOLS_HOST_KEY_CHECK", "console"),
             ("persist", "EC2_TOOLS_PERSIST", "5m"),
         ];
         assert_eq!(values.len(), keys::KEYS.len());

@@ -46,7 +46,8 @@ fn selected_hosts_in(
     let selection = args.select.resolve();
     check_identity(&ssh)?;
     let store = Store::new(settings.dir());
-    let hosts = select_some(&store, &selection)?;
+    let mut hosts = select_some(&store, &selection)?;
+    check_console_pins(&ssh, &store, &mut hosts);
     for d in &hosts {
         if matches!(
             d.state(),
@@ -63,6 +64,40 @@ fn selected_hosts_in(
         }
     }
     Ok((ssh, store, hosts))
+}
+
+/// Host keys trusted on first use, checked against the instances' consoles now that they may
+/// have published them (aws/console.rs): a verified pin is recorded as such, a mismatch makes
+/// the connection to that host refused. Nothing to check, nothing is called; AWS out of reach,
+/// the pins stay as they were (said once).
+fn check_console_pins(ssh: &SshConfig, store: &Store, hosts: &mut [Descriptor]) {
+    use crate::aws::console;
+    let Some(first) = hosts.iter().find(|d| d.ssh.unverified() && !d.is_static()) else {
+        return;
+    };
+    if !console::wanted(ssh.host_key_check) {
+        return;
+    }
+    let region = first.region.clone();
+    let Ok(rt) = crate::aws::runtime() else {
+        return;
+    };
+    let verified = rt.block_on(async {
+        match crate::aws::ec2::connect(region.as_deref()).await {
+            Ok(ec2) => console::check_pins(&ec2, hosts).await,
+            Err(e) => {
+                crate::output::note(format!(
+                    "cannot check host keys trusted on first use against the consoles: {e}"
+                ));
+                Vec::new()
+            }
+        }
+    });
+    for d in verified {
+        if let Err(e) = store.write(&d) {
+            crate::output::note(format!("{}: {e}", d.label()));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -204,6 +204,15 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
     let rt = crate::aws::runtime()?;
     let ec2 = rt.block_on(ec2::connect(cfg.region.as_deref()))?;
     let untracked = rt.block_on(refresh(&ec2, cfg, ssh_cfg, sel, &store, &mut hosts))?;
+    if crate::aws::console::wanted(ssh_cfg.host_key_check) {
+        // Pins trusted on first use, against the consoles now: a mismatch is exit 1.
+        for d in rt.block_on(crate::aws::console::check_pins(&ec2, &mut hosts)) {
+            store.write(&d)?;
+        }
+        if hosts.iter().any(|d| d.ssh.console_keys.is_some()) {
+            code = Code::Partial;
+        }
+    }
     let mut rows: Vec<Row> = hosts.iter().map(Row::tracked).collect();
     rows.extend(untracked.iter().map(|i| Row::untracked(i, ssh_cfg)));
     rt.block_on(price(&ec2, &store, &mut rows));

@@ -216,7 +216,10 @@ pub fn run_task(
     judge: &Judge,
 ) -> Result<Vec<Outcome>> {
     let mut warm: Vec<Option<Outcome>> = hosts.iter().map(|_| None).collect();
-    if let Some((dir, persist)) = opts.warm(cfg) {
+    // A host whose pin its console contradicts is refused before any session (ssh.rs): the
+    // holder never sees it, so such a run goes direct.
+    let contradicted = hosts.iter().any(|d| d.ssh.console_keys.is_some());
+    if let Some((dir, persist)) = opts.warm(cfg).filter(|_| !contradicted) {
         resolve_targets(cfg, hosts)?; // the allow list, before anything is sent
         let req = holder::RunRequest {
             ssh: cfg.clone(),

@@ -28,6 +28,9 @@ pub struct Target {
     pub user: String,
     /// Expected host-key fingerprint (`SHA256:…`), when one was recorded.
     pub host_key: Option<String>,
+    /// The fingerprints the instance's console published, when read: the key offered (and
+    /// the pin) must be one of them.
+    pub console_keys: Option<Vec<String>>,
 }
 
 impl Target {
@@ -39,6 +42,19 @@ impl Target {
                 format!("no address to connect to (state {})", d.state()),
             )
         })?;
+        if let (Some(pin), Some(keys)) = (&d.ssh.host_key, &d.ssh.console_keys) {
+            if !keys.contains(pin) {
+                // Found before connecting (aws/console.rs): no session, warm or new, is used.
+                return Err(SshError::new(
+                    Kind::HostKey,
+                    format!(
+                        "HOST KEY MISMATCH: the key trusted at first contact ({pin}) is not \
+                         among those its console published ({}): refusing to connect",
+                        keys.join(", ")
+                    ),
+                ));
+            }
+        }
         Ok(Target {
             address,
             port: cfg.port.or(d.ssh.port).unwrap_or(cfg.fallback_port),
@@ -48,6 +64,7 @@ impl Target {
                 .or_else(|| d.ssh.user.clone())
                 .unwrap_or_else(|| cfg.fallback_user.clone()),
             host_key: d.ssh.host_key.clone(),
+            console_keys: d.ssh.console_keys.clone(),
         })
     }
 }
@@ -195,6 +212,7 @@ fn bastion_login(
         port: j.port,
         user: jump::user(j, cfg),
         host_key: pinned.clone(),
+        console_keys: None,
     };
     let direct = SshConfig {
         jump: None,
@@ -295,6 +313,20 @@ fn handshake_and_login(
                 format!(
                     "host key changed (recorded {want}, offered {got}): refusing to log in; \
                      if the instance was rebuilt on purpose, --accept-new-host-key re-pins it"
+                ),
+            ));
+        }
+    }
+    if let (Some(keys), Some(got)) = (&t.console_keys, &host_key) {
+        if !keys.contains(got) {
+            return Err(SshError::new(
+                Kind::HostKey,
+                format!(
+                    "HOST KEY MISMATCH: {} offered {got}, which is not among the keys its \
+                     console published ({}): refusing to log in (another machine answers at \
+                     this address, or a man in the middle)",
+                    t.address,
+                    keys.join(", ")
                 ),
             ));
         }
@@ -523,6 +555,7 @@ mod tests {
             repin: None,
             jump: None,
             auth_grace: Duration::from_secs(60),
+            host_key_check: Default::default(),
             persist: None,
         }
     }
@@ -534,6 +567,7 @@ mod tests {
             port: 22,
             user: "u".into(),
             host_key: None,
+            console_keys: None,
         };
         let e = resolve(&t, &cfg("127.0.0.0/8")).unwrap_err();
         assert_eq!(e.kind, Kind::Policy);

@@ -160,6 +160,7 @@ mod tests {
             repin: None,
             jump: None,
             auth_grace: std::time::Duration::from_secs(60),
+            host_key_check: Default::default(),
             persist: None,
         };
         let (conf, known) = render(

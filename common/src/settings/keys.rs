@@ -58,6 +58,14 @@ pub const NETWORK_CIDR: Key = key(
 pub const PLACEMENT: Key = key("placement", "EC2_TOOLS_PLACEMENT", None);
 pub const SSH_JUMP: Key = key("ssh_jump", "EC2_TOOLS_SSH_JUMP", None);
 pub const AUTH_GRACE: Key = key("auth_grace", "EC2_TOOLS_AUTH_GRACE", Some("60s"));
+/// How a host key is trusted at first contact: `console` (the key cloud-init printed to the
+/// instance's console, waited for), `console-or-tofu` (that when it is there, else trust on
+/// first use and check it against the console later), `tofu`.
+pub const HOST_KEY_CHECK: Key = key(
+    "host_key_check",
+    "EC2_TOOLS_HOST_KEY_CHECK",
+    Some("console-or-tofu"),
+);
 /// The instance metadata service: `v2` (tokens required) or `v1`.
 pub const IMDS: Key = key("imds", "EC2_TOOLS_IMDS", Some("v2"));
 /// The root volume's size in GB. Default: the AMI's.
@@ -112,6 +120,7 @@ pub const KEYS: &[&Key] = &[
     &SSH_ALLOW,
     &SSH_JUMP,
     &AUTH_GRACE,
+    &HOST_KEY_CHECK,
     &PERSIST,
 ];
 
