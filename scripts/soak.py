@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,10 +33,11 @@ FAULTS = {
     "500s": lambda r: {"error500": round(r.uniform(0.02, 0.08), 2)},
     "lost-answers": lambda r: {"lost_answers": 2,
                                "lost_actions": ["RunInstances", "TerminateInstances"]},
-    "slow-boots": lambda r: {"boot_s": [25, 45]},
+    "slow-boots": lambda r: {"boot_s": [20, 35]},
     "capacity": lambda r: {"capacity": [{"az": "us-east-1a"}]},
 }
 EVENTS = ("sshd-killed", "case-killed")
+RUNNING = []  # the example's process, killed (its group) if the soak itself is stopped
 
 
 def start_cloud(state):
@@ -92,12 +94,29 @@ def leftovers(env, case):
     return {k: v for k, v in left.items() if v}
 
 
+def ready_ids(work):
+    """The instances of the case in `work` that were logged in to (a host key pinned)."""
+    out = []
+    for root, _, files in os.walk(work):
+        for f in files:
+            if f.startswith("i-"):
+                try:
+                    with open(os.path.join(root, f)) as fh:
+                        if json.load(fh).get("ssh", {}).get("host_key"):
+                            out.append(f)
+                except (OSError, ValueError):
+                    pass
+    return out
+
+
 def kill_a_machine(env, work, rng, stop):
-    """After the case has instances, at a random moment: one machine's sshd (and all it runs)
-    killed, as a crash mid-command would."""
-    time.sleep(rng.uniform(5, 25))
-    ids = [f[:-5] if f.endswith(".json") else f for root, _, files in os.walk(work)
-           for f in files if f.startswith("i-")]
+    """Once the case's instances are up, at a random moment of its commands: one machine's
+    sshd and everything it runs killed, as a crash mid-command would (EC2 still says
+    running: the case's cleanup must terminate it anyway)."""
+    while not stop.is_set() and not ready_ids(work):
+        time.sleep(0.2)
+    time.sleep(rng.uniform(0, 3))
+    ids = ready_ids(work)
     if ids and not stop.is_set():
         victim = rng.choice(ids)
         post(env, "kill-machine", "", {"id": victim})
@@ -112,8 +131,10 @@ def run_case(name, work, env, rng, events):
     log = open(os.path.join(work, "run.log"), "ab")
 
     def start():
-        return subprocess.Popen([script, work], env=env, stdout=log, stderr=log,
-                                start_new_session=True)
+        p = subprocess.Popen([script, work], env=env, stdout=log, stderr=log,
+                             start_new_session=True)
+        RUNNING[:] = [p]
+        return p
     note = ""
     if "case-killed" in events:
         p = start()
@@ -136,6 +157,7 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--cases", default="tripcom,master-slaves")
     a = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally below still runs
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     cases = a.cases.split(",")
@@ -177,6 +199,8 @@ def main():
                 killer.join()
             # The example's own cleanup (its trap: ec2-killall) is all that ran.
             left = leftovers(env, case)
+            if not left:
+                shutil.rmtree(work, ignore_errors=True)
             injected = sum(counters(env, key)["faults"].values())
             total["faults"] += injected
             total["left"] += sum(len(v) for v in left.values())
@@ -187,6 +211,9 @@ def main():
                      injected, json.dumps(left) if left else "0", time.time() - t),
                   flush=True)
     finally:
+        for p in RUNNING:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
         subprocess.run([os.path.join(REPO, "scripts/localcloud"), "stop", "--state", state])
     print("soak: %d runs in %.0f s, %d faults injected, %d case runs exited non-zero, "
           "resources left: %d" % (a.runs, time.time() - began, total["faults"],

@@ -162,6 +162,16 @@ impl Case {
         );
     }
 
+    /// The emulated machine of instance `id` crashes: its sshd and everything it runs are
+    /// killed; EC2 still says running (its own shutdown, a TTL, never comes).
+    pub fn crash_machine(&self, id: &str) {
+        http_post(
+            &self.env["AWS_ENDPOINT_URL"],
+            "/__proxy/kill-machine",
+            &serde_json::json!({ "id": id }).to_string(),
+        );
+    }
+
     /// What the EC2 front counted of this case's calls: {"calls": {action: n}, "faults":
     /// {code: n}, "instances_launched": n}.
     pub fn counters(&self) -> Value {

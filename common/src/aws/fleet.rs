@@ -343,7 +343,9 @@ impl Fleet {
     /// the account's vCPU quota ([`Fleet::quota_allows`]), are found before anything is made;
     /// [`Launcher::allowed`] is how many the quota lets `--min-ready` launch.
     pub async fn launcher<'a>(&self, config: &'a LaunchConfig, ask: Ask) -> Result<Launcher<'a>> {
-        let (images, types) = self.check_launch(config).await?;
+        let (images, types) = super::preflight::Preflight { ec2: &self.ec2 }
+            .check_launch(config)
+            .await?;
         let allowed = self
             .quota_allows(&types, &config.instance_types[0], config.spot, ask)
             .await?;

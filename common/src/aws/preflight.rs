@@ -5,8 +5,7 @@
 //! naming both. What does not belong here: the quota and cost checks (quota.rs, cost.rs), the
 //! launch itself (fleet.rs).
 
-use super::ec2::{Image, TypeInfo};
-use super::fleet::Fleet;
+use super::ec2::{Ec2, Image, TypeInfo};
 use crate::config::LaunchConfig;
 use crate::error::{Error, Result};
 use crate::output;
@@ -66,7 +65,12 @@ fn preferred_arch(instance_type: &str, supported: &[String]) -> &'static str {
     }
 }
 
-impl Fleet {
+/// The checks, on one EC2 client (the fleet's).
+pub(super) struct Preflight<'a> {
+    pub(super) ec2: &'a Ec2,
+}
+
+impl Preflight<'_> {
     /// What AWS would refuse at RunInstances, found before anything is made: an AMI that
     /// is not there, a root volume smaller than its snapshot, an instance type that does not
     /// exist or does not fit the AMI's architecture. An alias or parameter is resolved here,
@@ -78,7 +82,7 @@ impl Fleet {
         config: &LaunchConfig,
     ) -> Result<(Images, BTreeMap<String, TypeInfo>)> {
         let (types, known) = self.launch_types(&config.instance_types).await?;
-        let lookup = super::lookup::Lookup::new(&self.ec2);
+        let lookup = super::lookup::Lookup::new(self.ec2);
         let mut by_arch: BTreeMap<&str, Image> = Default::default();
         let mut images = Images::default();
         for t in &config.instance_types {

@@ -287,7 +287,25 @@ fn handshake_and_login(
     tracing::info!(target: "ec2_tools::ssh", "ssh {}: banner and key exchange in {} ms", t.address, phase.elapsed().as_millis());
     let phase = Instant::now();
     let host_key = sess.host_key_hash(HashType::Sha256).map(fingerprint);
-    let host_public_key = sess.host_key().and_then(|(key, kind)| {
+    let host_public_key = public_key_line(&sess);
+    let repinned = check_host_key(t, cfg, host_key.as_deref())?;
+    authenticate(&sess, &t.user, cfg.identity.as_ref())?;
+    tracing::info!(target: "ec2_tools::ssh", "ssh {}: logged in as {} in {} ms", t.address, t.user, phase.elapsed().as_millis());
+    sess.set_keepalive(true, 15);
+    Ok(Conn {
+        sess,
+        fd,
+        host_key,
+        target: t.clone(),
+        started,
+        repinned,
+        host_public_key,
+    })
+}
+
+/// The host's public key as OpenSSH writes it (`ssh-ed25519 AAAA…`).
+fn public_key_line(sess: &Session) -> Option<String> {
+    sess.host_key().and_then(|(key, kind)| {
         use base64::Engine;
         let name = match kind {
             ssh2::HostKeyType::Rsa => "ssh-rsa",
@@ -302,9 +320,17 @@ fn handshake_and_login(
             "{name} {}",
             base64::engine::general_purpose::STANDARD.encode(key)
         ))
-    });
+    })
+}
+
+/// The key offered against the pin and the console's keys, before any login: `Ok(true)`
+/// when `--accept-new-host-key` takes a changed one.
+fn check_host_key(t: &Target, cfg: &SshConfig, got: Option<&str>) -> Result<bool, SshError> {
+    let Some(got) = got else {
+        return Ok(false);
+    };
     let mut repinned = false;
-    if let (Some(want), Some(got)) = (&t.host_key, &host_key) {
+    if let Some(want) = &t.host_key {
         if want != got && cfg.repin.is_some() {
             repinned = true;
         } else if want != got {
@@ -317,8 +343,8 @@ fn handshake_and_login(
             ));
         }
     }
-    if let (Some(keys), Some(got)) = (&t.console_keys, &host_key) {
-        if !keys.contains(got) {
+    if let Some(keys) = &t.console_keys {
+        if !keys.iter().any(|k| k == got) {
             return Err(SshError::new(
                 Kind::HostKey,
                 format!(
@@ -331,18 +357,7 @@ fn handshake_and_login(
             ));
         }
     }
-    authenticate(&sess, &t.user, cfg.identity.as_ref())?;
-    tracing::info!(target: "ec2_tools::ssh", "ssh {}: logged in as {} in {} ms", t.address, t.user, phase.elapsed().as_millis());
-    sess.set_keepalive(true, 15);
-    Ok(Conn {
-        sess,
-        fd,
-        host_key,
-        target: t.clone(),
-        started,
-        repinned,
-        host_public_key,
-    })
+    Ok(repinned)
 }
 
 /// Found before any host is contacted (and before anything is launched): the identity file
