@@ -41,15 +41,15 @@ fn the_first_contact_key_is_the_one_the_console_published() {
 #[test]
 fn a_key_trusted_before_the_console_had_it_was_never_checked() {
     let c = Case::new();
-    // The console prints the keys 8 s after the machine is up: first contact is earlier.
-    c.faults(json!({"console_s": 8}));
+    // The console prints the keys 15 s after the machine is up: first contact is earlier.
+    c.faults(json!({"console_s": 15}));
     let r = c.run("ec2-create", &["1"]);
     r.assert_code(0);
     r.stderr_has("trusted on first use");
     assert_eq!(only(&c)["ssh"]["host_key_source"], "first-use");
     // The console turns out to name another key: the next tool refuses the host, loudly.
     c.faults(json!({"console_lie": true}));
-    std::thread::sleep(Duration::from_secs(9)); // past the console's 8 s from launch
+    std::thread::sleep(Duration::from_secs(16)); // past the console's 15 s from launch
     let r = c.run("ec2-exec-remote", &["true"]);
     r.assert_code(1);
     r.stderr_has("HOST KEY MISMATCH");
