@@ -1,7 +1,7 @@
 //! Everything that talks to the EC2 API: the client and its retry policy (retry.rs), the calls
 //! themselves (ec2.rs) and their errors (errors.rs), the case's key pair and security group
-//! (access.rs), the host keys on the instances' consoles (console.rs), network (network.rs) and placement group (placement.rs), baked images (images.rs), what AWS publishes — image parameters, quotas, prices (lookup.rs), the checks before a launch and the images it runs (preflight.rs), the vCPU quota against a launch (quota.rs), what the case costs (cost.rs), RunInstances pacing (pace.rs), the fleet that launches, adopts, refreshes and terminates while keeping
-//! descriptors true (fleet.rs), and waiting for states and SSH logins (wait.rs, each instance's login attempts: probe.rs).
+//! (access.rs), the host keys on the instances' consoles (console.rs), network (network.rs) and placement group (placement.rs), baked images (images.rs), what AWS publishes — image parameters, quotas, prices (lookup.rs), the checks before a launch and the images it runs (preflight.rs), the vCPU quota against a launch (quota.rs), what the case costs (cost.rs), RunInstances pacing (pace.rs), the fleet that launches (fleet.rs) and recovers, adopts, refreshes and terminates while keeping
+//! descriptors true (upkeep.rs), and waiting for states and SSH logins (wait.rs, each instance's login attempts: probe.rs).
 //!
 //! Takes descriptors and configuration from above (case/, config.rs) and hands instances to
 //! the remote layer only to probe readiness. What does not belong here: deciding what a tool
@@ -23,6 +23,7 @@ pub(crate) mod probe;
 pub mod quota;
 pub mod retry;
 pub mod s3;
+pub mod upkeep;
 pub mod wait;
 
 /// A runtime for the AWS side (network-bound, one thread is plenty; SSH work runs on its own
