@@ -34,6 +34,17 @@ except ConnectionRefusedError:
     print("refused")
 ' "$ADDR""#;
 
+/// The probe of instance #1's port 8080, run here (the caller, 127.0.0.1).
+fn probe_from_the_caller(c: &Case) -> e2e::Run {
+    c.tool("ec2-exec-local")
+        .args(&[
+            "--select",
+            "1",
+            &PROBE.replace("$ADDR", "$CURRENT_AMI_PRIVATE_IP"),
+        ])
+        .run()
+}
+
 fn address(c: &Case, index: u64) -> String {
     c.descriptors()
         .into_values()
@@ -74,26 +85,12 @@ fn a_port_the_case_forgot_to_open_answered_the_caller() {
     r.succeeds().stdout_has(": hello");
     // The caller does not: no `--open 8080`, so the packets are dropped (a timeout, not a
     // refusal), as AWS drops them.
-    let r = c
-        .tool("ec2-exec-local")
-        .args(&[
-            "--select",
-            "1",
-            &PROBE.replace("$ADDR", "$CURRENT_AMI_PRIVATE_IP"),
-        ])
-        .run();
+    let r = probe_from_the_caller(&c);
     r.succeeds().stdout_has(": timed out");
     // Opened later (`--open` with --add authorizes it on the case's group), it answers.
     c.run("ec2-create", &["--add", "1", "--open", "8080"])
         .succeeds();
-    let r = c
-        .tool("ec2-exec-local")
-        .args(&[
-            "--select",
-            "1",
-            &PROBE.replace("$ADDR", "$CURRENT_AMI_PRIVATE_IP"),
-        ])
-        .run();
+    let r = probe_from_the_caller(&c);
     r.succeeds().stdout_has(": hello");
 }
 

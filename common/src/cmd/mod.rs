@@ -82,18 +82,20 @@ fn check_console_pins(ssh: &SshConfig, store: &Store, hosts: &mut [Descriptor]) 
     let Ok(rt) = crate::aws::runtime() else {
         return;
     };
-    let verified = rt.block_on(async {
+    rt.block_on(async {
         match crate::aws::ec2::connect(region.as_deref()).await {
-            Ok(ec2) => console::check_pins(&ec2, hosts).await,
-            Err(e) => {
-                crate::output::note(format!(
-                    "cannot check host keys trusted on first use against the consoles: {e}"
-                ));
-                Vec::new()
-            }
+            Ok(ec2) => verify_pins(&ec2, store, hosts).await,
+            Err(e) => crate::output::note(format!(
+                "cannot check host keys trusted on first use against the consoles: {e}"
+            )),
         }
     });
-    for d in verified {
+}
+
+/// [`console::check_pins`](crate::aws::console::check_pins), and each pin it verified
+/// recorded in its descriptor (a descriptor that cannot be written is said, not fatal).
+async fn verify_pins(ec2: &crate::aws::ec2::Ec2, store: &Store, hosts: &mut [Descriptor]) {
+    for d in crate::aws::console::check_pins(ec2, hosts).await {
         if let Err(e) = store.write(&d) {
             crate::output::note(format!("{}: {e}", d.label()));
         }

@@ -206,9 +206,7 @@ fn status(cfg: &Config, ssh_cfg: &SshConfig, sel: &Selection, opts: &Cli) -> Res
     let untracked = rt.block_on(refresh(&ec2, cfg, ssh_cfg, sel, &store, &mut hosts))?;
     if crate::aws::console::wanted(ssh_cfg.host_key_check) {
         // Pins trusted on first use, against the consoles now: a mismatch is exit 1.
-        for d in rt.block_on(crate::aws::console::check_pins(&ec2, &mut hosts)) {
-            store.write(&d)?;
-        }
+        rt.block_on(super::verify_pins(&ec2, &store, &mut hosts));
         if hosts.iter().any(|d| d.ssh.console_keys.is_some()) {
             code = Code::Partial;
         }

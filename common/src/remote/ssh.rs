@@ -10,6 +10,8 @@
 
 pub(crate) use super::failure::wrap;
 pub use super::failure::{Kind, SshError};
+use super::hostkey;
+pub use super::hostkey::fingerprint;
 use crate::case::descriptor::Descriptor;
 use crate::config::SshConfig;
 use crate::error::{Error, Result as ToolResult};
@@ -43,16 +45,9 @@ impl Target {
             )
         })?;
         if let (Some(pin), Some(keys)) = (&d.ssh.host_key, &d.ssh.console_keys) {
-            if !keys.contains(pin) {
-                // Found before connecting (aws/console.rs): no session, warm or new, is used.
-                return Err(SshError::new(
-                    Kind::HostKey,
-                    format!(
-                        "HOST KEY MISMATCH: the key trusted at first contact ({pin}) is not \
-                         among those its console published ({}): refusing to connect",
-                        keys.join(", ")
-                    ),
-                ));
+            // Found before connecting (aws/console.rs): no session, warm or new, is used.
+            if let Some(e) = hostkey::not_published(pin, keys, "the key trusted at first contact") {
+                return Err(e);
             }
         }
         Ok(Target {
@@ -287,8 +282,14 @@ fn handshake_and_login(
     tracing::info!(target: "ec2_tools::ssh", "ssh {}: banner and key exchange in {} ms", t.address, phase.elapsed().as_millis());
     let phase = Instant::now();
     let host_key = sess.host_key_hash(HashType::Sha256).map(fingerprint);
-    let host_public_key = public_key_line(&sess);
-    let repinned = check_host_key(t, cfg, host_key.as_deref())?;
+    let host_public_key = hostkey::public_key_line(&sess);
+    let expected = hostkey::Expected {
+        address: &t.address,
+        pin: t.host_key.as_deref(),
+        console: t.console_keys.as_deref(),
+        repin: cfg.repin.is_some(),
+    };
+    let repinned = hostkey::check(&expected, host_key.as_deref())?;
     authenticate(&sess, &t.user, cfg.identity.as_ref())?;
     tracing::info!(target: "ec2_tools::ssh", "ssh {}: logged in as {} in {} ms", t.address, t.user, phase.elapsed().as_millis());
     sess.set_keepalive(true, 15);
@@ -301,63 +302,6 @@ fn handshake_and_login(
         repinned,
         host_public_key,
     })
-}
-
-/// The host's public key as OpenSSH writes it (`ssh-ed25519 AAAA…`).
-fn public_key_line(sess: &Session) -> Option<String> {
-    sess.host_key().and_then(|(key, kind)| {
-        use base64::Engine;
-        let name = match kind {
-            ssh2::HostKeyType::Rsa => "ssh-rsa",
-            ssh2::HostKeyType::Dss => "ssh-dss",
-            ssh2::HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
-            ssh2::HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
-            ssh2::HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
-            ssh2::HostKeyType::Ed25519 => "ssh-ed25519",
-            _ => return None,
-        };
-        Some(format!(
-            "{name} {}",
-            base64::engine::general_purpose::STANDARD.encode(key)
-        ))
-    })
-}
-
-/// The key offered against the pin and the console's keys, before any login: `Ok(true)`
-/// when `--accept-new-host-key` takes a changed one.
-fn check_host_key(t: &Target, cfg: &SshConfig, got: Option<&str>) -> Result<bool, SshError> {
-    let Some(got) = got else {
-        return Ok(false);
-    };
-    let mut repinned = false;
-    if let Some(want) = &t.host_key {
-        if want != got && cfg.repin.is_some() {
-            repinned = true;
-        } else if want != got {
-            return Err(SshError::new(
-                Kind::HostKey,
-                format!(
-                    "host key changed (recorded {want}, offered {got}): refusing to log in; \
-                     if the instance was rebuilt on purpose, --accept-new-host-key re-pins it"
-                ),
-            ));
-        }
-    }
-    if let Some(keys) = &t.console_keys {
-        if !keys.iter().any(|k| k == got) {
-            return Err(SshError::new(
-                Kind::HostKey,
-                format!(
-                    "HOST KEY MISMATCH: {} offered {got}, which is not among the keys its \
-                     console published ({}): refusing to log in (another machine answers at \
-                     this address, or a man in the middle)",
-                    t.address,
-                    keys.join(", ")
-                ),
-            ));
-        }
-    }
-    Ok(repinned)
 }
 
 /// Found before any host is contacted (and before anything is launched): the identity file
@@ -445,15 +389,6 @@ fn detect_dead_peers(fd: RawFd) {
     set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 5);
     set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
     set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 30_000);
-}
-
-/// `SHA256:` + unpadded base64, as OpenSSH prints fingerprints.
-pub fn fingerprint(hash: &[u8]) -> String {
-    use base64::Engine;
-    format!(
-        "SHA256:{}",
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)
-    )
 }
 
 fn default_identities() -> Vec<PathBuf> {
