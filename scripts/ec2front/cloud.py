@@ -23,6 +23,11 @@ class Instance:
     on_shutdown: str = "stop"
     headers: dict = None
     key: str = ""
+    # Systems Manager (ssm.py): its instance profile's name ("" without one), when its agent
+    # registers (after each boot), whether it was ever seen online.
+    profile: str = ""
+    ssm_after: float = 0.0
+    ssm_seen: bool = False
 
 
 @dataclass

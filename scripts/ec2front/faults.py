@@ -107,6 +107,22 @@ def choose(c, call, cloud):
     return None
 
 
+def json_fault(c, action):
+    """The fault a JSON-protocol call (SSM) gets from caller `c`: its token bucket, or the
+    configured throttling chance (`throttle`, limited to `throttle_actions`) -- as AWS's
+    `ThrottlingException`, which the SDKs retry."""
+    f = c.faults
+    with LOCK:
+        b = c.buckets.get(action)
+        if b and not b.take(1):
+            return Fault(400, "ThrottlingException", "Rate exceeded")
+        r = c.rng.random()
+    acts = f.get("throttle_actions")
+    if (not acts or action in acts) and r < f.get("throttle", 0):
+        return Fault(400, "ThrottlingException", "Rate exceeded")
+    return None
+
+
 def capacity(f, call, cloud):
     """The first capacity pool matching a RunInstances (subnet, type, AZ): none left is
     InsufficientInstanceCapacity; some left caps MaxCount and is taken from once launched."""

@@ -14,7 +14,7 @@ import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 
-from . import catalog, faults, placement, userdata
+from . import catalog, faults, placement, ssm, userdata
 from .cloud import Answer, Cloud, InFlight, Instance
 from .common import LOCK, error_xml, ids_in, log, parse, serialize, spread
 from .firewall import Firewall
@@ -196,7 +196,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "Message": f"User is not authorized to perform: {action}"})
         req = json.loads(body or b"{}")
         answer = None
-        if service == "AmazonSSM" and action in ("GetParameter", "GetParameters"):
+        fault = faults.json_fault(c, action)
+        if fault:
+            with LOCK:
+                c.count("faults", fault.code)
+            return self.json_reply(400, {"__type": fault.code, "message": fault.message})
+        if service == "AmazonSSM" and action in ssm.ACTIONS:
+            answer = self.server.ssm.call(action, req, key, region, c)
+        elif service == "AmazonSSM" and action in ("GetParameter", "GetParameters"):
             answer = catalog.get_parameters(action, req, region)
         elif service.startswith("ServiceQuotas") and action == "GetServiceQuota":
             answer = catalog.get_service_quota(req, region, "123456789012",
@@ -429,6 +436,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """How long a machine takes from running to sshd, for caller `c`."""
         return spread(c.faults.get("boot_s", self.server.boot_s), c.rng)
 
+    def register_s(self, c):
+        """How long an instance's SSM agent takes from sshd up to registered, for caller `c`."""
+        return spread(c.faults.get("ssm_register_s", 1), c.rng)
+
     def after(self, call, answer):
         """What AWS would have said, from what moto said; the machines follow the calls."""
         if call.action == "RunInstances":
@@ -437,6 +448,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.after_lifecycle(call)
         elif call.action == "CreateImage":
             self.after_create_image(call, answer)
+        elif call.action == "AssociateIamInstanceProfile":
+            iid = call.params.get("InstanceId")
+            with LOCK:
+                rec = self.cloud.instances.get(iid)
+                if rec is not None:
+                    rec.profile = profile_name(call.params)
+                    rec.ssm_after = max(rec.ssm_after, time.monotonic() + self.register_s(call.caller))
         elif call.action == "DescribeInstances":
             return self.rewrite_describe(answer, time.monotonic())
         return answer
@@ -460,7 +478,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     hidden_until=now + spread(f.get("not_found_s"), c.rng),
                     console_after=now + pend + boot + spread(f.get("console_s"), c.rng),
                     on_shutdown=call.params.get("InstanceInitiatedShutdownBehavior", "stop"),
-                    headers=dict(self.headers.items()), key=call.key)
+                    headers=dict(self.headers.items()), key=call.key,
+                    profile=profile_name(call.params),
+                    ssm_after=now + pend + boot + self.register_s(c))
             ip = inst.findtext(Q + "privateIpAddress")
             self.server.machines.boot(iid, ip, pend + boot, authorized=keys,
                                       image=call.params.get("ImageId"),
@@ -503,7 +523,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if call.action == "RebootInstances":
                     machines.halt(iid)
                 if ip:
-                    machines.boot(iid, ip, self.boot_s(c))
+                    boot = self.boot_s(c)
+                    with LOCK:
+                        rec = self.cloud.instances.get(iid)
+                        if rec is not None:
+                            rec.ssm_after = now + boot + self.register_s(c)
+                    machines.boot(iid, ip, boot)
 
     def after_create_image(self, call, answer):
         """The image's snapshots tagged; the instance's disk kept for the image; the instance
@@ -559,6 +584,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return serialize(root, Q)
 
 
+def own_call(srv, headers=None):
+    """A handler with no request, for the front's own calls upstream."""
+    h = Handler.__new__(Handler)
+    h.server, h.headers, h.path = srv, headers or {}, "/"
+    return h
+
+
 def power(srv, iid, kind):
     """An instance powered itself off (its user data's shutdown, the TTL part): AWS stops it,
     or terminates it when it was launched with InstanceInitiatedShutdownBehavior=terminate;
@@ -567,8 +599,7 @@ def power(srv, iid, kind):
         rec = srv.cloud.instances.get(iid)
     if rec is None or rec.headers is None:
         return
-    h = Handler.__new__(Handler)  # the front's own call: a handler with no request
-    h.server, h.headers, h.path = srv, rec.headers, "/"
+    h = own_call(srv, rec.headers)
     if kind == "reboot":
         action = "RebootInstances"
     else:
@@ -629,6 +660,13 @@ def split_snapshot_tags(params):
     return rest, snap_tags
 
 
+def profile_name(params):
+    """The instance profile a RunInstances or AssociateIamInstanceProfile names ("" none)."""
+    name = params.get("IamInstanceProfile.Name", "")
+    arn = params.get("IamInstanceProfile.Arn", "")
+    return name or arn.rpartition("/")[2]
+
+
 def seconds(v):
     """N, or LO,HI (uniform)."""
     return [float(x) for x in v.split(",")] if "," in v else float(v)
@@ -663,6 +701,7 @@ def main():
     srv.machines = Machines(a, srv.firewall)
     srv.rules = RuleSync(srv.firewall, srv.machines)
     srv.machines.on_power = lambda iid, kind: power(srv, iid, kind)
+    srv.ssm = ssm.RunCommand(srv.machines, srv.cloud, lambda *a: own_call(srv).upstream(*a))
     srv.boot_s = a.boot_s
 
     def bye(*_):

@@ -215,18 +215,51 @@ class Machines:
             threading.Thread(target=self._run_user_data, args=(iid, d, p, raw),
                              daemon=True).start()
 
+    def _init_pid(self, p):
+        """The machine's PID 1 (unshare's child, sshd), or None."""
+        for _ in range(100):
+            try:
+                with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+                    return int(f.read().split()[0])
+            except (OSError, IndexError, ValueError):
+                time.sleep(0.05)
+        return None
+
+    def _inside(self, iid, init, env, argv):
+        """`argv` run as the machine's user inside its namespaces and cgroup, with only `env`
+        (plus HOME, USER, PATH as a login has them); as this user without root."""
+        d = self._dir(iid)
+        env = ["HOME=" + self.a.home, "USER=" + self.a.user, "LOGNAME=" + self.a.user,
+               "SHELL=/bin/sh", "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" % d,
+               ] + ["%s=%s" % kv for kv in env.items()]
+        if os.getuid() != 0 or init is None:
+            return ["env", "-i", *env] + argv
+        argv = ["nsenter", "--target", str(init), "--mount", "--uts", "--pid", "--",
+                "setpriv", "--reuid", self.a.user, "--regid", self.a.user,
+                "--init-groups", "env", "-i", *env] + argv
+        cg = self.firewall.cgroup(iid) if self.firewall else None
+        if cg:
+            argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg] + argv
+        return argv
+
+    def agent_run(self, iid, script, env, out, err):
+        """The machine's SSM agent runs `script` (ssm.py): its process (a group of its own), or
+        None when the machine is not up."""
+        with LOCK:
+            p = self.procs.get(iid)
+        if p is None or p.poll() is not None:
+            return None
+        init = self._init_pid(p) if os.getuid() == 0 else None
+        argv = self._inside(iid, init, env, ["sh", "-c", 'cd "$HOME" 2>/dev/null; exec sh "$0"',
+                                             script])
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True)
+
     def _run_user_data(self, iid, d, p, raw):
         """The scripts cloud-init would run (userdata.py), one after the other, as the
         machine's user inside its namespaces and cgroup (never as root on this host); their
         output in the machine's cloud-init-output.log."""
-        init = None
-        for _ in range(100):  # unshare's child: the machine's PID 1 (sshd)
-            try:
-                with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
-                    init = int(f.read().split()[0])
-                break
-            except (OSError, IndexError, ValueError):
-                time.sleep(0.05)
+        init = self._init_pid(p)
         if init is None:
             log("%s: user data not run: the machine has no init process" % iid)
             return
@@ -235,20 +268,13 @@ class Machines:
             log("%s: user data not run here: %s" % (iid, ", ".join(skipped)))
         ud = os.path.join(d, "user-data")
         os.makedirs(ud, exist_ok=True)
-        cg = self.firewall.cgroup(iid) if self.firewall else None
-        env = ["HOME=" + self.a.home, "USER=" + self.a.user, "LOGNAME=" + self.a.user,
-               "SHELL=/bin/sh", "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" % d]
         with open(os.path.join(d, "cloud-init-output.log"), "ab") as out:
             for name, script in run:
                 path = os.path.join(ud, name.replace("/", "_"))
                 with open(path, "wb") as f:
                     f.write(script)
                 os.chmod(path, 0o755)
-                argv = ["nsenter", "--target", str(init), "--mount", "--uts", "--pid", "--",
-                        "setpriv", "--reuid", self.a.user, "--regid", self.a.user,
-                        "--init-groups", "env", "-i", *env, "sh", path]
-                if cg:
-                    argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg] + argv
+                argv = self._inside(iid, init, {}, ["sh", path])
                 r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
                 log("%s: user data %s exited %d" % (iid, name, r.returncode))
 
