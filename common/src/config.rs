@@ -94,6 +94,41 @@ pub struct SshConfig {
     pub persist: Option<Duration>,
     /// `host_key_check`: how a host key is trusted at first contact.
     pub host_key_check: HostKeyCheck,
+    /// `transport` when set (flag, environment or file): how commands reach the hosts;
+    /// `None`: each descriptor's (what ec2-create launched it for), else SSH.
+    pub transport: Option<Transport>,
+    /// `ssm_bucket`: where SSM writes commands' whole output (past its inline limits).
+    pub ssm_bucket: Option<String>,
+}
+
+impl SshConfig {
+    /// How `hosts` are reached: the setting, else the first descriptor's, else SSH.
+    pub fn transport_for(&self, hosts: &[crate::case::descriptor::Descriptor]) -> Transport {
+        self.transport
+            .or_else(|| hosts.iter().find_map(|d| d.ssh.transport))
+            .unwrap_or_default()
+    }
+}
+
+/// How commands, copies and readiness checks reach the instances (`transport`): a login over
+/// SSH from this machine, or AWS Systems Manager's Run Command (no inbound port at all; AWS
+/// fans out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    #[default]
+    Ssh,
+    Ssm,
+}
+
+impl Transport {
+    pub fn parse(s: &str) -> Result<Transport, String> {
+        match s {
+            "ssh" => Ok(Transport::Ssh),
+            "ssm" => Ok(Transport::Ssm),
+            _ => Err(format!("{s:?}: expected ssh or ssm")),
+        }
+    }
 }
 
 /// How a host key is trusted at first contact (`host_key_check`). On AWS cloud-init prints

@@ -25,13 +25,21 @@ pub struct Access {
     pub key_name: Option<String>,
     pub security_groups: Vec<String>,
     pub placement_group: Option<String>,
+    /// The instance profile the case made for SSM (`--transport ssm` without `--iam-profile`).
+    pub iam_profile: Option<String>,
 }
 
 /// The case's security group: the configuration's, one made earlier, or one to make.
 enum Group {
     Given,
     Found(String, Option<ipnet::IpNet>),
-    Make { vpc: String, cidr: ipnet::IpNet },
+    /// `cidr`: who may reach SSH and `--open` (none over SSM without `--open`); `ssm`: no
+    /// port 22 and no rule between the case's instances — no ingress but what `--open` asks.
+    Make {
+        vpc: String,
+        cidr: Option<ipnet::IpNet>,
+        ssm: bool,
+    },
 }
 
 /// Use what the configuration names; otherwise make (once per case) an ed25519 key pair whose
@@ -60,9 +68,18 @@ pub async fn ensure_access(
         tags: &tags,
         store,
     };
+    // Over SSM nothing logs in: no key pair, no port open, an instance profile instead.
+    let ssm = ssh_cfg.transport == Some(crate::config::Transport::Ssm);
     // Checks first, reads only: the subnet (or default VPC) and who may reach port 22.
     let group = group_to_use(ec2, &name, launch, ssh_cfg).await?;
-    let key_name = made.key_pair(launch, ssh_cfg, state).await?;
+    let key_name = match ssm {
+        true => launch.key_name.clone(),
+        false => Some(made.key_pair(launch, ssh_cfg, state).await?),
+    };
+    let iam_profile = match (ssm, &launch.instance.iam_profile) {
+        (true, None) => Some(made.ssm_profile(state).await?),
+        _ => None,
+    };
     let security_groups = made.security_group(group, launch, state).await?;
     let placement_group = match launch.placement {
         None => None,
@@ -76,9 +93,10 @@ pub async fn ensure_access(
         }
     };
     Ok(Access {
-        key_name: Some(key_name),
+        key_name,
         security_groups,
         placement_group,
+        iam_profile,
     })
 }
 
@@ -96,13 +114,19 @@ async fn group_to_use(
     } else {
         None
     };
+    let ssm = ssh_cfg.transport == Some(crate::config::Transport::Ssm);
+    let cidr = |vpc_cidr: Option<&str>| match ssm && launch.open_ports.is_empty() {
+        true => Ok(None),
+        false => ssh_cidr(launch, ssh_cfg, vpc_cidr).map(Some),
+    };
     Ok(match &vpc {
         Some((vpc, vpc_cidr)) if need_group => match ec2.find_group(name, vpc).await? {
             Some(id) if launch.open_ports.is_empty() => Group::Found(id, None),
-            Some(id) => Group::Found(id, Some(ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?)),
+            Some(id) => Group::Found(id, cidr(vpc_cidr.as_deref())?),
             None => Group::Make {
                 vpc: vpc.clone(),
-                cidr: ssh_cidr(launch, ssh_cfg, vpc_cidr.as_deref())?,
+                cidr: cidr(vpc_cidr.as_deref())?,
+                ssm,
             },
         },
         _ => Group::Given,
@@ -154,6 +178,24 @@ impl Made<'_> {
         })
     }
 
+    /// The case's role and instance profile for SSM, made where missing (recorded in the
+    /// case state before it exists, so a crash leaves nothing ec2-killall does not know).
+    async fn ssm_profile(&self, state: &mut CaseState) -> Result<String> {
+        let (name, store) = (self.name, self.store);
+        let iam = super::iam::Iam::new(self.ec2);
+        let record = || {
+            state.iam_profile = Some(name.to_owned());
+            state.save(store)
+        };
+        if iam.ensure_ssm_profile(name, self.tags, record).await? {
+            output::note(format!(
+                "created IAM role and instance profile {name} ({}) for SSM",
+                super::iam::SSM_POLICY
+            ));
+        }
+        Ok(name.to_owned())
+    }
+
     /// The security groups to launch in: the given ones as they are; the case's, opened to
     /// the ports asked for, or made.
     async fn security_group(
@@ -173,19 +215,36 @@ impl Made<'_> {
                 state.save(store)?;
                 vec![found]
             }
-            Group::Make { vpc, cidr } => {
+            Group::Make { vpc, cidr, ssm } => {
                 let id = ec2
-                    .create_case_group(name, &vpc, &cidr, &launch.open_ports, tags)
+                    .create_case_group(name, &vpc, cidr.as_ref(), &launch.open_ports, tags, !ssm)
                     .await?;
                 let ports: Vec<String> = std::iter::once(22)
-                    .chain(launch.open_ports.iter().copied().filter(|&p| p != 22))
+                    .filter(|_| !ssm)
+                    .chain(
+                        launch
+                            .open_ports
+                            .iter()
+                            .copied()
+                            .filter(|&p| p != 22 || ssm),
+                    )
                     .map(|p| p.to_string())
                     .collect();
-                output::note(format!(
-                    "created security group {id} ({name}): TCP {} from {cidr} only, and all \
-                     traffic between the case's instances",
-                    ports.join(",")
-                ));
+                output::note(match (cidr, ssm) {
+                    (None, _) => format!(
+                        "created security group {id} ({name}): no ingress at all (transport ssm)"
+                    ),
+                    (Some(cidr), true) => format!(
+                        "created security group {id} ({name}): TCP {} from {cidr} only \
+                         (transport ssm: nothing else)",
+                        ports.join(",")
+                    ),
+                    (Some(cidr), false) => format!(
+                        "created security group {id} ({name}): TCP {} from {cidr} only, and all \
+                         traffic between the case's instances",
+                        ports.join(",")
+                    ),
+                });
                 state.security_group = Some(id.clone());
                 state.save(store)?;
                 vec![id]
@@ -441,9 +500,10 @@ impl Ec2 {
         &self,
         name: &str,
         vpc: &str,
-        cidr: &ipnet::IpNet,
+        cidr: Option<&ipnet::IpNet>,
         open: &[u16],
         tags: &[(String, String)],
+        ssh_and_itself: bool,
     ) -> Result<String> {
         let out = self
             .client
@@ -461,9 +521,18 @@ impl Ec2 {
             .await
             .map_err(|e| aws_error("CreateSecurityGroup", e).context(name))?;
         let id = out.group_id().unwrap_or_default().to_owned();
-        let mut ports = vec![22];
-        ports.extend(open.iter().copied().filter(|&p| p != 22));
-        self.authorize(&id, &ports, cidr).await?;
+        let mut ports: Vec<u16> = if ssh_and_itself { vec![22] } else { vec![] };
+        for &p in open {
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        if let Some(cidr) = cidr.filter(|_| !ports.is_empty()) {
+            self.authorize(&id, &ports, cidr).await?;
+        }
+        if !ssh_and_itself {
+            return Ok(id);
+        }
         let itself = IpPermission::builder()
             .ip_protocol("-1")
             .user_id_group_pairs(

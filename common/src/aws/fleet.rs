@@ -110,7 +110,8 @@ impl Launcher<'_> {
                 volume_type: launch.instance.volume_type.clone(),
                 encrypted: launch.instance.volume_encrypted,
             }),
-            iam_profile: launch.instance.iam_profile.clone(),
+            iam_profile: (launch.instance.iam_profile.clone())
+                .or_else(|| self.access.iam_profile.clone()),
         };
         spec.client_token = client_token(&self.state.nonce, round, label, &spec);
         spec.tags
@@ -328,11 +329,20 @@ pub fn tag_index(i: &InstanceInfo) -> Option<u32> {
 
 impl Fleet {
     /// Connect to EC2 for the case in `cfg` (the store is its directory).
-    pub async fn connect(cfg: Config, ssh: SshConfig) -> Result<Fleet> {
+    pub async fn connect(cfg: Config, mut ssh: SshConfig) -> Result<Fleet> {
         let ec2 = ec2::connect(cfg.region.as_deref()).await?;
+        let store = Store::new(&cfg.dir);
+        if ssh.transport.is_none() {
+            // No setting: the case keeps the transport it was made for (`--add`, ec2-start).
+            ssh.transport = store.load_all().ok().and_then(|all| {
+                all.iter()
+                    .find_map(|d| d.ssh.transport)
+                    .filter(|t| *t == crate::config::Transport::Ssm)
+            });
+        }
         Ok(Fleet {
             ec2,
-            store: Store::new(&cfg.dir),
+            store,
             cfg,
             ssh,
         })

@@ -13,6 +13,7 @@ pub mod cost;
 pub mod ec2;
 pub mod errors;
 pub mod fleet;
+pub mod iam;
 pub mod images;
 pub mod lookup;
 pub mod network;
@@ -22,7 +23,10 @@ pub mod preflight;
 pub(crate) mod probe;
 pub mod quota;
 pub mod retry;
+pub mod run_command;
 pub mod s3;
+pub mod ssm;
+pub mod ssm_ready;
 pub mod upkeep;
 pub mod wait;
 

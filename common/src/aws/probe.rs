@@ -50,6 +50,8 @@ pub enum Cause {
     Ssh(Kind),
     /// The setup hook failed on it.
     Setup,
+    /// Its SSM agent is not online yet, or its first command did not succeed.
+    Ssm,
 }
 
 impl NotReady {

@@ -98,6 +98,31 @@ impl S3 {
         Ok(hex(&hash.finalize()))
     }
 
+    /// A small object's bytes (`None`: there is no such object).
+    pub async fn get_bytes(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let url = format!("s3://{bucket}/{key}");
+        let out = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(aws_error("GetObject", e).context(&url)),
+        };
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Error::infra(format!("{url}: {e}")))?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+
     /// Upload a small object from memory.
     pub async fn put_bytes(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<()> {
         self.client

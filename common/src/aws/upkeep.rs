@@ -151,6 +151,7 @@ impl Fleet {
                 port: Some(self.ssh.port_or_fallback()),
                 host_key: None,
                 host_public_key: None,
+                transport: self.ssh.transport,
                 ..SshInfo::default()
             },
             launched_at: None,

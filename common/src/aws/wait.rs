@@ -103,11 +103,18 @@ pub async fn ready(
 ) -> Result<Waited> {
     let deadline = Instant::now() + patience.timeout;
     let mut w = Wait::new(fleet, descs, deadline, check);
+    let mut ssm = (fleet.ssh.transport == Some(crate::config::Transport::Ssm))
+        .then(|| super::ssm_ready::SsmReady::new(&fleet.ec2));
     let mut timed_out = false;
     while !tool::interrupted() {
         w.describe_booting().await?;
-        w.read_consoles().await;
-        w.start_probes();
+        match &mut ssm {
+            Some(ssm) => w.ssm_round(ssm).await?,
+            None => {
+                w.read_consoles().await;
+                w.start_probes();
+            }
+        }
         if w.all_ended() {
             break;
         }
@@ -247,6 +254,33 @@ impl<'a> Wait<'a> {
                     message: format!("{} while waiting for it to run", info.state),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Over SSM: the running hosts' agents and first commands (ssm_ready.rs), no login.
+    async fn ssm_round(&mut self, ssm: &mut super::ssm_ready::SsmReady) -> Result<()> {
+        let ids: Vec<String> = self
+            .hosts
+            .values()
+            .filter(|(d, at)| !at.ended() && d.state() == InstanceState::Running)
+            .map(|(d, _)| d.id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for (id, seen) in ssm.round(&ids).await? {
+            let Some((_, at)) = self.hosts.get_mut(&id) else {
+                continue;
+            };
+            *at = match seen {
+                super::ssm_ready::Seen::Ready => {
+                    self.bar.inc(1);
+                    At::Ready
+                }
+                super::ssm_ready::Seen::Waiting(why) => At::Probing(Some(why)),
+                super::ssm_ready::Seen::Failed(why) => At::Failed(why),
+            };
         }
         Ok(())
     }

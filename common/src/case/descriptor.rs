@@ -114,6 +114,10 @@ pub struct SshInfo {
     /// stored): a host key offered or pinned that is not among them is refused.
     #[serde(skip)]
     pub console_keys: Option<Vec<String>>,
+    /// How it is reached when no setting says (`ssm`: launched with no inbound port, for
+    /// Systems Manager; absent: SSH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<crate::config::Transport>,
 }
 
 /// [`SshInfo::host_key_source`] of a pin checked against the console.

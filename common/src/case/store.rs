@@ -215,6 +215,9 @@ pub struct CaseState {
     pub security_group: Option<String>,
     #[serde(default)]
     pub placement_group: Option<String>,
+    /// The IAM role and instance profile (one name) made for SSM (`--transport ssm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_profile: Option<String>,
     /// The network `--network auto` made for the case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkState>,

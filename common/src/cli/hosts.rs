@@ -7,7 +7,7 @@ use crate::case::select::{parse_indexes, Selection};
 use crate::case::store::{login_identity, STATE_DIR};
 use crate::config::{
     parse_cidrs, parse_duration, parse_ttl, AddressMode, AmiSpec, HostKeyCheck, Jump, Label,
-    OutputConfig, OutputMode, SshConfig,
+    OutputConfig, OutputMode, SshConfig, Transport,
 };
 use crate::error::Result;
 use crate::settings::{self as keys, Settings, Source};
@@ -47,6 +47,14 @@ pub struct SshArgs {
     /// next run opens a channel instead of logging in; `off`: log in afresh every run
     #[arg(long, value_name = "DURATION|off")]
     pub persist: Option<String>,
+    /// How commands reach the instances: ssh, or ssm (Systems Manager Run Command: no
+    /// inbound port; AWS fans out) [default: what each instance was launched for, else ssh]
+    #[arg(long, value_name = "ssh|ssm")]
+    pub transport: Option<String>,
+    /// With ssm: the S3 bucket SSM writes each command's whole output to (inline output is
+    /// cut at 24,000 characters of stdout and 8,000 of stderr)
+    #[arg(long, value_name = "BUCKET")]
+    pub ssm_bucket: Option<String>,
 }
 
 /// A value set by flag or environment (it beats the descriptor), and the value of the lower
@@ -115,6 +123,12 @@ impl SshArgs {
             host_key_check: s
                 .value(&keys::HOST_KEY_CHECK, None, HostKeyCheck::parse)?
                 .expect(has_default),
+            transport: s.value(
+                &keys::TRANSPORT,
+                self.transport.as_deref(),
+                Transport::parse,
+            )?,
+            ssm_bucket: s.value(&keys::SSM_BUCKET, self.ssm_bucket.as_deref(), text)?,
         })
     }
 

@@ -201,6 +201,8 @@ mod tests {
             ("auth_grace", "EC2_TOOLS_AUTH_GRACE", "30s"),
             ("host_key_check", "EC2_TOOLS_HOST_KEY_CHECK", "console"),
             ("persist", "EC2_TOOLS_PERSIST", "5m"),
+            ("transport", "EC2_TOOLS_TRANSPORT", "ssm"),
+            ("ssm_bucket", "EC2_TOOLS_SSM_BUCKET", "my-output"),
         ];
         assert_eq!(values.len(), keys::KEYS.len());
         let resolve_all = |s: &Settings| {

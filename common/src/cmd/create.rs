@@ -485,6 +485,12 @@ pub(crate) fn create(job: Job) -> Result<Created> {
     let _lock = store.lock()?;
     let existing = store.load_all()?; // a bad descriptor stops us before anything is launched
     ssh.identity = crate::aws::access::default_identity(&store, &launch, &ssh)?;
+    if setup.is_some() && ssh.transport_for(&existing) == crate::config::Transport::Ssm {
+        return Err(crate::error::Error::input(
+            "--setup runs on an SSH login: under transport ssm run it with ec2-exec-remote after \
+             ec2-create",
+        ));
+    }
     let patience = Patience::new(opts.timeout.unwrap_or(DEFAULT_TIMEOUT));
     crate::aws::runtime()?.block_on(async {
         let fleet = Fleet::connect(cfg, ssh).await?;

@@ -7,12 +7,13 @@
 
 use super::jobs::{self, Action};
 use super::start_at;
+use super::transport::run_task;
 use crate::case::descriptor::hosts_list;
 use crate::case::descriptor::Descriptor;
 use crate::cli::{HostArgs, OutputArgs};
 use crate::config::{parse_duration, OutputConfig, SshConfig};
 use crate::error::{Code, Result};
-use crate::remote::fanout::{run_task, RunOpts};
+use crate::remote::fanout::RunOpts;
 use crate::remote::results::{Collector, HostRun, HostSink, Outcome, Status};
 use crate::remote::ssh::{Kind, SshError};
 use crate::remote::task::{Done, PerHost, Task};
@@ -310,12 +311,15 @@ fn remote_outcomes(
     if let Some(t) = job.timeout {
         cfg.connect_timeout = cfg.connect_timeout.min(t);
     }
-    // A timeout or interruption killed the remote process group: say so.
+    // A timeout or interruption killed the remote process group: say so (over SSM the
+    // transport says what it did).
+    let ssm = cfg.transport_for(hosts) == crate::config::Transport::Ssm;
     let judge =
         |_: &Descriptor, _: &str, r: std::result::Result<Done, SshError>, _: &HostSink| match r
             .and_then(Done::code)
         {
             Ok(code) => Status::Exited(code),
+            Err(e) if ssm => Status::Failed(e),
             Err(e) if e.kind == Kind::Timeout => Status::Failed(SshError::new(
                 Kind::Timeout,
                 format!(

@@ -6,12 +6,13 @@
 //! `LOCAL_DIR/<index>-<id>/`, so fetching every client's logs after a run (seed 001) is one
 //! command. Remote paths are relative to the remote user's home unless absolute; `~/` works.
 
+use super::transport::run_task;
 use crate::case::descriptor::Descriptor;
 use crate::cli::HostArgs;
 use crate::config::{OutputConfig, SshConfig};
 use crate::error::{Code, Error, Result};
 use crate::output;
-use crate::remote::fanout::{run_task, RunOpts};
+use crate::remote::fanout::RunOpts;
 use crate::remote::results::{Collector, Status};
 use crate::remote::task::{get_dir, Done, Task};
 use crate::tool::Tool;

@@ -7,12 +7,13 @@
 //! host on stdin, never pasted into a shell line. The flags are ec2-exec-remote's
 //! (exec_remote.rs).
 
+use super::transport::run_task;
 use crate::case::descriptor::Descriptor;
 use crate::config::{OutputConfig, OutputMode, SshConfig};
 use crate::error::{Code, Error, Result};
 use crate::output;
 use crate::remote::command::{who_lines, READ_WHO};
-use crate::remote::fanout::{run_task, RunOpts};
+use crate::remote::fanout::RunOpts;
 use crate::remote::results::{Collector, Status};
 use crate::remote::ssh::{Kind, SshError};
 use crate::remote::task::{Done, PerHost, Task};

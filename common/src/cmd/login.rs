@@ -60,6 +60,14 @@ impl Tool for Login {
         let store = Store::new(settings.dir());
         let all = select_some(&store, &Default::default())?;
         let d = pick(&all, cli.target.as_deref())?;
+        if ssh.transport_for(std::slice::from_ref(d)) == crate::config::Transport::Ssm {
+            return Err(Error::input(format!(
+                "{}: reached over SSM (transport ssm): no SSH login; run commands with \
+                 ec2-exec-remote, or open a shell with `aws ssm start-session --target {}`",
+                d.label(),
+                d.id
+            )));
+        }
         let target = Target::for_descriptor(d, &ssh).map_err(|e| Error::input(e.message))?;
         resolve(&target, &ssh)
             .map_err(|e| Error::infra(format!("{}: {}", d.label(), e.message)))?;

@@ -21,6 +21,7 @@ pub(crate) mod results_s3;
 pub(crate) mod start_at;
 pub mod status;
 pub mod suite;
+pub(crate) mod transport;
 
 use crate::case::descriptor::{Descriptor, InstanceState};
 use crate::case::select::select_some;
@@ -44,9 +45,11 @@ fn selected_hosts_in(
 ) -> Result<(SshConfig, Store, Vec<Descriptor>)> {
     let ssh = args.ssh.resolve(settings)?;
     let selection = args.select.resolve();
-    check_identity(&ssh)?;
     let store = Store::new(settings.dir());
     let mut hosts = select_some(&store, &selection)?;
+    if ssh.transport_for(&hosts) == crate::config::Transport::Ssh {
+        check_identity(&ssh)?;
+    }
     check_console_pins(&ssh, &store, &mut hosts);
     for d in &hosts {
         if matches!(

@@ -308,16 +308,25 @@ export CURRENT_AMI_ID CURRENT_AMI_INDEX CURRENT_AMI_ROLE CURRENT_CASE CURRENT_HO
 /// The stdin lines [`READ_WHO`] reads: instance id, index, role (empty if none), case, then
 /// the case's host list ([`crate::case::descriptor::hosts_list`]) as a count and its lines.
 pub fn who_lines(d: &Descriptor, hosts: &str) -> String {
+    who_head(d) + &hosts_lines(hosts)
+}
+
+/// The host's own lines of [`who_lines`]: id, index, role, case.
+pub fn who_head(d: &Descriptor) -> String {
     let line = |s: &str| s.replace(['\n', '\r'], " ");
-    let list: Vec<String> = hosts.lines().map(line).collect();
-    let mut out = format!(
-        "{}\n{}\n{}\n{}\n{}\n",
+    format!(
+        "{}\n{}\n{}\n{}\n",
         line(&d.id),
         d.index,
         line(d.role().unwrap_or("")),
         line(&d.case),
-        list.len()
-    );
+    )
+}
+
+/// The lines of [`who_lines`] every host gets the same: the host list's count and lines.
+pub fn hosts_lines(hosts: &str) -> String {
+    let list: Vec<String> = hosts.lines().map(|l| l.replace('\r', " ")).collect();
+    let mut out = format!("{}\n", list.len());
     for l in list {
         out.push_str(&l);
         out.push('\n');
@@ -328,7 +337,7 @@ pub fn who_lines(d: &Descriptor, hosts: &str) -> String {
 /// The channel command of [`Conn::run_command`]: the login shell reports its pid (sshd made
 /// it a session and process-group leader) and evaluates the command, quoted as one POSIX
 /// single-quoted word — no extra process, so the remote cost is what `ssh host CMD` costs.
-fn tracked(command: &str) -> String {
+pub(crate) fn tracked(command: &str) -> String {
     format!(
         "printf '\\001ec2-tools-pid %s\\n' \"$$\" >&2; {READ_WHO}eval {}",
         sh_quote(command)

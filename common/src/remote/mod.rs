@@ -18,4 +18,5 @@ pub mod results;
 pub mod sftp;
 pub mod ssh;
 pub mod sshconf;
+pub mod ssm_script;
 pub mod task;

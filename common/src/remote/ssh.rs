@@ -506,6 +506,8 @@ mod tests {
             jump: None,
             auth_grace: Duration::from_secs(60),
             host_key_check: Default::default(),
+            transport: None,
+            ssm_bucket: None,
             persist: None,
         }
     }

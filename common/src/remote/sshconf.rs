@@ -86,6 +86,16 @@ pub fn render(
             continue;
         }
         let _ = writeln!(conf, "\nHost {} {case}.{} {}", d.id, d.index, d.index);
+        if cfg.transport_for(std::slice::from_ref(d)) == crate::config::Transport::Ssm {
+            // No inbound port: what would log in says so in one line and fails.
+            let _ = writeln!(conf, "  LogLevel QUIET");
+            let _ = writeln!(
+                conf,
+                "  ProxyCommand sh -c 'echo \"ec2-tools: %n is reached over SSM (transport \
+                 ssm): no SSH login; use ec2-exec-remote, ec2-put, ec2-get\" >&2; exit 1'"
+            );
+            continue;
+        }
         let _ = writeln!(conf, "  HostName {}", value(&t.address));
         let _ = writeln!(conf, "  Port {}", t.port);
         let _ = writeln!(conf, "  User {}", value(&t.user));
@@ -161,6 +171,8 @@ mod tests {
             jump: None,
             auth_grace: std::time::Duration::from_secs(60),
             host_key_check: Default::default(),
+            transport: None,
+            ssm_bucket: None,
             persist: None,
         };
         let (conf, known) = render(

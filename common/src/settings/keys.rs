@@ -66,6 +66,12 @@ pub const HOST_KEY_CHECK: Key = key(
     "EC2_TOOLS_HOST_KEY_CHECK",
     Some("console-or-tofu"),
 );
+/// How commands reach the instances: `ssh` or `ssm` (Systems Manager Run Command). Unset:
+/// what each instance was launched for (its descriptor), else `ssh`.
+pub const TRANSPORT: Key = key("transport", "EC2_TOOLS_TRANSPORT", None);
+/// The S3 bucket SSM writes commands' whole output to (inline output is cut at 24,000
+/// characters of stdout, 8,000 of stderr).
+pub const SSM_BUCKET: Key = key("ssm_bucket", "EC2_TOOLS_SSM_BUCKET", None);
 /// The instance metadata service: `v2` (tokens required) or `v1`.
 pub const IMDS: Key = key("imds", "EC2_TOOLS_IMDS", Some("v2"));
 /// The root volume's size in GB. Default: the AMI's.
@@ -122,6 +128,8 @@ pub const KEYS: &[&Key] = &[
     &AUTH_GRACE,
     &HOST_KEY_CHECK,
     &PERSIST,
+    &TRANSPORT,
+    &SSM_BUCKET,
 ];
 
 /// The settings table for `--help`: file key, environment variable, default.

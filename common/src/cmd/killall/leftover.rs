@@ -23,6 +23,8 @@ pub enum Kind {
     Networks,
     /// Baked images and their snapshots (`--images`).
     Images,
+    /// The IAM role and instance profile made for SSM (`--transport ssm`).
+    InstanceProfiles,
 }
 
 impl Kind {
@@ -36,6 +38,7 @@ impl Kind {
             Kind::PlacementGroups => "placement groups",
             Kind::Networks => "networks",
             Kind::Images => "images",
+            Kind::InstanceProfiles => "instance profiles",
         }
     }
 
@@ -49,6 +52,7 @@ impl Kind {
             Kind::PlacementGroups => "placement group",
             Kind::Networks => "network",
             Kind::Images => "image",
+            Kind::InstanceProfiles => "instance profile",
         }
     }
 
@@ -62,6 +66,7 @@ impl Kind {
             Kind::PlacementGroups => "describe-placement-groups",
             Kind::Networks => "describe-vpcs",
             Kind::Images => "describe-images --owners self",
+            Kind::InstanceProfiles => "iam list-instance-profiles --path-prefix /ec2-tools/",
         }
     }
 }
@@ -172,6 +177,17 @@ pub(super) fn delete_group_line(region: &str, id: &str) -> String {
     format!(
         "aws ec2 delete-security-group --region {} --group-id {id}",
         quote(region)
+    )
+}
+
+/// IAM's order: the role out of the profile, the profile, the policy off the role, the role.
+pub(super) fn delete_profile_line(name: &str) -> String {
+    let n = quote(name);
+    format!(
+        "aws iam remove-role-from-instance-profile --instance-profile-name {n} --role-name {n} && \
+         aws iam delete-instance-profile --instance-profile-name {n} && aws iam detach-role-policy \
+         --role-name {n} --policy-arn arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore && \
+         aws iam delete-role --role-name {n}"
     )
 }
 

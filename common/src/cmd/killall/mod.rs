@@ -30,8 +30,8 @@ use crate::error::{Code, Result};
 use crate::output;
 use crate::tool::Tool;
 use leftover::{
-    delete_group_line, delete_key_line, delete_network_line, delete_placement_line, kept_key,
-    quote, Report,
+    delete_group_line, delete_key_line, delete_network_line, delete_placement_line,
+    delete_profile_line, kept_key, quote, Report,
 };
 pub use leftover::{Kind, Leftover};
 
@@ -581,6 +581,16 @@ async fn sweep_tagged(
         &tagged(),
     )
     .await;
+    let iam = crate::aws::iam::Iam::new(ec2);
+    delete_each(
+        report,
+        Kind::InstanceProfiles,
+        iam.tagged_roles(&cfg.case, owner).await,
+        |_: &str, name: &str| delete_profile_line(name),
+        async |name: &String| iam.delete_ssm_profile(name).await,
+        &tagged(),
+    )
+    .await;
     // Last: the security groups in them are gone.
     let nets = ec2.tagged_networks(&cfg.case, owner).await;
     let by_vpc: Vec<crate::case::store::NetworkState> = nets.as_ref().cloned().unwrap_or_default();
@@ -699,6 +709,7 @@ async fn cleanup(
         && state.security_group.is_none()
         && state.placement_group.is_none()
         && state.network.is_none()
+        && state.iam_profile.is_none()
         && !state.spot
     {
         return Ok(());
@@ -766,6 +777,18 @@ async fn delete_made(
             said,
         };
         gone.settle(r, state, store, report, |s| s.security_group = None)?;
+    }
+    if let Some(name) = state.iam_profile.clone() {
+        let r = crate::aws::iam::Iam::new(ec2)
+            .delete_ssm_profile(&name)
+            .await;
+        let gone = Deleted {
+            kind: Kind::InstanceProfiles,
+            name: &name,
+            line: delete_profile_line(&name),
+            said: format!("deleted IAM instance profile and role {name}"),
+        };
+        gone.settle(r, state, store, report, |s| s.iam_profile = None)?;
     }
     if let Some(key) = state.key_name.clone() {
         if !listed {
