@@ -26,6 +26,7 @@ pub mod retry;
 pub mod run_command;
 pub mod s3;
 pub mod ssm;
+pub mod ssm_files;
 pub mod ssm_ready;
 pub mod upkeep;
 pub mod wait;

@@ -463,6 +463,10 @@ impl Run<'_> {
                 .get_bytes(bucket, &key("stderr"))
                 .await?
                 .unwrap_or_default();
+            // Read once, printed or captured: not left in the bucket.
+            for name in ["stdout", "stderr"] {
+                let _ = s3.delete(bucket, &key(name)).await;
+            }
             return Ok((out, err, None));
         }
         let mut wait = Duration::from_millis(250);

@@ -123,6 +123,49 @@ impl S3 {
         Ok(Some(body.into_bytes().to_vec()))
     }
 
+    /// A URL that GETs (`put` false) or PUTs object `key` without credentials, for `valid`.
+    pub async fn presign(
+        &self,
+        bucket: &str,
+        key: &str,
+        put: bool,
+        valid: std::time::Duration,
+    ) -> Result<String> {
+        let conf = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid)
+            .map_err(|e| Error::infra(format!("presigning: {e}")))?;
+        let url = format!("s3://{bucket}/{key}");
+        let req = if put {
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .presigned(conf)
+                .await
+                .map_err(|e| aws_error("PutObject (presigned)", e).context(&url))?
+        } else {
+            self.client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .presigned(conf)
+                .await
+                .map_err(|e| aws_error("GetObject (presigned)", e).context(&url))?
+        };
+        Ok(req.uri().to_owned())
+    }
+
+    /// Delete object `key` (one that is not there is fine).
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("DeleteObject", e).context(format!("s3://{bucket}/{key}")))
+    }
+
     /// Upload a small object from memory.
     pub async fn put_bytes(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<()> {
         self.client

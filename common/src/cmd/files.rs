@@ -119,6 +119,12 @@ impl Tool for Get {
             .map_err(Error::input)?;
         let (ssh, store, hosts) = super::selected_hosts(&cli.hosts)?;
         match s3 {
+            Some(_) if ssh.transport_for(&hosts) == crate::config::Transport::Ssm => {
+                Err(Error::input(
+                    "ec2-get to s3:// packs on an SSH login: under transport ssm give a local \
+                     directory (the copy goes through --ssm-bucket)",
+                ))
+            }
             Some((bucket, prefix)) => {
                 let settings = cli.hosts.dir.settings()?;
                 let cfg = crate::cli::resolve_case(

@@ -24,6 +24,9 @@ pub(crate) fn run_task(
 ) -> Result<Vec<Outcome>> {
     match cfg.transport_for(hosts) {
         Transport::Ssh => fanout::run_task(collector, cfg, hosts, task, opts, judge),
+        Transport::Ssm if matches!(task, Task::Put { .. } | Task::Get { .. }) => {
+            crate::aws::ssm_files::copy(collector, cfg, hosts, task, opts, judge)
+        }
         Transport::Ssm => crate::aws::run_command::run_task(
             collector,
             cfg,
