@@ -31,6 +31,8 @@ usage: ec2q.py instances CASE        -> JSON list of {id, state, tags} tagged ec
                                         the EC2 front (which signs again what it changes).
                                         Prints {key, secret}
        ec2q.py enforce-iam -         -> from now on moto checks every call against IAM
+       ec2q.py ssm-iam CASE          -> the roles and instance profiles named for CASE
+                                        ({roles: [{name, path, policies}], profiles: [names]})
 """
 import json
 import os
@@ -207,6 +209,17 @@ elif cmd == "fetch":  # BUCKET KEY FILE
     boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
                  region_name=os.environ["AWS_REGION"]).download_file(case, sys.argv[3], sys.argv[4])
     print("[]")
+elif cmd == "ssm-iam":
+    iam = boto3.client("iam", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                       region_name=os.environ["AWS_REGION"])
+    mine = lambda n: n.startswith("ec2-tools-" + case + "-")
+    roles = [{"name": r["RoleName"], "path": r["Path"],
+              "policies": [p["PolicyName"] for p in
+                           iam.list_attached_role_policies(RoleName=r["RoleName"])["AttachedPolicies"]]}
+             for r in iam.list_roles()["Roles"] if mine(r["RoleName"])]
+    profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
+                if mine(p["InstanceProfileName"])]
+    print(json.dumps({"roles": roles, "profiles": profiles}))
 elif cmd == "placements":
     out = [{"name": g["GroupName"], "strategy": g["Strategy"],
             "tags": {t["Key"]: t["Value"] for t in g.get("Tags", [])}}

@@ -367,6 +367,9 @@ fn check(
         .filter(|d| matches!(d.state(), InstanceState::Running | InstanceState::Static))
         .cloned()
         .collect();
+    if ssh_cfg.transport_for(&running) == crate::config::Transport::Ssm {
+        return check_over_ssm(hosts, &running, ssh_cfg);
+    }
     let mut logins = on_connections(ssh_cfg, &running, CHECK_WIDTH, |_, conn| {
         match conn.run_capture("true", None)? {
             (info, _, _) if info.code == 0 => Ok(()),
@@ -384,6 +387,58 @@ fn check(
                 return Some(Err(format!("not running ({})", d.state())));
             }
             logins.next().map(|r| r.map_err(|e| e.message))
+        })
+        .collect()
+}
+
+/// `--check` over SSM: `true` through Run Command on each running host (its agent online
+/// and running commands is what a login is over SSH).
+fn check_over_ssm(
+    hosts: &[crate::case::descriptor::Descriptor],
+    running: &[crate::case::descriptor::Descriptor],
+    ssh_cfg: &SshConfig,
+) -> Vec<Option<std::result::Result<(), String>>> {
+    use crate::remote::results::{Collector, Status};
+    use crate::remote::task::{Done, PerHost, Task};
+    let task = Task::Script {
+        script: "true".into(),
+        stdin: PerHost::Same(Vec::new()),
+    };
+    let opts = crate::remote::fanout::RunOpts {
+        width: CHECK_WIDTH,
+        timeout: Some(
+            ssh_cfg
+                .connect_timeout
+                .max(std::time::Duration::from_secs(30)),
+        ),
+        holder: None,
+        same_instant: false,
+    };
+    let judge = |_: &_, _: &str, r: std::result::Result<Done, ssh::SshError>, _: &_| match r
+        .and_then(Done::code)
+    {
+        Ok(c) => Status::Exited(c),
+        Err(e) => Status::Failed(e),
+    };
+    let ran = Collector::new(Default::default()).and_then(|c| {
+        crate::aws::run_command::run_task(&c, ssh_cfg, running, &task, &opts, &judge, None)
+    });
+    let mut ran = match ran {
+        Ok(o) => o.into_iter(),
+        Err(e) => {
+            return hosts.iter().map(|_| Some(Err(e.to_string()))).collect();
+        }
+    };
+    hosts
+        .iter()
+        .map(|d| {
+            if !matches!(d.state(), InstanceState::Running) {
+                return Some(Err(format!("not running ({})", d.state())));
+            }
+            ran.next().map(|o| match o.status {
+                Status::Exited(0) => Ok(()),
+                _ => Err(format!("over SSM: {}", o.why())),
+            })
         })
         .collect()
 }
