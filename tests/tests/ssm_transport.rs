@@ -147,6 +147,27 @@ fn output_past_ssm_inline_limit_was_cut_silently() {
     );
     r.succeeds().stderr_lacks("was cut");
     assert_eq!(r.stdout.trim_end().len(), 100_000);
+    // Input too large for a SendCommand: refused before anything runs, or carried through S3.
+    let mut x: u32 = 7;
+    let noise: Vec<u8> = (0..90_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            b'a' + ((x >> 24) % 26) as u8
+        })
+        .collect();
+    c.tool("ec2-exec-remote")
+        .args(&["wc -c"])
+        .stdin(noise.clone())
+        .run()
+        .assert_code(2)
+        .stderr_has("--ssm-bucket");
+    c.tool("ec2-exec-remote")
+        .args(&["--label", "none", "--ssm-bucket", &b, "wc -c"])
+        .stdin(noise)
+        .run()
+        .succeeds()
+        .stdout_has("90000");
+    assert_eq!(c.python(&["objects", &b, ""]).trim(), "[]");
     c.run("ec2-killall", &[]).succeeds();
 }
 

@@ -24,7 +24,7 @@ use crate::remote::failure::{Kind, SshError};
 use crate::remote::fanout::{Judge, RunOpts};
 use crate::remote::results::{Collector, Outcome, Status};
 use crate::remote::ssh::Target;
-use crate::remote::ssm_script::{host_work, script, MAX_SCRIPT};
+use crate::remote::ssm_script::{gzip, host_work, script, shared, table, Data, MAX_SCRIPT};
 use crate::remote::task::{Done, Task};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -43,33 +43,69 @@ pub struct Batch {
     pub hosts: Vec<usize>,
 }
 
+/// Where the data every host shares (and the table of all hosts) is when it is too large to
+/// carry in the script: presigned URLs of S3 objects.
+#[derive(Debug, Clone, Copy)]
+pub struct Fetched<'a> {
+    pub shared: &'a str,
+    pub table: &'a str,
+}
+
+/// What every host of `task` reads the same, and the table of all hosts: what [`Fetched`]
+/// objects hold (gzipped).
+pub fn blobs(task: &Task, hosts: &[Descriptor], users: &[String]) -> (Vec<u8>, String) {
+    let works: Vec<_> = hosts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| host_work(task, i, d))
+        .collect();
+    let rows: Vec<(&str, &str, &[u8])> = hosts
+        .iter()
+        .zip(users)
+        .zip(&works)
+        .map(|((d, u), w)| (d.id.as_str(), u.as_str(), w.own.as_slice()))
+        .collect();
+    (shared(task), table(&rows))
+}
+
 /// The SendCommands for `task` on `hosts` (each with its login user): grouped by what they
 /// run, 50 ids each, or one to `case_tag` when it names exactly these hosts and the script
-/// fits. A script over [`MAX_SCRIPT`] is bad input, found before anything is sent.
+/// fits. With `fetched`, the shared input and the table are the hosts' to fetch. A script over
+/// [`MAX_SCRIPT`] is refused ([`Refused::too_big`]), before anything is sent.
 pub fn plan(
     task: &Task,
     hosts: &[Descriptor],
     users: &[String],
     case_tag: Option<(String, String)>,
-) -> std::result::Result<Vec<Batch>, String> {
-    // (what runs, what every host reads) → the hosts with their own input.
-    type Group = ((String, Vec<u8>), Vec<(usize, Vec<u8>)>);
+    fetched: Option<Fetched>,
+) -> std::result::Result<Vec<Batch>, Refused> {
+    // What runs → the hosts with their own input.
+    type Group = (String, Vec<(usize, Vec<u8>)>);
     let mut groups: Vec<Group> = Vec::new();
+    let common = shared(task);
     for (i, d) in hosts.iter().enumerate() {
-        let w = host_work(task, i, d)
-            .ok_or_else(|| "copies over SSM go through S3 (not this path)".to_owned())?;
-        let key = (w.text, w.shared);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
+        let w = host_work(task, i, d).ok_or_else(|| Refused {
+            too_big: false,
+            message: "copies over SSM go through S3 (not this path)".to_owned(),
+        })?;
+        match groups.iter_mut().find(|(k, _)| *k == w.text) {
             Some((_, v)) => v.push((i, w.own)),
-            None => groups.push((key, vec![(i, w.own)])),
+            None => groups.push((w.text, vec![(i, w.own)])),
         }
     }
-    let build = |key: &(String, Vec<u8>), members: &[(usize, Vec<u8>)]| {
-        let table: Vec<(&str, &str, &[u8])> = members
-            .iter()
-            .map(|(i, own)| (hosts[*i].id.as_str(), users[*i].as_str(), own.as_slice()))
-            .collect();
-        script(&key.0, &key.1, &table)
+    let build = |text: &str, members: &[(usize, Vec<u8>)]| match fetched {
+        Some(f) => script(text, Data::Url(f.shared), Data::Url(f.table)),
+        None => {
+            let rows: Vec<(&str, &str, &[u8])> = members
+                .iter()
+                .map(|(i, own)| (hosts[*i].id.as_str(), users[*i].as_str(), own.as_slice()))
+                .collect();
+            script(
+                text,
+                Data::Inline(&common),
+                Data::Inline(table(&rows).as_bytes()),
+            )
+        }
     };
     let mut out = Vec::new();
     if let (Some((k, v)), [(key, members)]) = (case_tag, groups.as_slice()) {
@@ -86,12 +122,16 @@ pub fn plan(
         for chunk in members.chunks(MAX_IDS) {
             let s = build(key, chunk);
             if s.len() > MAX_SCRIPT {
-                return Err(format!(
-                    "the command, its stdin and the case's host list make a {} kB SSM script, over \
-                     the {} kB one SendCommand carries here (copy large input with ec2-put)",
-                    s.len() / 1000,
-                    MAX_SCRIPT / 1000
-                ));
+                return Err(Refused {
+                    too_big: true,
+                    message: format!(
+                        "the command, its stdin and the case's host list make a {} kB SSM \
+                         script, over the {} kB one SendCommand carries here (set --ssm-bucket: \
+                         the hosts then fetch them from S3)",
+                        s.len() / 1000,
+                        MAX_SCRIPT / 1000
+                    ),
+                });
             }
             out.push(Batch {
                 to: To::Ids(chunk.iter().map(|(i, _)| hosts[*i].id.clone()).collect()),
@@ -101,6 +141,14 @@ pub fn plan(
         }
     }
     Ok(out)
+}
+
+/// Why [`plan`] refused, as data: a script too large to carry (S3 can carry its data), or
+/// another reason.
+#[derive(Debug)]
+pub struct Refused {
+    pub too_big: bool,
+    pub message: String,
 }
 
 /// The next poll interval: grows by half while nothing changed (to 5 s), back to 0.5 s when
@@ -168,7 +216,12 @@ pub fn run_task(
                 .unwrap_or_else(|| cfg.fallback_user.clone())
         })
         .collect();
-    let batches = plan(task, hosts, &users, case_tag).map_err(Error::input)?;
+    let planned = plan(task, hosts, &users, case_tag.clone(), None);
+    let far = match &planned {
+        Err(r) if r.too_big && cfg.ssm_bucket.is_some() => true,
+        Err(r) => return Err(Error::input(r.message.clone())),
+        Ok(_) => false,
+    };
     let names = hosts
         .iter()
         .map(|d| {
@@ -188,6 +241,24 @@ pub fn run_task(
             )),
             None => None,
         };
+        // Too large to carry: the hosts fetch the shared input and the table from S3.
+        let mut stored = Vec::new();
+        let batches = match (planned, &s3) {
+            (Ok(b), _) => b,
+            (Err(_), Some((s3, bucket, prefix))) if far => {
+                let (shared, table) = blobs(task, hosts, &users);
+                let mut urls = Vec::new();
+                for (name, data) in [("shared", shared), ("table", table.into_bytes())] {
+                    let key = format!("{prefix}/ssm/{}-{}.gz", std::process::id(), name);
+                    s3.put_bytes(bucket, &key, gzip(&data)).await?;
+                    urls.push(s3.presign(bucket, &key, false, Duration::from_secs(48 * 3600)).await?);
+                    stored.push(key);
+                }
+                let f = Fetched { shared: &urls[0], table: &urls[1] };
+                plan(task, hosts, &users, case_tag, Some(f)).map_err(|r| Error::input(r.message))?
+            }
+            (Err(r), _) => return Err(Error::input(r.message)),
+        };
         let mut run = Run {
             ssm: Ssm::new(&ec2),
             s3,
@@ -199,6 +270,11 @@ pub fn run_task(
             calls: Calls::default(),
         };
         let r = run.all(&batches, opts).await;
+        if let Some((s3, bucket, _)) = &run.s3 {
+            for key in &stored {
+                let _ = s3.delete(bucket, key).await;
+            }
+        }
         let c = &run.calls;
         tracing::info!(target: "ec2_tools::ssm", "ssm: {} hosts: SendCommand {}, ListCommandInvocations {}, GetCommandInvocation {}, CancelCommand {}, throttled {}", hosts.len(), c.send, c.list, c.get, c.cancel, c.throttled);
         r
@@ -595,7 +671,7 @@ mod tests {
         let hosts: Vec<Descriptor> = (1..=120).map(desc).collect();
         let users = vec!["u".to_owned(); hosts.len()];
         let t = task(PerHost::Same("true".into()));
-        let by_ids = plan(&t, &hosts, &users, None).unwrap();
+        let by_ids = plan(&t, &hosts, &users, None, None).unwrap();
         let sizes: Vec<usize> = by_ids.iter().map(|b| b.hosts.len()).collect();
         assert_eq!(sizes, [50, 50, 20]);
         assert!(matches!(&by_ids[0].to, To::Ids(v) if v.len() == 50 && v[0] == "i-0001"));
@@ -604,11 +680,69 @@ mod tests {
             &hosts,
             &users,
             Some(("ec2-tools:case".into(), "c1".into())),
+            None,
         )
         .unwrap();
         assert_eq!(tagged.len(), 1);
         assert_eq!(tagged[0].to, To::Tag("ec2-tools:case".into(), "c1".into()));
         assert_eq!(tagged[0].hosts.len(), 120);
+    }
+
+    /// A fleet of `n` with the case's host list as the tools send it (random-looking ids).
+    fn fleet(n: u32) -> (Vec<Descriptor>, Task) {
+        let hosts: Vec<Descriptor> = (1..=n)
+            .map(|i| {
+                let mut d = desc(i);
+                d.id = format!(
+                    "i-{:017x}",
+                    u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 4
+                );
+                d.private_ip = Some(format!("10.0.{}.{}", i / 250, i % 250));
+                d
+            })
+            .collect();
+        let list = crate::case::descriptor::hosts_list(&hosts);
+        let t = Task::Command {
+            command: PerHost::Same("./load.sh --rate 100".into()),
+            stdin: None,
+            hosts: list,
+        };
+        (hosts, t)
+    }
+
+    #[test]
+    fn a_thousand_hosts_fit_one_send_per_fifty_ids() {
+        let (hosts, t) = fleet(1000);
+        let users = vec!["ec2-user".to_owned(); hosts.len()];
+        let p = plan(&t, &hosts, &users, None, None).unwrap();
+        assert_eq!(p.len(), 20);
+        let biggest = p.iter().map(|b| b.script.len()).max().unwrap();
+        assert!(biggest <= MAX_SCRIPT, "{biggest}");
+        // The whole case by its tag: one SendCommand when its table fits.
+        let tag = Some(("ec2-tools:case".to_owned(), "c1".to_owned()));
+        let p = plan(&t, &hosts, &users, tag, None).unwrap();
+        assert_eq!(p.len(), 1, "the whole case's script fits one SendCommand");
+        assert!(p[0].script.len() <= MAX_SCRIPT);
+    }
+
+    #[test]
+    fn ten_thousand_hosts_fetch_their_host_list_from_s3() {
+        let (hosts, t) = fleet(10_000);
+        let users = vec!["ec2-user".to_owned(); hosts.len()];
+        let tag = Some(("ec2-tools:case".to_owned(), "c1".to_owned()));
+        let e = plan(&t, &hosts, &users, tag.clone(), None).unwrap_err();
+        assert!(e.too_big, "{}", e.message);
+        let f = Fetched {
+            shared: "https://b.s3.amazonaws.com/shared.gz?X-Amz-Signature=0",
+            table: "https://b.s3.amazonaws.com/table.gz?X-Amz-Signature=0",
+        };
+        let p = plan(&t, &hosts, &users, tag, Some(f)).unwrap();
+        assert_eq!((p.len(), p[0].hosts.len()), (1, 10_000));
+        let by_ids = plan(&t, &hosts, &users, None, Some(f)).unwrap();
+        assert_eq!(by_ids.len(), 200);
+        let (shared, table) = blobs(&t, &hosts, &users);
+        assert_eq!(table.lines().count(), 10_000);
+        assert!(shared.starts_with(b"10000\n"));
     }
 
     #[test]
@@ -621,7 +755,7 @@ mod tests {
             "a".into(),
             "b".into(),
         ]));
-        let p = plan(&t, &hosts, &users, Some(("k".into(), "v".into()))).unwrap();
+        let p = plan(&t, &hosts, &users, Some(("k".into(), "v".into())), None).unwrap();
         let groups: Vec<Vec<usize>> = p.iter().map(|b| b.hosts.clone()).collect();
         assert_eq!(groups, [vec![0, 2], vec![1, 3]]);
     }
@@ -629,13 +763,21 @@ mod tests {
     #[test]
     fn a_script_past_the_budget_is_refused_before_sending() {
         let hosts = vec![desc(1)];
+        // Input that does not compress (an LCG's bytes).
+        let mut x: u32 = 1;
+        let noise: Vec<u8> = (0..MAX_SCRIPT)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 24) as u8
+            })
+            .collect();
         let t = Task::Command {
             command: PerHost::Same("cat".into()),
-            stdin: Some(vec![b'x'; MAX_SCRIPT]),
+            stdin: Some(noise),
             hosts: String::new(),
         };
-        let e = plan(&t, &hosts, &["u".into()], None).unwrap_err();
-        assert!(e.contains("ec2-put"), "{e}");
+        let e = plan(&t, &hosts, &["u".into()], None, None).unwrap_err();
+        assert!(e.too_big && e.message.contains("--ssm-bucket"), "{e:?}");
     }
 
     #[test]

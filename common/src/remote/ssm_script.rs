@@ -1,6 +1,7 @@
 //! What one Systems Manager Run Command carries to a set of hosts: a fixed shell text with the
 //! work as data. The command (or job script), each host's identity lines and its login user,
-//! and what every host reads the same (the case's host list, stdin) travel base64-encoded in
+//! and what every host reads the same (the case's host list, stdin) travel gzipped and
+//! base64-encoded in
 //! quoted here-documents of the `AWS-RunShellScript` document's `commands` parameter; on the
 //! instance the script picks its own lines by `$AWS_SSM_INSTANCE_ID` (the agent sets it),
 //! decodes them and runs the work as the host's login user in its home, through its login
@@ -20,41 +21,45 @@ use base64::Engine;
 pub const MAX_SCRIPT: usize = 64_000;
 
 /// What one host runs, split as the script carries it: the shell text (the same for every
-/// host of one command), the host's own input lines, and the input every host shares.
+/// host of one command) and the host's own input lines ([`shared`] follows them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostWork {
     pub text: String,
     pub own: Vec<u8>,
-    pub shared: Vec<u8>,
 }
 
 /// Host `i`'s work in `task` (`None`: a copy, which is no command).
 pub fn host_work(task: &Task, i: usize, d: &Descriptor) -> Option<HostWork> {
     match task {
-        Task::Command {
-            command,
-            stdin,
-            hosts,
-        } => {
-            let mut shared = hosts_lines(hosts).into_bytes();
-            shared.extend_from_slice(stdin.as_deref().unwrap_or_default());
-            Some(HostWork {
-                text: format!("{READ_WHO}eval {}", sh_quote(command.get(i))),
-                own: who_head(d).into_bytes(),
-                shared,
-            })
-        }
+        Task::Command { command, .. } => Some(HostWork {
+            text: format!("{READ_WHO}eval {}", sh_quote(command.get(i))),
+            own: who_head(d).into_bytes(),
+        }),
         Task::Script { script, stdin } => Some(HostWork {
             text: script.clone(),
             own: stdin.get(i).clone(),
-            shared: Vec::new(),
         }),
         Task::Put { .. } | Task::Get { .. } => None,
     }
 }
 
+/// The input every host of `task` reads after its own: the case's host list and stdin (a
+/// command's), nothing (a job script's). Made once per run, whatever the fleet's size.
+pub fn shared(task: &Task) -> Vec<u8> {
+    match task {
+        Task::Command { stdin, hosts, .. } => {
+            let mut shared = hosts_lines(hosts).into_bytes();
+            shared.extend_from_slice(stdin.as_deref().unwrap_or_default());
+            shared
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `data` gzipped (a host list of thousands compresses several-fold), base64 in 76-column
+/// lines.
 fn b64(data: &[u8]) -> String {
-    let s = base64::engine::general_purpose::STANDARD.encode(data);
+    let s = base64::engine::general_purpose::STANDARD.encode(gzip(data));
     let mut out = String::with_capacity(s.len() + s.len() / 76 + 1);
     for chunk in s.as_bytes().chunks(76) {
         out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
@@ -67,9 +72,16 @@ fn b64(data: &[u8]) -> String {
 /// line can end one early.
 const EOD: &str = "EC2_TOOLS_DATA";
 
-/// The script for `hosts` (id, login user, own input), all running `text` with `shared`
-/// input after their own: the one `commands` value of an `AWS-RunShellScript` SendCommand.
-pub fn script(text: &str, shared: &[u8], hosts: &[(&str, &str, &[u8])]) -> String {
+/// Where a script's data is: in the script, or at a (presigned) URL the host fetches — for a
+/// host list too large to carry (thousands of instances).
+#[derive(Debug, Clone, Copy)]
+pub enum Data<'a> {
+    Inline(&'a [u8]),
+    Url(&'a str),
+}
+
+/// The table the script picks its host's line from: `id user base64(own input)` lines.
+pub fn table(hosts: &[(&str, &str, &[u8])]) -> String {
     let mut table = String::new();
     for (id, user, own) in hosts {
         let one_line = |s: &str| s.replace(char::is_whitespace, "_");
@@ -80,17 +92,41 @@ pub fn script(text: &str, shared: &[u8], hosts: &[(&str, &str, &[u8])]) -> Strin
             base64::engine::general_purpose::STANDARD.encode(own)
         ));
     }
+    table
+}
+
+/// `data` gzipped, as a script's fetched data is stored.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).expect("writing to memory");
+    gz.finish().expect("writing to memory")
+}
+
+/// Shell lines that put `data` (gunzipped) into `$t/<name>`.
+fn put_data(name: &str, data: Data) -> String {
+    match data {
+        Data::Inline(d) => format!(
+            "base64 -d <<'{EOD}' | gzip -dc > \"$t/{name}\" || exit 125\n{}{EOD}\n",
+            b64(d)
+        ),
+        Data::Url(u) => format!(
+            "base64 -d <<'{EOD}' | gzip -dc > \"$t/{name}.url\" || exit 125\n{}{EOD}\n\
+             curl -fsS --retry 3 -- \"$(cat \"$t/{name}.url\")\" | gzip -dc > \"$t/{name}\" \
+             || {{ echo \"ec2-tools: cannot fetch this command's data from S3\" >&2; exit 125; }}\n",
+            b64(u.as_bytes())
+        ),
+    }
+}
+
+/// The script running `text` on the hosts of `table` ([`table`]), each with `shared` input
+/// after its own: the one `commands` value of an `AWS-RunShellScript` SendCommand.
+pub fn script(text: &str, shared: Data, table: Data) -> String {
     format!(
         r#"# ec2-tools over SSM: the command and each instance's lines are data (base64), decoded here.
 t=$(mktemp -d) || exit 125
 trap 'rm -rf "$t"' EXIT
-base64 -d > "$t/c" <<'{EOD}' || exit 125
-{c}{EOD}
-base64 -d > "$t/s" <<'{EOD}' || exit 125
-{s}{EOD}
-cat > "$t/h" <<'{EOD}'
-{table}{EOD}
-l=$(grep "^${{AWS_SSM_INSTANCE_ID:-none}} " "$t/h") || {{ echo "ec2-tools: ${{AWS_SSM_INSTANCE_ID:-this instance}} is not among this command's hosts" >&2; exit 125; }}
+{c}{s}{h}l=$(grep "^${{AWS_SSM_INSTANCE_ID:-none}} " "$t/h") || {{ echo "ec2-tools: ${{AWS_SSM_INSTANCE_ID:-this instance}} is not among this command's hosts" >&2; exit 125; }}
 u=${{l#* }}; u=${{u%% *}}
 printf '%s\n' "${{l##* }}" | base64 -d > "$t/i" && cat "$t/s" >> "$t/i" || exit 125
 chmod 755 "$t" && chmod 644 "$t/c" "$t/i" || exit 125
@@ -100,8 +136,9 @@ else
   cd 2>/dev/null; "${{SHELL:-/bin/sh}}" -c "$(cat "$t/c")" < "$t/i"
 fi
 "#,
-        c = b64(text.as_bytes()),
-        s = b64(shared),
+        c = put_data("c", Data::Inline(text.as_bytes())),
+        s = put_data("s", shared),
+        h = put_data("h", table),
     )
 }
 
@@ -156,11 +193,11 @@ mod tests {
         let wa = host_work(&task, 0, &a).unwrap();
         let wb = host_work(&task, 1, &b).unwrap();
         assert_eq!(wa.text, wb.text);
-        assert_eq!(wa.shared, wb.shared);
+        let t = table(&[("i-a", "u", &wa.own), ("i-b", "u", &wb.own)]);
         let s = script(
             &wa.text,
-            &wa.shared,
-            &[("i-a", "u", &wa.own), ("i-b", "u", &wb.own)],
+            Data::Inline(&shared(&task)),
+            Data::Inline(t.as_bytes()),
         );
         assert!(!s.contains("pwned") && !s.contains("in'put"));
         let (code, out, err) = run(&s, "i-a");
@@ -175,7 +212,8 @@ mod tests {
 
     #[test]
     fn an_instance_not_in_the_table_runs_nothing() {
-        let s = script("echo ran", b"", &[("i-a", "u", b"")]);
+        let t = table(&[("i-a", "u", b"")]);
+        let s = script("echo ran", Data::Inline(b""), Data::Inline(t.as_bytes()));
         let (code, out, err) = run(&s, "i-other");
         assert_eq!((code, out.as_str()), (125, ""));
         assert!(
