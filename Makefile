@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 TOOLS := $(notdir $(wildcard tools/*))
 
-.PHONY: all build release test demo install bench bench-report lint doc fmt setup prepare clean fuzz soak
+.PHONY: all build release test demo install bench bench-report bench-ssm lint doc fmt setup prepare clean fuzz soak
 
 all: build
 
@@ -43,6 +43,12 @@ bench: setup release
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pdsh pssh)
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 	$(MAKE) bench-report
+	$(MAKE) bench-ssm
+
+# `true` on 1,000 emulated instances over SSH (cold, warm) and over SSM, with the API calls each
+# makes, and the 10,000-instance model (target/bench/report-ssm.md).
+bench-ssm: setup release
+	.venv/bin/python scripts/bench_ssm.py $(BENCH_SSM_ARGS)
 
 # ec2-report merging 100 hosts x 100,000 requests against pandas, the hdrhistogram PyPI package
 # and cat (target/bench/report-merge.md).

@@ -29,6 +29,8 @@ pub enum Feature {
     S3,
     /// --iam-profile (iam:PassRole to EC2)
     Profile,
+    /// --transport ssm: Run Command, and the case's role and instance profile for it
+    Ssm,
 }
 
 impl Feature {
@@ -41,6 +43,7 @@ impl Feature {
         Feature::Images,
         Feature::S3,
         Feature::Profile,
+        Feature::Ssm,
     ];
 }
 
@@ -136,7 +139,45 @@ fn statements(f: Feature) -> Vec<Value> {
         Feature::Profile => vec![json!({"Sid": "PassInstanceProfileRole", "Effect": "Allow",
             "Action": "iam:PassRole", "Resource": "arn:aws:iam::*:role/YOUR-INSTANCE-ROLE",
             "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}})],
+        Feature::Ssm => ssm(),
     }
+}
+
+/// What `--transport ssm` needs: Run Command on the case's instances, the case's role and
+/// instance profile under `/ec2-tools/`, and the bucket copies and long output go through.
+fn ssm() -> Vec<Value> {
+    let role = "arn:aws:iam::*:role/ec2-tools/*";
+    let profile = "arn:aws:iam::*:instance-profile/ec2-tools/*";
+    vec![
+        json!({"Sid": "RunCommandOnOurs", "Effect": "Allow", "Action": "ssm:SendCommand",
+            "Resource": "arn:aws:ec2:*:*:instance/*",
+            "Condition": {"StringLike": {"ssm:resourceTag/ec2-tools:case": "*"}}}),
+        json!({"Sid": "RunShellScript", "Effect": "Allow", "Action": "ssm:SendCommand",
+            "Resource": "arn:aws:ssm:*:*:document/AWS-RunShellScript"}),
+        json!({"Sid": "FollowCommands", "Effect": "Allow", "Resource": "*", "Action": [
+            "ssm:ListCommandInvocations", "ssm:GetCommandInvocation", "ssm:CancelCommand",
+            "ssm:DescribeInstanceInformation"]}),
+        json!({"Sid": "CaseRole", "Effect": "Allow", "Resource": [role, profile], "Action": [
+            "iam:CreateRole", "iam:TagRole", "iam:GetRole", "iam:CreateInstanceProfile",
+            "iam:TagInstanceProfile", "iam:GetInstanceProfile", "iam:AddRoleToInstanceProfile",
+            "iam:ListAttachedRolePolicies", "iam:ListRoleTags"]}),
+        json!({"Sid": "CaseRoleSsmPolicyOnly", "Effect": "Allow", "Resource": role,
+            "Action": "iam:AttachRolePolicy",
+            "Condition": {"ArnEquals": {"iam:PolicyARN":
+                "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}}}),
+        json!({"Sid": "ListCaseRoles", "Effect": "Allow", "Action": "iam:ListRoles",
+            "Resource": "*"}),
+        json!({"Sid": "RemoveCaseRole", "Effect": "Allow", "Resource": [role, profile], "Action": [
+            "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile",
+            "iam:DetachRolePolicy", "iam:DeleteRole"],
+            "Condition": {"StringLike": {"iam:ResourceTag/ec2-tools:case": "*"}}}),
+        json!({"Sid": "PassCaseRole", "Effect": "Allow", "Action": "iam:PassRole",
+            "Resource": role,
+            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}}),
+        json!({"Sid": "SsmBucket", "Effect": "Allow", "Action": [
+            "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"],
+            "Resource": ["arn:aws:s3:::YOUR-SSM-BUCKET", "arn:aws:s3:::YOUR-SSM-BUCKET/*"]}),
+    ]
 }
 
 /// The policy document for `features` (all of them when empty).
@@ -207,6 +248,15 @@ mod tests {
             "ec2:DeleteSnapshot",
             "s3:PutObject",
             "iam:PassRole",
+            "ssm:SendCommand",
+            "ssm:ListCommandInvocations",
+            "ssm:GetCommandInvocation",
+            "ssm:CancelCommand",
+            "ssm:DescribeInstanceInformation",
+            "iam:CreateRole",
+            "iam:CreateInstanceProfile",
+            "iam:DeleteRole",
+            "iam:DeleteInstanceProfile",
         ] {
             assert!(all.contains(&a.to_owned()), "{a}");
         }

@@ -7,6 +7,8 @@ One module per concern, along the front's own seams:
                   choice of the fault (if any) a call gets;
 * ``machines`` -- one sshd per instance address, booting, halting, baking;
 * ``placement``-- placement groups, which moto 5 does not have;
+* ``ssm``      -- Systems Manager's Run Command and managed nodes, run on the machines as
+                  their agents would (moto runs nothing);
 * ``cloud``    -- the front's state (instances' timings, client tokens, callers, placement)
                   as one object, records as dataclasses;
 * ``front``    -- the HTTP handler: a call is parsed once into a ``Call``, faults chosen,

@@ -27,6 +27,7 @@ pub mod run_command;
 pub mod s3;
 pub mod ssm;
 pub mod ssm_files;
+pub mod ssm_plan;
 pub mod ssm_ready;
 pub mod upkeep;
 pub mod wait;

@@ -65,12 +65,15 @@ impl SsmReady {
                 if !online.contains(id) {
                     let why = match ping.get(id) {
                         Some(p) => format!("its SSM agent is {p}"),
-                        None => "its SSM agent has not registered yet".to_owned(),
+                        None => "its SSM agent has not registered yet (it needs the agent, \
+                                 an instance profile with AmazonSSMManagedInstanceCore and \
+                                 outbound 443)"
+                            .to_owned(),
                     };
                     seen.push((id.clone(), Seen::Waiting(not_ready(why))));
                 }
             }
-            for chunk in online.chunks(super::run_command::MAX_IDS) {
+            for chunk in online.chunks(super::ssm_plan::MAX_IDS) {
                 let send = Send {
                     to: To::Ids(chunk.to_vec()),
                     script: "true\n".into(),

@@ -220,6 +220,13 @@ impl Tool for Reboot {
         cli.stage.json.apply();
         let patience = Patience::new(cli.stage.timeout);
         on_selection(cli.stage.fleet.resolve()?, async |fleet, hosts| {
+            if fleet.ssh.transport == Some(crate::config::Transport::Ssm) {
+                // Its agent answers until the reboot takes it down: no boot id, no proof.
+                return Err(crate::error::Error::input(
+                    "ec2-reboot proves each reboot by a new boot id read over SSH: not yet \
+                     under transport ssm (ec2-stop and ec2-start work)",
+                ));
+            }
             // Boot ids before the reboot, read in parallel (instances that cannot be reached
             // now are simply waited for).
             let before = on_connections(&fleet.ssh, &hosts, BOOT_ID_WIDTH, |d, conn| {
