@@ -174,9 +174,13 @@ fn ssm() -> Vec<Value> {
         json!({"Sid": "PassCaseRole", "Effect": "Allow", "Action": "iam:PassRole",
             "Resource": role,
             "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}}),
+        // Only the tools' own prefix: every object they write (copies, fetched data, SSM's
+        // output) is under `ec2-tools/<case>/`.
         json!({"Sid": "SsmBucket", "Effect": "Allow", "Action": [
-            "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"],
-            "Resource": ["arn:aws:s3:::YOUR-SSM-BUCKET", "arn:aws:s3:::YOUR-SSM-BUCKET/*"]}),
+            "s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+            "Resource": "arn:aws:s3:::YOUR-SSM-BUCKET/ec2-tools/*"}),
+        json!({"Sid": "SsmBucketCheck", "Effect": "Allow", "Action": "s3:ListBucket",
+            "Resource": "arn:aws:s3:::YOUR-SSM-BUCKET"}),
     ]
 }
 
@@ -260,14 +264,18 @@ mod tests {
         ] {
             assert!(all.contains(&a.to_owned()), "{a}");
         }
-        // Every statement that ends or changes something is scoped to the case's tag.
+        // Every statement that ends or changes something is scoped to the case's tag, or (S3
+        // objects, which carry no tags the tools set) to the tools' own prefix.
         for s in doc["Statement"].as_array().unwrap() {
             let acts = actions(&json!({"Statement": [s]}));
             if acts
                 .iter()
                 .any(|a| a.contains("Terminate") || a.contains(":Delete"))
             {
-                assert!(s.get("Condition").is_some(), "{s}");
+                let own_prefix = s["Resource"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("arn:aws:s3:::") && r.contains("/ec2-tools/"));
+                assert!(s.get("Condition").is_some() || own_prefix, "{s}");
             }
         }
         // A narrower policy still lets a case launch and end.
