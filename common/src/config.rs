@@ -101,15 +101,6 @@ pub struct SshConfig {
     pub ssm_bucket: Option<String>,
 }
 
-impl SshConfig {
-    /// How `hosts` are reached: the setting, else the first descriptor's, else SSH.
-    pub fn transport_for(&self, hosts: &[crate::case::descriptor::Descriptor]) -> Transport {
-        self.transport
-            .or_else(|| hosts.iter().find_map(|d| d.ssh.transport))
-            .unwrap_or_default()
-    }
-}
-
 /// How commands, copies and readiness checks reach the instances (`transport`): a login over
 /// SSH from this machine, or AWS Systems Manager's Run Command (no inbound port at all; AWS
 /// fans out).

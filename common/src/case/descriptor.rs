@@ -173,6 +173,16 @@ pub struct Descriptor {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl crate::config::SshConfig {
+    /// How `hosts` are reached: the setting, else the first descriptor's, else SSH. (Here,
+    /// beside the descriptors it reads: the configuration knows nothing of them.)
+    pub fn transport_for(&self, hosts: &[Descriptor]) -> crate::config::Transport {
+        self.transport
+            .or_else(|| hosts.iter().find_map(|d| d.ssh.transport))
+            .unwrap_or_default()
+    }
+}
+
 impl Descriptor {
     /// The address under an explicit mode, or the recorded one (a static host has only the
     /// one it was added with).
