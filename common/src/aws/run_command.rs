@@ -24,7 +24,6 @@ use crate::remote::command::Stream;
 use crate::remote::failure::{Kind, SshError};
 use crate::remote::fanout::{Judge, RunOpts};
 use crate::remote::results::{Collector, Outcome, Status};
-use crate::remote::ssh::Target;
 use crate::remote::ssm_script::gzip;
 use crate::remote::task::{Done, Task};
 use std::collections::HashMap;
@@ -71,30 +70,14 @@ pub fn run_task(
     if hosts.is_empty() {
         return Ok(Vec::new());
     }
-    let users: Vec<String> = hosts
-        .iter()
-        .map(|d| {
-            d.ssh
-                .user
-                .clone()
-                .or_else(|| cfg.user.clone())
-                .unwrap_or_else(|| cfg.fallback_user.clone())
-        })
-        .collect();
+    let users = login_users(cfg, hosts);
     let planned = plan(task, hosts, &users, case_tag.clone(), None);
     let far = match &planned {
         Err(r) if r.too_big && cfg.ssm_bucket.is_some() => true,
         Err(r) => return Err(Error::input(r.message.clone())),
         Ok(_) => false,
     };
-    let names = hosts
-        .iter()
-        .map(|d| {
-            Target::for_descriptor(d, cfg)
-                .map(|t| t.address)
-                .unwrap_or_else(|_| d.id.clone())
-        })
-        .collect();
+    let names = crate::remote::fanout::names(hosts, cfg);
     let rt = super::runtime()?;
     rt.block_on(async {
         let ec2 = super::ec2::connect(hosts[0].region.as_deref()).await?;
@@ -144,6 +127,20 @@ pub fn run_task(
         tracing::info!(target: "ec2_tools::ssm", "ssm: {} hosts: SendCommand {}, ListCommandInvocations {}, GetCommandInvocation {}, CancelCommand {}, throttled {}", hosts.len(), c.send, c.list, c.get, c.cancel, c.throttled);
         r
     })
+}
+
+/// Each host's login user: the descriptor's, else the setting's.
+fn login_users(cfg: &SshConfig, hosts: &[Descriptor]) -> Vec<String> {
+    hosts
+        .iter()
+        .map(|d| {
+            d.ssh
+                .user
+                .clone()
+                .or_else(|| cfg.user.clone())
+                .unwrap_or_else(|| cfg.fallback_user.clone())
+        })
+        .collect()
 }
 
 impl Run<'_> {
@@ -324,15 +321,7 @@ impl Run<'_> {
                 // host it did not reach after a quiet while never will be.
                 let done = listed.iter().all(|v| v.status.done());
                 if done && quiet_since.elapsed() > Duration::from_secs(20) {
-                    for (i, h) in state.iter_mut().enumerate() {
-                        if h.command == Some(c) && h.outcome.is_none() {
-                            let e = SshError::new(
-                                Kind::NotStarted,
-                                "SSM's tag target did not reach it (its agent was not online)",
-                            );
-                            h.outcome = Some(self.end(i, Status::Failed(e)));
-                        }
-                    }
+                    self.not_reached(c, state);
                 }
             }
             if throttled && !throttle_said {
@@ -478,6 +467,19 @@ impl Run<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// The hosts of command `c` that its (tag) target never reached: they fail, not started.
+    fn not_reached(&self, c: usize, state: &mut [Host]) {
+        for (i, h) in state.iter_mut().enumerate() {
+            if h.command == Some(c) && h.outcome.is_none() {
+                let e = SshError::new(
+                    Kind::NotStarted,
+                    "SSM's tag target did not reach it (its agent was not online)",
+                );
+                h.outcome = Some(self.end(i, Status::Failed(e)));
+            }
+        }
     }
 
     fn end(&self, i: usize, status: Status) -> Outcome {

@@ -67,14 +67,7 @@ pub fn copy(
     };
     let region = hosts.first().and_then(|d| d.region.clone());
     let case = hosts.first().map(|d| d.case.clone()).unwrap_or_default();
-    let job = format!(
-        "{}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|t| t.as_millis())
-            .unwrap_or(0),
-        std::process::id()
-    );
+    let job = job_id();
     let rt = super::runtime()?;
     let s3 = rt.block_on(async {
         let s3 = super::s3::connect(region.as_deref()).await?;
@@ -134,6 +127,15 @@ pub fn copy(
         }
         _ => Err(Error::input("not a copy")),
     }
+}
+
+/// This copy's objects' name: milliseconds and pid (two copies at once never share one).
+fn job_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_millis())
+        .unwrap_or(0);
+    format!("{ms}-{}", std::process::id())
 }
 
 /// A host's copy command ended: exit 0 is the copy done.

@@ -357,7 +357,7 @@ fn via_holder(
 }
 
 /// Each host's name in output, once (as the direct path names it): its address, else its id.
-fn names(hosts: &[Descriptor], ssh: &SshConfig) -> Vec<String> {
+pub(crate) fn names(hosts: &[Descriptor], ssh: &SshConfig) -> Vec<String> {
     hosts
         .iter()
         .map(|d| {

@@ -743,6 +743,28 @@ async fn cleanup(
     Ok(())
 }
 
+/// The role and instance profile the case made for SSM, if any.
+async fn delete_ssm_profile(
+    ec2: &Ec2,
+    store: &Store,
+    state: &mut CaseState,
+    report: &mut Report<'_>,
+) -> Result<()> {
+    let Some(name) = state.iam_profile.clone() else {
+        return Ok(());
+    };
+    let r = crate::aws::iam::Iam::new(ec2)
+        .delete_ssm_profile(&name)
+        .await;
+    let gone = Deleted {
+        kind: Kind::InstanceProfiles,
+        name: &name,
+        line: delete_profile_line(&name),
+        said: format!("deleted IAM instance profile and role {name}"),
+    };
+    gone.settle(r, state, store, report, |s| s.iam_profile = None)
+}
+
 /// Delete what the case made, in dependency order (placement group, security group, key
 /// pair, then its network), each forgotten in case.json the moment it is gone. The key pair
 /// stays when the case's instances cannot be listed (`listed` false): one may still use it.
@@ -778,18 +800,7 @@ async fn delete_made(
         };
         gone.settle(r, state, store, report, |s| s.security_group = None)?;
     }
-    if let Some(name) = state.iam_profile.clone() {
-        let r = crate::aws::iam::Iam::new(ec2)
-            .delete_ssm_profile(&name)
-            .await;
-        let gone = Deleted {
-            kind: Kind::InstanceProfiles,
-            name: &name,
-            line: delete_profile_line(&name),
-            said: format!("deleted IAM instance profile and role {name}"),
-        };
-        gone.settle(r, state, store, report, |s| s.iam_profile = None)?;
-    }
+    delete_ssm_profile(ec2, store, state, report).await?;
     if let Some(key) = state.key_name.clone() {
         if !listed {
             report.left.push(kept_key(&report.region, &key));
