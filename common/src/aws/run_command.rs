@@ -363,6 +363,16 @@ impl Run<'_> {
                 format!("SSM: {} ({})", inv.details, inv.code),
             )),
         };
+        Ok(self.judged(i, sink, r))
+    }
+
+    /// Host `i`'s end as the tool judges it, presented through its sink.
+    fn judged(
+        &self,
+        i: usize,
+        sink: crate::remote::results::HostSink,
+        r: std::result::Result<Done, SshError>,
+    ) -> Outcome {
         let status = (self.judge)(&self.hosts[i], &self.names[i], r, &sink);
         let o = Outcome::new(
             &self.hosts[i],
@@ -371,7 +381,7 @@ impl Run<'_> {
             self.began.elapsed(),
         );
         self.collector.done(sink, &o);
-        Ok(o)
+        o
     }
 
     /// A host's whole output: from S3 when there is a bucket, else SSM's inline output (and
@@ -446,18 +456,8 @@ impl Run<'_> {
         for (i, h) in state.iter_mut().enumerate() {
             if h.outcome.is_none() && h.command.is_some() {
                 names.push(self.names[i].clone());
-                let e = SshError::new(kind, why.clone());
-                let r: std::result::Result<Done, SshError> = Err(e);
                 let sink = self.collector.host(&self.hosts[i], &self.names[i]);
-                let status = (self.judge)(&self.hosts[i], &self.names[i], r, &sink);
-                let o = Outcome::new(
-                    &self.hosts[i],
-                    self.names[i].clone(),
-                    status,
-                    self.began.elapsed(),
-                );
-                self.collector.done(sink, &o);
-                h.outcome = Some(o);
+                h.outcome = Some(self.judged(i, sink, Err(SshError::new(kind, why.clone()))));
             }
         }
         if !names.is_empty() {
