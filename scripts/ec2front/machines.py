@@ -215,14 +215,21 @@ class Machines:
             threading.Thread(target=self._run_user_data, args=(iid, d, p, raw),
                              daemon=True).start()
 
-    def _init_pid(self, p):
-        """The machine's PID 1 (unshare's child, sshd), or None."""
-        for _ in range(100):
+    def _init_pid(self, p, wait_s=60):
+        """The machine's PID 1 (unshare's child) once it is sshd, or None. Not before: until
+        its setup script execs sshd, the machine's home, /tmp and hostname may not be its own
+        yet, and what entered it then would run on this host's (the user data's race)."""
+        end = time.monotonic() + wait_s
+        while time.monotonic() < end and p.poll() is None:
             try:
                 with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
-                    return int(f.read().split()[0])
+                    pid = int(f.read().split()[0])
+                with open("/proc/%d/comm" % pid) as f:
+                    if f.read().strip() == "sshd":
+                        return pid
             except (OSError, IndexError, ValueError):
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         return None
 
     def _inside(self, iid, init, env, argv):
@@ -249,7 +256,7 @@ class Machines:
             p = self.procs.get(iid)
         if p is None or p.poll() is not None:
             return None
-        init = self._init_pid(p) if os.getuid() == 0 else None
+        init = self._init_pid(p, wait_s=10) if os.getuid() == 0 else None
         argv = self._inside(iid, init, env, ["sh", "-c", 'cd "$HOME" 2>/dev/null; exec sh "$0"',
                                              script])
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,

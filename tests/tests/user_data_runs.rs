@@ -78,3 +78,37 @@ fn user_data_scripts_and_runcmd_never_ran() {
         "user data wrote this host's /tmp"
     );
 }
+
+/// CI caught the front entering a machine for its user data 50 ms after starting it, while the
+/// machine's setup (its own home, /tmp and hostname) could still be under way: a loaded host
+/// ran the script against this host's home and /tmp, and it never showed on the machine. Many
+/// machines at once, each with a script that records what it saw, widen that window.
+#[test]
+fn user_data_ran_before_its_machine_was_set_up() {
+    let c = Case::new();
+    let ud = c.path().join("seen.sh");
+    std::fs::write(
+        &ud,
+        "#!/bin/sh\nseen=\"$(hostname) $(stat -f -c %T /tmp)\"\n\
+         echo \"$seen\" > \"$HOME/seen.txt\"\necho \"$seen\" > /tmp/seen.txt\n",
+    )
+    .unwrap();
+    c.create_with(6, &["--user-data", ud.to_str().unwrap()]);
+    let probe = "cat ~/seen.txt && cat /tmp/seen.txt";
+    assert!(
+        eventually(Duration::from_secs(30), || c
+            .run("ec2-exec-remote", &[probe])
+            .code
+            == 0),
+        "a machine never saw its user data run: {}",
+        c.run("ec2-exec-remote", &[probe])
+    );
+    let r = c.run("ec2-exec-remote", &["--label", "address", probe]);
+    r.succeeds();
+    for line in r.stdout.lines() {
+        let (ip, seen) = line.split_once(": ").expect("labelled line");
+        // The script ran with the machine's hostname and on the machine's own tmpfs /tmp.
+        assert_eq!(seen, format!("ip-{} tmpfs", ip.replace('.', "-")), "{r}");
+    }
+    assert_eq!(r.stdout.lines().count(), 12, "{r}");
+}
