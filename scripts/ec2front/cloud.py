@@ -55,6 +55,7 @@ class Cloud:
         self.inflight = {}  # (key, client token) -> InFlight
         self.placement = Placement()
         self.secrets = {}  # access key -> secret, for IAM users a test made (front.signed)
+        self.profiles = {}  # instance profile name -> when EC2 sees it (IAM propagates)
         # moto serves one call at a time: it is not thread-safe (see front.py).
         self.upstream = threading.Lock()
 

@@ -286,11 +286,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # and tags the image's snapshots itself once moto made them (after_create_image).
             call.params, call.snapshot_tags = split_snapshot_tags(call.params)
             call.encode()
-        if call.action == "RunInstances":
-            refused = self.prepare_run_instances(call)
+        if call.action in ("RunInstances", "AssociateIamInstanceProfile"):
+            refused = self.profile_unseen(call) or (call.action == "RunInstances" and
+                                                    self.prepare_run_instances(call))
             if refused:
                 return self.fail(refused)
         status, headers, answer = self.upstream(call.method, call.body)
+        if status == 200 and call.action in ("CreateInstanceProfile", "AddRoleToInstanceProfile"):
+            self.profile_made(call)
         if status == 200:
             answer = self.after(call, answer)
             if call.pool is not None:
@@ -322,6 +325,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "</GetConsoleOutputResponse>"
                 % (uuid.uuid4(), iid, time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
                    out)).encode()
+
+    def profile_made(self, call):
+        """An instance profile made (or given its role): EC2 sees it `iam_propagation_s` later
+        (IAM is eventually consistent; AWS: seconds, users report up to a minute)."""
+        name = call.params.get("InstanceProfileName", "")
+        c = call.caller
+        at = time.monotonic() + spread(c.faults.get("iam_propagation_s", 2), c.rng)
+        with LOCK:
+            self.cloud.profiles[name] = max(at, self.cloud.profiles.get(name, 0))
+
+    def profile_unseen(self, call):
+        """The fault EC2 gives for an instance profile IAM made moments ago (its own words:
+        no code of its own), or None."""
+        name = profile_name(call.params)
+        with LOCK:
+            unseen = name and time.monotonic() < self.cloud.profiles.get(name, 0)
+            if unseen:
+                call.caller.count("faults", "IamProfileNotVisible")
+        if not unseen:
+            return None
+        param = "name" if call.params.get("IamInstanceProfile.Name") else "arn"
+        return faults.Fault(400, "InvalidParameterValue",
+                            "Value (%s) for parameter iamInstanceProfile.%s is invalid. Invalid "
+                            "IAM Instance Profile %s" % (name, param, param))
 
     def prepare_run_instances(self, call):
         """moto has no placement groups (the front keeps them) and launches MinCount instances

@@ -231,3 +231,60 @@ fn a_throttled_ssm_poll_failed_the_run() {
     c.faults(serde_json::json!({}));
     c.run("ec2-killall", &[]).succeeds();
 }
+
+/// IAM is eventually consistent: on AWS, RunInstances refuses an instance profile made moments
+/// before (`InvalidParameterValue … iamInstanceProfile.name`) for seconds, and every first
+/// `ec2-create --transport ssm` failed there. The local cloud now refuses it as AWS does.
+#[test]
+fn a_fresh_instance_profile_refused_by_run_instances_failed_the_create() {
+    let c = Case::new();
+    c.faults(serde_json::json!({"iam_propagation_s": 5}));
+    let r = c.run(
+        "ec2-create",
+        &["2", "--timeout", "90", "--transport", "ssm"],
+    );
+    r.assert_code(0).stderr_has("not visible to EC2 yet");
+    assert_eq!(r.stderr.matches("not visible to EC2 yet").count(), 1, "{r}");
+    let counts = c.counters();
+    let refused = counts["faults"]["IamProfileNotVisible"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(refused >= 2, "refused {refused} times: {counts}");
+    assert_eq!(c.descriptors().len(), 2);
+    // The instances have the case's profile (the one refused, then seen).
+    assert_eq!(counts["instances_launched"], 2, "{counts}");
+    c.run("ec2-killall", &[]).succeeds();
+}
+
+/// A `-bg` job over SSM stopped for real (its processes gone, `--status` says `stopped`), and
+/// a case whose directory was lost left no IAM role or profile behind: `--case-sweep` finds
+/// them by the case's tag, as it finds its instances.
+#[test]
+fn a_lost_ssm_case_left_its_role_and_profile_and_a_stopped_job_ran_on() {
+    let c = ssm_case(2);
+    c.run(
+        "ec2-exec-remote",
+        &["-bg", "--job", "long", "sleep 300; echo never"],
+    )
+    .succeeds();
+    c.run("ec2-exec-remote", &["--job", "long", "--stop"])
+        .assert_code(0);
+    let r = c.run("ec2-exec-remote", &["--job", "long", "--status"]);
+    r.assert_code(0);
+    assert_eq!(r.stdout.matches(" stopped\n").count(), 2, "{r}");
+    let r = c.run("ec2-exec-remote", &["pgrep -x sleep || echo none"]);
+    r.succeeds();
+    assert_eq!(r.stdout.matches("none").count(), 2, "{r}");
+
+    let iam: Value = serde_json::from_str(&c.python(&["ssm-iam", &c.name()])).unwrap();
+    assert_eq!(iam["profiles"].as_array().unwrap().len(), 1, "{iam}");
+    std::fs::remove_dir_all(c.path().join(".ec2-tools")).unwrap();
+    for id in c.descriptors().keys() {
+        std::fs::remove_file(c.path().join(id)).unwrap();
+    }
+    let r = c.run("ec2-killall", &["--case-sweep"]);
+    r.assert_code(0);
+    let iam: Value = serde_json::from_str(&c.python(&["ssm-iam", &c.name()])).unwrap();
+    assert_eq!(iam, serde_json::json!({"roles": [], "profiles": []}), "{r}");
+    assert!(c.live_instances().is_empty(), "{r}");
+}

@@ -121,6 +121,23 @@ pub fn not_yet_visible(e: &Error) -> bool {
     e.is_aws(&["InvalidInstanceID.NotFound"])
 }
 
+/// How long an instance profile IAM made moments ago may stay unknown to EC2. AWS: "it may
+/// take several seconds for the permissions to propagate. If your first attempt to launch an
+/// instance with a role fails, wait a few seconds before trying again"; 5-15 s is usual,
+/// Terraform's provider waits up to two minutes, so do we.
+pub const IAM_PROPAGATION: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// EC2 refusing an instance profile it cannot see (yet: IAM is eventually consistent).
+/// AWS gives this no code of its own — `InvalidParameterValue: Value (NAME) for parameter
+/// iamInstanceProfile.name is invalid` — so the parameter it names is read here, once, and
+/// callers decide on this answer, never on the text.
+pub fn profile_not_visible(e: &Error) -> bool {
+    e.is_aws(&["InvalidParameterValue"])
+        && e.aws
+            .as_ref()
+            .is_some_and(|a| a.detail.to_ascii_lowercase().contains("iaminstanceprofile"))
+}
+
 /// Instance ids named in an AWS error message (`The instance IDs 'i-1, i-2' do not exist`).
 pub fn ids_in_message(msg: &str) -> Vec<String> {
     msg.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
@@ -183,5 +200,30 @@ mod tests {
             ids_in_message("The instance ID 'i-0123abcd' does not exist"),
             vec!["i-0123abcd"]
         );
+    }
+
+    fn aws(code: &str, detail: &str) -> Error {
+        let mut e = Error::new(Code::Usage, format!("RunInstances: {detail}"));
+        e.aws = Some(AwsFailure {
+            action: "RunInstances".into(),
+            fault: AwsFault::Code(code.into()),
+            detail: format!("{code}: {detail}"),
+        });
+        e
+    }
+
+    #[test]
+    fn only_a_refused_instance_profile_is_one_not_visible_yet() {
+        let p = "Value (c1) for parameter iamInstanceProfile.name is invalid. Invalid IAM \
+                 Instance Profile name";
+        assert!(profile_not_visible(&aws("InvalidParameterValue", p)));
+        let arn = "Value (arn:aws:iam::1:instance-profile/c1) for parameter \
+                   iamInstanceProfile.arn is invalid";
+        assert!(profile_not_visible(&aws("InvalidParameterValue", arn)));
+        // Another parameter's bad value is the user's, at once; so is another code.
+        let ud = "User data is limited to 16384 bytes";
+        assert!(!profile_not_visible(&aws("InvalidParameterValue", ud)));
+        assert!(!profile_not_visible(&aws("InvalidAMIID.NotFound", p)));
+        assert!(!profile_not_visible(&Error::input("no AWS at all")));
     }
 }

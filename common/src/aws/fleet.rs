@@ -189,6 +189,34 @@ enum Call {
     NoCapacity(Error),
     /// RequestLimitExceeded past the SDK's retries: the call is sent again.
     Throttled(Error),
+    /// The case's instance profile, made moments ago, not visible to EC2 yet: sent again.
+    ProfileNotYet(Error),
+}
+
+/// The case's instance profile is not visible to EC2 yet: said once, then a pause before the
+/// call is sent again; past [`IAM_PROPAGATION`] of it, the refusal is the answer.
+///
+/// [`IAM_PROPAGATION`]: super::errors::IAM_PROPAGATION
+async fn wait_for_profile(e: Error, since: &mut Option<std::time::Instant>) -> Result<()> {
+    let first = since.is_none();
+    let waited = since.get_or_insert_with(std::time::Instant::now).elapsed();
+    if waited > super::errors::IAM_PROPAGATION {
+        // A wait that timed out (3), though AWS's words are a refusal's.
+        let mut e = e.context(format!(
+            "the case's instance profile was still not visible to EC2 after {} s",
+            waited.as_secs()
+        ));
+        e.code = crate::error::Code::Infra;
+        return Err(e);
+    }
+    if first {
+        output::note(
+            "RunInstances: the case's new instance profile is not visible to EC2 yet (IAM \
+             propagates in seconds); retrying",
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    Ok(())
 }
 
 impl Launched {
@@ -451,6 +479,7 @@ impl Fleet {
         let pools = pools(&launch);
         let round = l.next_round(&self.store)?;
         let mut calls = 0u32;
+        let mut profile_since = None;
         'markets: for &spot in markets {
             let market = Market::of(spot);
             let mut pool = 0;
@@ -485,6 +514,11 @@ impl Fleet {
                         if out.throttled > 20 {
                             return Err(e);
                         }
+                        continue;
+                    }
+                    Call::ProfileNotYet(e) => {
+                        l.pacer.give_back(n);
+                        wait_for_profile(e, &mut profile_since).await?;
                         continue;
                     }
                 };
@@ -566,6 +600,15 @@ impl Fleet {
                 ));
                 l.pacer.drain();
                 Call::Throttled(e)
+            }
+            // Only the case's own profile (it exists: it was just made or found); a profile
+            // the user named that EC2 refuses is the user's to fix, at once.
+            Err(e)
+                if l.access.iam_profile.is_some()
+                    && spec.iam_profile == l.access.iam_profile
+                    && super::errors::profile_not_visible(&e) =>
+            {
+                Call::ProfileNotYet(e)
             }
             Err(e) => return Err(e),
         };

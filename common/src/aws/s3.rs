@@ -63,12 +63,13 @@ impl S3 {
         }
     }
 
-    /// Download an object into `path`, streamed (memory bounded by the SDK's chunks); returns
-    /// its SHA-256 (hex). A missing object is bad input (the URL names it), not a failure.
-    pub async fn download_file(&self, bucket: &str, key: &str, path: &Path) -> Result<String> {
-        use std::io::Write;
-        let url = format!("s3://{bucket}/{key}");
-        let out = match self
+    /// GetObject's answer (its body not read yet), `None` when there is no such object.
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>> {
+        match self
             .client
             .get_object()
             .bucket(bucket)
@@ -76,12 +77,21 @@ impl S3 {
             .send()
             .await
         {
-            Ok(o) => o,
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-                return Err(Error::input(format!("{url}: no such object")))
-            }
-            Err(e) => return Err(aws_error("GetObject", e).context(&url)),
-        };
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
+            Err(e) => Err(aws_error("GetObject", e).context(format!("s3://{bucket}/{key}"))),
+        }
+    }
+
+    /// Download an object into `path`, streamed (memory bounded by the SDK's chunks); returns
+    /// its SHA-256 (hex). A missing object is bad input (the URL names it), not a failure.
+    pub async fn download_file(&self, bucket: &str, key: &str, path: &Path) -> Result<String> {
+        use std::io::Write;
+        let url = format!("s3://{bucket}/{key}");
+        let out = self
+            .get_object(bucket, key)
+            .await?
+            .ok_or_else(|| Error::input(format!("{url}: no such object")))?;
         let mut file = std::fs::File::create(path)
             .map_err(|e| Error::infra(format!("{}: {e}", path.display())))?;
         let mut hash = sha2::Sha256::new();
@@ -100,26 +110,14 @@ impl S3 {
 
     /// A small object's bytes (`None`: there is no such object).
     pub async fn get_bytes(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let url = format!("s3://{bucket}/{key}");
-        let out = match self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-                return Ok(None)
-            }
-            Err(e) => return Err(aws_error("GetObject", e).context(&url)),
+        let Some(out) = self.get_object(bucket, key).await? else {
+            return Ok(None);
         };
         let body = out
             .body
             .collect()
             .await
-            .map_err(|e| Error::infra(format!("{url}: {e}")))?;
+            .map_err(|e| Error::infra(format!("s3://{bucket}/{key}: {e}")))?;
         Ok(Some(body.into_bytes().to_vec()))
     }
 
@@ -164,6 +162,43 @@ impl S3 {
             .await
             .map(|_| ())
             .map_err(|e| aws_error("DeleteObject", e).context(format!("s3://{bucket}/{key}")))
+    }
+
+    /// Delete objects `keys` (those not there are fine), a thousand per DeleteObjects call
+    /// (S3's most): a copy from 1,000 hosts cleans up in one call, not 1,000.
+    pub async fn delete_all(&self, bucket: &str, keys: &[String]) -> Result<()> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let built = |e: aws_sdk_s3::error::BuildError| Error::infra(format!("DeleteObjects: {e}"));
+        for chunk in keys.chunks(1000) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(built)?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(built)?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| aws_error("DeleteObjects", e).context(format!("s3://{bucket}")))?;
+            if let Some(e) = out.errors().first() {
+                return Err(Error::infra(format!(
+                    "s3://{bucket}/{}: DeleteObjects: {} ({} of {} not deleted)",
+                    e.key().unwrap_or("?"),
+                    e.message().or(e.code()).unwrap_or("refused"),
+                    out.errors().len(),
+                    chunk.len()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Upload a small object from memory.

@@ -3,8 +3,8 @@
 //! never credentials. Put: the local files as one tar, uploaded once (multipart, bounded
 //! memory), streamed by every host into its directory (`curl | tar -x`). Get: each host tars
 //! its path (and its sampler files) and PUTs it to its own URL; here each is downloaded to
-//! disk and unpacked into `LOCAL_DIR/<index>-<id>/`. The objects are deleted afterwards,
-//! whatever became of the run. The URLs travel as the hosts' input, never as shell text.
+//! disk and unpacked into `LOCAL_DIR/<index>-<id>/`, `-f/--fanout` at a time. The objects are
+//! deleted afterwards (one DeleteObjects per thousand), whatever became of the run. The URLs travel as the hosts' input, never as shell text.
 //!
 //! What does not belong here: running the commands (run_command.rs), what a copy prints
 //! (cmd/files.rs).
@@ -96,7 +96,7 @@ pub fn copy(
                 };
                 super::run_command::run_task(collector, cfg, hosts, &cmd, opts, &copied, None)
             });
-            let _ = rt.block_on(s3.delete(&bucket, &key));
+            cleaned(rt.block_on(s3.delete(&bucket, &key)));
             result
         }
         Task::Get {
@@ -120,12 +120,18 @@ pub fn copy(
                 judge,
                 (remote, local_dir, samples.as_deref()),
             );
-            for k in &keys {
-                let _ = rt.block_on(s3.delete(&bucket, k));
-            }
+            cleaned(rt.block_on(s3.delete_all(&bucket, &keys)));
             result
         }
         _ => Err(Error::input("not a copy")),
+    }
+}
+
+/// The copy's objects deleted, or a line saying which were left (the copy's own result
+/// stands either way).
+fn cleaned(r: Result<()>) {
+    if let Err(e) = r {
+        crate::output::note(format!("left in S3 (delete them yourself): {e}"));
     }
 }
 
@@ -189,23 +195,65 @@ fn get(
     };
     let quiet = Collector::new(crate::config::OutputConfig::default())?;
     let ran = super::run_command::run_task(&quiet, cfg, hosts, &cmd, opts, &uploaded, None)?;
+    let homes: Vec<PathBuf> = hosts.iter().map(|d| get_dir(local_dir, d)).collect();
+    let fetched = rt.block_on(fetch_all(s3, bucket, keys, &homes, &ran, opts.width));
     let mut out = Vec::with_capacity(ran.len());
-    for ((d, key), o) in hosts.iter().zip(keys).zip(ran) {
+    for ((d, o), r) in hosts.iter().zip(ran).zip(fetched) {
         let sink = collector.host(d, &o.address);
-        let r = match &o.status {
-            Status::Exited(0) => rt
-                .block_on(unpack(s3, bucket, key, &get_dir(local_dir, d)))
-                .map(|(files, bytes)| Done::Copied { files, bytes })
-                .map_err(|e| SshError::new(Kind::Session, e.to_string())),
-            Status::Failed(e) => Err(e.clone()),
-            _ => Err(SshError::new(Kind::NotStarted, "not started")),
-        };
         let status = judge(d, &o.address, r, &sink);
         let o = Outcome { status, ..o };
         collector.done(sink, &o);
         out.push(o);
     }
     Ok(out)
+}
+
+/// Each host's tar brought home into its directory, `width` at a time (a fleet's results in
+/// the time of its slowest few downloads, not of all of them one after the other); a host
+/// whose command failed keeps its failure.
+async fn fetch_all(
+    s3: &S3,
+    bucket: &str,
+    keys: &[String],
+    homes: &[PathBuf],
+    ran: &[Outcome],
+    width: usize,
+) -> Vec<std::result::Result<Done, SshError>> {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(width.clamp(1, 64)));
+    let mut set = tokio::task::JoinSet::new();
+    let mut out: Vec<_> = ran
+        .iter()
+        .map(|o| match &o.status {
+            Status::Exited(0) => Err(SshError::new(Kind::Session, "its tar was not brought home")),
+            Status::Failed(e) => Err(e.clone()),
+            _ => Err(SshError::new(Kind::NotStarted, "not started")),
+        })
+        .collect();
+    for (i, o) in ran.iter().enumerate() {
+        if !matches!(o.status, Status::Exited(0)) {
+            continue;
+        }
+        let (s3, bucket, key, into) = (
+            s3.clone(),
+            bucket.to_owned(),
+            keys[i].clone(),
+            homes[i].clone(),
+        );
+        let gate = gate.clone();
+        set.spawn(async move {
+            let _turn = gate.acquire_owned().await;
+            let r = unpack(&s3, &bucket, &key, &into).await;
+            (i, r)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, r)) = joined {
+            out[i] = r
+                .map(|(files, bytes)| Done::Copied { files, bytes })
+                .map_err(|e| SshError::new(Kind::Session, e.to_string()));
+        }
+    }
+    out
 }
 
 /// The local files and directories as one tar on disk (each by its own name): how many

@@ -44,57 +44,70 @@ impl SsmReady {
 
     /// One round for the running instances `ids` not yet ready.
     pub async fn round(&mut self, ids: &[String]) -> Result<Vec<(String, Seen)>> {
-        let mut seen = Vec::new();
         let unsent: Vec<String> = ids
             .iter()
             .filter(|i| !self.sent.contains_key(*i))
             .cloned()
             .collect();
-        if !unsent.is_empty() {
-            let ping = match self.ssm.ping_status(&unsent).await {
-                Ok(p) => p,
-                Err(Fail::Throttled(_)) => return Ok(seen),
-                Err(f) => return Err(f.error()),
+        let mut seen = match unsent.is_empty() {
+            true => Vec::new(),
+            false => self.ping_and_send(&unsent).await?,
+        };
+        seen.extend(self.first_commands(ids).await?);
+        Ok(seen)
+    }
+
+    /// The instances not sent their first command yet: those `Online` get it (50 per call);
+    /// the others wait, and say why.
+    async fn ping_and_send(&mut self, unsent: &[String]) -> Result<Vec<(String, Seen)>> {
+        let mut seen = Vec::new();
+        let ping = match self.ssm.ping_status(unsent).await {
+            Ok(p) => p,
+            Err(Fail::Throttled(_)) => return Ok(seen),
+            Err(f) => return Err(f.error()),
+        };
+        let online: Vec<String> = unsent
+            .iter()
+            .filter(|i| ping.get(*i).map(String::as_str) == Some("Online"))
+            .cloned()
+            .collect();
+        for id in unsent.iter().filter(|i| !online.contains(i)) {
+            let why = match ping.get(id) {
+                Some(p) => format!("its SSM agent is {p}"),
+                None => "its SSM agent has not registered yet (it needs the agent, an instance \
+                         profile with AmazonSSMManagedInstanceCore and outbound 443)"
+                    .to_owned(),
             };
-            let online: Vec<String> = unsent
-                .iter()
-                .filter(|i| ping.get(*i).map(String::as_str) == Some("Online"))
-                .cloned()
-                .collect();
-            for id in &unsent {
-                if !online.contains(id) {
-                    let why = match ping.get(id) {
-                        Some(p) => format!("its SSM agent is {p}"),
-                        None => "its SSM agent has not registered yet (it needs the agent, \
-                                 an instance profile with AmazonSSMManagedInstanceCore and \
-                                 outbound 443)"
-                            .to_owned(),
-                    };
-                    seen.push((id.clone(), Seen::Waiting(not_ready(why))));
-                }
-            }
-            for chunk in online.chunks(super::ssm_plan::MAX_IDS) {
-                let send = Send {
-                    to: To::Ids(chunk.to_vec()),
-                    script: "true\n".into(),
-                    execution_s: 60,
-                    delivery_s: 60,
-                    concurrency: chunk.len(),
-                    bucket: None,
-                    comment: "ec2-tools: ready?".into(),
-                };
-                match self.ssm.send(&send).await {
-                    Ok((cmd, _)) => {
-                        for id in chunk {
-                            self.sent.insert(id.clone(), cmd.clone());
-                        }
+            seen.push((id.clone(), Seen::Waiting(not_ready(why))));
+        }
+        for chunk in online.chunks(super::ssm_plan::MAX_IDS) {
+            let send = Send {
+                to: To::Ids(chunk.to_vec()),
+                script: "true\n".into(),
+                execution_s: 60,
+                delivery_s: 60,
+                concurrency: chunk.len(),
+                bucket: None,
+                comment: "ec2-tools: ready?".into(),
+            };
+            match self.ssm.send(&send).await {
+                Ok((cmd, _)) => {
+                    for id in chunk {
+                        self.sent.insert(id.clone(), cmd.clone());
                     }
-                    // Online a moment ago, not now (or throttled): the next round asks again.
-                    Err(Fail::Throttled(_) | Fail::NotManaged(_)) => {}
-                    Err(f) => return Err(f.error()),
                 }
+                // Online a moment ago, not now (or throttled): the next round asks again.
+                Err(Fail::Throttled(_) | Fail::NotManaged(_)) => {}
+                Err(f) => return Err(f.error()),
             }
         }
+        Ok(seen)
+    }
+
+    /// How the first commands sent to `ids` ended: one ListCommandInvocations (a page) per
+    /// command, not one call per instance.
+    async fn first_commands(&self, ids: &[String]) -> Result<Vec<(String, Seen)>> {
+        let mut seen = Vec::new();
         let mut commands: Vec<String> = ids
             .iter()
             .filter_map(|i| self.sent.get(i))
