@@ -292,6 +292,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if refused:
                 return self.fail(refused)
         status, headers, answer = self.upstream(call.method, call.body)
+        if call.action in ("RunInstances", "AssociateIamInstanceProfile") and \
+                b"<Code>NoSuchEntity</Code>" in answer:
+            # moto answers an unknown instance profile in IAM's words; EC2 in its own.
+            return self.fail(unknown_profile(profile_name(call.params), call.params))
         if status == 200 and call.action in ("CreateInstanceProfile", "AddRoleToInstanceProfile"):
             self.profile_made(call)
         if status == 200:
@@ -343,12 +347,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             unseen = name and time.monotonic() < self.cloud.profiles.get(name, 0)
             if unseen:
                 call.caller.count("faults", "IamProfileNotVisible")
-        if not unseen:
-            return None
-        param = "name" if call.params.get("IamInstanceProfile.Name") else "arn"
-        return faults.Fault(400, "InvalidParameterValue",
-                            "Value (%s) for parameter iamInstanceProfile.%s is invalid. Invalid "
-                            "IAM Instance Profile %s" % (name, param, param))
+        return unknown_profile(name, call.params) if unseen else None
 
     def prepare_run_instances(self, call):
         """moto has no placement groups (the front keeps them) and launches MinCount instances
@@ -685,6 +684,14 @@ def split_snapshot_tags(params):
         for k, v in spec.items():
             rest["TagSpecification.%d.%s" % (n, k)] = v
     return rest, snap_tags
+
+
+def unknown_profile(name, params):
+    """EC2's refusal of an instance profile it does not know (or not yet), in its words."""
+    param = "name" if params.get("IamInstanceProfile.Name") else "arn"
+    return faults.Fault(400, "InvalidParameterValue",
+                        "Value (%s) for parameter iamInstanceProfile.%s is invalid. Invalid IAM "
+                        "Instance Profile %s" % (name, param, param))
 
 
 def profile_name(params):

@@ -254,6 +254,25 @@ fn a_fresh_instance_profile_refused_by_run_instances_failed_the_create() {
     // The instances have the case's profile (the one refused, then seen).
     assert_eq!(counts["instances_launched"], 2, "{counts}");
     c.run("ec2-killall", &[]).succeeds();
+
+    // A profile the user made moments ago is waited for too (IAM has it); one IAM does not
+    // have is the user's typo: refused at once, in EC2's words, nothing launched.
+    let own = format!("{}-own", c.name());
+    c.python(&["iam-profile", &own]);
+    let r = c.run(
+        "ec2-create",
+        &["1", "--timeout", "60", "--iam-profile", &own],
+    );
+    r.assert_code(0).stderr_has("not visible to EC2 yet");
+    c.run("ec2-killall", &[]).succeeds();
+    let started = std::time::Instant::now();
+    let r = c.run("ec2-create", &["1", "--iam-profile", "no-such-profile"]);
+    r.assert_code(2)
+        .stderr_has("Invalid IAM Instance Profile name");
+    assert!(!r.stderr.contains("not visible to EC2 yet"), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(20), "waited: {r}");
+    assert!(c.live_instances().is_empty(), "{r}");
+    c.run("ec2-killall", &[]).succeeds();
 }
 
 /// A `-bg` job over SSM stopped for real (its processes gone, `--status` says `stopped`), and

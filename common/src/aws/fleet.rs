@@ -189,11 +189,19 @@ enum Call {
     NoCapacity(Error),
     /// RequestLimitExceeded past the SDK's retries: the call is sent again.
     Throttled(Error),
-    /// The case's instance profile, made moments ago, not visible to EC2 yet: sent again.
+    /// An instance profile made moments ago, not visible to EC2 yet: sent again.
     ProfileNotYet(Error),
 }
 
-/// The case's instance profile is not visible to EC2 yet: said once, then a pause before the
+/// Fault injection for the crash-recovery test (`EC2_TOOLS_FAULT=after-run-instances`): die as
+/// a crash would, after RunInstances answered and before any descriptor is written.
+fn crash_if_asked() {
+    if std::env::var("EC2_TOOLS_FAULT").as_deref() == Ok("after-run-instances") {
+        std::process::abort();
+    }
+}
+
+/// The instance profile is not visible to EC2 yet: said once, then a pause before the
 /// call is sent again; past [`IAM_PROPAGATION`] of it, the refusal is the answer.
 ///
 /// [`IAM_PROPAGATION`]: super::errors::IAM_PROPAGATION
@@ -203,7 +211,7 @@ async fn wait_for_profile(e: Error, since: &mut Option<std::time::Instant>) -> R
     if waited > super::errors::IAM_PROPAGATION {
         // A wait that timed out (3), though AWS's words are a refusal's.
         let mut e = e.context(format!(
-            "the case's instance profile was still not visible to EC2 after {} s",
+            "the instance profile was still not visible to EC2 after {} s",
             waited.as_secs()
         ));
         e.code = crate::error::Code::Infra;
@@ -211,8 +219,8 @@ async fn wait_for_profile(e: Error, since: &mut Option<std::time::Instant>) -> R
     }
     if first {
         output::note(
-            "RunInstances: the case's new instance profile is not visible to EC2 yet (IAM \
-             propagates in seconds); retrying",
+            "RunInstances: the instance profile is not visible to EC2 yet (IAM propagates in \
+             seconds); retrying",
         );
     }
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -518,15 +526,12 @@ impl Fleet {
                     }
                     Call::ProfileNotYet(e) => {
                         l.pacer.give_back(n);
-                        wait_for_profile(e, &mut profile_since).await?;
+                        self.wait_for_profile(l, &spec, e, &mut profile_since)
+                            .await?;
                         continue;
                     }
                 };
-                if std::env::var("EC2_TOOLS_FAULT").as_deref() == Ok("after-run-instances") {
-                    // Fault injection for the crash-recovery test: die as a crash would,
-                    // before any descriptor is written.
-                    std::process::abort();
-                }
+                crash_if_asked();
                 let got = u32::try_from(instances.len()).unwrap_or(u32::MAX);
                 l.pacer.give_back(n.saturating_sub(got));
                 let taken = self.write_launched(&instances, next, role, market, &mut out)?;
@@ -601,19 +606,42 @@ impl Fleet {
                 l.pacer.drain();
                 Call::Throttled(e)
             }
-            // Only the case's own profile (it exists: it was just made or found); a profile
-            // the user named that EC2 refuses is the user's to fix, at once.
-            Err(e)
-                if l.access.iam_profile.is_some()
-                    && spec.iam_profile == l.access.iam_profile
-                    && super::errors::profile_not_visible(&e) =>
-            {
+            Err(e) if spec.iam_profile.is_some() && super::errors::profile_not_visible(&e) => {
                 Call::ProfileNotYet(e)
             }
             Err(e) => return Err(e),
         };
         self.settled(l)?;
         Ok(call)
+    }
+
+    /// EC2 refused the call's instance profile: an error at once unless IAM has it, else
+    /// [`wait_for_profile`].
+    async fn wait_for_profile(
+        &self,
+        l: &Launcher<'_>,
+        spec: &LaunchSpec,
+        e: Error,
+        since: &mut Option<std::time::Instant>,
+    ) -> Result<()> {
+        if since.is_none() && !self.profile_exists(l, spec).await {
+            return Err(e);
+        }
+        wait_for_profile(e, since).await
+    }
+
+    /// Whether the instance profile EC2 refused exists in IAM (then EC2 merely does not see
+    /// it yet): the case's own, just made or found, does; one the user named is asked about
+    /// once — missing, or IAM will not say, and the refusal is the user's to fix, at once.
+    async fn profile_exists(&self, l: &Launcher<'_>, spec: &LaunchSpec) -> bool {
+        match &spec.iam_profile {
+            None => false,
+            Some(p) if l.access.iam_profile.as_ref() == Some(p) => true,
+            Some(p) => super::iam::Iam::new(&self.ec2)
+                .profile_exists(p)
+                .await
+                .unwrap_or(false),
+        }
     }
 
     /// The call in flight got its answer, or surely launched nothing: forget it.

@@ -129,6 +129,23 @@ impl Iam {
         Ok(made)
     }
 
+    /// Whether IAM has instance profile `name` (a name or its ARN): `None` when IAM will not
+    /// say (GetInstanceProfile denied, unreachable).
+    pub async fn profile_exists(&self, name: &str) -> Option<bool> {
+        let name = name.rsplit('/').next().unwrap_or(name);
+        match self
+            .client
+            .get_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Some(true),
+            Err(e) if error_code(&e) == Some("NoSuchEntity") => Some(false),
+            Err(_) => None,
+        }
+    }
+
     /// Instance profile and role `name` removed (what is already gone is fine): roles out of
     /// the profile, the profile, the role's policies, the role.
     pub async fn delete_ssm_profile(&self, name: &str) -> Result<()> {
