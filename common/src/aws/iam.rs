@@ -91,18 +91,9 @@ impl Iam {
             .send()
             .await
             .map_err(|e| aws_error("AttachRolePolicy", e).context(name))?;
-        let roles = match self
-            .client
-            .get_instance_profile()
-            .instance_profile_name(name)
-            .send()
-            .await
-        {
-            Ok(p) => p
-                .instance_profile()
-                .map(|p| p.roles().iter().map(|r| r.role_name().to_owned()).collect())
-                .unwrap_or_default(),
-            Err(e) if error_code(&e) == Some("NoSuchEntity") => {
+        let roles = match self.profile_roles(name).await? {
+            Some(roles) => roles,
+            None => {
                 record()?;
                 self.client
                     .create_instance_profile()
@@ -115,7 +106,6 @@ impl Iam {
                 made = true;
                 Vec::<String>::new()
             }
-            Err(e) => return Err(aws_error("GetInstanceProfile", e).context(name)),
         };
         if !roles.iter().any(|r| r == name) {
             self.client
@@ -133,6 +123,11 @@ impl Iam {
     /// say (GetInstanceProfile denied, unreachable).
     pub async fn profile_exists(&self, name: &str) -> Option<bool> {
         let name = name.rsplit('/').next().unwrap_or(name);
+        self.profile_roles(name).await.ok().map(|r| r.is_some())
+    }
+
+    /// The roles in instance profile `name`, `None` when IAM has no such profile.
+    async fn profile_roles(&self, name: &str) -> Result<Option<Vec<String>>> {
         match self
             .client
             .get_instance_profile()
@@ -140,9 +135,13 @@ impl Iam {
             .send()
             .await
         {
-            Ok(_) => Some(true),
-            Err(e) if error_code(&e) == Some("NoSuchEntity") => Some(false),
-            Err(_) => None,
+            Ok(p) => Ok(Some(
+                p.instance_profile()
+                    .map(|p| p.roles().iter().map(|r| r.role_name().to_owned()).collect())
+                    .unwrap_or_default(),
+            )),
+            Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(None),
+            Err(e) => Err(aws_error("GetInstanceProfile", e).context(name)),
         }
     }
 
@@ -150,42 +149,28 @@ impl Iam {
     /// the profile, the profile, the role's policies, the role.
     pub async fn delete_ssm_profile(&self, name: &str) -> Result<()> {
         let gone = |code: Option<&str>| code == Some("NoSuchEntity");
-        match self
-            .client
-            .get_instance_profile()
-            .instance_profile_name(name)
-            .send()
-            .await
-        {
-            Ok(p) => {
-                let roles: Vec<String> = p
-                    .instance_profile()
-                    .map(|p| p.roles().iter().map(|r| r.role_name().to_owned()).collect())
-                    .unwrap_or_default();
-                for r in roles {
-                    self.client
-                        .remove_role_from_instance_profile()
-                        .instance_profile_name(name)
-                        .role_name(&r)
-                        .send()
-                        .await
-                        .map_err(|e| aws_error("RemoveRoleFromInstanceProfile", e).context(name))?;
-                }
-                match self
-                    .client
-                    .delete_instance_profile()
+        if let Some(roles) = self.profile_roles(name).await? {
+            for r in roles {
+                self.client
+                    .remove_role_from_instance_profile()
                     .instance_profile_name(name)
+                    .role_name(&r)
                     .send()
                     .await
-                {
-                    Err(e) if !gone(error_code(&e)) => {
-                        return Err(aws_error("DeleteInstanceProfile", e).context(name))
-                    }
-                    _ => {}
-                }
+                    .map_err(|e| aws_error("RemoveRoleFromInstanceProfile", e).context(name))?;
             }
-            Err(e) if gone(error_code(&e)) => {}
-            Err(e) => return Err(aws_error("GetInstanceProfile", e).context(name)),
+            match self
+                .client
+                .delete_instance_profile()
+                .instance_profile_name(name)
+                .send()
+                .await
+            {
+                Err(e) if !gone(error_code(&e)) => {
+                    return Err(aws_error("DeleteInstanceProfile", e).context(name))
+                }
+                _ => {}
+            }
         }
         let attached = match self
             .client
