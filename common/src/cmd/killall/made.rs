@@ -12,7 +12,7 @@ use super::leftover::{
     delete_group_line, delete_key_line, delete_network_line, delete_placement_line,
     delete_profile_line, kept_key, quote, Report,
 };
-use super::{Kind, Killed};
+use super::{Killed, Kind};
 use crate::aws::ec2::{owner, Ec2, TAG_LAUNCH};
 use crate::case::store::{case_key_path, CaseState, Store};
 use crate::config::Config;

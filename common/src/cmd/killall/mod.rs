@@ -37,8 +37,8 @@ pub use leftover::{Kind, Leftover};
 
 mod leftover;
 mod made;
-use made::{cleanup, delete_images, sweep_tagged};
 use clap::Parser;
+use made::{cleanup, delete_images, sweep_tagged};
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
