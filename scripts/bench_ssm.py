@@ -41,7 +41,8 @@ def run(tool, args, env, key):
     wall = time.perf_counter() - t0
     err = p.stderr.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1) or (code == 1 and "ec2-exec-remote" not in tool):
+    per_host = any(t in tool for t in ("ec2-exec-remote", "ec2-put", "ec2-get"))
+    if code not in (0, 1) or (code == 1 and not per_host):
         sys.exit("%s %s: exit %d\n%s" % (tool, args, code, err[-2000:]))
     failed = 0
     if code == 1:  # hosts the emulator could not serve in time (its 1,000 sshds on 2 cores)
@@ -109,11 +110,42 @@ def main():
             key = "AKIDbench%d%s" % (r, m.split(",")[0].split()[0] + str(len(m)))
             results[m].append(run(tool("ec2-exec-remote"), args, env, key))
             print("%s run %d: %.2f s" % (m, r + 1, results[m][-1]["wall"]), file=sys.stderr)
+    copies = bench_copies(a, env, tool)
     run(tool("ec2-killall"), [], env, "AKIDbenchkill")
-    write(a, results)
+    write(a, results, copies)
 
 
-def write(a, results):
+def bench_copies(a, env, tool):
+    """ec2-put of a 64 kB file to every host and ec2-get of it back, over SSH (SFTP) and over
+    SSM (through an S3 bucket: one upload, the hosts fetch it; each host's tar uploaded, then
+    fetched here -f at a time), interleaved, each run with its own key (its calls counted)."""
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.create_bucket(Bucket="bench-ssm")
+    with open("payload.bin", "wb") as f:
+        f.write(os.urandom(64 * 1024))
+    modes = {
+        "put, ssh": ["--transport", "ssh", "payload.bin", "in"],
+        "put, ssm": ["--transport", "ssm", "--ssm-bucket", "bench-ssm", "payload.bin", "in"],
+        "get, ssh": ["--transport", "ssh", "in/payload.bin", "out-ssh"],
+        "get, ssm": ["--transport", "ssm", "--ssm-bucket", "bench-ssm", "in/payload.bin",
+                     "out-ssm"],
+    }
+    results = {m: [] for m in modes}
+    for r in range(a.runs):
+        for m, args in modes.items():
+            key = "AKIDcopy%d%s" % (r, m.replace(", ", ""))
+            t = "ec2-put" if m.startswith("put") else "ec2-get"
+            results[m].append(run(tool(t), args, env, key))
+            print("%s run %d: %.2f s" % (m, r + 1, results[m][-1]["wall"]), file=sys.stderr)
+    got = sum(1 for d in ("out-ssh", "out-ssm") for h in os.listdir(d)
+              if os.path.getsize(os.path.join(d, h, "payload.bin")) == 64 * 1024)
+    print("copies brought home intact: %d of %d" % (got, 2 * a.hosts), file=sys.stderr)
+    return results, got
+
+
+def write(a, results, copies):
     lines = ["# `true` on %d emulated instances: SSH against SSM (medians of %d interleaved runs)"
              % (a.hosts, a.runs), "",
              "| transport | wall s | client CPU s | peak RSS MB | hosts failed | API calls by action (per run) |",
@@ -144,6 +176,19 @@ def write(a, results):
               "at most %d" % n,
               "- S3: 2 PutObject + 2 DeleteObject (host list and table); the %d hosts' GETs "
               "are presigned, not this machine's calls" % n]
+    copy_results, got = copies
+    lines += ["", "## ec2-put of a 64 kB file to %d hosts, and ec2-get of it back (medians of %d "
+              "interleaved runs)" % (a.hosts, a.runs), "",
+              "| copy, transport | wall s | client CPU s | peak RSS MB | hosts failed | API calls by action (per run) |",
+              "|---|---:|---:|---:|---|---|"]
+    for m, rs in copy_results.items():
+        med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+        calls = rs[len(rs) // 2]["calls"]
+        shown = ", ".join("%s %d" % kv for kv in sorted(calls.items())) or "none (SFTP)"
+        lines.append("| %s | %.2f | %.2f | %.0f | %s | %s |" % (
+            m, med("wall"), med("cpu"), med("rss_mb"), [r["failed"] for r in rs], shown))
+    lines += ["", "Copies brought home intact (64 kB each, last run of each transport): %d of %d"
+              % (got, 2 * a.hosts)]
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")

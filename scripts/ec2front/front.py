@@ -452,11 +452,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def forward(self, method, body):
         """Anything that is not an EC2 action (S3, mostly): moto's answer, headers and all
         (S3's ETag and x-amz-* headers are the answer)."""
+        self.count_s3(method)
         status, headers, data = self.upstream(method, body)
         hop = ("content-type", "content-length", "transfer-encoding", "connection", "server",
                "date", "keep-alive")
         self.reply(status, data, headers.get("Content-Type", "application/octet-stream"),
                    [(k, v) for k, v in headers.items() if k.lower() not in hop])
+
+    def count_s3(self, method):
+        """An S3 request counted for the key that signed it (`S3 GET`, `S3 POST?delete`, …;
+        a presigned URL a host fetched: `S3 GET (presigned)`), so a benchmark sees the calls
+        a copy makes."""
+        url = urllib.parse.urlparse(self.path)
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        presigned = "X-Amz-Credential" in query
+        m = re.search(r"Credential=([^/]+)/", self.headers.get("Authorization", ""))
+        key = query["X-Amz-Credential"][0].split("/")[0] if presigned else (m.group(1) if m else "")
+        sub = next((q for q in ("delete", "uploads", "uploadId") if q in query), "")
+        name = "S3 %s%s%s" % (method, "?" + sub if sub else "", " (presigned)" if presigned else "")
+        c = self.cloud.caller(key)
+        with LOCK:
+            c.count("calls", name)
 
     def boot_s(self, c):
         """How long a machine takes from running to sshd, for caller `c`."""
