@@ -145,6 +145,15 @@ def bench_copies(a, env, tool):
     return results, got
 
 
+def row(mode, rs, no_calls):
+    """One table row: the medians of a mode's runs, and the calls of its median run."""
+    med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+    calls = rs[len(rs) // 2]["calls"]
+    shown = ", ".join("%s %d" % kv for kv in sorted(calls.items())) or no_calls
+    return "| %s | %.2f | %.2f | %.0f | %s | %s |" % (
+        mode, med("wall"), med("cpu"), med("rss_mb"), [r["failed"] for r in rs], shown)
+
+
 def write(a, results, copies):
     lines = ["# `true` on %d emulated instances: SSH against SSM (medians of %d interleaved runs)"
              % (a.hosts, a.runs), "",
@@ -152,11 +161,7 @@ def write(a, results, copies):
              "|---|---:|---:|---:|---|---|"]
     lists = []
     for m, rs in results.items():
-        med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
-        calls = rs[len(rs) // 2]["calls"]
-        shown = ", ".join("%s %d" % kv for kv in sorted(calls.items())) or "none"
-        lines.append("| %s | %.2f | %.2f | %.0f | %s | %s |" % (
-            m, med("wall"), med("cpu"), med("rss_mb"), [r["failed"] for r in rs], shown))
+        lines.append(row(m, rs, "none"))
         if m == "ssm":
             lists = [r["calls"].get("ListCommandInvocations", 0) for r in rs]
     pages = math.ceil(a.hosts / 50)
@@ -181,12 +186,7 @@ def write(a, results, copies):
               "interleaved runs)" % (a.hosts, a.runs), "",
               "| copy, transport | wall s | client CPU s | peak RSS MB | hosts failed | API calls by action (per run) |",
               "|---|---:|---:|---:|---|---|"]
-    for m, rs in copy_results.items():
-        med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
-        calls = rs[len(rs) // 2]["calls"]
-        shown = ", ".join("%s %d" % kv for kv in sorted(calls.items())) or "none (SFTP)"
-        lines.append("| %s | %.2f | %.2f | %.0f | %s | %s |" % (
-            m, med("wall"), med("cpu"), med("rss_mb"), [r["failed"] for r in rs], shown))
+    lines += [row(m, rs, "none (SFTP)") for m, rs in copy_results.items()]
     lines += ["", "Copies brought home intact (64 kB each, last run of each transport): %d of %d"
               % (got, 2 * a.hosts)]
     os.makedirs(os.path.dirname(a.out), exist_ok=True)

@@ -50,8 +50,9 @@ pub struct Error {
     pub message: String,
     /// What AWS said, as data: the call, its error code (`UnauthorizedOperation`,
     /// `InsufficientInstanceCapacity`) or, for an answer that was no AWS error at all, the
-    /// fact. Decisions read this, never the message.
-    pub aws: Option<AwsFailure>,
+    /// fact. Decisions read this, never the message. Boxed: every `Result` carries an
+    /// `Error`, and most errors are not AWS's.
+    pub aws: Option<Box<AwsFailure>>,
 }
 
 /// A failed AWS call, as data (see [`Error::aws`]).
@@ -63,6 +64,10 @@ pub struct AwsFailure {
     pub fault: AwsFault,
     /// What AWS said, one line, without the action (`UnauthorizedOperation: You are not …`).
     pub detail: String,
+    /// The parameter AWS refused, when its answer names one (`iamInstanceProfile.name` in
+    /// `InvalidParameterValue: Value (…) for parameter iamInstanceProfile.name is invalid`):
+    /// several refusals share one code and differ only by it.
+    pub parameter: Option<String>,
 }
 
 /// How an AWS call failed, as data (see [`Error::aws`]).

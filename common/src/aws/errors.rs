@@ -72,12 +72,26 @@ where
         .unwrap_or(&msg)
         .to_owned();
     let mut e = Error::new(if input { Code::Usage } else { Code::Infra }, msg);
-    e.aws = fault.map(|fault| AwsFailure {
-        action: action.to_owned(),
-        fault,
-        detail,
+    e.aws = fault.map(|fault| {
+        Box::new(AwsFailure {
+            action: action.to_owned(),
+            fault,
+            parameter: refused_parameter(&detail),
+            detail,
+        })
     });
     e
+}
+
+/// The parameter an AWS refusal names (`… for parameter iamInstanceProfile.name is invalid`),
+/// read once, where the answer becomes data.
+fn refused_parameter(detail: &str) -> Option<String> {
+    let (_, rest) = detail.split_once(" for parameter ")?;
+    let name = rest
+        .split_whitespace()
+        .next()?
+        .trim_end_matches(['.', ',', ':']);
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// What plain moto (the emulator users rehearse on) is known not to do, by action: said when
@@ -129,13 +143,13 @@ pub const IAM_PROPAGATION: std::time::Duration = std::time::Duration::from_secs(
 
 /// EC2 refusing an instance profile it cannot see (yet: IAM is eventually consistent).
 /// AWS gives this no code of its own — `InvalidParameterValue: Value (NAME) for parameter
-/// iamInstanceProfile.name is invalid` — so the parameter it names is read here, once, and
-/// callers decide on this answer, never on the text.
+/// iamInstanceProfile.name is invalid` — only the parameter it refused tells it apart.
 pub fn profile_not_visible(e: &Error) -> bool {
     e.is_aws(&["InvalidParameterValue"])
         && e.aws
             .as_ref()
-            .is_some_and(|a| a.detail.to_ascii_lowercase().contains("iaminstanceprofile"))
+            .and_then(|a| a.parameter.as_deref())
+            .is_some_and(|p| p.starts_with("iamInstanceProfile"))
 }
 
 /// Instance ids named in an AWS error message (`The instance IDs 'i-1, i-2' do not exist`).
@@ -204,11 +218,13 @@ mod tests {
 
     fn aws(code: &str, detail: &str) -> Error {
         let mut e = Error::new(Code::Usage, format!("RunInstances: {detail}"));
-        e.aws = Some(AwsFailure {
+        let detail = format!("{code}: {detail}");
+        e.aws = Some(Box::new(AwsFailure {
             action: "RunInstances".into(),
             fault: AwsFault::Code(code.into()),
-            detail: format!("{code}: {detail}"),
-        });
+            parameter: refused_parameter(&detail),
+            detail,
+        }));
         e
     }
 
@@ -225,5 +241,9 @@ mod tests {
         assert!(!profile_not_visible(&aws("InvalidParameterValue", ud)));
         assert!(!profile_not_visible(&aws("InvalidAMIID.NotFound", p)));
         assert!(!profile_not_visible(&Error::input("no AWS at all")));
+        assert_eq!(
+            refused_parameter(&format!("InvalidParameterValue: {p}")).as_deref(),
+            Some("iamInstanceProfile.name")
+        );
     }
 }

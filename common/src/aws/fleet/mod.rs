@@ -211,7 +211,7 @@ fn crash_if_asked() {
 /// call is sent again; past [`IAM_PROPAGATION`] of it, the refusal is the answer.
 ///
 /// [`IAM_PROPAGATION`]: super::errors::IAM_PROPAGATION
-async fn wait_for_profile(e: Error, since: &mut Option<std::time::Instant>) -> Result<()> {
+async fn pause_for_profile(e: Error, since: &mut Option<std::time::Instant>) -> Result<()> {
     let first = since.is_none();
     let waited = since.get_or_insert_with(std::time::Instant::now).elapsed();
     if waited > super::errors::IAM_PROPAGATION {
@@ -371,11 +371,7 @@ impl Fleet {
         let mut out = Launched::from(&l.images);
         let mut next = first;
         let mut left = count;
-        let markets: &[bool] = match launch.spot {
-            SpotMode::Off => &[false],
-            SpotMode::On => &[true],
-            SpotMode::Fallback => &[true, false],
-        };
+        let markets = naming::markets(launch.spot);
         let pools = pools(&launch);
         let round = l.next_round(&self.store)?;
         let mut calls = 0u32;
@@ -508,7 +504,7 @@ impl Fleet {
     }
 
     /// EC2 refused the call's instance profile: an error at once unless IAM has it, else
-    /// [`wait_for_profile`].
+    /// [`pause_for_profile`].
     async fn wait_for_profile(
         &self,
         l: &Launcher<'_>,
@@ -519,7 +515,7 @@ impl Fleet {
         if since.is_none() && !self.profile_exists(l, spec).await {
             return Err(e);
         }
-        wait_for_profile(e, since).await
+        pause_for_profile(e, since).await
     }
 
     /// Whether the instance profile EC2 refused exists in IAM (then EC2 merely does not see

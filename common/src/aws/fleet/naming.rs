@@ -4,7 +4,7 @@
 //! belong here: the calls (mod.rs).
 
 use crate::aws::ec2::{InstanceInfo, LaunchSpec, TAG_INDEX, TAG_INDEX_BASE, TAG_LAUNCH};
-use crate::config::LaunchConfig;
+use crate::config::{LaunchConfig, SpotMode};
 use std::collections::BTreeSet;
 
 /// The market a launch call asks in.
@@ -91,6 +91,15 @@ pub(crate) fn launch_indexes_to_indexes(
     out
 }
 
+/// The markets a launch tries, in order (spot first when falling back to on-demand).
+pub(super) fn markets(mode: SpotMode) -> &'static [bool] {
+    match mode {
+        SpotMode::Off => &[false],
+        SpotMode::On => &[true],
+        SpotMode::Fallback => &[true, false],
+    }
+}
+
 /// The capacity pools of a launch: each type in each subnet (or the default VPC), in order.
 pub(super) fn pools(launch: &LaunchConfig) -> Vec<(String, Option<String>)> {
     let subnets: Vec<Option<String>> = if launch.subnets.is_empty() {
@@ -125,7 +134,6 @@ pub fn tag_index(i: &InstanceInfo) -> Option<u32> {
 mod tests {
     use super::*;
     use crate::aws::ec2::TAG_CASE;
-    use crate::config::SpotMode;
 
     fn spec(count: u32) -> LaunchSpec {
         LaunchSpec {
